@@ -1,0 +1,12 @@
+/**
+ * Built-in VNode types. Adding a type: write `actors/<kind>/<name>.ts`, add one line here.
+ */
+import { registerVNodeType } from '../runtime/registry.js';
+import { relu } from './activation/relu.js';
+import { sigmoid } from './activation/sigmoid.js';
+import { tanh } from './activation/tanh.js';
+import { dense } from './layer/dense.js';
+import { mse } from './loss/mse.js';
+import { softmaxCrossEntropy } from './loss/softmax-cross-entropy.js';
+
+for (const def of [dense, relu, tanh, sigmoid, mse, softmaxCrossEntropy]) registerVNodeType(def);

@@ -1,0 +1,78 @@
+/**
+ * `layer.dense`: y = x·W + b, trained by its own optimizer from the gradient its
+ * downstream neighbour sends (gradient locality).
+ *
+ * W is stored in×out (row-major), b is out.
+ */
+import { z } from 'zod';
+import { applyUpdate, initSlots, OptimizerConfig } from '../../runtime/optim.js';
+import { defineVNodeType } from '../../runtime/vnode-type.js';
+
+const DenseConfig = z.object({
+  /** Output features. */
+  units: z.number().int().positive().max(1 << 16),
+  /** Weight init: He (for ReLU) or Xavier/Glorot (for tanh/sigmoid/logits). @default 'he' */
+  init: z.enum(['he', 'xavier']).default('he'),
+  optimizer: OptimizerConfig.default({ kind: 'adam', lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
+});
+type DenseConfig = z.infer<typeof DenseConfig>;
+
+export const dense = defineVNodeType<DenseConfig>({
+  type: 'layer.dense',
+  version: 1,
+  role: 'layer',
+  description: 'fully connected layer y = x·W + b with SGD-momentum or Adam',
+  config: DenseConfig,
+  parameters: ['W', 'b'],
+  outFeatures: (config) => config.units,
+
+  init({ config, inFeatures, outFeatures, rng }) {
+    const std = config.init === 'he' ? Math.sqrt(2 / inFeatures) : Math.sqrt(2 / (inFeatures + outFeatures));
+    const W = new Float32Array(inFeatures * outFeatures);
+    for (let i = 0; i < W.length; i++) W[i] = rng.normal() * std;
+    const b = new Float32Array(outFeatures);
+    return {
+      W,
+      b,
+      ...initSlots(config.optimizer, 'W', W.length),
+      ...initSlots(config.optimizer, 'b', b.length),
+    };
+  },
+
+  async forward({ k, inFeatures, outFeatures }, { W, b }, x) {
+    const rows = x.shape[0];
+    const xw = await k.matmul(x.data, W, rows, inFeatures, outFeatures);
+    const y = await k.addBias(xw, b, rows, outFeatures);
+    return { y: { shape: [rows, outFeatures], data: y }, stash: [x.data] };
+  },
+
+  async backward({ k, config, inFeatures, outFeatures, step, needDx }, tensors, dy, [x]) {
+    const rows = dy.shape[0];
+    const dW = await k.matmul(x, dy.data, inFeatures, rows, outFeatures, { transA: true });
+    const db = await k.sumRows(dy.data, rows, outFeatures);
+    // dx uses the weights as they are before this update.
+    const dx = needDx ? await k.matmul(dy.data, tensors.W, rows, outFeatures, inFeatures, { transB: true }) : undefined;
+    return {
+      dx: dx && { shape: [rows, inFeatures], data: dx },
+      tensors: {
+        ...applyUpdate(config.optimizer, tensors, 'W', dW, step),
+        ...applyUpdate(config.optimizer, tensors, 'b', db, step),
+      },
+    };
+  },
+});
+
+/** Plain-JS float64 reference of the forward pass, for tests. */
+export const reference = {
+  forward(x: Float32Array, W: Float32Array, b: Float32Array, rows: number, inF: number, outF: number): Float64Array {
+    const y = new Float64Array(rows * outF);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < outF; c++) {
+        let s = b[c];
+        for (let i = 0; i < inF; i++) s += x[r * inF + i] * W[i * outF + c];
+        y[r * outF + c] = s;
+      }
+    }
+    return y;
+  },
+};

@@ -1,0 +1,122 @@
+/**
+ * Hosts VNode actors in this process: activates them, runs their loops, and applies
+ * local supervision in the OTP sense — an actor whose handler throws is restarted
+ * from its last committed state after a backoff; past a restart intensity
+ * (`maxRestarts` in `withinMs`) it is given up and reported (`escalated`), so a
+ * supervisor can move it. A fenced actor is dropped at once, never restarted.
+ */
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kernels } from './kernels/types.js';
+import type { ResolvedModel } from './model.js';
+import { FencedError, StateStore } from './state-store.js';
+import { VNodeActor, type ActorEvent, type ActorExit } from './vnode-actor.js';
+
+export type HostEvent = ActorEvent | { type: 'restarting'; vnode: string; error: string; attempt: number; delayMs: number } | { type: 'escalated'; vnode: string; error: string };
+
+export interface ActorHostOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  store: StateStore;
+  kernels: Kernels;
+  onEvent?: (event: HostEvent) => void;
+  /** Restart intensity: at most this many restarts … @default 5 */
+  maxRestarts?: number;
+  /** … within this window. @default 30000 */
+  withinMs?: number;
+  /** First backoff; doubles per restart, capped at 5 s. @default 100 */
+  backoffMs?: number;
+}
+
+/** The outcome of hosting one VNode. */
+export type HostedExit = ActorExit | 'escalated';
+
+interface Hosted {
+  actor: VNodeActor | undefined;
+  stopping: boolean;
+  done: Promise<HostedExit>;
+}
+
+export class ActorHost {
+  readonly #o: ActorHostOptions;
+  readonly #hosted = new Map<string, Hosted>();
+
+  constructor(o: ActorHostOptions) {
+    this.#o = o;
+  }
+
+  /** Keys of the VNodes hosted now (`<deployment>.<index>`). */
+  get hosted(): string[] {
+    return [...this.#hosted.keys()];
+  }
+
+  /**
+   * Host VNode `index` of `model` under `epoch`. Resolves when it finishes, is fenced,
+   * is stopped, or is escalated.
+   */
+  host(model: ResolvedModel, seed: number, index: number, epoch: number): Promise<HostedExit> {
+    const key = `${model.spec.name}.${index}`;
+    const existing = this.#hosted.get(key);
+    if (existing) return existing.done;
+    const hosted: Hosted = { actor: undefined, stopping: false, done: Promise.resolve<HostedExit>('stopped') };
+    hosted.done = this.#supervise(hosted, model, seed, index, epoch).finally(() => this.#hosted.delete(key));
+    this.#hosted.set(key, hosted);
+    return hosted.done;
+  }
+
+  /** Stop hosting one VNode (after the message in hand). */
+  async release(deployment: string, index: number): Promise<void> {
+    const hosted = this.#hosted.get(`${deployment}.${index}`);
+    if (!hosted) return;
+    hosted.stopping = true;
+    hosted.actor?.stop();
+    await hosted.done;
+  }
+
+  /** Stop every actor and wait for them. */
+  async stopAll(): Promise<void> {
+    for (const h of this.#hosted.values()) {
+      h.stopping = true;
+      h.actor?.stop();
+    }
+    await Promise.all([...this.#hosted.values()].map((h) => h.done));
+  }
+
+  /** The live actor of a VNode, if hosted here. */
+  actor(deployment: string, index: number): VNodeActor | undefined {
+    return this.#hosted.get(`${deployment}.${index}`)?.actor;
+  }
+
+  async #supervise(hosted: Hosted, model: ResolvedModel, seed: number, index: number, epoch: number): Promise<HostedExit> {
+    const { maxRestarts = 5, withinMs = 30_000, backoffMs = 100 } = this.#o;
+    const failures: number[] = [];
+    const vnode = `${model.spec.name}.${index}`;
+    for (;;) {
+      if (hosted.stopping) return 'stopped';
+      try {
+        hosted.actor = await VNodeActor.activate({ ...this.#o, model, seed, index, epoch, onEvent: this.#o.onEvent });
+        if (hosted.stopping) hosted.actor.stop();
+        return await hosted.actor.run();
+      } catch (err) {
+        if (err instanceof FencedError) {
+          this.#o.onEvent?.({ type: 'fenced', vnode, epoch });
+          return 'fenced';
+        }
+        const now = Date.now();
+        failures.push(now);
+        while (failures.length && failures[0] < now - withinMs) failures.shift();
+        const error = (err as Error)?.stack ?? String(err);
+        if (failures.length > maxRestarts) {
+          this.#o.onEvent?.({ type: 'escalated', vnode, error });
+          return 'escalated';
+        }
+        const delayMs = Math.min(5000, backoffMs * 2 ** (failures.length - 1));
+        this.#o.onEvent?.({ type: 'restarting', vnode, error, attempt: failures.length, delayMs });
+        hosted.actor = undefined;
+        await sleep(delayMs);
+      }
+    }
+  }
+}

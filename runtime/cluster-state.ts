@@ -1,0 +1,73 @@
+/**
+ * The KV buckets every DCNR process shares, and the records kept in them besides
+ * VNode state: deployments and ownership records.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Bucket, ownerKey } from './protocol.js';
+import type { ModelSpec } from './model.js';
+
+export interface Buckets {
+  state: KV;
+  owners: KV;
+  deployments: KV;
+}
+
+/** Create (or bind to) the buckets. History 1: old values are garbage, CAS needs only the last revision. */
+export async function openBuckets(nc: NatsConnection): Promise<Buckets> {
+  const kvm = new Kvm(nc);
+  const open = (name: string) => kvm.create(name, { history: 1 });
+  const [state, owners, deployments] = await Promise.all([open(Bucket.State), open(Bucket.Owners), open(Bucket.Deployments)]);
+  return { state, owners, deployments };
+}
+
+/** What is deployed under a name: the model and the training run's fixed arguments. */
+export interface DeploymentRecord {
+  spec: ModelSpec;
+  seed: number;
+  batch: number;
+  steps: number;
+  createdAt: string;
+}
+
+export async function readDeployment(kv: KV, name: string): Promise<DeploymentRecord | null> {
+  const e = await kv.get(name);
+  return e && e.operation === 'PUT' && e.length > 0 ? e.json<DeploymentRecord>() : null;
+}
+
+export async function writeDeployment(kv: KV, record: DeploymentRecord): Promise<void> {
+  await kv.put(record.spec.name, JSON.stringify(record));
+}
+
+/** Who may run a VNode, under which epoch (invariant 1). */
+export interface OwnershipRecord {
+  pnode: string;
+  epoch: number;
+  assignedAt: string;
+}
+
+export async function readOwner(kv: KV, deployment: string, index: number): Promise<{ record: OwnershipRecord; revision: number } | null> {
+  const e = await kv.get(ownerKey(deployment, index));
+  return e && e.operation === 'PUT' && e.length > 0 ? { record: e.json<OwnershipRecord>(), revision: e.revision } : null;
+}
+
+/**
+ * Assign a VNode to `pnode` under a new, higher epoch (compare-and-set, retried on a race).
+ * The new epoch fences the previous owner once the new one commits its takeover write.
+ */
+export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string): Promise<OwnershipRecord> {
+  const key = ownerKey(deployment, index);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const current = await readOwner(kv, deployment, index);
+    const record: OwnershipRecord = { pnode, epoch: (current?.record.epoch ?? 0) + 1, assignedAt: new Date().toISOString() };
+    const bytes = JSON.stringify(record);
+    try {
+      if (current) await kv.update(key, bytes, current.revision);
+      else await kv.create(key, bytes);
+      return record;
+    } catch (err) {
+      if (!/wrong last sequence|key exists/i.test(String(err))) throw err;
+    }
+  }
+  throw new Error(`could not assign ${key}: too many concurrent assignments`);
+}

@@ -1,0 +1,69 @@
+/**
+ * Reading a trained deployment back out of KV: parameter hash and test accuracy.
+ */
+import { createHash } from 'node:crypto';
+import type { Kernels } from './kernels/types.js';
+import type { ResolvedModel } from './model.js';
+import type { StateStore } from './state-store.js';
+import { toBytes, type Tensor } from './tensor.js';
+import type { LossDefinition, Tensors, TransformDefinition } from './vnode-type.js';
+
+/** Every VNode's committed tensors, in index order. */
+export async function loadAllTensors(store: StateStore, model: ResolvedModel): Promise<Tensors[]> {
+  return Promise.all(
+    model.vnodes.map(async (v) => {
+      const committed = await store.read(model.spec.name, v.index);
+      if (!committed) throw new Error(`${model.spec.name}.${v.index} has no stored state`);
+      return (await store.load(committed.meta)).tensors;
+    }),
+  );
+}
+
+/**
+ * sha256 over every VNode's parameters in canonical order: VNodes by index, then
+ * each type's declared `parameters` in order, each as `<index>:<name>:<length>:` + raw bytes.
+ * Two runs are bit-identical iff their hashes match.
+ */
+export function paramsHash(model: ResolvedModel, tensors: Tensors[]): string {
+  const h = createHash('sha256');
+  for (const v of model.vnodes) {
+    for (const name of v.def.parameters ?? []) {
+      const t = tensors[v.index][name];
+      if (!t) throw new Error(`${model.spec.name}.${v.index} has no parameter ${name}`);
+      h.update(`${v.index}:${name}:${t.length}:`);
+      h.update(toBytes(t));
+    }
+  }
+  return h.digest('hex');
+}
+
+/** Run the forward chain (no loss) over `x` in chunks; returns the model's outputs. */
+export async function predict(k: Kernels, model: ResolvedModel, tensors: Tensors[], x: Float32Array, rows: number, chunk = 500): Promise<Float32Array> {
+  const out = new Float32Array(rows * model.outputFeatures);
+  for (let r0 = 0; r0 < rows; r0 += chunk) {
+    const n = Math.min(chunk, rows - r0);
+    let t: Tensor = { shape: [n, model.inputFeatures], data: x.slice(r0 * model.inputFeatures, (r0 + n) * model.inputFeatures) };
+    for (const v of model.vnodes) {
+      const ctx = { k, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
+      if (v.def.role === 'loss') {
+        const def = v.def as LossDefinition<unknown>;
+        if (def.predict) t = await def.predict(ctx, t);
+      } else {
+        t = (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors[v.index], t)).y;
+      }
+    }
+    out.set(t.data, r0 * model.outputFeatures);
+  }
+  return out;
+}
+
+/** Fraction of rows whose arg-max output equals the label. */
+export function accuracy(outputs: Float32Array, labels: Uint8Array, classes: number): number {
+  let right = 0;
+  for (let r = 0; r < labels.length; r++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (outputs[r * classes + c] > outputs[r * classes + best]) best = c;
+    if (best === labels[r]) right++;
+  }
+  return right / labels.length;
+}

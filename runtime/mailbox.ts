@@ -1,0 +1,103 @@
+/**
+ * Durable mailboxes: one JetStream work-queue stream per deployment, one durable
+ * pull consumer per (VNode, port), consumed one message at a time.
+ *
+ * A message is acked only after the state it produced is committed, so a crash
+ * redelivers it (and the VNode's watermark de-duplicates it). Activating a VNode
+ * deletes and re-creates its consumers: delivery restarts at the oldest unacked
+ * message at once (no ack-wait delay after a crash), and a fenced old owner's
+ * outstanding pulls die with the old consumer.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type Consumer,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { Stream, Subject, type Port } from './protocol.js';
+
+const NANOS = 1_000_000;
+
+async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]) {
+  try {
+    await jsm.streams.info(config.name!);
+  } catch {
+    try {
+      await jsm.streams.add(config);
+    } catch (err) {
+      // Another process may have created it in between.
+      if (!/already in use|exists/i.test(String(err))) throw err;
+    }
+  }
+}
+
+/** Create (if missing) the mailbox and metrics streams of a deployment, and the dead-letter stream. */
+export async function ensureDeploymentStreams(jsm: JetStreamManager, deployment: string): Promise<void> {
+  await ensureStream(jsm, {
+    name: Stream.mailbox(deployment),
+    subjects: [Subject.mailboxAll(deployment)],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    // Re-sent outputs (after a crash or a move) carry the same Nats-Msg-Id: dropped here.
+    duplicate_window: 120_000 * NANOS,
+  });
+  await ensureStream(jsm, {
+    name: Stream.metrics(deployment),
+    subjects: [Subject.metrics(deployment)],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    duplicate_window: 120_000 * NANOS,
+  });
+  await ensureStream(jsm, {
+    name: Stream.deadLetter,
+    subjects: [Subject.deadLetterAll],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_bytes: 512 * 1024 * 1024,
+    discard: DiscardPolicy.Old,
+  });
+}
+
+/** Delete a deployment's mailboxes and metrics (a fresh run). */
+export async function removeDeploymentStreams(jsm: JetStreamManager, deployment: string): Promise<void> {
+  for (const name of [Stream.mailbox(deployment), Stream.metrics(deployment)]) {
+    await jsm.streams.delete(name).catch(() => {});
+  }
+}
+
+export const consumerName = (deployment: string, index: number, port: Port) => `${deployment}_${index}_${port}`;
+
+/** One port of one VNode's mailbox. */
+export class Mailbox {
+  private constructor(
+    private readonly consumer: Consumer,
+    readonly name: string,
+  ) {}
+
+  /** Re-create the port's consumer (see the module comment) and return the mailbox. */
+  static async open(js: JetStreamClient, jsm: JetStreamManager, deployment: string, index: number, port: Port): Promise<Mailbox> {
+    const stream = Stream.mailbox(deployment);
+    const name = consumerName(deployment, index, port);
+    await jsm.consumers.delete(stream, name).catch(() => {});
+    await jsm.consumers.add(stream, {
+      durable_name: name,
+      filter_subject: Subject.mailbox(deployment, index, port),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 60_000 * NANOS,
+      max_deliver: -1,
+    });
+    return new Mailbox(await js.consumers.get(stream, name), name);
+  }
+
+  /** The next message, or null if none came within `expiresMs`. */
+  async next(expiresMs = 1000): Promise<JsMsg | null> {
+    return this.consumer.next({ expires: expiresMs });
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Start and stop a private `nats-server -js` on a loopback port.
+ *
+ * Used by `dcnr train --pnodes 0` (when no `--nats` is given), `dcnr up`, and every
+ * integration test (through test/helpers/nats.ts). The server is started through a tiny
+ * `sh` guard that kills it when our process dies, even by SIGKILL: the guard blocks on a
+ * pipe from us, and a dead parent closes that pipe.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface NatsServerOptions {
+  /** JetStream store directory; created if missing. */
+  storeDir: string;
+  /** Port to listen on. @default a free loopback port */
+  port?: number;
+  /** Largest message payload in bytes. @default 1 MiB (the nats-server default) */
+  maxPayload?: number;
+  /** Print the server's log lines to our stderr. @default false */
+  verbose?: boolean;
+}
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  /** PID of nats-server itself (not of the guard). */
+  pid: number;
+  storeDir: string;
+  /** Stop it (SIGTERM, then SIGKILL after 5 s) and wait for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1 (the OS picks; there is a small race, as with every such helper). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Path of the nats-server binary, or a clear error telling how to install it. */
+export function natsServerBinary(): string {
+  const found = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  const path = found.stdout.trim();
+  if (found.status !== 0 || path === '') {
+    throw new Error('nats-server not found on PATH: install it (Debian: `apt-get install -y nats-server`) or pass --nats URL');
+  }
+  return path;
+}
+
+const GUARD = 'nats-server "$@" & p=$!; echo "$p"; read _ignored; kill "$p" 2>/dev/null; wait "$p"';
+
+/** Start a nats-server with JetStream on 127.0.0.1 and wait until it accepts connections. */
+export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServer> {
+  natsServerBinary();
+  mkdirSync(opts.storeDir, { recursive: true });
+  const port = opts.port ?? (await freePort());
+  const config = join(opts.storeDir, 'nats-server.conf');
+  writeFileSync(
+    config,
+    [
+      `listen: "127.0.0.1:${port}"`,
+      `max_payload: ${opts.maxPayload ?? 1024 * 1024}`,
+      `jetstream { store_dir: ${JSON.stringify(opts.storeDir)} }`,
+      '',
+    ].join('\n'),
+  );
+  const child: ChildProcess = spawn('sh', ['-c', GUARD, 'nats-guard', '-c', config], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    log = (log + chunk.toString()).slice(-8192);
+    if (opts.verbose) process.stderr.write(chunk);
+  });
+  const pid = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n')) resolve(Number(line));
+    });
+    child.once('exit', (code) => reject(new Error(`nats-server guard exited (${code}) before starting: ${log}`)));
+  });
+  // The guard keeps our end of stdin open for as long as we live.
+  child.stdin!.on('error', () => {});
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+
+  const deadline = Date.now() + 15_000;
+  while (!log.includes('Server is ready')) {
+    if (exited) throw new Error(`nats-server exited while starting:\n${log}`);
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGKILL');
+      throw new Error(`nats-server did not become ready within 15 s:\n${log}`);
+    }
+    await sleep(20);
+  }
+
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    pid,
+    storeDir: opts.storeDir,
+    async stop() {
+      if (exited) return;
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }, 5000);
+      child.stdin!.end();
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}

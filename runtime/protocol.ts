@@ -1,0 +1,142 @@
+/**
+ * The DCNR wire protocol, as data, in one file (invariant 6).
+ *
+ * Every subject, stream, KV bucket, header name and message kind that crosses a
+ * process boundary is named here and nowhere else. This file imports nothing of
+ * the project: the supervisor, the PNodes and external tools all read it.
+ *
+ * A tensor message is a NATS message whose payload is the raw little-endian
+ * float32 data and whose metadata (version, kind, deployment, vnode, seq,
+ * shape, dtype, epoch, traceparent) travels in NATS headers.
+ */
+
+/** Bumped on any incompatible change to subjects, headers or payload layout. */
+export const PROTOCOL_VERSION = 1;
+
+/** Message kinds, and the mailbox port each one is delivered to. */
+export const MessageKind = {
+  /** Activations flowing forward; payload = batch×features tensor. */
+  Forward: 'fwd',
+  /** Gradients flowing backward; payload = batch×features tensor. */
+  Backward: 'bwd',
+  /** Training targets for a loss VNode; payload = batch×outputs tensor. */
+  Target: 'target',
+  /** End of the forward stream: no seq at or after this one will follow. Empty payload. */
+  End: 'end',
+} as const;
+export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
+export const MESSAGE_KINDS: readonly MessageKind[] = Object.values(MessageKind);
+
+/** A VNode's input ports. `end` travels on the `fwd` port, behind the last forward. */
+export type Port = 'fwd' | 'bwd' | 'target';
+export const PORT_OF_KIND: Readonly<Record<MessageKind, Port>> = {
+  fwd: 'fwd',
+  end: 'fwd',
+  bwd: 'bwd',
+  target: 'target',
+};
+
+/** Header names. NATS headers are case-insensitive on the wire; we always write these spellings. */
+export const Header = {
+  Version: 'Dcnr-Version',
+  Kind: 'Dcnr-Kind',
+  Deployment: 'Dcnr-Deployment',
+  VNode: 'Dcnr-VNode',
+  Seq: 'Dcnr-Seq',
+  Shape: 'Dcnr-Shape',
+  DType: 'Dcnr-DType',
+  /** The sender's ownership epoch; diagnostic, since receivers de-duplicate by seq. */
+  Epoch: 'Dcnr-Epoch',
+  /** The VNode (or `trainer`) that sent the message. */
+  From: 'Dcnr-From',
+  /** W3C trace context, so one training step is one trace across PNodes. */
+  TraceParent: 'traceparent',
+  /** Set on dead-lettered copies: why the message was rejected. */
+  Error: 'Dcnr-Error',
+  /** Set on dead-lettered copies: the subject the message was sent to. */
+  OriginalSubject: 'Dcnr-Original-Subject',
+} as const;
+
+/** The only dtype on the wire today. */
+export const DTYPE_F32 = 'f32';
+export const DTYPES = [DTYPE_F32] as const;
+export type DType = (typeof DTYPES)[number];
+
+/** Limits every inbound message is checked against. */
+export const Limits = {
+  /** Largest tensor payload accepted, in bytes (NATS default max_payload is 1 MiB). */
+  maxTensorBytes: 1024 * 1024,
+  /** Largest rank of a tensor. */
+  maxRank: 4,
+  /** Largest seq number (seq is a JS safe integer). */
+  maxSeq: Number.MAX_SAFE_INTEGER,
+  /** Largest KV value written in one piece; bigger blobs are chunked. Leaves room under 1 MiB for headers. */
+  kvChunkBytes: 512 * 1024,
+} as const;
+
+/** Deployment and VNode ids: safe as both NATS subject tokens (sans dots) and KV keys. */
+export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** KV buckets. */
+export const Bucket = {
+  /** VNode state: `<vnodeKey>.meta` (JSON) and `<vnodeKey>.t.<tensor>.<epoch>.<version>[.c<i>]` (raw bytes). */
+  State: 'dcnr_state',
+  /** Ownership records `{pnode, epoch}` under `<vnodeKey>`; written by the supervisor (or the local trainer). */
+  Owners: 'dcnr_owners',
+  /** Deployed model specs under `<deployment>`; and trainer progress under `<deployment>.trainer`. */
+  Deployments: 'dcnr_deployments',
+} as const;
+
+/** Streams. */
+export const Stream = {
+  /** Durable mailboxes of every VNode of one deployment (work-queue retention: acked = gone). */
+  mailbox: (deployment: string) => `DCNR_MBOX_${deployment}`,
+  /** Per-step metrics (loss) of one deployment; limits retention so late readers replay them. */
+  metrics: (deployment: string) => `DCNR_METRICS_${deployment}`,
+  /** Rejected messages, kept with the reason (invariant 5). */
+  deadLetter: 'DCNR_DLQ',
+} as const;
+
+/** Subjects. Tokens are deployment names and VNode indices, both NAME_PATTERN-safe. */
+export const Subject = {
+  /** A VNode's mailbox port. */
+  mailbox: (deployment: string, index: number, port: Port) => `dcnr.mbox.${deployment}.${index}.${port}`,
+  /** Every mailbox of a deployment (the mailbox stream's filter). */
+  mailboxAll: (deployment: string) => `dcnr.mbox.${deployment}.>`,
+  /** Per-step metrics of a deployment. */
+  metrics: (deployment: string) => `dcnr.metrics.${deployment}`,
+  /** Dead-lettered messages: `dcnr.dlq.<deployment-or-unknown>`. */
+  deadLetter: (deployment: string) => `dcnr.dlq.${deployment}`,
+  deadLetterAll: 'dcnr.dlq.>',
+  /** Rejection notices (JSON), published as they happen, for operators and senders. */
+  errors: (deployment: string) => `dcnr.errors.${deployment}`,
+} as const;
+
+/** The KV key under which a VNode's data lives. VNode ids contain dots, KV keys may too. */
+export const vnodeId = (deployment: string, index: number, type: string) => `${deployment}.${index}.${type}`;
+export const stateMetaKey = (deployment: string, index: number) => `${deployment}.${index}.meta`;
+export const stateBlobKey = (deployment: string, index: number, tensor: string, epoch: number, version: number) =>
+  `${deployment}.${index}.t.${tensor}.${epoch}.${version}`;
+export const ownerKey = (deployment: string, index: number) => `${deployment}.${index}`;
+export const trainerKey = (deployment: string) => `${deployment}.trainer`;
+
+/** JetStream message id used to de-duplicate re-sent outputs (a resend after a crash or a move). */
+export const messageId = (deployment: string, index: number, port: Port, kind: MessageKind, seq: number) =>
+  `${deployment}.${index}.${port}.${kind}.${seq}`;
+
+/** The metric record a loss VNode publishes per step (JSON payload on `Subject.metrics`). */
+export interface StepMetric {
+  seq: number;
+  loss: number;
+  /** Batch size the loss was averaged over. */
+  batch: number;
+  vnode: string;
+}
+
+/** The rejection notice published on `Subject.errors` (JSON). */
+export interface RejectionNotice {
+  subject: string;
+  vnode: string | null;
+  error: string;
+  at: string;
+}

@@ -1,0 +1,228 @@
+/**
+ * Durable VNode state in JetStream KV, written only by compare-and-set (invariant 1).
+ *
+ * Layout (bucket `dcnr_state`):
+ *   `<dep>.<i>.meta`                      JSON StateMeta: epoch, machine snapshot, manifest
+ *   `<dep>.<i>.t.<name>.<epoch>.<ver>`    raw float32 bytes of one tensor (or `.c<k>` chunks)
+ *
+ * Tensor blobs are immutable and named by (epoch, write version), so a fenced owner's
+ * late blob writes can never overwrite the live owner's. A write puts new blobs
+ * first, then CAS-updates the meta on the revision its writer last saw; only that
+ * CAS commits. A failed CAS means someone else (a newer owner) wrote: the writer is
+ * fenced. Blobs the new meta no longer names are purged after the commit.
+ * Blobs larger than a KV value may be (1 MiB by default) are split into chunks.
+ */
+import type { KV } from '@nats-io/kv';
+import { Limits, stateBlobKey, stateMetaKey } from './protocol.js';
+import { fromBytes, toBytes } from './tensor.js';
+
+/** Where one tensor's bytes are. */
+export interface BlobRef {
+  key: string;
+  /** Number of float32 elements. */
+  length: number;
+  /** 0 = stored whole under `key`; n > 0 = under `key.c0` … `key.c{n-1}`. */
+  chunks: number;
+}
+
+/** The committed record of a VNode's state. */
+export interface StateMeta {
+  format: 1;
+  deployment: string;
+  index: number;
+  type: string;
+  typeVersion: number;
+  /** Epoch of the owner that wrote it. */
+  epoch: number;
+  /** Write counter; names this write's blobs. */
+  version: number;
+  /** xstate persisted snapshot of the VNode machine. */
+  snapshot: unknown;
+  tensors: Record<string, BlobRef>;
+  /** Per seq, the arrays a forward kept for its backward. */
+  stash: Record<string, BlobRef[]>;
+  updatedAt: string;
+}
+
+/** A meta as read, with the KV revision to CAS against. */
+export interface Committed {
+  meta: StateMeta;
+  revision: number;
+}
+
+/** Thrown when a CAS fails: a newer owner has written. */
+export class FencedError extends Error {
+  constructor(
+    readonly key: string,
+    detail: string,
+  ) {
+    super(`fenced: ${key} was written by a newer owner (${detail})`);
+    this.name = 'FencedError';
+  }
+}
+
+const isCasConflict = (err: unknown) => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err));
+
+/** What a write stores. Arrays whose identity is unchanged since the last write are not re-sent. */
+export interface StateWrite {
+  epoch: number;
+  type: string;
+  typeVersion: number;
+  snapshot: unknown;
+  tensors: Record<string, Float32Array>;
+  stash: Map<number, Float32Array[]>;
+}
+
+export class StateStore {
+  /** Blob each array was last written as; lets a write skip unchanged tensors. */
+  readonly #written = new WeakMap<Float32Array, BlobRef>();
+  readonly #chunkBytes: number;
+
+  constructor(
+    readonly kv: KV,
+    opts: { chunkBytes?: number } = {},
+  ) {
+    this.#chunkBytes = opts.chunkBytes ?? Limits.kvChunkBytes;
+  }
+
+  /** The committed meta of a VNode, or null if it has none. */
+  async read(deployment: string, index: number): Promise<Committed | null> {
+    const entry = await this.kv.get(stateMetaKey(deployment, index));
+    if (!entry || entry.operation !== 'PUT' || entry.length === 0) return null;
+    return { meta: entry.json<StateMeta>(), revision: entry.revision };
+  }
+
+  /** Load every tensor and stash array a meta names. */
+  async load(meta: StateMeta): Promise<{ tensors: Record<string, Float32Array>; stash: Map<number, Float32Array[]> }> {
+    const tensors: Record<string, Float32Array> = {};
+    await Promise.all(
+      Object.entries(meta.tensors).map(async ([name, ref]) => {
+        tensors[name] = await this.#readBlob(ref);
+        // Already stored as `ref`: the next write need not send it again.
+        this.#written.set(tensors[name], ref);
+      }),
+    );
+    const stash = new Map<number, Float32Array[]>();
+    await Promise.all(
+      Object.entries(meta.stash).map(async ([seq, refs]) => {
+        const arrays = await Promise.all(refs.map((r) => this.#readBlob(r)));
+        arrays.forEach((a, i) => this.#written.set(a, refs[i]));
+        stash.set(Number(seq), arrays);
+      }),
+    );
+    return { tensors, stash };
+  }
+
+  /**
+   * Commit a new state. `prev` is what this writer last committed or read (null: the
+   * VNode has no state yet, and creating it must not race another creator).
+   * @throws FencedError when another writer committed since `prev`.
+   */
+  async write(deployment: string, index: number, prev: Committed | null, next: StateWrite): Promise<Committed> {
+    const version = (prev?.meta.version ?? 0) + 1;
+    const fresh: string[] = [];
+    const put = async (name: string, data: Float32Array): Promise<BlobRef> => {
+      const known = this.#written.get(data);
+      if (known) return known;
+      const ref = await this.#writeBlob(stateBlobKey(deployment, index, name, next.epoch, version), data);
+      fresh.push(ref.key);
+      this.#written.set(data, ref);
+      return ref;
+    };
+    const tensors: Record<string, BlobRef> = {};
+    const stash: Record<string, BlobRef[]> = {};
+    await Promise.all([
+      ...Object.entries(next.tensors).map(async ([name, data]) => {
+        tensors[name] = await put(name, data);
+      }),
+      ...[...next.stash].map(async ([seq, arrays]) => {
+        stash[seq] = await Promise.all(arrays.map((a, i) => put(`s${seq}_${i}`, a)));
+      }),
+    ]);
+    const meta: StateMeta = {
+      format: 1,
+      deployment,
+      index,
+      type: next.type,
+      typeVersion: next.typeVersion,
+      epoch: next.epoch,
+      version,
+      snapshot: next.snapshot,
+      tensors,
+      stash,
+      updatedAt: new Date().toISOString(),
+    };
+    const key = stateMetaKey(deployment, index);
+    let revision: number;
+    try {
+      const bytes = new TextEncoder().encode(JSON.stringify(meta));
+      revision = prev ? await this.kv.update(key, bytes, prev.revision) : await this.kv.create(key, bytes);
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+      // Our blobs are named by our epoch and version: nobody else references them.
+      await this.#purgeRefs(fresh.map((k) => ({ key: k })));
+      throw new FencedError(key, String((err as Error).message));
+    }
+    if (prev) {
+      const live = new Set(blobKeys(meta));
+      await this.#purgeRefs(blobRefs(prev.meta).filter((r) => !live.has(r.key)));
+    }
+    return { meta, revision };
+  }
+
+  /** Remove a VNode's state entirely (a fresh run of a deployment). */
+  async remove(deployment: string, index: number): Promise<void> {
+    const committed = await this.read(deployment, index);
+    if (committed) await this.#purgeRefs(blobRefs(committed.meta));
+    await this.kv.purge(stateMetaKey(deployment, index)).catch(() => {});
+  }
+
+  async #writeBlob(key: string, data: Float32Array): Promise<BlobRef> {
+    const bytes = toBytes(data);
+    if (bytes.byteLength <= this.#chunkBytes) {
+      await this.kv.put(key, bytes);
+      return { key, length: data.length, chunks: 0 };
+    }
+    const chunks = Math.ceil(bytes.byteLength / this.#chunkBytes);
+    await Promise.all(
+      Array.from({ length: chunks }, (_, c) =>
+        this.kv.put(`${key}.c${c}`, bytes.subarray(c * this.#chunkBytes, (c + 1) * this.#chunkBytes)),
+      ),
+    );
+    return { key, length: data.length, chunks };
+  }
+
+  async #readBlob(ref: BlobRef): Promise<Float32Array> {
+    const keys = ref.chunks === 0 ? [ref.key] : Array.from({ length: ref.chunks }, (_, c) => `${ref.key}.c${c}`);
+    const parts = await Promise.all(
+      keys.map(async (k) => {
+        const e = await this.kv.get(k);
+        if (!e || e.operation !== 'PUT') throw new Error(`state blob ${k} is missing: the store is damaged`);
+        return e.value;
+      }),
+    );
+    const total = parts.reduce((n, p) => n + p.byteLength, 0);
+    if (total !== ref.length * 4) throw new Error(`state blob ${ref.key} has ${total} bytes, expected ${ref.length * 4}`);
+    if (parts.length === 1) return fromBytes(parts[0]);
+    const joined = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      joined.set(p, at);
+      at += p.byteLength;
+    }
+    return fromBytes(joined);
+  }
+
+  async #purgeRefs(refs: Array<Pick<BlobRef, 'key'> & Partial<BlobRef>>): Promise<void> {
+    const keys = refs.flatMap((r) => (r.chunks ? Array.from({ length: r.chunks }, (_, c) => `${r.key}.c${c}`) : [r.key]));
+    // Garbage collection only: a failed purge leaves an orphan blob, never a wrong state.
+    await Promise.all(keys.map((k) => this.kv.purge(k).catch(() => {})));
+  }
+}
+
+function blobRefs(meta: StateMeta): BlobRef[] {
+  return [...Object.values(meta.tensors), ...Object.values(meta.stash).flat()];
+}
+function blobKeys(meta: StateMeta): string[] {
+  return blobRefs(meta).map((r) => r.key);
+}

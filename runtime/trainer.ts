@@ -1,0 +1,195 @@
+/**
+ * The trainer: deploys a model, feeds it batches, waits for every VNode to apply
+ * every update, then reads the parameters back for the hash and test accuracy.
+ *
+ * It is a client of the network like any other: it sends `fwd` batches to the first
+ * VNode and `target`s to the loss, and reads per-step losses from the metrics
+ * stream. It never touches a VNode's state: with `hostLocally` it also hosts every
+ * VNode in this process (`dcnr train --pnodes 0`), through the same actor host a PNode uses.
+ */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ActorHost, type HostEvent, type HostedExit } from './actor-host.js';
+import { assignOwner, openBuckets, readDeployment, writeDeployment, type DeploymentRecord } from './cluster-state.js';
+import { loadMnist, trainingBatch } from './data/mnist.js';
+import { sendMessage } from './envelope.js';
+import { accuracy, loadAllTensors, paramsHash, predict } from './evaluate.js';
+import type { Kernels } from './kernels/types.js';
+import { ensureDeploymentStreams, removeDeploymentStreams } from './mailbox.js';
+import type { ResolvedModel } from './model.js';
+import { ownerKey, Stream, trainerKey, type StepMetric } from './protocol.js';
+import { nextInput, type ScheduleState } from './schedule.js';
+import { StateStore } from './state-store.js';
+import type { VNodeMachineContext } from './vnode-machine.js';
+
+export interface TrainOptions {
+  nc: NatsConnection;
+  model: ResolvedModel;
+  steps: number;
+  batch: number;
+  seed: number;
+  /** Kernels for evaluation, and for the VNodes when hosting locally. */
+  kernels: Kernels;
+  /** Continue the deployment's run from what KV holds instead of starting afresh. @default false */
+  resume?: boolean;
+  /** Host every VNode in this process. @default false */
+  hostLocally?: boolean;
+  /** Name of this process as an owner of VNodes. @default `local-<pid>` */
+  pnode?: string;
+  /** Steps sent ahead of the last loss received. @default pipelineDepth + 2 */
+  window?: number;
+  onProgress?: (p: { done: number; steps: number; loss: number | undefined }) => void;
+  onEvent?: (e: HostEvent) => void;
+}
+
+export interface TrainResult {
+  model: string;
+  steps: number;
+  batch: number;
+  seed: number;
+  /** Mean loss over the last min(20, steps) steps. */
+  finalLoss: number;
+  testAccuracy: number;
+  paramsHash: string;
+  samplesPerSec: number;
+  durationMs: number;
+  /** First step this process sent (0 unless resumed). */
+  resumedFrom: number;
+  losses: number[];
+}
+
+/** Deploy (or resume) and train to completion. */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const started = Date.now();
+  const { nc, model } = o;
+  const dep = model.spec.name;
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const buckets = await openBuckets(nc);
+  const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc) });
+
+  const record: DeploymentRecord = { spec: model.spec, seed: o.seed, batch: o.batch, steps: o.steps, createdAt: new Date().toISOString() };
+  if (o.resume) {
+    const existing = await readDeployment(buckets.deployments, dep);
+    if (!existing) throw new Error(`--resume: deployment ${dep} has no stored run to resume`);
+    for (const key of ['seed', 'batch', 'steps'] as const) {
+      if (existing[key] !== record[key]) throw new Error(`--resume: the stored run has ${key}=${existing[key]}, this command says ${record[key]}`);
+    }
+    if (JSON.stringify(existing.spec) !== JSON.stringify(model.spec)) throw new Error(`--resume: the stored run used a different model spec`);
+  } else {
+    await removeDeploymentStreams(jsm, dep);
+    await Promise.all(
+      model.vnodes.map(async (v) => {
+        await store.remove(dep, v.index);
+        await buckets.owners.purge(ownerKey(dep, v.index)).catch(() => {});
+      }),
+    );
+    await buckets.deployments.purge(trainerKey(dep)).catch(() => {});
+    await writeDeployment(buckets.deployments, record);
+  }
+  await ensureDeploymentStreams(jsm, dep);
+
+  let host: ActorHost | undefined;
+  const hosted: Promise<HostedExit>[] = [];
+  if (o.hostLocally) {
+    host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
+    const pnode = o.pnode ?? `local-${process.pid}`;
+    for (const v of model.vnodes) {
+      const owner = await assignOwner(buckets.owners, dep, v.index, pnode);
+      hosted.push(host.host(model, o.seed, v.index, owner.epoch));
+    }
+  }
+
+  try {
+    const last = model.vnodes.length - 1;
+    const lossIndex = last;
+    const data = loadMnist();
+    const start = o.resume ? await lossProgress(store, dep, lossIndex) : 0;
+
+    // Losses arrive in seq order from the loss VNode; a resumed trainer replays the old ones too.
+    const losses: number[] = [];
+    let lossesSeen = 0;
+    let wake: (() => void) | undefined;
+    const metrics = await (await js.consumers.get(Stream.metrics(dep))).consume();
+    const reading = (async () => {
+      for await (const m of metrics) {
+        const metric = m.json<StepMetric>();
+        if (losses[metric.seq] === undefined) {
+          losses[metric.seq] = metric.loss;
+          while (losses[lossesSeen] !== undefined) lossesSeen++;
+          o.onProgress?.({ done: lossesSeen, steps: o.steps, loss: metric.loss });
+          wake?.();
+        }
+      }
+    })();
+    const waitForLoss = () => new Promise<void>((resolve) => (wake = resolve));
+
+    const window = o.window ?? model.spec.pipelineDepth + 2;
+    const trainStarted = Date.now();
+    for (let seq = start; seq < o.steps; seq++) {
+      while (seq >= Math.max(lossesSeen, start) + window) await Promise.race([waitForLoss(), sleep(250)]);
+      const { x, t } = trainingBatch(data, o.seed, seq, o.batch);
+      await sendMessage(js, { deployment: dep, to: 0, kind: 'fwd', seq, epoch: 0, from: 'trainer', tensor: { shape: [o.batch, model.inputFeatures], data: x } });
+      await sendMessage(js, { deployment: dep, to: last, kind: 'target', seq, epoch: 0, from: 'trainer', tensor: { shape: [o.batch, model.outputFeatures], data: t } });
+    }
+    await sendMessage(js, { deployment: dep, to: 0, kind: 'end', seq: o.steps, epoch: 0, from: 'trainer' });
+
+    // Done when every VNode's committed schedule says so (the last loss is not enough:
+    // the first layers apply their last updates after it).
+    while (!(await allDone(store, model))) {
+      for (const h of hosted) {
+        const exit = await Promise.race([h, Promise.resolve(undefined)]);
+        if (exit === 'escalated' || exit === 'fenced') throw new Error(`a locally hosted VNode stopped: ${exit}`);
+      }
+      await sleep(25);
+    }
+    const trainMs = Date.now() - trainStarted;
+    metrics.stop();
+    await reading.catch(() => {});
+
+    const tensors = await loadAllTensors(store, model);
+    const outputs = await predict(o.kernels, model, tensors, data.test.x, data.test.n);
+    const tail = losses.slice(Math.max(0, o.steps - 20)).filter((l) => l !== undefined);
+    return {
+      model: dep,
+      steps: o.steps,
+      batch: o.batch,
+      seed: o.seed,
+      finalLoss: tail.reduce((a, b) => a + b, 0) / Math.max(1, tail.length),
+      testAccuracy: accuracy(outputs, data.test.y, data.classes),
+      paramsHash: paramsHash(model, tensors),
+      samplesPerSec: ((o.steps - start) * o.batch) / Math.max(trainMs / 1000, 1e-3),
+      durationMs: Date.now() - started,
+      resumedFrom: start,
+      losses,
+    };
+  } finally {
+    await host?.stopAll();
+  }
+}
+
+/** KV blob chunk size for this connection: under the server's max payload with room for headers. */
+export function chunkBytesFor(nc: NatsConnection): number {
+  const max = nc.info?.max_payload ?? 1024 * 1024;
+  return Math.max(64 * 1024, Math.min(max - 64 * 1024, 4 * 1024 * 1024));
+}
+
+async function contextOf(store: StateStore, dep: string, index: number): Promise<VNodeMachineContext | null> {
+  const c = await store.read(dep, index);
+  return c ? (c.meta.snapshot as { context: VNodeMachineContext }).context : null;
+}
+
+/** How many steps the loss VNode has completed (where a resumed trainer starts sending). */
+async function lossProgress(store: StateStore, dep: string, lossIndex: number): Promise<number> {
+  const ctx = await contextOf(store, dep, lossIndex);
+  return ctx ? (ctx.schedule as ScheduleState).targetNext : 0;
+}
+
+async function allDone(store: StateStore, model: ResolvedModel): Promise<boolean> {
+  for (const v of model.vnodes) {
+    const ctx = await contextOf(store, model.spec.name, v.index);
+    if (!ctx || nextInput(v.def.role, ctx.schedule, model.spec.pipelineDepth) !== null) return false;
+  }
+  return true;
+}

@@ -1,0 +1,368 @@
+/**
+ * The actor host of ONE VNode: it owns the IO around a pure VNode type and machine.
+ *
+ * Per message: pull the input the schedule asks for → validate → skip duplicates →
+ * compute → publish outputs (with de-duplicating message ids) → commit the new state
+ * by compare-and-set → ack. Crash anywhere: the committed state and the unacked
+ * message are still there, and the re-run produces the same outputs (they are
+ * deterministic), which downstream de-duplicates. A failed CAS means a newer owner
+ * exists: the actor stops at once (invariant 1).
+ */
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { createActor, type Actor } from 'xstate';
+import type { Kernels } from './kernels/types.js';
+import { Mailbox } from './mailbox.js';
+import type { ResolvedModel, ResolvedVNode } from './model.js';
+import { sendMessage } from './envelope.js';
+import {
+  Header,
+  Subject,
+  vnodeId,
+  type MessageKind,
+  type Port,
+  type RejectionNotice,
+  type StepMetric,
+} from './protocol.js';
+import { createRng } from './rng.js';
+import { nextInput } from './schedule.js';
+import { FencedError, StateStore, type Committed } from './state-store.js';
+import type { Tensor } from './tensor.js';
+import { validateMessage, type InboundMessage } from './validate.js';
+import { vnodeMachine } from './vnode-machine.js';
+import type { LossDefinition, Tensors, TransformDefinition, VNodeContext } from './vnode-type.js';
+
+/** What an actor tells its host about (for metrics, logs and tests). */
+export type ActorEvent =
+  | { type: 'activated'; vnode: string; epoch: number; restored: boolean; ms: number }
+  | { type: 'applied'; vnode: string; kind: MessageKind; seq: number }
+  | { type: 'duplicate'; vnode: string; port: Port; seq: number }
+  | { type: 'rejected'; vnode: string; subject: string; error: string }
+  | { type: 'fenced'; vnode: string; epoch: number }
+  | { type: 'done'; vnode: string };
+
+export interface VNodeActorOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  store: StateStore;
+  kernels: Kernels;
+  model: ResolvedModel;
+  /** Seed of the deployment: parameter init depends on it and the VNode index only. */
+  seed: number;
+  index: number;
+  /** Ownership epoch this actor runs under. */
+  epoch: number;
+  onEvent?: (event: ActorEvent) => void;
+}
+
+/** Why `run()` returned. */
+export type ActorExit = 'done' | 'fenced' | 'stopped';
+
+type Output = { to: number; kind: MessageKind; tensor?: Tensor };
+
+/** Row count kept with every stash entry, so later inputs can be checked against it. */
+const rowsOf = (stash: Float32Array[] | undefined) => (stash ? stash[0][0] : undefined);
+
+export class VNodeActor {
+  readonly id: string;
+  readonly #o: VNodeActorOptions;
+  readonly #v: ResolvedVNode;
+  readonly #deployment: string;
+  #committed: Committed;
+  #tensors: Tensors;
+  #stash: Map<number, Float32Array[]>;
+  #machine: Actor<typeof vnodeMachine>;
+  #mailboxes = new Map<Port, Mailbox>();
+  #stopping = false;
+
+  private constructor(
+    o: VNodeActorOptions,
+    committed: Committed,
+    tensors: Tensors,
+    stash: Map<number, Float32Array[]>,
+    machine: Actor<typeof vnodeMachine>,
+  ) {
+    this.#o = o;
+    this.#v = o.model.vnodes[o.index];
+    this.#deployment = o.model.spec.name;
+    this.id = vnodeId(this.#deployment, o.index, this.#v.def.type);
+    this.#committed = committed;
+    this.#tensors = tensors;
+    this.#stash = stash;
+    this.#machine = machine;
+  }
+
+  /**
+   * Bring a VNode to life under `epoch`: restore it from KV (or create its initial
+   * state), fence any older owner by committing under the new epoch, and open its
+   * mailboxes. Throws FencedError if a newer owner already holds it.
+   */
+  static async activate(o: VNodeActorOptions): Promise<VNodeActor> {
+    const started = Date.now();
+    const v = o.model.vnodes[o.index];
+    const deployment = o.model.spec.name;
+    for (let attempt = 0; ; attempt++) {
+      const found = await o.store.read(deployment, o.index);
+      try {
+        let actor: VNodeActor;
+        if (!found) {
+          const machine = createActor(vnodeMachine).start();
+          machine.send({ type: 'ACTIVATED', epoch: o.epoch });
+          const tensors =
+            v.def.role === 'loss' || !v.def.init
+              ? {}
+              : v.def.init({
+                  config: v.config,
+                  inFeatures: v.inFeatures,
+                  outFeatures: v.outFeatures,
+                  rng: createRng(`${o.seed}/init/${deployment}/${o.index}`),
+                });
+          const stash = new Map<number, Float32Array[]>();
+          const committed = await o.store.write(deployment, o.index, null, {
+            epoch: o.epoch,
+            type: v.def.type,
+            typeVersion: v.def.version,
+            snapshot: machine.getPersistedSnapshot(),
+            tensors,
+            stash,
+          });
+          actor = new VNodeActor(o, committed, tensors, stash, machine);
+        } else {
+          const { meta } = found;
+          if (meta.epoch > o.epoch) throw new FencedError(`${deployment}.${o.index}`, `stored epoch ${meta.epoch} > ${o.epoch}`);
+          if (meta.type !== v.def.type) {
+            throw new Error(`${deployment}.${o.index}: stored state is of type ${meta.type}, the model says ${v.def.type}`);
+          }
+          let { tensors, stash } = await o.store.load(meta);
+          if (meta.typeVersion < v.def.version) {
+            if (!v.def.upgrade) throw new Error(`${v.def.type}: stored version ${meta.typeVersion} needs an upgrade() to ${v.def.version}`);
+            tensors = v.def.upgrade(meta.typeVersion, tensors, v.config);
+          }
+          const machine = createActor(vnodeMachine, { snapshot: meta.snapshot as any }).start();
+          machine.send({ type: 'RESTORED', epoch: o.epoch });
+          // The takeover write: after it, every write of an older owner fails its CAS.
+          const committed = await o.store.write(deployment, o.index, found, {
+            epoch: o.epoch,
+            type: v.def.type,
+            typeVersion: v.def.version,
+            snapshot: machine.getPersistedSnapshot(),
+            tensors,
+            stash,
+          });
+          actor = new VNodeActor(o, committed, tensors, stash, machine);
+        }
+        await actor.#openMailboxes();
+        o.onEvent?.({ type: 'activated', vnode: actor.id, epoch: o.epoch, restored: !!found, ms: Date.now() - started });
+        return actor;
+      } catch (err) {
+        // A concurrent writer between our read and our write: read again, unless we are outranked.
+        if (err instanceof FencedError && attempt < 3) {
+          const now = await o.store.read(deployment, o.index);
+          if (!now || now.meta.epoch <= o.epoch) continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** The machine's context (schedule and counters). */
+  get context() {
+    return this.#machine.getSnapshot().context;
+  }
+
+  /** Current tensors (read-only view for tests and evaluation). */
+  get tensors(): Readonly<Tensors> {
+    return this.#tensors;
+  }
+
+  /** Ask `run()` to return after the message in hand. */
+  stop(): void {
+    this.#stopping = true;
+  }
+
+  /** Process messages until the schedule is complete, the actor is fenced, or stopped. */
+  async run(): Promise<ActorExit> {
+    const { spec } = this.#o.model;
+    while (!this.#stopping) {
+      const want = nextInput(this.#v.def.role, this.context.schedule, spec.pipelineDepth);
+      if (!want) {
+        this.#o.onEvent?.({ type: 'done', vnode: this.id });
+        return 'done';
+      }
+      const msg = await this.#mailboxes.get(want.port)!.next();
+      if (!msg) continue;
+      try {
+        await this.#handle(want, msg);
+      } catch (err) {
+        if (err instanceof FencedError) {
+          this.#machine.send({ type: 'FENCED' });
+          this.#o.onEvent?.({ type: 'fenced', vnode: this.id, epoch: this.#o.epoch });
+          return 'fenced';
+        }
+        this.#machine.send({ type: 'FAILED', error: String(err) });
+        throw err;
+      }
+    }
+    this.#machine.send({ type: 'STOP' });
+    return 'stopped';
+  }
+
+  async #openMailboxes() {
+    const ports: Port[] = this.#v.def.role === 'loss' ? ['fwd', 'target'] : ['fwd', 'bwd'];
+    for (const port of ports) {
+      this.#mailboxes.set(port, await Mailbox.open(this.#o.js, this.#o.jsm, this.#deployment, this.#o.index, port));
+    }
+  }
+
+  /** Shape rules of this VNode's ports (first line of defence; row counts are checked against the stash). */
+  #checkShape = (port: Port, shape: number[]): string | null => {
+    const v = this.#v;
+    const cols = port === 'bwd' ? v.outFeatures : v.inFeatures;
+    if (shape.length !== 2 || shape[1] !== cols) {
+      return `${port} tensor of ${this.id} must be [rows, ${cols}], got [${shape}]`;
+    }
+    return null;
+  };
+
+  async #handle(want: { port: Port; seq: number }, raw: JsMsg): Promise<void> {
+    const checked = validateMessage(raw.headers, raw.data, {
+      deployment: this.#deployment,
+      index: this.#o.index,
+      port: want.port,
+      checkShape: this.#checkShape,
+    });
+    if (!checked.ok) return this.#reject(raw, checked.error);
+    const m = checked.msg;
+    if (m.seq < want.seq) {
+      this.#machine.send({ type: 'DUPLICATE' });
+      this.#o.onEvent?.({ type: 'duplicate', vnode: this.id, port: want.port, seq: m.seq });
+      raw.ack();
+      return;
+    }
+    if (m.seq > want.seq) {
+      return this.#reject(raw, `out of order: ${this.id} expects seq ${want.seq} on its ${want.port} port next, got ${m.seq}`);
+    }
+    const mismatch = this.#checkAgainstState(m);
+    if (mismatch) return this.#reject(raw, mismatch);
+
+    this.#machine.send({ type: 'RECEIVE', kind: m.kind, seq: m.seq });
+    const outputs = await this.#compute(m);
+    this.#machine.send({ type: 'COMPUTED', kind: m.kind, seq: m.seq });
+
+    // Outputs go out before the commit: if we die in between, the re-run sends the
+    // same bytes under the same message ids, and they are dropped as duplicates.
+    await Promise.all(outputs.map((out) => this.#publish(out, m)));
+
+    this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, {
+      epoch: this.#o.epoch,
+      type: this.#v.def.type,
+      typeVersion: this.#v.def.version,
+      snapshot: this.#machine.getPersistedSnapshot(),
+      tensors: this.#tensors,
+      stash: this.#stash,
+    });
+    this.#machine.send({ type: 'PERSISTED' });
+    raw.ack();
+    this.#o.onEvent?.({ type: 'applied', vnode: this.id, kind: m.kind, seq: m.seq });
+  }
+
+  /** Checks that need this VNode's state: a backward or target must match its forward's rows. */
+  #checkAgainstState(m: InboundMessage): string | null {
+    if (m.kind !== 'bwd' && m.kind !== 'target') return null;
+    const rows = rowsOf(this.#stash.get(m.seq));
+    if (rows === undefined) return `${this.id} has no forward state for seq ${m.seq}`;
+    if (m.tensor!.shape[0] !== rows) {
+      return `${m.kind} seq ${m.seq} has ${m.tensor!.shape[0]} rows, its forward had ${rows}`;
+    }
+    return null;
+  }
+
+  async #compute(m: InboundMessage): Promise<Output[]> {
+    const v = this.#v;
+    const { index } = this.#o;
+    const last = this.#o.model.vnodes.length - 1;
+    const ctx: VNodeContext<unknown> = { k: this.#o.kernels, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
+    const out = (to: number, kind: MessageKind, tensor?: Tensor): Output => ({ to, kind, tensor });
+
+    if (m.kind === 'end') return index < last ? [out(index + 1, 'end')] : [];
+
+    if (v.def.role === 'loss') {
+      const def = v.def as LossDefinition<unknown>;
+      if (m.kind === 'fwd') {
+        this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.of(m.tensor!.shape[0]), m.tensor!.data]);
+        return [];
+      }
+      // target
+      const [, logits] = this.#stash.get(m.seq)!;
+      const rows = m.tensor!.shape[0];
+      const { loss, dx } = await def.loss(ctx, { shape: [rows, v.inFeatures], data: logits }, m.tensor!);
+      this.#stash = withoutKey(this.#stash, m.seq);
+      if (!Number.isFinite(loss)) throw new Error(`${this.id}: loss is ${loss} at seq ${m.seq} (diverged)`);
+      await this.#publishMetric({ seq: m.seq, loss, batch: rows, vnode: this.id });
+      return index > 0 ? [out(index - 1, 'bwd', dx)] : [];
+    }
+
+    const def = v.def as TransformDefinition<unknown>;
+    if (m.kind === 'fwd') {
+      const { y, stash } = await def.forward(ctx, this.#tensors, m.tensor!);
+      this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.of(m.tensor!.shape[0]), ...(stash ?? [])]);
+      return [out(index + 1, 'fwd', y)];
+    }
+    // bwd
+    const [, ...stash] = this.#stash.get(m.seq)!;
+    const needDx = index > 0;
+    const result = await def.backward({ ...ctx, step: this.context.applied + 1, needDx }, this.#tensors, m.tensor!, stash);
+    if (result.tensors) this.#tensors = { ...this.#tensors, ...result.tensors };
+    this.#stash = withoutKey(this.#stash, m.seq);
+    if (!needDx) return [];
+    if (!result.dx) throw new Error(`${v.def.type}.backward returned no dx although one was needed`);
+    return [out(index - 1, 'bwd', result.dx)];
+  }
+
+  #publish(o: Output, cause: InboundMessage): Promise<void> {
+    return sendMessage(this.#o.js, {
+      deployment: this.#deployment,
+      to: o.to,
+      kind: o.kind,
+      seq: cause.seq,
+      epoch: this.#o.epoch,
+      from: this.id,
+      tensor: o.tensor,
+      traceparent: cause.traceparent,
+    });
+  }
+
+  async #publishMetric(metric: StepMetric) {
+    await this.#o.js.publish(Subject.metrics(this.#deployment), JSON.stringify(metric), {
+      msgID: `${this.#deployment}.metric.${metric.seq}`,
+    });
+  }
+
+  /** Dead-letter, announce and count a bad message, then ack it so it is not redelivered. */
+  async #reject(raw: JsMsg, error: string): Promise<void> {
+    const h = headers();
+    for (const [k, vals] of raw.headers ?? []) for (const val of vals) h.append(k, val);
+    h.set(Header.Error, error);
+    h.set(Header.OriginalSubject, raw.subject);
+    const dlq = Subject.deadLetter(this.#deployment);
+    try {
+      await this.#o.js.publish(dlq, raw.data, { headers: h });
+    } catch {
+      // Too big to keep with its headers: keep the evidence without the payload.
+      h.set(Header.Error, `${error} (payload of ${raw.data.byteLength} bytes not kept)`);
+      await this.#o.js.publish(dlq, new Uint8Array(0), { headers: h });
+    }
+    const notice: RejectionNotice = { subject: raw.subject, vnode: this.id, error, at: new Date().toISOString() };
+    this.#o.nc.publish(Subject.errors(this.#deployment), JSON.stringify(notice));
+    this.#machine.send({ type: 'REJECTED' });
+    this.#o.onEvent?.({ type: 'rejected', vnode: this.id, subject: raw.subject, error });
+    raw.ack();
+  }
+}
+
+function withoutKey<V>(map: Map<number, V>, key: number): Map<number, V> {
+  const next = new Map(map);
+  next.delete(key);
+  return next;
+}

@@ -1,0 +1,119 @@
+/**
+ * What a VNode type is: the one-file contract behind `actors/<kind>/<name>.ts`.
+ *
+ * A VNode type describes computation only. It never touches NATS, KV or timers:
+ * the actor host (runtime/vnode-actor.ts) loads and saves its tensors, feeds it
+ * validated messages in the order the schedule allows, and sends what it returns.
+ */
+import type { z } from 'zod';
+import type { Kernels } from './kernels/types.js';
+import type { Rng } from './rng.js';
+import type { Tensor } from './tensor.js';
+
+/** Named float32 tensors: parameters and optimizer slots. */
+export type Tensors = Record<string, Float32Array>;
+
+/** What every call of a VNode type gets. */
+export interface VNodeContext<C> {
+  /** The kernel backend of this process. */
+  k: Kernels;
+  /** The validated config of this VNode. */
+  config: C;
+  /** Features per row of the forward input. */
+  inFeatures: number;
+  /** Features per row of the forward output. */
+  outFeatures: number;
+}
+
+/** What a forward pass returns: the output and what backward will need for the same seq. */
+export interface ForwardResult {
+  y: Tensor;
+  /** Arrays kept (and persisted) until the backward of this seq; e.g. the input. */
+  stash?: Float32Array[];
+}
+
+/** What a backward pass returns. */
+export interface BackwardResult {
+  /** Gradient w.r.t. the forward input; omit when `needDx` is false (first VNode). */
+  dx?: Tensor;
+  /** Replaced tensors (new arrays; never mutate the old ones). */
+  tensors?: Tensors;
+}
+
+export interface LossOutput {
+  /** Mean loss over the batch. */
+  loss: number;
+  /** Gradient w.r.t. the loss input. */
+  dx: Tensor;
+}
+
+interface CommonDefinition<C> {
+  /** `<kind>.<name>`, e.g. `layer.dense`. Stable: it is stored with the VNode's state. */
+  type: string;
+  /** Bump when the persisted tensors change meaning; provide `upgrade`. */
+  version: number;
+  /** One line for `dcnr` listings and docs. */
+  description: string;
+  /** Validates (and defaults) the config given in a model spec. */
+  config: z.ZodType<C, any>;
+  /** Output features per row for an input of `inFeatures`. @default inFeatures */
+  outFeatures?(config: C, inFeatures: number): number;
+  /**
+   * Bring tensors stored by an older `version` up to date.
+   * Called on activation when the stored version is lower.
+   */
+  upgrade?(fromVersion: number, tensors: Tensors, config: C): Tensors;
+}
+
+/** A layer or activation: forward and backward. */
+export interface TransformDefinition<C> extends CommonDefinition<C> {
+  role: 'layer' | 'activation';
+  /** Names of the trainable parameters (what `paramsHash` covers), in canonical order. */
+  parameters?: readonly string[];
+  /** Initial tensors: parameters and optimizer slots. */
+  init?(args: { config: C; inFeatures: number; outFeatures: number; rng: Rng }): Tensors;
+  forward(ctx: VNodeContext<C>, tensors: Readonly<Tensors>, x: Tensor): Promise<ForwardResult>;
+  backward(
+    ctx: VNodeContext<C> & { /** 1-based update number. */ step: number; needDx: boolean },
+    tensors: Readonly<Tensors>,
+    dy: Tensor,
+    stash: Float32Array[],
+  ): Promise<BackwardResult>;
+}
+
+/** A loss: the end of the forward pass, the start of the backward one. */
+export interface LossDefinition<C> extends CommonDefinition<C> {
+  role: 'loss';
+  parameters?: undefined;
+  init?: undefined;
+  loss(ctx: VNodeContext<C>, x: Tensor, target: Tensor): Promise<LossOutput>;
+  /** Predictions for evaluation (e.g. softmax probabilities, or the input itself). */
+  predict?(ctx: VNodeContext<C>, x: Tensor): Promise<Tensor>;
+}
+
+export type VNodeType<C = any> = TransformDefinition<C> | LossDefinition<C>;
+
+/**
+ * Declare a VNode type. Identity function with checks, so mistakes surface at import.
+ *
+ * @example
+ * export const leakyRelu = defineVNodeType({
+ *   type: 'activation.leakyRelu', version: 1, role: 'activation',
+ *   description: 'max(x, 0.01x)', config: z.object({ slope: z.number().default(0.01) }),
+ *   async forward(ctx, _t, x) { ... return { y, stash: [x.data] }; },
+ *   async backward(ctx, _t, dy, [x]) { ... return { dx }; },
+ * });
+ */
+export function defineVNodeType<C>(def: TransformDefinition<C>): TransformDefinition<C>;
+export function defineVNodeType<C>(def: LossDefinition<C>): LossDefinition<C>;
+export function defineVNodeType<C>(def: VNodeType<C>): VNodeType<C> {
+  if (!/^[a-z]+\.[A-Za-z0-9]+$/.test(def.type)) {
+    throw new Error(`VNode type id ${JSON.stringify(def.type)} must look like <kind>.<name>, e.g. layer.dense`);
+  }
+  if (!Number.isInteger(def.version) || def.version < 1) throw new Error(`${def.type}: version must be a positive integer`);
+  if (def.role === 'loss' && typeof def.loss !== 'function') throw new Error(`${def.type}: a loss type needs loss()`);
+  if (def.role !== 'loss' && (typeof def.forward !== 'function' || typeof def.backward !== 'function')) {
+    throw new Error(`${def.type}: a ${def.role} type needs forward() and backward()`);
+  }
+  return def;
+}
