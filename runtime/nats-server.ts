@@ -7,7 +7,7 @@
  * pipe from us, and a dead parent closes that pipe.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,6 +28,8 @@ export interface NatsServer {
   port: number;
   /** PID of nats-server itself (not of the guard). */
   pid: number;
+  /** Its log file (in the store directory). */
+  logFile: string;
   storeDir: string;
   /** Stop it (SIGTERM, then SIGKILL after 5 s) and wait for it to exit. */
   stop(): Promise<void>;
@@ -57,7 +59,11 @@ export function natsServerBinary(): string {
   return path;
 }
 
-const GUARD = 'nats-server "$@" & p=$!; echo "$p"; read _ignored; kill "$p" 2>/dev/null; wait "$p"';
+// nats-server writes its log to a file, never to a pipe of ours: if we die, a pipe
+// breaks, and a Go program writing to a broken stderr dies of SIGPIPE on the spot —
+// in the middle of its shutdown, before its store is flushed (seen: metas of a
+// SIGKILLed trainer's store came back stale after restart).
+const GUARD = 'log="$1"; shift; nats-server "$@" >>"$log" 2>&1 </dev/null & p=$!; echo "$p"; read _ignored; kill "$p" 2>/dev/null; wait "$p"';
 
 /** Start a nats-server with JetStream on 127.0.0.1 and wait until it accepts connections. */
 export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServer> {
@@ -74,14 +80,20 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
       '',
     ].join('\n'),
   );
-  const child: ChildProcess = spawn('sh', ['-c', GUARD, 'nats-guard', '-c', config], {
-    stdio: ['pipe', 'pipe', 'pipe'],
+  const logFile = join(opts.storeDir, 'nats-server.log');
+  writeFileSync(logFile, '');
+  const child: ChildProcess = spawn('sh', ['-c', GUARD, 'nats-guard', logFile, '-c', config], {
+    stdio: ['pipe', 'pipe', 'ignore'],
   });
+  let logAt = 0;
   let log = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    log = (log + chunk.toString()).slice(-8192);
-    if (opts.verbose) process.stderr.write(chunk);
-  });
+  const readLog = () => {
+    const text = readFileSync(logFile, 'utf8');
+    const fresh = text.slice(logAt);
+    logAt = text.length;
+    if (opts.verbose && fresh) process.stderr.write(fresh);
+    log = (log + fresh).slice(-8192);
+  };
   const pid = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -99,7 +111,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   });
 
   const deadline = Date.now() + 15_000;
-  while (!log.includes('Server is ready')) {
+  for (readLog(); !log.includes('Server is ready'); readLog()) {
     if (exited) throw new Error(`nats-server exited while starting:\n${log}`);
     if (Date.now() > deadline) {
       process.kill(pid, 'SIGKILL');
@@ -112,6 +124,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
     url: `nats://127.0.0.1:${port}`,
     port,
     pid,
+    logFile,
     storeDir: opts.storeDir,
     async stop() {
       if (exited) return;

@@ -9,7 +9,8 @@
  * late blob writes can never overwrite the live owner's. A write puts new blobs
  * first, then CAS-updates the meta on the revision its writer last saw; only that
  * CAS commits. A failed CAS means someone else (a newer owner) wrote: the writer is
- * fenced. Blobs the new meta no longer names are purged after the commit.
+ * fenced. Blobs the new meta no longer names are deleted after the commit (a delete
+ * marker replaces the value: the bucket keeps one revision per key).
  * Blobs larger than a KV value may be (1 MiB by default) are split into chunks.
  */
 import type { KV } from '@nats-io/kv';
@@ -216,7 +217,7 @@ export class StateStore {
   async #purgeRefs(refs: Array<Pick<BlobRef, 'key'> & Partial<BlobRef>>): Promise<void> {
     const keys = refs.flatMap((r) => (r.chunks ? Array.from({ length: r.chunks }, (_, c) => `${r.key}.c${c}`) : [r.key]));
     // Garbage collection only: a failed purge leaves an orphan blob, never a wrong state.
-    await Promise.all(keys.map((k) => this.kv.purge(k).catch(() => {})));
+    await Promise.all(keys.map((k) => this.kv.delete(k).catch(() => {})));
   }
 }
 

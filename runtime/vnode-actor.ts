@@ -116,7 +116,8 @@ export class VNodeActor {
                   config: v.config,
                   inFeatures: v.inFeatures,
                   outFeatures: v.outFeatures,
-                  rng: createRng(`${o.seed}/init/${deployment}/${o.index}`),
+                  // Not the deployment name: the same model and seed give the same weights under any name.
+                  rng: createRng(`${o.seed}/init/${o.index}/${v.def.type}`),
                 });
           const stash = new Map<number, Float32Array[]>();
           const committed = await o.store.write(deployment, o.index, null, {

@@ -7,7 +7,9 @@
  *       the Float32Arrays' own memory (no copies). m, n, k are the shapes AFTER
  *       transposition: op(A) is m x k, op(B) is k x n, C is m x n; so with
  *       transA, `a` is stored k x m, with transB, `b` is stored n x k.
- *   setThreads(n) -> undefined, getThreads() -> number, config() -> string
+ *   setThreads(n) -> undefined, getThreads() -> number, config() -> string,
+ *   coreName() -> string (the CPU kernel set OpenBLAS picked, e.g. "Haswell":
+ *       results are bit-identical only for the same core name AND thread count)
  *
  * Every argument is checked before OpenBLAS sees it: a bad call throws a JS
  * Error and never touches memory it does not own (a crash would take the whole
@@ -15,7 +17,9 @@
  *
  * Uses plain node_api.h (ABI-stable), so one build works across Node versions.
  */
+#ifndef NAPI_VERSION
 #define NAPI_VERSION 8
+#endif
 #include <node_api.h>
 
 #include <cblas.h>
@@ -31,6 +35,7 @@
 extern void openblas_set_num_threads(int num_threads);
 extern int openblas_get_num_threads(void);
 extern char *openblas_get_config(void);
+extern char *openblas_get_corename(void);
 
 /* OpenBLAS's blasint is 32-bit in the Debian build; keep every dim/ld below it. */
 #define MAX_DIM ((double)INT32_MAX)
@@ -215,12 +220,21 @@ static napi_value js_config(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value js_core_name(napi_env env, napi_callback_info info) {
+  napi_value out;
+  const char *s = openblas_get_corename();
+  (void)info;
+  NAPI_OK(napi_create_string_utf8(env, s ? s : "unknown", NAPI_AUTO_LENGTH, &out), "could not create string");
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"config", NULL, js_config, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"coreName", NULL, js_core_name, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

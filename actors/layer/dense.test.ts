@@ -1,0 +1,102 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createRng } from '../../runtime/rng.js';
+import { availableKernels, close, numericalGrad, probeIndices, randomArray } from '../../test/helpers/gradcheck.js';
+import { dense, reference } from './dense.js';
+
+const ROWS = 5;
+const IN = 7;
+const OUT = 3;
+// Float32 kernels against a float64 reference: forward within 1e-4 relative (+1e-5 abs);
+// gradients within 2% relative (+1e-4 abs), the usual bar for float32 finite differences.
+const FWD = { rtol: 1e-4, atol: 1e-5 };
+const GRAD = { rtol: 2e-2, atol: 1e-4 };
+
+const kernelsList = await availableKernels();
+
+for (const k of kernelsList) {
+  test(`layer.dense forward matches the reference [${k.mode}]`, async () => {
+    const config = dense.config.parse({ units: OUT, optimizer: { kind: 'sgd', lr: 1, momentum: 0 } });
+    const t = dense.init!({ config, inFeatures: IN, outFeatures: OUT, rng: createRng('dense-init') });
+    t.b = randomArray(OUT, 'bias');
+    const x = randomArray(ROWS * IN, 'x');
+    const { y, stash } = await dense.forward({ k, config, inFeatures: IN, outFeatures: OUT }, t, { shape: [ROWS, IN], data: x });
+    assert.equal(y.shape, [ROWS, OUT]);
+    assert.is(stash!.length, 1);
+    const want = reference.forward(x, t.W, t.b, ROWS, IN, OUT);
+    want.forEach((w, i) => assert.ok(close(y.data[i], w, FWD.rtol, FWD.atol), `y[${i}] = ${y.data[i]}, want ${w}`));
+  });
+
+  test(`layer.dense backward matches numerical gradients [${k.mode}]`, async () => {
+    const config = dense.config.parse({ units: OUT, optimizer: { kind: 'sgd', lr: 1, momentum: 0 } });
+    const t = dense.init!({ config, inFeatures: IN, outFeatures: OUT, rng: createRng('dense-init-2') });
+    t.b = randomArray(OUT, 'bias2');
+    const x = randomArray(ROWS * IN, 'x2');
+    const r = randomArray(ROWS * OUT, 'r2'); // L = Σ y ⊙ r, so dL/dy = r
+    const ctx = { k, config, inFeatures: IN, outFeatures: OUT };
+    const { stash } = await dense.forward(ctx, t, { shape: [ROWS, IN], data: x });
+    const res = await dense.backward({ ...ctx, step: 1, needDx: true }, t, { shape: [ROWS, OUT], data: r }, stash!);
+    const L = (xx: ArrayLike<number>, W: ArrayLike<number>, b: ArrayLike<number>) =>
+      reference.forward(Float32Array.from(xx), Float32Array.from(W), Float32Array.from(b), ROWS, IN, OUT).reduce((s, y, i) => s + y * r[i], 0);
+    // The reference takes float32 inputs; for the finite differences evaluate in float64 directly.
+    const L64 = (xx: Float64Array, W: Float64Array, b: Float64Array) => {
+      let s = 0;
+      for (let row = 0; row < ROWS; row++)
+        for (let c = 0; c < OUT; c++) {
+          let y = b[c];
+          for (let i = 0; i < IN; i++) y += xx[row * IN + i] * W[i * OUT + c];
+          s += y * r[row * OUT + c];
+        }
+      return s;
+    };
+    assert.ok(Math.abs(L(x, t.W, t.b) - L64(Float64Array.from(x), Float64Array.from(t.W), Float64Array.from(t.b))) < 1e-4, 'float64 loss agrees with the reference');
+    const W64 = Float64Array.from(t.W);
+    const b64 = Float64Array.from(t.b);
+    const x64 = Float64Array.from(x);
+    for (const i of probeIndices(x.length, 20, 'px')) {
+      const num = numericalGrad((v) => L64(v, W64, b64), x64, i);
+      assert.ok(close(res.dx!.data[i], num, GRAD.rtol, GRAD.atol), `dx[${i}] = ${res.dx!.data[i]}, numerical ${num}`);
+    }
+    for (const i of probeIndices(t.W.length, 21, 'pw')) {
+      const num = numericalGrad((v) => L64(x64, v, b64), W64, i);
+      const got = t.W[i] - res.tensors!.W[i]; // SGD lr=1: new = old − grad
+      assert.ok(close(got, num, GRAD.rtol, GRAD.atol), `dW[${i}] = ${got}, numerical ${num}`);
+    }
+    for (let i = 0; i < OUT; i++) {
+      const num = numericalGrad((v) => L64(x64, W64, v), b64, i);
+      const got = t.b[i] - res.tensors!.b[i];
+      assert.ok(close(got, num, GRAD.rtol, GRAD.atol), `db[${i}] = ${got}, numerical ${num}`);
+    }
+  });
+
+  test(`layer.dense with Adam moves every weight and keeps its slots [${k.mode}]`, async () => {
+    const config = dense.config.parse({ units: OUT });
+    const t = dense.init!({ config, inFeatures: IN, outFeatures: OUT, rng: createRng('adam') });
+    assert.ok(t.W_m && t.W_v && t.b_m && t.b_v, 'adam slots present');
+    const ctx = { k, config, inFeatures: IN, outFeatures: OUT };
+    const x = randomArray(ROWS * IN, 'x3');
+    const { stash } = await dense.forward(ctx, t, { shape: [ROWS, IN], data: x });
+    const res = await dense.backward({ ...ctx, step: 1, needDx: false }, t, { shape: [ROWS, OUT], data: randomArray(ROWS * OUT, 'r3') }, stash!);
+    assert.is(res.dx, undefined, 'no dx when not needed');
+    // Adam's first step moves each weight by about lr (sign of its gradient).
+    for (let i = 0; i < t.W.length; i++) assert.ok(Math.abs(Math.abs(t.W[i] - res.tensors!.W[i]) - 0.001) < 1e-4, `W[${i}] moved by lr`);
+  });
+}
+
+test('layer.dense init is seeded: same seed, same weights; He scale', () => {
+  const config = dense.config.parse({ units: 64 });
+  const a = dense.init!({ config, inFeatures: 256, outFeatures: 64, rng: createRng('s') });
+  const b = dense.init!({ config, inFeatures: 256, outFeatures: 64, rng: createRng('s') });
+  const c = dense.init!({ config, inFeatures: 256, outFeatures: 64, rng: createRng('other') });
+  assert.equal(a.W, b.W);
+  assert.not.equal(a.W, c.W);
+  const std = Math.sqrt(a.W.reduce((s, w) => s + w * w, 0) / a.W.length);
+  assert.ok(Math.abs(std - Math.sqrt(2 / 256)) < 0.01, `He std ${std}`);
+});
+
+test('layer.dense config is validated', () => {
+  assert.throws(() => dense.config.parse({ units: 0 }));
+  assert.throws(() => dense.config.parse({ units: 3, optimizer: { kind: 'rmsprop' } }));
+});
+
+test.run();

@@ -1,0 +1,174 @@
+/**
+ * The OpenBLAS kernel backend: matmul through `cblas_sgemm` in a small N-API addon
+ * (native/blas), every other op as plain typed-array loops (./typed-array-ops.ts).
+ *
+ * OpenBLAS runs its own thread pool; we set its size deliberately and put no worker
+ * threads on top. The core kernel set and thread count are part of the mode (`blas:openblas-haswell-2t`) because
+ * the kernel-mode determinism contract is stated per mode, and sgemm results differ
+ * in the last bits between thread counts (measured). They also differ between the CPU
+ * kernel sets OpenBLAS picks at load (`coreName`, e.g. Haswell vs SkylakeX; override
+ * with env OPENBLAS_CORETYPE), which is why `coreName` is exposed too.
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as ops from './typed-array-ops.js';
+import type { ActivationFn, Kernels, LossResult, MatmulOptions } from './types.js';
+
+/** What native/blas/dcnr_blas.c exports. */
+interface BlasAddon {
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    b: Float32Array,
+    beta: number,
+    c: Float32Array,
+  ): void;
+  setThreads(n: number): void;
+  getThreads(): number;
+  config(): string;
+  coreName(): string;
+}
+
+/** Where native/blas/build.mjs puts the addon, relative to this file. */
+export const BLAS_ADDON_PATH = fileURLToPath(new URL('../../native/blas/build/Release/dcnr_blas.node', import.meta.url));
+
+export interface BlasKernelOptions {
+  /** OpenBLAS thread count. @default env `DCNR_BLAS_THREADS`, else `os.availableParallelism()` */
+  threads?: number;
+}
+
+/** The OpenBLAS backend: a {@link Kernels} plus what it runs on. */
+export interface BlasKernels extends Kernels {
+  /** OpenBLAS threads used by matmul. */
+  readonly threads: number;
+  /** `openblas_get_config()`, e.g. `OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64`. */
+  readonly config: string;
+  /** The CPU kernel set OpenBLAS chose (`openblas_get_corename()`), e.g. `Haswell`. Same bits need the same core. */
+  readonly coreName: string;
+}
+
+let addon: BlasAddon | undefined;
+
+function loadAddon(): BlasAddon {
+  if (addon) return addon;
+  try {
+    addon = createRequire(import.meta.url)(BLAS_ADDON_PATH) as BlasAddon;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'MODULE_NOT_FOUND')
+      throw new Error(
+        `OpenBLAS addon not built: run \`npm run build:native\` (needs build-essential and libopenblas-dev); missing ${BLAS_ADDON_PATH}`,
+      );
+    throw new Error(`OpenBLAS addon failed to load from ${BLAS_ADDON_PATH}: ${err.message}`);
+  }
+  return addon;
+}
+
+/**
+ * Exact lengths, as in the reference backend: a longer array than the shape says is a
+ * caller's shape bug, not something to multiply a prefix of. Zero dims are allowed.
+ */
+function checkMatmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): void {
+  for (const [name, v] of [['m', m], ['k', k], ['n', n]] as const)
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`matmul: ${name} must be a non-negative integer, got ${v}`);
+  for (const [name, arr] of [['a', a], ['b', b]] as const)
+    if (!(arr instanceof Float32Array)) throw new TypeError(`matmul: ${name} must be a Float32Array`);
+  if (a.length !== m * k) throw new RangeError(`matmul: a has ${a.length} elements, needs ${m * k} (op(a) is ${m}x${k})`);
+  if (b.length !== k * n) throw new RangeError(`matmul: b has ${b.length} elements, needs ${k * n} (op(b) is ${k}x${n})`);
+}
+
+function resolveThreads(requested: number | undefined): number {
+  if (requested !== undefined) {
+    if (!Number.isInteger(requested) || requested < 1)
+      throw new RangeError(`createBlasKernels: threads must be a positive integer, got ${requested}`);
+    return requested;
+  }
+  const env = process.env.DCNR_BLAS_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`DCNR_BLAS_THREADS must be a positive integer, got ${JSON.stringify(env)}`);
+    return n;
+  }
+  return availableParallelism();
+}
+
+/**
+ * Creates the OpenBLAS backend. Throws a clear Error if the addon is not built
+ * (callers fall back to another backend and report it).
+ */
+export async function createBlasKernels(opts: BlasKernelOptions = {}): Promise<BlasKernels> {
+  const blas = loadAddon();
+  const wanted = resolveThreads(opts.threads);
+  blas.setThreads(wanted);
+  // OpenBLAS may clamp (MAX_THREADS of its build): report what it actually uses.
+  const threads = blas.getThreads();
+  const config = blas.config();
+  const coreName = blas.coreName();
+  let disposed = false;
+
+  const live = (op: string): void => {
+    if (disposed) throw new Error(`${op}: OpenBLAS kernels were disposed`);
+  };
+
+  return {
+    // The core kernel set is in the mode too: sgemm bits differ between, e.g., Haswell
+    // and Cooperlake kernels, so two PNodes agree bit for bit only when both match.
+    mode: `blas:openblas-${coreName.toLowerCase()}-${threads}t`,
+    threads,
+    config,
+    coreName,
+
+    async matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, o?: MatmulOptions): Promise<Float32Array> {
+      live('matmul');
+      // The OpenBLAS thread count is process-wide: another instance may have changed
+      // it, and results are only bit-reproducible for a fixed count. Re-pin (cheap).
+      if (blas.getThreads() !== threads) blas.setThreads(threads);
+      const transA = o?.transA === true;
+      const transB = o?.transB === true;
+      checkMatmul(a, b, m, k, n);
+      const c = new Float32Array(m * n);
+      // An empty product (k = 0) is all zeros; sgemm itself wants every dim >= 1.
+      if (m === 0 || n === 0 || k === 0) return c;
+      // beta = 0: OpenBLAS overwrites c. The addon re-checks types and lengths.
+      blas.sgemm(transA, transB, m, n, k, 1, a, b, 0, c);
+      return c;
+    },
+
+    async addBias(x: Float32Array, bias: Float32Array, rows: number, cols: number): Promise<Float32Array> {
+      live('addBias');
+      return ops.addBias(x, bias, rows, cols);
+    },
+    async sumRows(dy: Float32Array, rows: number, cols: number): Promise<Float32Array> {
+      live('sumRows');
+      return ops.sumRows(dy, rows, cols);
+    },
+    async activation(fn: ActivationFn, x: Float32Array): Promise<Float32Array> {
+      live('activation');
+      return ops.activation(fn, x);
+    },
+    async activationGrad(fn: ActivationFn, x: Float32Array, dy: Float32Array): Promise<Float32Array> {
+      live('activationGrad');
+      return ops.activationGrad(fn, x, dy);
+    },
+    async softmaxCrossEntropy(logits: Float32Array, target: Float32Array, rows: number, cols: number): Promise<LossResult> {
+      live('softmaxCrossEntropy');
+      return ops.softmaxCrossEntropy(logits, target, rows, cols);
+    },
+    async mse(pred: Float32Array, target: Float32Array): Promise<LossResult> {
+      live('mse');
+      return ops.mse(pred, target);
+    },
+
+    dispose(): void {
+      // Nothing native to free: the addon holds no per-instance state.
+      disposed = true;
+    },
+  };
+}

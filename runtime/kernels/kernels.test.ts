@@ -1,0 +1,428 @@
+/**
+ * Kernel backends against the reference (mode `js`), on seeded random data.
+ *
+ * Tolerances (|got − ref| ≤ bound, elementwise):
+ * - matmul: 1e-4 × (|op(A)|·|op(B)|)[i,j] + 1e-6 — relative to the sum of the
+ *   absolute products, the scale float32 rounding error grows with (a plain
+ *   relative bound on C itself would be meaningless where terms cancel).
+ * - sumRows: 1e-5 × Σ_r |dy[r,c]| + 1e-6, for the same reason.
+ * - elementwise ops, gradients, addBias: 1e-5 × |ref| + 1e-6.
+ * - loss scalars: 1e-5 × max(1, |ref|).
+ * The reference accumulates in float64; webasm in float32, hence the bounds.
+ *
+ * Run alone: `node --import tsx runtime/kernels/kernels.test.ts`.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createGpuJsKernels } from './gpujs.js';
+import { KERNEL_MODES, createKernels } from './index.js';
+import { createReferenceKernels } from './reference.js';
+import type { ActivationFn, Kernels } from './types.js';
+
+// ------------------------------------------------------------------ helpers
+
+/** mulberry32: a tiny seeded PRNG, so every run sees the same data. */
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n uniform values in [−scale, scale). */
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  const r = mulberry32(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
+  return out;
+}
+
+/** One-hot rows (rows×cols). */
+function oneHot(rows: number, cols: number, seed: number): Float32Array {
+  const r = mulberry32(seed);
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) out[i * cols + Math.floor(r() * cols)] = 1;
+  return out;
+}
+
+/** Soft target rows that sum to 1. */
+function softTargets(rows: number, cols: number, seed: number): Float32Array {
+  const out = rand(rows * cols, seed, 1).map(Math.abs);
+  for (let i = 0; i < rows; i++) {
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += out[i * cols + c];
+    for (let c = 0; c < cols; c++) out[i * cols + c] /= s;
+  }
+  return out;
+}
+
+const abs = (a: Float32Array) => a.map(Math.abs);
+
+/** Asserts |got[i] − ref[i]| ≤ bound(i) everywhere, naming the first offending index. */
+function assertClose(got: Float32Array, ref: Float32Array, bound: (i: number) => number, what: string): void {
+  assert.instance(got, Float32Array, `${what}: result is not a Float32Array`);
+  assert.is(got.length, ref.length, `${what}: length`);
+  for (let i = 0; i < ref.length; i++) {
+    const err = Math.abs(got[i] - ref[i]);
+    if (!(err <= bound(i))) {
+      assert.unreachable(`${what}: index ${i}: got ${got[i]}, reference ${ref[i]}, |err| ${err} > ${bound(i)}`);
+    }
+  }
+}
+
+const rel = (ref: Float32Array, r: number, a: number) => (i: number) => r * Math.abs(ref[i]) + a;
+
+function bitsEqual(x: Float32Array, y: Float32Array): boolean {
+  if (x.length !== y.length) return false;
+  const a = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const b = new Uint32Array(y.buffer, y.byteOffset, y.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function assertLossClose(got: number, ref: number, what: string): void {
+  assert.ok(Number.isFinite(got), `${what}: loss ${got} is not finite`);
+  const bound = 1e-5 * Math.max(1, Math.abs(ref));
+  assert.ok(Math.abs(got - ref) <= bound, `${what}: loss ${got} vs reference ${ref} (bound ${bound})`);
+}
+
+/** Asserts that `p` rejects with an Error whose message matches `pattern`. */
+async function assertRejects(p: Promise<unknown>, pattern: RegExp, what: string): Promise<void> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof Error, `${what}: did not throw`);
+  assert.match((err as Error).message, pattern, `${what}: unexpected message`);
+}
+
+const ref = createReferenceKernels();
+
+// [m, k, n]: degenerate, odd, non-square, MNIST-layer sized (8192 cells: the threaded webasm path)
+const MATMUL_SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 5, 3],
+  [3, 7, 5],
+  [13, 1, 9],
+  [64, 784, 128],
+  [64, 128, 10],
+];
+const TRANS: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+const ACTS: ActivationFn[] = ['relu', 'tanh', 'sigmoid'];
+const ELEMENTWISE_LENGTHS = [1, 7, 1000, 64 * 128];
+const LOSS_SHAPES: [number, number][] = [
+  [1, 1],
+  [7, 3],
+  [64, 10],
+];
+
+// ------------------------------------------------------------------ the reference itself
+
+test('reference: matmul on a hand-computed case, all transpositions', async () => {
+  // A = [[1,2,3],[4,5,6]] (2×3), B = [[1,0],[0,1],[1,1]] (3×2) → C = [[4,5],[10,11]]
+  const A = new Float32Array([1, 2, 3, 4, 5, 6]);
+  const At = new Float32Array([1, 4, 2, 5, 3, 6]);
+  const B = new Float32Array([1, 0, 0, 1, 1, 1]);
+  const Bt = new Float32Array([1, 0, 1, 0, 1, 1]);
+  const C = [4, 5, 10, 11];
+  assert.equal(Array.from(await ref.matmul(A, B, 2, 3, 2)), C);
+  assert.equal(Array.from(await ref.matmul(At, B, 2, 3, 2, { transA: true })), C);
+  assert.equal(Array.from(await ref.matmul(A, Bt, 2, 3, 2, { transB: true })), C);
+  assert.equal(Array.from(await ref.matmul(At, Bt, 2, 3, 2, { transA: true, transB: true })), C);
+});
+
+test('reference: elementwise ops and losses on hand-computed cases', async () => {
+  const x = new Float32Array([-2, -0, 0, 3]);
+  assert.equal(Array.from(await ref.activation('relu', x)), [0, 0, 0, 3]);
+  assert.equal(Array.from(await ref.activationGrad('relu', x, new Float32Array([5, 5, 5, 5]))), [0, 0, 0, 5]);
+  const s = await ref.activation('sigmoid', new Float32Array([0]));
+  assert.is(s[0], 0.5);
+  const tg = await ref.activationGrad('tanh', new Float32Array([0]), new Float32Array([2]));
+  assert.is(tg[0], 2);
+  assert.equal(Array.from(await ref.addBias(new Float32Array([1, 2, 3, 4]), new Float32Array([10, 20]), 2, 2)), [11, 22, 13, 24]);
+  assert.equal(Array.from(await ref.sumRows(new Float32Array([1, 2, 3, 4, 5, 6]), 3, 2)), [9, 12]);
+  // uniform logits over 4 classes: loss = ln 4, grad = (1/4 − t) / rows
+  const ce = await ref.softmaxCrossEntropy(new Float32Array([7, 7, 7, 7]), new Float32Array([0, 1, 0, 0]), 1, 4);
+  assert.ok(Math.abs(ce.loss - Math.log(4)) < 1e-6, `ce loss ${ce.loss}`);
+  assert.equal(Array.from(ce.grad), [0.25, -0.75, 0.25, 0.25]);
+  const m = await ref.mse(new Float32Array([1, 2]), new Float32Array([0, 4]));
+  assert.is(m.loss, 2.5); // (1 + 4) / 2
+  assert.equal(Array.from(m.grad), [1, -2]); // 2·(p − t)/n
+});
+
+// ------------------------------------------------------------------ backends vs the reference
+
+interface Backend {
+  name: string;
+  create: () => Promise<Kernels>;
+  /** Absent here → skip with a note instead of failing (e.g. no OpenBLAS addon built). */
+  optional?: boolean;
+  /** Expected `mode` string. */
+  mode: RegExp;
+}
+
+const BACKENDS: Backend[] = [
+  { name: 'gpu.js:webasm', create: () => createKernels('gpu.js:webasm'), mode: /^gpu\.js:webasm(-async)?$/ },
+  {
+    name: 'gpu.js:webasm (sync matmul)',
+    create: async () => createGpuJsKernels({ mode: 'webasm', asyncMatmul: false }),
+    mode: /^gpu\.js:webasm$/,
+  },
+  { name: 'gpu.js:cpu', create: () => createKernels('gpu.js:cpu'), mode: /^gpu\.js:cpu$/ },
+  { name: 'blas', create: () => createKernels('blas'), optional: !process.env.CI, mode: /^blas:/ },
+];
+
+const available: { b: Backend; k: Kernels }[] = [];
+for (const b of BACKENDS) {
+  try {
+    available.push({ b, k: await b.create() });
+  } catch (err) {
+    if (!b.optional) throw err;
+    console.warn(`(backend ${b.name} not tested: ${(err as Error).message})`);
+  }
+}
+
+for (const { b, k } of available) {
+  test(`${b.name}: reports its mode`, () => {
+    assert.match(k.mode, b.mode);
+  });
+
+  test(`${b.name}: matmul matches the reference (all shapes, all transpositions)`, async () => {
+    let seed = 1;
+    for (const [m, kk, n] of MATMUL_SHAPES) {
+      for (const [transA, transB] of TRANS) {
+        const a = rand(m * kk, seed++);
+        const bb = rand(kk * n, seed++);
+        const opts = { transA, transB };
+        const want = await ref.matmul(a, bb, m, kk, n, opts);
+        const scale = await ref.matmul(abs(a), abs(bb), m, kk, n, opts);
+        const got = await k.matmul(a, bb, m, kk, n, opts);
+        assertClose(got, want, (i) => 1e-4 * scale[i] + 1e-6, `matmul ${m}×${kk}×${n} transA=${transA} transB=${transB}`);
+      }
+    }
+  });
+
+  test(`${b.name}: addBias and sumRows match the reference`, async () => {
+    for (const [rows, cols] of [[1, 1], [7, 5], [64, 128], [3, 10]] as const) {
+      const x = rand(rows * cols, rows * 31 + cols);
+      const bias = rand(cols, cols + 7);
+      const want = await ref.addBias(x, bias, rows, cols);
+      assertClose(await k.addBias(x, bias, rows, cols), want, rel(want, 1e-5, 1e-6), `addBias ${rows}×${cols}`);
+      const wantSum = await ref.sumRows(x, rows, cols);
+      const scale = await ref.sumRows(abs(x), rows, cols);
+      assertClose(await k.sumRows(x, rows, cols), wantSum, (i) => 1e-5 * scale[i] + 1e-6, `sumRows ${rows}×${cols}`);
+    }
+  });
+
+  test(`${b.name}: activation and activationGrad match the reference`, async () => {
+    for (const fn of ACTS) {
+      for (const n of ELEMENTWISE_LENGTHS) {
+        // scale 6 reaches tanh/sigmoid saturation and both relu branches
+        const x = rand(n, n + 3, 6);
+        const dy = rand(n, n + 4);
+        const want = await ref.activation(fn, x);
+        assertClose(await k.activation(fn, x), want, rel(want, 1e-5, 1e-6), `activation ${fn} n=${n}`);
+        const wantGrad = await ref.activationGrad(fn, x, dy);
+        assertClose(await k.activationGrad(fn, x, dy), wantGrad, rel(wantGrad, 1e-5, 1e-6), `activationGrad ${fn} n=${n}`);
+      }
+    }
+  });
+
+  test(`${b.name}: softmaxCrossEntropy matches the reference (one-hot and soft targets)`, async () => {
+    for (const [rows, cols] of LOSS_SHAPES) {
+      const logits = rand(rows * cols, rows + cols, 5);
+      for (const target of [oneHot(rows, cols, rows * 3), softTargets(rows, cols, rows * 5)]) {
+        const want = await ref.softmaxCrossEntropy(logits, target, rows, cols);
+        const got = await k.softmaxCrossEntropy(logits, target, rows, cols);
+        assertLossClose(got.loss, want.loss, `softmaxCE ${rows}×${cols}`);
+        assertClose(got.grad, want.grad, rel(want.grad, 1e-5, 1e-6), `softmaxCE grad ${rows}×${cols}`);
+      }
+    }
+  });
+
+  test(`${b.name}: softmaxCrossEntropy is stable with huge logits`, async () => {
+    // rows: a confident right answer, a confident wrong answer, all-equal huge values
+    const logits = new Float32Array([1000, 0, -1000, 0, 1000, 999, 1e4, 1e4, 1e4]);
+    const target = new Float32Array([1, 0, 0, 1, 0, 0, 0, 0, 1]);
+    const want = await ref.softmaxCrossEntropy(logits, target, 3, 3);
+    const got = await k.softmaxCrossEntropy(logits, target, 3, 3);
+    assert.ok(Number.isFinite(want.loss), 'reference loss finite');
+    assert.ok(got.grad.every(Number.isFinite), `grad finite: ${Array.from(got.grad)}`);
+    assertLossClose(got.loss, want.loss, 'softmaxCE huge logits');
+    // row 1 loss ≈ 1000 (wrong by 1000), row 0 ≈ 0, row 2 = ln 3: mean ≈ (1000.31 + ln 3)/3
+    assert.ok(Math.abs(got.loss - (1000 + Math.log(1 + Math.exp(-1)) + Math.log(3)) / 3) < 1e-3, `loss ${got.loss}`);
+    assertClose(got.grad, want.grad, rel(want.grad, 1e-5, 1e-6), 'softmaxCE huge logits grad');
+  });
+
+  test(`${b.name}: mse matches the reference`, async () => {
+    for (const n of [1, 7, 640]) {
+      const pred = rand(n, n + 11, 3);
+      const target = rand(n, n + 12, 3);
+      const want = await ref.mse(pred, target);
+      const got = await k.mse(pred, target);
+      assertLossClose(got.loss, want.loss, `mse n=${n}`);
+      assertClose(got.grad, want.grad, rel(want.grad, 1e-5, 1e-6), `mse grad n=${n}`);
+    }
+  });
+
+  test(`${b.name}: deterministic — same inputs give bit-identical outputs`, async () => {
+    const [m, kk, n] = [64, 784, 128];
+    const a = rand(m * kk, 101);
+    const bb = rand(kk * n, 102);
+    for (const [transA, transB] of TRANS) {
+      const r1 = await k.matmul(a, bb, m, kk, n, { transA, transB });
+      const r2 = await k.matmul(a, bb, m, kk, n, { transA, transB });
+      assert.ok(bitsEqual(r1, r2), `matmul transA=${transA} transB=${transB} differs between runs`);
+    }
+    const x = rand(64 * 10, 103, 4);
+    const t = oneHot(64, 10, 104);
+    const l1 = await k.softmaxCrossEntropy(x, t, 64, 10);
+    const l2 = await k.softmaxCrossEntropy(x, t, 64, 10);
+    assert.is(l1.loss, l2.loss);
+    assert.ok(bitsEqual(l1.grad, l2.grad), 'softmaxCE grad differs between runs');
+    for (const fn of ACTS) {
+      assert.ok(bitsEqual(await k.activation(fn, x), await k.activation(fn, x)), `activation ${fn}`);
+      assert.ok(bitsEqual(await k.activationGrad(fn, x, x), await k.activationGrad(fn, x, x)), `activationGrad ${fn}`);
+    }
+    assert.ok(bitsEqual(await k.sumRows(x, 64, 10), await k.sumRows(x, 64, 10)), 'sumRows');
+    const m1 = await k.mse(x, t);
+    const m2 = await k.mse(x, t);
+    assert.is(m1.loss, m2.loss);
+    assert.ok(bitsEqual(m1.grad, m2.grad), 'mse grad');
+  });
+
+  test(`${b.name}: results never alias each other or the inputs, inputs are not mutated`, async () => {
+    const [m, kk, n] = [64, 784, 128];
+    const a1 = rand(m * kk, 201);
+    const b1 = rand(kk * n, 202);
+    const a1copy = a1.slice();
+    const b1copy = b1.slice();
+    const r1 = await k.matmul(a1, b1, m, kk, n);
+    const r1copy = r1.slice();
+    // concurrent calls too: an async backend must not hand out one buffer twice
+    const [r2, r3] = await Promise.all([k.matmul(rand(m * kk, 203), b1, m, kk, n), k.matmul(a1, rand(kk * n, 204), m, kk, n)]);
+    assert.ok(bitsEqual(r1, r1copy), 'an earlier matmul result changed after later calls');
+    assert.ok(!bitsEqual(r2, r1) && !bitsEqual(r3, r1), 'different inputs gave the same result');
+    for (const r of [r2, r3]) assert.ok(r.buffer !== r1.buffer, 'two results share one buffer');
+    assert.ok(bitsEqual(a1, a1copy) && bitsEqual(b1, b1copy), 'matmul mutated its inputs');
+
+    const x = rand(64 * 10, 205);
+    const xcopy = x.slice();
+    const outs: Float32Array[] = [];
+    outs.push(await k.addBias(x, rand(10, 206), 64, 10));
+    outs.push(await k.sumRows(x, 64, 10));
+    for (const fn of ACTS) {
+      outs.push(await k.activation(fn, x));
+      outs.push(await k.activationGrad(fn, x, x));
+    }
+    outs.push((await k.softmaxCrossEntropy(x, oneHot(64, 10, 207), 64, 10)).grad);
+    outs.push((await k.mse(x, rand(640, 208))).grad);
+    const copies = outs.map((o) => o.slice());
+    // the same calls again with other data must leave the first results alone
+    const y = rand(64 * 10, 209);
+    await k.addBias(y, rand(10, 210), 64, 10);
+    await k.sumRows(y, 64, 10);
+    for (const fn of ACTS) {
+      await k.activation(fn, y);
+      await k.activationGrad(fn, y, y);
+    }
+    await k.softmaxCrossEntropy(y, oneHot(64, 10, 211), 64, 10);
+    await k.mse(y, rand(640, 212));
+    outs.forEach((o, i) => assert.ok(bitsEqual(o, copies[i]), `result #${i} changed after later calls`));
+    assert.ok(new Set(outs.map((o) => o.buffer)).size === outs.length, 'two results share one buffer');
+    assert.ok(!outs.some((o) => o.buffer === x.buffer), 'a result aliases its input');
+    assert.ok(bitsEqual(x, xcopy), 'an op mutated its input');
+  });
+
+  test(`${b.name}: wrong shapes are rejected with a clear error`, async () => {
+    await assertRejects(k.matmul(new Float32Array(6), new Float32Array(6), 2, 3, 3), /\bb has 6 elements/, 'matmul b too short');
+    await assertRejects(k.addBias(new Float32Array(6), new Float32Array(2), 2, 3), /bias has 2 elements/, 'addBias bias too short');
+  });
+}
+
+// ------------------------------------------------------------------ gpu.js specifics
+
+test('gpu.js:webasm async and sync matmul are bit-identical', async () => {
+  const asyncK = createGpuJsKernels({ mode: 'webasm' });
+  const syncK = createGpuJsKernels({ mode: 'webasm', asyncMatmul: false });
+  try {
+    for (const [m, kk, n] of [[64, 784, 128], [128, 64, 96], [7, 5, 3]] as const) {
+      for (const [transA, transB] of TRANS) {
+        const a = rand(m * kk, m + kk);
+        const bb = rand(kk * n, kk + n);
+        const x = await asyncK.matmul(a, bb, m, kk, n, { transA, transB });
+        const y = await syncK.matmul(a, bb, m, kk, n, { transA, transB });
+        assert.ok(bitsEqual(x, y), `${m}×${kk}×${n} transA=${transA} transB=${transB}`);
+      }
+    }
+  } finally {
+    asyncK.dispose();
+    syncK.dispose();
+  }
+});
+
+test('gpu.js: a disposed backend refuses work', async () => {
+  const k = createGpuJsKernels({ mode: 'cpu' });
+  await k.activation('relu', new Float32Array([1, -1]));
+  k.dispose();
+  await assertRejects(k.activation('relu', new Float32Array([1, -1])), /disposed/, 'after dispose');
+});
+
+test('gpu.js: headlessgl is refused cleanly where no GL context exists, or works', async () => {
+  try {
+    const k = createGpuJsKernels({ mode: 'headlessgl' });
+    assert.is(k.mode, 'gpu.js:headlessgl');
+  } catch (err) {
+    assert.instance(err, Error);
+  }
+});
+
+// ------------------------------------------------------------------ createKernels
+
+test('createKernels: an unknown mode names the valid ones', async () => {
+  await assertRejects(createKernels('gpu.js:nope'), /unknown kernel mode "gpu\.js:nope"/, 'unknown mode');
+  const msg = await createKernels('gpu.js:nope').catch((err: Error) => err.message);
+  for (const m of KERNEL_MODES) assert.ok(String(msg).includes(m), `message does not list ${m}: ${msg}`);
+});
+
+test('createKernels: same mode → same instance; dispose evicts it', async () => {
+  const a = await createKernels('js');
+  assert.is(await createKernels('js'), a);
+  assert.is(a.mode, 'js');
+  a.dispose();
+  const b = await createKernels('js');
+  assert.is.not(b, a);
+});
+
+test('createKernels: mode defaults to DCNR_KERNEL_MODE', async () => {
+  const saved = process.env.DCNR_KERNEL_MODE;
+  process.env.DCNR_KERNEL_MODE = 'gpu.js:cpu';
+  try {
+    assert.is(await createKernels(), await createKernels('gpu.js:cpu'));
+    process.env.DCNR_KERNEL_MODE = 'bogus';
+    await assertRejects(createKernels(), /unknown kernel mode "bogus"/, 'bogus DCNR_KERNEL_MODE');
+  } finally {
+    if (saved === undefined) delete process.env.DCNR_KERNEL_MODE;
+    else process.env.DCNR_KERNEL_MODE = saved;
+  }
+});
+
+test('createKernels: auto picks a working backend', async () => {
+  const k = await createKernels('auto');
+  assert.match(k.mode, /^(gpu\.js:|blas:)/);
+  const got = await k.matmul(new Float32Array([1, 2, 3, 4]), new Float32Array([1, 1, 1, 1]), 2, 2, 2);
+  assert.equal(Array.from(got), [3, 3, 7, 7]);
+});
+
+test.run();

@@ -1,0 +1,91 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cleanup, setup } from '../test/helpers/nats.js';
+import { openBuckets } from './cluster-state.js';
+import { FencedError, StateStore, type StateWrite } from './state-store.js';
+
+const { ns, nc } = await setup();
+const buckets = await openBuckets(nc);
+const store = new StateStore(buckets.state);
+
+const write = (over: Partial<StateWrite> = {}): StateWrite => ({
+  epoch: 1,
+  type: 'layer.dense',
+  typeVersion: 1,
+  snapshot: { value: 'ready', context: { n: 1 } },
+  tensors: {},
+  stash: new Map(),
+  ...over,
+});
+
+test('a 1024×1024 layer (4 MiB, over the 1 MiB max_payload) round-trips bit for bit', async () => {
+  const W = new Float32Array(1024 * 1024);
+  for (let i = 0; i < W.length; i++) W[i] = Math.sin(i) * 1e3;
+  const b = Float32Array.of(1, 2, 3);
+  const committed = await store.write('big', 0, null, write({ tensors: { W, b } }));
+  assert.ok(committed.meta.tensors.W.chunks > 1, 'W was chunked');
+  const read = await store.read('big', 0);
+  assert.is(read!.revision, committed.revision);
+  const { tensors } = await new StateStore(buckets.state).load(read!.meta);
+  assert.is(tensors.W.length, W.length);
+  assert.ok(Buffer.compare(Buffer.from(tensors.W.buffer), Buffer.from(W.buffer)) === 0, 'identical bytes');
+  assert.equal([...tensors.b], [1, 2, 3]);
+});
+
+test('stash arrays round-trip per seq', async () => {
+  const stash = new Map([[5, [Float32Array.of(2), Float32Array.of(1, 2)]]]);
+  await store.write('st', 0, null, write({ stash }));
+  const read = await store.read('st', 0);
+  const loaded = await new StateStore(buckets.state).load(read!.meta);
+  assert.equal([...loaded.stash.get(5)![1]], [1, 2]);
+});
+
+test('compare-and-set: a writer holding an old revision is fenced, the winner is intact', async () => {
+  const first = await store.write('cas', 0, null, write({ tensors: { W: Float32Array.of(1) } }));
+  const newOwner = new StateStore(buckets.state);
+  const seen = await newOwner.read('cas', 0);
+  // The new owner's takeover write under epoch 2.
+  const taken = await newOwner.write('cas', 0, seen, write({ epoch: 2, tensors: { W: Float32Array.of(2) } }));
+  // The old owner still believes `first` is current: its write must fail.
+  try {
+    await store.write('cas', 0, first, write({ tensors: { W: Float32Array.of(99) } }));
+    assert.unreachable('stale write was accepted');
+  } catch (err) {
+    assert.instance(err, FencedError);
+  }
+  const now = await store.read('cas', 0);
+  assert.is(now!.revision, taken.revision);
+  const { tensors } = await newOwner.load(now!.meta);
+  assert.equal([...tensors.W], [2]);
+});
+
+test('creating a state that exists is fenced (two creators race)', async () => {
+  await store.write('race', 0, null, write());
+  try {
+    await new StateStore(buckets.state).write('race', 0, null, write());
+    assert.unreachable('second create accepted');
+  } catch (err) {
+    assert.instance(err, FencedError);
+  }
+});
+
+test('unchanged tensors are not rewritten; replaced ones are, and old blobs are purged', async () => {
+  const W = Float32Array.of(1, 2);
+  const c1 = await store.write('gc', 0, null, write({ tensors: { W, b: Float32Array.of(0) } }));
+  const c2 = await store.write('gc', 0, c1, write({ tensors: { W, b: Float32Array.of(1) } }));
+  assert.is(c2.meta.tensors.W.key, c1.meta.tensors.W.key, 'W kept its blob');
+  assert.is.not(c2.meta.tensors.b.key, c1.meta.tensors.b.key, 'b got a new blob');
+  const old = await buckets.state.get(c1.meta.tensors.b.key);
+  assert.ok(!old || old.operation !== 'PUT', 'old b blob purged');
+});
+
+test('remove deletes meta and blobs', async () => {
+  const c = await store.write('rm', 0, null, write({ tensors: { W: Float32Array.of(1) } }));
+  await store.remove('rm', 0);
+  assert.is(await store.read('rm', 0), null);
+  const blob = await buckets.state.get(c.meta.tensors.W.key);
+  assert.ok(!blob || blob.operation !== 'PUT');
+});
+
+test.after(async () => cleanup(ns, nc));
+test.run();
