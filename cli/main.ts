@@ -3,7 +3,12 @@
  * Every command's `--json` output is one JSON object on the last stdout line.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { drainCommand } from './drain.js';
+import { pnodeCommand } from './pnode.js';
+import { statusCommand } from './status.js';
+import { supervisorCommand } from './supervisor.js';
 import { trainCommand } from './train.js';
+import { upCommand } from './up.js';
 
 const int = (min: number) => (value: string) => {
   const n = Number(value);
@@ -23,11 +28,53 @@ program
   .option('--steps <n>', 'training steps (micro-batches)', int(1), 600)
   .option('--batch <n>', 'rows per micro-batch', int(1), 64)
   .option('--seed <n>', 'seed for init and batch order', int(0), 1)
-  .option('--pnodes <n>', '0 = host every VNode in this process', int(0), 0)
-  .option('--nats <url>', 'use a running NATS server instead of starting a private one')
+  .option('--pnodes <n>', '0 = every VNode in this process; N = a private cluster of N PNode processes (default: 0, or the running cluster with --nats)', int(0))
+  .option('--nats <url>', 'use a running NATS server (and its cluster\'s PNodes, unless --pnodes 0)')
   .option('--store <dir>', 'JetStream store of the private nats-server (kept for --resume)', '.dcnr/store')
   .option('--resume', 'continue the interrupted run stored in KV', false)
   .option('--json', 'print the result as JSON on the last stdout line', false)
   .action((opts) => trainCommand(opts));
+
+const DEFAULT_NATS = process.env.DCNR_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+program
+  .command('up')
+  .description('start a local cluster: nats-server, supervisor and N PNodes as processes (Ctrl-C stops all)')
+  .option('--pnodes <n>', 'PNode processes', int(1), 3)
+  .option('--nats <url>', 'use a running NATS server instead of starting one')
+  .option('--store <dir>', 'JetStream store of the private nats-server (wiped at start unless --keep-store)', '.dcnr/cluster')
+  .option('--keep-store', 'keep the store from the last run', false)
+  .action((opts) => upCommand(opts));
+
+program
+  .command('supervisor')
+  .description('run the supervisor: membership, failure detection, placement, migration')
+  .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
+  .option('--detect-ms <ms>', 'heartbeat silence after which a PNode is dead', int(100), 1000)
+  .option('--placement <name>', 'placement strategy: least-loaded | round-robin', 'least-loaded')
+  .action((opts) => supervisorCommand(opts));
+
+program
+  .command('pnode')
+  .description('run a PNode: a worker process that hosts the VNodes it is assigned')
+  .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
+  .option('--name <id>', 'stable PNode id (default pnode-<pid>)')
+  .option('--heartbeat-ms <ms>', 'heartbeat period', int(10), 250)
+  .action((opts) => pnodeCommand(opts));
+
+program
+  .command('status')
+  .description('PNodes, their VNodes, health and epochs')
+  .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
+  .option('--json', 'print JSON on the last stdout line', false)
+  .action((opts) => statusCommand(opts));
+
+program
+  .command('drain')
+  .description('move every VNode off a PNode (nothing lost), e.g. before shutting it down')
+  .argument('<pnode>', 'PNode id')
+  .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
+  .option('--json', 'print JSON on the last stdout line', false)
+  .action((pnode, opts) => drainCommand(pnode, opts));
 
 await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { startNatsServer, type NatsServer } from '../runtime/nats-server.js';
+import { startLocalCluster, waitForPNodes, type LocalCluster } from './cluster.js';
 import { train } from '../runtime/trainer.js';
 import { createProgress, fail, printResult } from './output.js';
 
@@ -18,17 +19,28 @@ export interface TrainCliOptions {
   steps: number;
   batch: number;
   seed: number;
-  pnodes: number;
+  /** Unset: 0 without --nats, the running cluster's PNodes with --nats. */
+  pnodes?: number;
   nats?: string;
   store: string;
   resume: boolean;
   json: boolean;
 }
 
+/**
+ * Where the VNodes run:
+ * - `local`: in this process (`--pnodes 0`, with a private nats-server or `--nats`);
+ * - `private`: a private cluster of N PNode processes this command starts (`--pnodes N`);
+ * - `remote`: the PNodes of a running cluster (`--nats URL` without `--pnodes`).
+ */
+type Placement = { kind: 'local' } | { kind: 'private'; pnodes: number } | { kind: 'remote' };
+
 export async function trainCommand(opts: TrainCliOptions): Promise<void> {
-  if (opts.pnodes !== 0 && !opts.nats) {
-    fail(`--pnodes ${opts.pnodes}: a multi-PNode private cluster is not available yet; use --pnodes 0 (one process) or --nats URL`);
+  if (opts.pnodes !== undefined && opts.pnodes > 0 && opts.nats) {
+    fail('--pnodes N starts a private cluster; with --nats URL the running cluster\'s PNodes are used (omit --pnodes, or give --pnodes 0 to host the VNodes in this process)');
   }
+  const where: Placement =
+    opts.pnodes === undefined ? (opts.nats ? { kind: 'remote' } : { kind: 'local' }) : opts.pnodes === 0 ? { kind: 'local' } : { kind: 'private', pnodes: opts.pnodes };
   let model;
   try {
     model = resolveModel(loadModelSpec(opts.model));
@@ -37,10 +49,12 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
   }
 
   let server: NatsServer | undefined;
+  let cluster: LocalCluster | undefined;
   let nc: NatsConnection | undefined;
   const storeDir = resolve(opts.store);
   const shutdown = async () => {
     await nc?.close().catch(() => {});
+    await cluster?.stop();
     await server?.stop();
   };
   process.once('SIGINT', () => {
@@ -49,17 +63,30 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
   });
 
   try {
-    if (!opts.nats) {
-      // A fresh run starts from an empty store; --resume keeps it.
-      if (!opts.resume) rmSync(storeDir, { recursive: true, force: true });
+    // A fresh run starts from an empty store; --resume keeps it.
+    if (!opts.nats && !opts.resume) rmSync(storeDir, { recursive: true, force: true });
+    if (where.kind === 'private') {
+      process.stderr.write(`dcnr train: starting a private cluster of ${where.pnodes} PNodes (logs in ${storeDir}/logs)\n`);
+      cluster = await startLocalCluster({ pnodes: where.pnodes, storeDir });
+    } else if (!opts.nats) {
       server = await startNatsServer({ storeDir });
     }
-    const url = opts.nats ?? server!.url;
+    const url = opts.nats ?? cluster?.url ?? server!.url;
     nc = await connect({ servers: url, name: `dcnr-train-${process.pid}` }).catch((err) => fail(`cannot connect to NATS at ${url}: ${err.message}`));
+    let pnodeCount = 0;
+    let clusterModes: string[] = [];
+    if (where.kind !== 'local') {
+      const view = await waitForPNodes(nc, where.kind === 'private' ? where.pnodes : 1, where.kind === 'private' ? 60_000 : 10_000);
+      const alive = view.pnodes.filter((p) => p.alive);
+      pnodeCount = alive.length;
+      clusterModes = [...new Set(alive.map((p) => p.capacity.kernelMode))];
+    }
     const kernels = await createKernels();
     process.stderr.write(
       `dcnr train: ${model.spec.name} (${model.vnodes.length} VNodes, pipeline depth ${model.spec.pipelineDepth}), ` +
-        `${opts.steps} steps × batch ${opts.batch}, seed ${opts.seed}, kernels ${kernels.mode}, NATS ${url}${opts.resume ? ', resuming' : ''}\n`,
+        `${opts.steps} steps × batch ${opts.batch}, seed ${opts.seed}, ` +
+        (where.kind === 'local' ? `in this process, kernels ${kernels.mode}` : `on ${pnodeCount} PNodes (${clusterModes.join(', ')})`) +
+        `, NATS ${url}${opts.resume ? ', resuming' : ''}\n`,
     );
     const progress = createProgress(opts.steps, 'train');
     const result = await train({
@@ -70,7 +97,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
       seed: opts.seed,
       kernels,
       resume: opts.resume,
-      hostLocally: opts.pnodes === 0,
+      hostLocally: where.kind === 'local',
       onProgress: ({ done, loss }) => progress.update(done, loss),
       onEvent: (e) => {
         if (e.type === 'rejected') process.stderr.write(`dcnr: rejected a message for ${e.vnode}: ${e.error}\n`);
@@ -79,7 +106,8 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
     });
     progress.stop();
     const { losses: _losses, ...summary } = result;
-    const out = { ...summary, pnodes: opts.pnodes, kernelMode: kernels.mode };
+    // The kernel mode that computed the parameters: this process's, or the PNodes'.
+    const out = { ...summary, pnodes: pnodeCount, kernelMode: where.kind === 'local' ? kernels.mode : clusterModes.join(',') };
     printResult(out, opts.json, () =>
       [
         `model        ${out.model}`,

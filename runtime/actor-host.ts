@@ -101,7 +101,7 @@ export class ActorHost {
         return await hosted.actor.run();
       } catch (err) {
         if (err instanceof FencedError) {
-          this.#o.onEvent?.({ type: 'fenced', vnode, epoch });
+          this.#o.onEvent?.({ type: 'fenced', vnode, epoch, cause: 'activation' });
           return 'fenced';
         }
         const now = Date.now();

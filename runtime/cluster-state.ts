@@ -11,14 +11,20 @@ export interface Buckets {
   state: KV;
   owners: KV;
   deployments: KV;
+  members: KV;
 }
 
 /** Create (or bind to) the buckets. History 1: old values are garbage, CAS needs only the last revision. */
 export async function openBuckets(nc: NatsConnection): Promise<Buckets> {
   const kvm = new Kvm(nc);
   const open = (name: string) => kvm.create(name, { history: 1 });
-  const [state, owners, deployments] = await Promise.all([open(Bucket.State), open(Bucket.Owners), open(Bucket.Deployments)]);
-  return { state, owners, deployments };
+  const [state, owners, deployments, members] = await Promise.all([
+    open(Bucket.State),
+    open(Bucket.Owners),
+    open(Bucket.Deployments),
+    open(Bucket.Members),
+  ]);
+  return { state, owners, deployments, members };
 }
 
 /** What is deployed under a name: the model and the training run's fixed arguments. */

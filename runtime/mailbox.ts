@@ -71,7 +71,16 @@ export async function removeDeploymentStreams(jsm: JetStreamManager, deployment:
   }
 }
 
-export const consumerName = (deployment: string, index: number, port: Port) => `${deployment}_${index}_${port}`;
+/** Consumers are named per owner epoch, so a fenced owner can never pull from its successor's consumer. */
+export const consumerName = (deployment: string, index: number, port: Port, epoch: number) => `${deployment}_${index}_${port}_e${epoch}`;
+
+/** Thrown by `next()` when the consumer is gone: a newer owner re-created the mailbox. */
+export class MailboxTakenError extends Error {
+  constructor(name: string) {
+    super(`mailbox consumer ${name} was deleted: a newer owner took this VNode`);
+    this.name = 'MailboxTakenError';
+  }
+}
 
 /** One port of one VNode's mailbox. */
 export class Mailbox {
@@ -80,11 +89,15 @@ export class Mailbox {
     readonly name: string,
   ) {}
 
-  /** Re-create the port's consumer (see the module comment) and return the mailbox. */
-  static async open(js: JetStreamClient, jsm: JetStreamManager, deployment: string, index: number, port: Port): Promise<Mailbox> {
+  /** Re-create the port's consumer under `epoch` (see the module comment) and return the mailbox. */
+  static async open(js: JetStreamClient, jsm: JetStreamManager, deployment: string, index: number, port: Port, epoch: number): Promise<Mailbox> {
     const stream = Stream.mailbox(deployment);
-    const name = consumerName(deployment, index, port);
-    await jsm.consumers.delete(stream, name).catch(() => {});
+    const name = consumerName(deployment, index, port, epoch);
+    // A work-queue stream allows one consumer per subject: remove every earlier owner's.
+    const prefix = `${deployment}_${index}_${port}_e`;
+    for await (const info of jsm.consumers.list(stream)) {
+      if (info.name.startsWith(prefix)) await jsm.consumers.delete(stream, info.name).catch(() => {});
+    }
     await jsm.consumers.add(stream, {
       durable_name: name,
       filter_subject: Subject.mailbox(deployment, index, port),
@@ -96,8 +109,22 @@ export class Mailbox {
     return new Mailbox(await js.consumers.get(stream, name), name);
   }
 
-  /** The next message, or null if none came within `expiresMs`. */
+  /**
+   * The next message, or null if none came within `expiresMs`.
+   * @throws MailboxTakenError when a newer owner has replaced the consumer.
+   */
   async next(expiresMs = 1000): Promise<JsMsg | null> {
-    return this.consumer.next({ expires: expiresMs });
+    try {
+      return await this.consumer.next({ expires: expiresMs });
+    } catch (err) {
+      if (/consumer (not found|deleted)|no responders/i.test(String((err as Error)?.message ?? err))) throw new MailboxTakenError(this.name);
+      throw err;
+    }
+  }
+
+  /** Messages waiting in this port (for passivation decisions). */
+  async pending(): Promise<number> {
+    const info = await this.consumer.info(true);
+    return info.num_pending + info.num_ack_pending;
   }
 }

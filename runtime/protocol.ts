@@ -85,6 +85,16 @@ export const Bucket = {
   Owners: 'dcnr_owners',
   /** Deployed model specs under `<deployment>`; and trainer progress under `<deployment>.trainer`. */
   Deployments: 'dcnr_deployments',
+  /** PNode registrations under `<pnode>`, and the supervisor's own state under `supervisor.*`. */
+  Members: 'dcnr_members',
+} as const;
+
+/** Keys of the supervisor's state in the members bucket. */
+export const SupervisorKey = {
+  /** The membership view: `SupervisorView`. */
+  view: 'supervisor.view',
+  /** PNodes being drained: JSON string[]. */
+  draining: 'supervisor.draining',
 } as const;
 
 /** Streams. */
@@ -110,7 +120,81 @@ export const Subject = {
   deadLetterAll: 'dcnr.dlq.>',
   /** Rejection notices (JSON), published as they happen, for operators and senders. */
   errors: (deployment: string) => `dcnr.errors.${deployment}`,
+  /** PNode heartbeats (JSON `Heartbeat`), core NATS. */
+  heartbeat: (pnode: string) => `dcnr.hb.${pnode}`,
+  heartbeatAll: 'dcnr.hb.*',
+  /** Events (JSON `ClusterEvent`) from PNodes and the supervisor, core NATS. */
+  events: (source: string) => `dcnr.events.${source}`,
+  eventsAll: 'dcnr.events.*',
+  /** Requests to the supervisor (JSON request/reply). */
+  control: (verb: 'drain' | 'view') => `dcnr.ctl.${verb}`,
 } as const;
+
+/** What a PNode can do, measured at start-up. */
+export interface PNodeCapacity {
+  cores: number;
+  memoryMb: number;
+  kernelMode: string;
+  /** Measured matmul GFLOP/s (256², this PNode's kernels). */
+  gflops: number;
+  /** VNodes it accepts at most. */
+  maxVNodes: number;
+}
+
+/** A PNode's heartbeat. */
+export interface Heartbeat {
+  pnode: string;
+  pid: number;
+  /** Sender's clock, ms since epoch. */
+  at: number;
+  capacity: PNodeCapacity;
+  /** `<deployment>.<index>` of every VNode it hosts now. */
+  vnodes: string[];
+  counters: { fencedWrites: number; rejected: number; restarts: number; escalations: number; activations: number };
+}
+
+/** One PNode as the supervisor sees it. */
+export interface MemberView {
+  id: string;
+  pid: number;
+  alive: boolean;
+  draining: boolean;
+  capacity: PNodeCapacity;
+  vnodes: string[];
+  lastHeartbeat: number;
+  counters: Heartbeat['counters'];
+}
+
+/** The supervisor's membership view, kept in KV under `SupervisorKey.view`. */
+export interface SupervisorView {
+  at: number;
+  supervisorPid: number;
+  pnodes: MemberView[];
+}
+
+/** Cluster events, on `Subject.events(source)`; timestamps are the sender's clock (ms). */
+export type ClusterEvent =
+  | { type: 'joined'; pnode: string; at: number }
+  | { type: 'dead'; pnode: string; at: number; lastHeartbeat: number }
+  | { type: 'assigned'; vnode: string; pnode: string; epoch: number; from: string | null; reason: string; at: number }
+  | { type: 'activated'; vnode: string; pnode: string; epoch: number; at: number; ms: number }
+  | { type: 'released'; vnode: string; pnode: string; at: number; reason: string }
+  | { type: 'fenced'; vnode: string; pnode: string; epoch: number; at: number }
+  | { type: 'escalated'; vnode: string; pnode: string; error: string; at: number }
+  | { type: 'rejected'; vnode: string; pnode: string; error: string; at: number }
+  /** A dead PNode's VNodes all run again elsewhere: detection = death declared − last heartbeat; resume = last re-activation − death declared. */
+  | { type: 'recovered'; pnode: string; vnodes: string[]; detectMs: number; resumeMs: number; at: number };
+
+/** A drain request on `Subject.control('drain')` and its reply. */
+export interface DrainRequest {
+  pnode: string;
+}
+export interface DrainReply {
+  ok: boolean;
+  pnode: string;
+  moved: string[];
+  error?: string;
+}
 
 /** The KV key under which a VNode's data lives. VNode ids contain dots, KV keys may too. */
 export const vnodeId = (deployment: string, index: number, type: string) => `${deployment}.${index}.${type}`;

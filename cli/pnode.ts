@@ -1,0 +1,22 @@
+/** `dcnr pnode --nats URL [--name ID]`: one worker process hosting VNodes. */
+import '../actors/index.js';
+import { createKernels } from '../runtime/kernels/index.js';
+import { startPNode } from '../runtime/pnode.js';
+import { fail } from './output.js';
+import { connectNats, logLine, onShutdown } from './process.js';
+
+export async function pnodeCommand(opts: { nats: string; name?: string; heartbeatMs: number }): Promise<void> {
+  const name = opts.name ?? `pnode-${process.pid}`;
+  const nc = await connectNats(opts.nats, `dcnr-${name}`);
+  const kernels = await createKernels();
+  let pnode;
+  try {
+    pnode = await startPNode({ nc, name, kernels, heartbeatMs: opts.heartbeatMs, log: logLine(name) });
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  onShutdown(async () => {
+    await pnode.stop();
+    await nc.close();
+  });
+}

@@ -1,0 +1,45 @@
+/**
+ * Process plumbing shared by the long-running commands (pnode, supervisor, up):
+ * connecting to NATS, clean shutdown on signals, and dying with the parent that
+ * spawned us (a cluster launched by `dcnr up` or `dcnr train --pnodes N` must not
+ * leave orphans behind when its launcher is SIGKILLed).
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { fail } from './output.js';
+
+/** Environment variable a launcher sets to its own pid. */
+export const PARENT_ENV = 'DCNR_PARENT_PID';
+
+/** Connect with endless reconnects (a restarted nats-server must not kill a PNode). */
+export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+  try {
+    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  } catch (err) {
+    fail(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
+  }
+}
+
+/** Run `stop` on SIGINT/SIGTERM (once), then exit; also exit when the launching parent dies. */
+export function onShutdown(stop: () => Promise<void>): void {
+  let stopping = false;
+  const shutdown = (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(code), 5000);
+    force.unref();
+    void stop()
+      .catch(() => {})
+      .finally(() => process.exit(code));
+  };
+  process.on('SIGINT', () => shutdown(130));
+  process.on('SIGTERM', () => shutdown(143));
+  const parent = Number(process.env[PARENT_ENV]);
+  if (parent > 0) {
+    setInterval(() => {
+      if (process.ppid !== parent) shutdown(1);
+    }, 500).unref();
+  }
+}
+
+/** A log function: one line per event, prefixed with a timestamp. */
+export const logLine = (who: string) => (line: string) => process.stderr.write(`${new Date().toISOString()} ${who} ${line}\n`);

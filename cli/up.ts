@@ -1,0 +1,50 @@
+/**
+ * `dcnr up [--pnodes N] [--nats URL]`: a local cluster as processes — nats-server
+ * (unless --nats), a supervisor and N PNodes — every log line prefixed with its
+ * process; Ctrl-C stops them all.
+ */
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { startLocalCluster, waitForPNodes } from './cluster.js';
+import { fail } from './output.js';
+import { connectNats, onShutdown } from './process.js';
+
+export async function upCommand(opts: { pnodes: number; nats?: string; store: string; keepStore: boolean }): Promise<void> {
+  const storeDir = resolve(opts.store);
+  if (!opts.nats && !opts.keepStore) rmSync(storeDir, { recursive: true, force: true });
+  let cluster;
+  try {
+    cluster = await startLocalCluster({ pnodes: opts.pnodes, nats: opts.nats, storeDir, logs: 'prefix' });
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  onShutdown(async () => {
+    process.stderr.write('dcnr up: stopping the cluster …\n');
+    await cluster.stop();
+  });
+  for (const [name, child] of cluster.procs) {
+    child.once('exit', (code, signal) => process.stderr.write(`dcnr up: ${name} exited (${signal ?? code})\n`));
+  }
+  const nc = await connectNats(cluster.url, 'dcnr-up');
+  try {
+    await waitForPNodes(nc, opts.pnodes, 60_000);
+  } catch (err) {
+    process.stderr.write(`dcnr up: ${(err as Error).message}\n`);
+  } finally {
+    await nc.close();
+  }
+  process.stdout.write(
+    [
+      '',
+      `DCNR cluster up: supervisor + ${opts.pnodes} PNodes on ${cluster.url}${cluster.server ? ` (nats-server pid ${cluster.server.pid}, store ${storeDir})` : ''}`,
+      '',
+      'In another terminal:',
+      `  npx dcnr train --nats ${cluster.url} --model mnist-mlp --steps 600`,
+      `  npx dcnr status --nats ${cluster.url}`,
+      `  npx dcnr drain pnode-1 --nats ${cluster.url}`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,40 @@
+/**
+ * The default strategy: capacity-weighted least-loaded, keeping adjacent VNodes of a
+ * model together where capacity allows (fewer cross-PNode hops, and a PNode's loss
+ * takes out one contiguous stretch of the pipeline, not every other VNode).
+ *
+ * Weight of a PNode = its measured GFLOP/s (at least 1). Its fair share of the VNodes
+ * is proportional to its weight. A VNode goes to the PNode of its predecessor while
+ * that PNode is under its share; otherwise to the PNode with the lowest load
+ * (VNodes / weight), ties broken by id so the choice is reproducible.
+ */
+import type { PlacementStrategy } from './types.js';
+
+export function createLeastLoadedPlacement(): PlacementStrategy {
+  return {
+    name: 'least-loaded',
+    place({ toPlace, candidates, current }) {
+      const out = new Map<string, string>();
+      if (candidates.length === 0) return out;
+      const count = new Map(candidates.map((c) => [c.id, 0]));
+      for (const p of current.values()) if (count.has(p)) count.set(p, count.get(p)! + 1);
+      const weight = new Map(candidates.map((c) => [c.id, Math.max(1, c.capacity.gflops)]));
+      const totalWeight = [...weight.values()].reduce((a, b) => a + b, 0);
+      const placed = [...current.entries()].filter(([v, p]) => count.has(p) && !toPlace.includes(v)).length;
+      const total = placed + toPlace.length;
+      const share = (p: string) => Math.ceil((total * weight.get(p)!) / totalWeight);
+      const load = (p: string) => (count.get(p)! + 1) / weight.get(p)!;
+      for (const vnode of toPlace) {
+        const [dep, index] = vnode.split('.');
+        const prevKey = `${dep}.${Number(index) - 1}`;
+        const prev = out.get(prevKey) ?? current.get(prevKey);
+        let choice: string;
+        if (prev !== undefined && count.has(prev) && count.get(prev)! < share(prev)) choice = prev;
+        else choice = [...count.keys()].sort((a, b) => load(a) - load(b) || a.localeCompare(b))[0];
+        out.set(vnode, choice);
+        count.set(choice, count.get(choice)! + 1);
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,20 @@
+/**
+ * Placement strategies choose a PNode for each VNode that needs one. One per file
+ * behind this interface (Orleans' PlacementDirector), so adding one touches nothing else.
+ */
+import type { MemberView } from '../../runtime/protocol.js';
+
+export interface PlacementInput {
+  /** VNodes to place, as `<deployment>.<index>`, in index order. */
+  toPlace: string[];
+  /** PNodes that may take VNodes (alive, not draining). */
+  candidates: MemberView[];
+  /** Current assignment of every owned VNode: vnode → pnode (including those not moving). */
+  current: Map<string, string>;
+}
+
+export interface PlacementStrategy {
+  readonly name: string;
+  /** A PNode for each VNode in `toPlace` (all of them, when there is any candidate). */
+  place(input: PlacementInput): Map<string, string>;
+}
