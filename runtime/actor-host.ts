@@ -30,6 +30,14 @@ export interface ActorHostOptions {
   backoffMs?: number;
 }
 
+/** What a host needs to know of a deployment to run its VNodes. */
+export interface HostedDeployment {
+  model: ResolvedModel;
+  seed: number;
+  /** The deployment's generation (the KV revision of its record). */
+  generation: number;
+}
+
 /** The outcome of hosting one VNode. */
 export type HostedExit = ActorExit | 'escalated';
 
@@ -56,12 +64,12 @@ export class ActorHost {
    * Host VNode `index` of `model` under `epoch`. Resolves when it finishes, is fenced,
    * is stopped, or is escalated.
    */
-  host(model: ResolvedModel, seed: number, index: number, epoch: number): Promise<HostedExit> {
-    const key = `${model.spec.name}.${index}`;
+  host(d: HostedDeployment, index: number, epoch: number): Promise<HostedExit> {
+    const key = `${d.model.spec.name}.${index}`;
     const existing = this.#hosted.get(key);
     if (existing) return existing.done;
     const hosted: Hosted = { actor: undefined, stopping: false, done: Promise.resolve<HostedExit>('stopped') };
-    hosted.done = this.#supervise(hosted, model, seed, index, epoch).finally(() => this.#hosted.delete(key));
+    hosted.done = this.#supervise(hosted, d, index, epoch).finally(() => this.#hosted.delete(key));
     this.#hosted.set(key, hosted);
     return hosted.done;
   }
@@ -89,14 +97,14 @@ export class ActorHost {
     return this.#hosted.get(`${deployment}.${index}`)?.actor;
   }
 
-  async #supervise(hosted: Hosted, model: ResolvedModel, seed: number, index: number, epoch: number): Promise<HostedExit> {
+  async #supervise(hosted: Hosted, d: HostedDeployment, index: number, epoch: number): Promise<HostedExit> {
     const { maxRestarts = 5, withinMs = 30_000, backoffMs = 100 } = this.#o;
     const failures: number[] = [];
-    const vnode = `${model.spec.name}.${index}`;
+    const vnode = `${d.model.spec.name}.${index}`;
     for (;;) {
       if (hosted.stopping) return 'stopped';
       try {
-        hosted.actor = await VNodeActor.activate({ ...this.#o, model, seed, index, epoch, onEvent: this.#o.onEvent });
+        hosted.actor = await VNodeActor.activate({ ...this.#o, ...d, index, epoch, onEvent: this.#o.onEvent });
         if (hosted.stopping) hosted.actor.stop();
         return await hosted.actor.run();
       } catch (err) {

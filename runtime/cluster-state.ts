@@ -34,15 +34,26 @@ export interface DeploymentRecord {
   batch: number;
   steps: number;
   createdAt: string;
+  /**
+   * Set when one process hosts every VNode itself (`dcnr train --pnodes 0`): the
+   * supervisor then leaves the deployment alone instead of placing it on PNodes.
+   */
+  hostedBy?: 'local';
 }
 
-export async function readDeployment(kv: KV, name: string): Promise<DeploymentRecord | null> {
+/**
+ * A deployment record and its generation: the KV revision it was written at. Revisions
+ * only grow, on every machine's clock alike, so a later deployment under the same name
+ * always has the higher generation.
+ */
+export async function readDeployment(kv: KV, name: string): Promise<(DeploymentRecord & { generation: number }) | null> {
   const e = await kv.get(name);
-  return e && e.operation === 'PUT' && e.length > 0 ? e.json<DeploymentRecord>() : null;
+  return e && e.operation === 'PUT' && e.length > 0 ? { ...e.json<DeploymentRecord>(), generation: e.revision } : null;
 }
 
-export async function writeDeployment(kv: KV, record: DeploymentRecord): Promise<void> {
-  await kv.put(record.spec.name, JSON.stringify(record));
+/** Write a deployment record; returns its generation. */
+export async function writeDeployment(kv: KV, record: DeploymentRecord): Promise<number> {
+  return kv.put(record.spec.name, JSON.stringify(record));
 }
 
 /** Who may run a VNode, under which epoch (invariant 1). */

@@ -10,10 +10,10 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { availableParallelism, totalmem } from 'node:os';
-import { ActorHost, type HostEvent } from './actor-host.js';
+import { ActorHost, type HostedDeployment, type HostEvent } from './actor-host.js';
 import { openBuckets, readDeployment, type Buckets, type OwnershipRecord } from './cluster-state.js';
 import type { Kernels } from './kernels/types.js';
-import { resolveModel, type ResolvedModel } from './model.js';
+import { resolveModel } from './model.js';
 import { NAME_PATTERN, Subject, type ClusterEvent, type Heartbeat, type PNodeCapacity } from './protocol.js';
 import { StateStore } from './state-store.js';
 import { chunkBytesFor } from './trainer.js';
@@ -92,7 +92,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
           break;
         case 'fenced':
           if (e.cause === 'write') counters.fencedWrites++;
-          emit({ type: 'fenced', vnode: keyOf(e.vnode), pnode: id, epoch: e.epoch, at });
+          emit({ type: 'fenced', vnode: keyOf(e.vnode), pnode: id, epoch: e.epoch, at, cause: e.cause });
           break;
         case 'rejected':
           counters.rejected++;
@@ -112,14 +112,14 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
 
   // Hosted VNodes and the epoch each runs under.
   const epochs = new Map<string, number>();
-  const models = new Map<string, { model: ResolvedModel; seed: number; createdAt: string }>();
+  const models = new Map<string, HostedDeployment>();
 
-  async function modelOf(deployment: string) {
+  async function deploymentOf(deployment: string): Promise<HostedDeployment | undefined> {
     const record = await readDeployment(buckets.deployments, deployment);
     if (!record) return undefined;
     const cached = models.get(deployment);
-    if (cached && cached.createdAt === record.createdAt) return cached;
-    const fresh = { model: resolveModel(record.spec), seed: record.seed, createdAt: record.createdAt };
+    if (cached && cached.generation === record.generation) return cached;
+    const fresh = { model: resolveModel(record.spec), seed: record.seed, generation: record.generation };
     models.set(deployment, fresh);
     return fresh;
   }
@@ -138,13 +138,13 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     }
     if (hostedEpoch === record.epoch) return;
     if (hostedEpoch !== undefined) await host.release(deployment, index);
-    const m = await modelOf(deployment);
+    const m = await deploymentOf(deployment);
     if (!m) {
       log(`assigned ${key}, but deployment ${deployment} has no record; ignoring`);
       return;
     }
     epochs.set(key, record.epoch);
-    void host.host(m.model, m.seed, index, record.epoch).then((exit) => {
+    void host.host(m, index, record.epoch).then((exit) => {
       if (epochs.get(key) === record.epoch && exit !== 'done') epochs.delete(key);
       if (exit === 'done') log(`${key} finished its schedule`);
     });

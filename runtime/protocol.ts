@@ -83,7 +83,7 @@ export const Bucket = {
   State: 'dcnr_state',
   /** Ownership records `{pnode, epoch}` under `<vnodeKey>`; written by the supervisor (or the local trainer). */
   Owners: 'dcnr_owners',
-  /** Deployed model specs under `<deployment>`; and trainer progress under `<deployment>.trainer`. */
+  /** Deployed model specs (`DeploymentRecord`) under `<deployment>`. */
   Deployments: 'dcnr_deployments',
   /** PNode registrations under `<pnode>`, and the supervisor's own state under `supervisor.*`. */
   Members: 'dcnr_members',
@@ -179,7 +179,8 @@ export type ClusterEvent =
   | { type: 'assigned'; vnode: string; pnode: string; epoch: number; from: string | null; reason: string; at: number }
   | { type: 'activated'; vnode: string; pnode: string; epoch: number; at: number; ms: number }
   | { type: 'released'; vnode: string; pnode: string; at: number; reason: string }
-  | { type: 'fenced'; vnode: string; pnode: string; epoch: number; at: number }
+  /** `write`: a state write refused by compare-and-set; `mailbox`: its consumer was taken; `activation`: outranked at start. */
+  | { type: 'fenced'; vnode: string; pnode: string; epoch: number; at: number; cause: 'write' | 'mailbox' | 'activation' }
   | { type: 'escalated'; vnode: string; pnode: string; error: string; at: number }
   | { type: 'rejected'; vnode: string; pnode: string; error: string; at: number }
   /** A dead PNode's VNodes all run again elsewhere: detection = death declared − last heartbeat; resume = last re-activation − death declared. */
@@ -202,7 +203,6 @@ export const stateMetaKey = (deployment: string, index: number) => `${deployment
 export const stateBlobKey = (deployment: string, index: number, tensor: string, epoch: number, version: number) =>
   `${deployment}.${index}.t.${tensor}.${epoch}.${version}`;
 export const ownerKey = (deployment: string, index: number) => `${deployment}.${index}`;
-export const trainerKey = (deployment: string) => `${deployment}.trainer`;
 
 /** JetStream message id used to de-duplicate re-sent outputs (a resend after a crash or a move). */
 export const messageId = (deployment: string, index: number, port: Port, kind: MessageKind, seq: number) =>

@@ -9,6 +9,7 @@ const buckets = await openBuckets(nc);
 const store = new StateStore(buckets.state);
 
 const write = (over: Partial<StateWrite> = {}): StateWrite => ({
+  generation: 1,
   epoch: 1,
   type: 'layer.dense',
   typeVersion: 1,

@@ -33,6 +33,8 @@ export interface StateMeta {
   index: number;
   type: string;
   typeVersion: number;
+  /** Deployment generation (KV revision of its record) the state belongs to. */
+  generation: number;
   /** Epoch of the owner that wrote it. */
   epoch: number;
   /** Write counter; names this write's blobs. */
@@ -66,6 +68,7 @@ const isCasConflict = (err: unknown) => /wrong last sequence|key exists/i.test(S
 
 /** What a write stores. Arrays whose identity is unchanged since the last write are not re-sent. */
 export interface StateWrite {
+  generation: number;
   epoch: number;
   type: string;
   typeVersion: number;
@@ -146,6 +149,7 @@ export class StateStore {
       index,
       type: next.type,
       typeVersion: next.typeVersion,
+      generation: next.generation,
       epoch: next.epoch,
       version,
       snapshot: next.snapshot,
@@ -175,7 +179,7 @@ export class StateStore {
   async remove(deployment: string, index: number): Promise<void> {
     const committed = await this.read(deployment, index);
     if (committed) await this.#purgeRefs(blobRefs(committed.meta));
-    await this.kv.purge(stateMetaKey(deployment, index)).catch(() => {});
+    await this.kv.delete(stateMetaKey(deployment, index)).catch(() => {});
   }
 
   async #writeBlob(key: string, data: Float32Array): Promise<BlobRef> {

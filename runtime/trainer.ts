@@ -18,7 +18,7 @@ import { accuracy, loadAllTensors, paramsHash, predict } from './evaluate.js';
 import type { Kernels } from './kernels/types.js';
 import { ensureDeploymentStreams, removeDeploymentStreams } from './mailbox.js';
 import type { ResolvedModel } from './model.js';
-import { ownerKey, Stream, trainerKey, type StepMetric } from './protocol.js';
+import { ownerKey, Stream, type StepMetric } from './protocol.js';
 import { nextInput, type ScheduleState } from './schedule.js';
 import { StateStore } from './state-store.js';
 import type { VNodeMachineContext } from './vnode-machine.js';
@@ -69,7 +69,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const buckets = await openBuckets(nc);
   const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc) });
 
-  const record: DeploymentRecord = { spec: model.spec, seed: o.seed, batch: o.batch, steps: o.steps, createdAt: new Date().toISOString() };
+  const pnode = o.pnode ?? `local-${process.pid}`;
+  const record: DeploymentRecord = {
+    spec: model.spec,
+    seed: o.seed,
+    batch: o.batch,
+    steps: o.steps,
+    createdAt: new Date().toISOString(),
+    ...(o.hostLocally ? { hostedBy: 'local' as const } : {}),
+  };
+  let generation: number;
   if (o.resume) {
     const existing = await readDeployment(buckets.deployments, dep);
     if (!existing) throw new Error(`--resume: deployment ${dep} has no stored run to resume`);
@@ -77,16 +86,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (existing[key] !== record[key]) throw new Error(`--resume: the stored run has ${key}=${existing[key]}, this command says ${record[key]}`);
     }
     if (JSON.stringify(existing.spec) !== JSON.stringify(model.spec)) throw new Error(`--resume: the stored run used a different model spec`);
+    if (!!existing.hostedBy !== !!o.hostLocally) {
+      throw new Error(`--resume: the stored run was ${existing.hostedBy ? 'hosted in one process (--pnodes 0)' : 'placed on a cluster'}; resume it the same way`);
+    }
+    generation = existing.generation;
   } else {
+    // The record goes first: from then on no supervisor places this deployment, and
+    // whatever an old run's PNodes still write carries the old generation.
+    // (delete, not purge: KV watchers on nats-server 2.9 miss some of several
+    // concurrent purges — rollup markers — but see every delete.)
+    await buckets.deployments.delete(dep).catch(() => {});
     await removeDeploymentStreams(jsm, dep);
     await Promise.all(
       model.vnodes.map(async (v) => {
         await store.remove(dep, v.index);
-        await buckets.owners.purge(ownerKey(dep, v.index)).catch(() => {});
+        await buckets.owners.delete(ownerKey(dep, v.index)).catch(() => {});
       }),
     );
-    await buckets.deployments.purge(trainerKey(dep)).catch(() => {});
-    await writeDeployment(buckets.deployments, record);
+    generation = await writeDeployment(buckets.deployments, record);
   }
   await ensureDeploymentStreams(jsm, dep);
 
@@ -94,10 +111,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const hosted: Promise<HostedExit>[] = [];
   if (o.hostLocally) {
     host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
-    const pnode = o.pnode ?? `local-${process.pid}`;
     for (const v of model.vnodes) {
       const owner = await assignOwner(buckets.owners, dep, v.index, pnode);
-      hosted.push(host.host(model, o.seed, v.index, owner.epoch));
+      hosted.push(host.host({ model, seed: o.seed, generation }, v.index, owner.epoch));
     }
   }
 

@@ -51,6 +51,12 @@ export interface VNodeActorOptions {
   model: ResolvedModel;
   /** Seed of the deployment: parameter init depends on it and the VNode index only. */
   seed: number;
+  /**
+   * The deployment's generation (the KV revision of its record). State of an older
+   * generation — left by an earlier run under the same name — is overwritten, never
+   * resumed; a newer one means this actor is stale.
+   */
+  generation: number;
   index: number;
   /** Ownership epoch this actor runs under. */
   epoch: number;
@@ -104,7 +110,12 @@ export class VNodeActor {
     const v = o.model.vnodes[o.index];
     const deployment = o.model.spec.name;
     for (let attempt = 0; ; attempt++) {
-      const found = await o.store.read(deployment, o.index);
+      const stored = await o.store.read(deployment, o.index);
+      if (stored && stored.meta.generation > o.generation) {
+        throw new FencedError(`${deployment}.${o.index}`, `a newer deployment (${stored.meta.generation}) owns this name`);
+      }
+      // Epochs restart with each generation: only same-generation state is resumed.
+      const found = stored && stored.meta.generation === o.generation ? stored : null;
       try {
         let actor: VNodeActor;
         if (!found) {
@@ -121,7 +132,9 @@ export class VNodeActor {
                   rng: createRng(`${o.seed}/init/${o.index}/${v.def.type}`),
                 });
           const stash = new Map<number, Float32Array[]>();
-          const committed = await o.store.write(deployment, o.index, null, {
+          // CAS over an older generation's state (which it replaces), or create.
+          const committed = await o.store.write(deployment, o.index, stored, {
+            generation: o.generation,
             epoch: o.epoch,
             type: v.def.type,
             typeVersion: v.def.version,
@@ -145,6 +158,7 @@ export class VNodeActor {
           machine.send({ type: 'RESTORED', epoch: o.epoch });
           // The takeover write: after it, every write of an older owner fails its CAS.
           const committed = await o.store.write(deployment, o.index, found, {
+            generation: o.generation,
             epoch: o.epoch,
             type: v.def.type,
             typeVersion: v.def.version,
@@ -161,7 +175,7 @@ export class VNodeActor {
         // A concurrent writer between our read and our write: read again, unless we are outranked.
         if (err instanceof FencedError && attempt < 3) {
           const now = await o.store.read(deployment, o.index);
-          if (!now || now.meta.epoch <= o.epoch) continue;
+          if (!now || now.meta.generation < o.generation || (now.meta.generation === o.generation && now.meta.epoch <= o.epoch)) continue;
         }
         throw err;
       }
@@ -257,6 +271,7 @@ export class VNodeActor {
     await Promise.all(outputs.map((out) => this.#publish(out, m)));
 
     this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, {
+      generation: this.#o.generation,
       epoch: this.#o.epoch,
       type: this.#v.def.type,
       typeVersion: this.#v.def.version,

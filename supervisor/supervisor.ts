@@ -176,7 +176,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     for await (const k of await buckets.deployments.keys()) if (!k.includes('.')) keys.push(k);
     for (const dep of keys.sort()) {
       const record = await readDeployment(buckets.deployments, dep);
-      if (record) for (let i = 0; i < record.spec.vnodes.length; i++) out.push(`${dep}.${i}`);
+      // A deployment hosted inside one trainer process is not ours to place.
+      if (record && !record.hostedBy) for (let i = 0; i < record.spec.vnodes.length; i++) out.push(`${dep}.${i}`);
     }
     return out;
   }
@@ -211,6 +212,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     // VNodes with no live, non-draining owner; and those whose owner gave up on them.
     const toPlace = wanted.filter((v) => !candidateIds.has(current.get(v) ?? '') || escalated.get(v) === current.get(v));
     if (toPlace.length && candidates.length) {
+      // Placement sees every candidate, newcomers included: no rebalance on top of it.
+      joined.length = 0;
       const given = escalated;
       const pool = (v: string) => candidates.filter((c) => given.get(v) !== c.id || candidates.length === 1);
       const choice = placement.place({ toPlace, candidates, current });
