@@ -77,4 +77,13 @@ program
   .option('--json', 'print JSON on the last stdout line', false)
   .action((pnode, opts) => drainCommand(pnode, opts));
 
+// DCNR_DRY_RUN=1: parse and validate the arguments, print what would run, run nothing.
+// (The docker-compose test checks every service's command this way.)
+if (process.env.DCNR_DRY_RUN === '1') {
+  program.hook('preAction', (_program, action) => {
+    process.stdout.write(`${JSON.stringify({ command: action.name(), args: action.args, options: action.opts() })}\n`);
+    process.exit(0);
+  });
+}
+
 await program.parseAsync(process.argv);

@@ -76,7 +76,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
     let pnodeCount = 0;
     let clusterModes: string[] = [];
     if (where.kind !== 'local') {
-      const view = await waitForPNodes(nc, where.kind === 'private' ? where.pnodes : 1, where.kind === 'private' ? 60_000 : 10_000);
+      const view = await waitForPNodes(nc, where.kind === 'private' ? where.pnodes : 1, 60_000);
       const alive = view.pnodes.filter((p) => p.alive);
       pnodeCount = alive.length;
       clusterModes = [...new Set(alive.map((p) => p.capacity.kernelMode))];

@@ -4,6 +4,7 @@
 #   nats-server      every test and `dcnr train` without --nats starts one
 #   libopenblas-dev  the CPU kernel backend (falls back to gpu.js without it)
 #   build-essential  compiles that addon
+#   docker-compose   with DCNR_SETUP_COMPOSE=1: validates docker-compose.yml (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 dpkg -s libopenblas-dev >/dev/null 2>&1 || missing+=(libopenblas-dev)
 { command -v make && command -v gcc; } >/dev/null 2>&1 || missing+=(build-essential)
+# Only to validate docker-compose.yml offline (no Docker engine needed); CI asks for it.
+[ "${DCNR_SETUP_COMPOSE:-0}" = 1 ] && ! command -v docker-compose >/dev/null 2>&1 && missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: apt-get install ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,0 +1,55 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { MemberView } from '../../runtime/protocol.js';
+import { createTimeoutDetector } from '../detectors/timeout.js';
+import { createPlacement } from './index.js';
+
+const member = (id: string, gflops = 100): MemberView => ({
+  id, pid: 1, alive: true, draining: false, vnodes: [], lastHeartbeat: 0,
+  capacity: { cores: 2, memoryMb: 1024, kernelMode: 'js', gflops, maxVNodes: 256 },
+  counters: { fencedWrites: 0, rejected: 0, restarts: 0, escalations: 0, activations: 0 },
+});
+const vnodes = (n: number) => Array.from({ length: n }, (_, i) => `m.${i}`);
+
+test('least-loaded: equal PNodes get equal shares, adjacent VNodes together', () => {
+  const out = createPlacement('least-loaded').place({ toPlace: vnodes(6), candidates: [member('a'), member('b', 130), member('c', 80)], current: new Map() });
+  const counts = new Map<string, number>();
+  for (const p of out.values()) counts.set(p, (counts.get(p) ?? 0) + 1);
+  assert.equal([...counts.values()].sort(), [2, 2, 2]);
+  assert.is(out.get('m.0'), out.get('m.1'));
+  assert.is(out.get('m.2'), out.get('m.3'));
+});
+
+test('least-loaded: a 4× faster PNode takes more', () => {
+  const out = createPlacement('least-loaded').place({ toPlace: vnodes(10), candidates: [member('fast', 400), member('slow', 100)], current: new Map() });
+  const fast = [...out.values()].filter((p) => p === 'fast').length;
+  assert.ok(fast >= 7, `fast got ${fast}`);
+});
+
+test('least-loaded: moving VNodes go to the least loaded survivor', () => {
+  const current = new Map([['m.0', 'a'], ['m.1', 'a'], ['m.2', 'dead'], ['m.3', 'b']]);
+  const out = createPlacement('least-loaded').place({ toPlace: ['m.2'], candidates: [member('a'), member('b')], current });
+  assert.is(out.get('m.2'), 'b');
+});
+
+test('round-robin cycles through candidates', () => {
+  const out = createPlacement('round-robin').place({ toPlace: vnodes(4), candidates: [member('b'), member('a')], current: new Map() });
+  assert.equal([...out.values()], ['a', 'b', 'a', 'b']);
+});
+
+test('no candidates: nothing placed; unknown strategy: clear error', () => {
+  assert.is(createPlacement('least-loaded').place({ toPlace: vnodes(2), candidates: [], current: new Map() }).size, 0);
+  assert.throws(() => createPlacement('magic'), /unknown placement "magic" \(known: least-loaded, round-robin\)/);
+});
+
+test('timeout detector: dead after the timeout of silence, alive again on a heartbeat', () => {
+  const d = createTimeoutDetector({ timeoutMs: 1000 });
+  d.heartbeat('p', 0);
+  assert.not.ok(d.isDead('p', 999));
+  assert.ok(d.isDead('p', 1001));
+  d.heartbeat('p', 1500);
+  assert.not.ok(d.isDead('p', 2000));
+  assert.ok(d.isDead('never-seen', 0));
+});
+
+test.run();
