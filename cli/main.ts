@@ -60,6 +60,7 @@ program
   .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
   .option('--name <id>', 'stable PNode id (default pnode-<pid>)')
   .option('--heartbeat-ms <ms>', 'heartbeat period', int(10), 250)
+  .option('--passivate-ms <ms>', 'a VNode idle this long leaves memory; its next message brings it back', int(100), 300_000)
   .action((opts) => pnodeCommand(opts));
 
 program

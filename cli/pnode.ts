@@ -5,13 +5,13 @@ import { startPNode } from '../runtime/pnode.js';
 import { fail } from './output.js';
 import { connectNats, logLine, onShutdown } from './process.js';
 
-export async function pnodeCommand(opts: { nats: string; name?: string; heartbeatMs: number }): Promise<void> {
+export async function pnodeCommand(opts: { nats: string; name?: string; heartbeatMs: number; passivateMs: number }): Promise<void> {
   const name = opts.name ?? `pnode-${process.pid}`;
   const nc = await connectNats(opts.nats, `dcnr-${name}`);
   const kernels = await createKernels();
   let pnode;
   try {
-    pnode = await startPNode({ nc, name, kernels, heartbeatMs: opts.heartbeatMs, log: logLine(name) });
+    pnode = await startPNode({ nc, name, kernels, heartbeatMs: opts.heartbeatMs, passivateAfterMs: opts.passivateMs, log: logLine(name) });
   } catch (err) {
     fail((err as Error).message, 1);
   }

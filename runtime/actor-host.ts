@@ -10,6 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kernels } from './kernels/types.js';
 import type { ResolvedModel } from './model.js';
+import { Subject } from './protocol.js';
 import { FencedError, StateStore } from './state-store.js';
 import { VNodeActor, type ActorEvent, type ActorExit } from './vnode-actor.js';
 
@@ -28,6 +29,8 @@ export interface ActorHostOptions {
   withinMs?: number;
   /** First backoff; doubles per restart, capped at 5 s. @default 100 */
   backoffMs?: number;
+  /** Passivate a VNode idle this long; it reactivates on its next message. @default never */
+  passivateAfterMs?: number;
 }
 
 /** What a host needs to know of a deployment to run its VNodes. */
@@ -39,11 +42,13 @@ export interface HostedDeployment {
 }
 
 /** The outcome of hosting one VNode. */
-export type HostedExit = ActorExit | 'escalated';
+export type HostedExit = Exclude<ActorExit, 'passivated'> | 'escalated';
 
 interface Hosted {
   actor: VNodeActor | undefined;
   stopping: boolean;
+  /** Set while passivated: wakes it (to stop, or because mail came). */
+  wake?: () => void;
   done: Promise<HostedExit>;
 }
 
@@ -80,6 +85,7 @@ export class ActorHost {
     if (!hosted) return;
     hosted.stopping = true;
     hosted.actor?.stop();
+    hosted.wake?.();
     await hosted.done;
   }
 
@@ -88,6 +94,7 @@ export class ActorHost {
     for (const h of this.#hosted.values()) {
       h.stopping = true;
       h.actor?.stop();
+      h.wake?.();
     }
     await Promise.all([...this.#hosted.values()].map((h) => h.done));
   }
@@ -95,6 +102,24 @@ export class ActorHost {
   /** The live actor of a VNode, if hosted here. */
   actor(deployment: string, index: number): VNodeActor | undefined {
     return this.#hosted.get(`${deployment}.${index}`)?.actor;
+  }
+
+  /** A passivated VNode: out of memory until a message reaches one of its ports (or it is released). */
+  async #sleepUntilMail(hosted: Hosted, deployment: string, index: number): Promise<void> {
+    const actor = hosted.actor!;
+    hosted.actor = undefined;
+    let wake!: () => void;
+    const woken = new Promise<void>((r) => (wake = r));
+    // Subscribe first, then look at what is already waiting: no message slips between.
+    const sub = this.#o.nc.subscribe(Subject.mailboxVNode(deployment, index), { callback: () => wake() });
+    hosted.wake = wake;
+    try {
+      if ((await actor.pendingMessages()) > 0) return;
+      await woken;
+    } finally {
+      sub.unsubscribe();
+      hosted.wake = undefined;
+    }
   }
 
   async #supervise(hosted: Hosted, d: HostedDeployment, index: number, epoch: number): Promise<HostedExit> {
@@ -106,7 +131,9 @@ export class ActorHost {
       try {
         hosted.actor = await VNodeActor.activate({ ...this.#o, ...d, index, epoch, onEvent: this.#o.onEvent });
         if (hosted.stopping) hosted.actor.stop();
-        return await hosted.actor.run();
+        const exit = await hosted.actor.run();
+        if (exit !== 'passivated') return exit;
+        await this.#sleepUntilMail(hosted, d.model.spec.name, index);
       } catch (err) {
         if (err instanceof FencedError) {
           this.#o.onEvent?.({ type: 'fenced', vnode, epoch, cause: 'activation' });

@@ -27,6 +27,8 @@ export interface PNodeOptions {
   heartbeatMs?: number;
   /** VNodes accepted at most. @default 256 */
   maxVNodes?: number;
+  /** Passivate a VNode after this long without a message. @default 300000 */
+  passivateAfterMs?: number;
   /** Log one line per event. */
   log?: (line: string) => void;
 }
@@ -83,6 +85,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     jsm,
     store,
     kernels,
+    passivateAfterMs: o.passivateAfterMs ?? 300_000,
     onEvent: (e: HostEvent) => {
       const at = Date.now();
       switch (e.type) {
@@ -101,6 +104,9 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
         case 'restarting':
           counters.restarts++;
           log(`${e.vnode} failed (attempt ${e.attempt}), restarting in ${e.delayMs} ms: ${e.error.split('\n')[0]}`);
+          break;
+        case 'passivated':
+          log(`${e.vnode} passivated (idle); reactivates on its next message`);
           break;
         case 'escalated':
           counters.escalations++;

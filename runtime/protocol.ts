@@ -111,6 +111,8 @@ export const Stream = {
 export const Subject = {
   /** A VNode's mailbox port. */
   mailbox: (deployment: string, index: number, port: Port) => `dcnr.mbox.${deployment}.${index}.${port}`,
+  /** Every port of one VNode's mailbox. */
+  mailboxVNode: (deployment: string, index: number) => `dcnr.mbox.${deployment}.${index}.*`,
   /** Every mailbox of a deployment (the mailbox stream's filter). */
   mailboxAll: (deployment: string) => `dcnr.mbox.${deployment}.>`,
   /** Per-step metrics of a deployment. */

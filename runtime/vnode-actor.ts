@@ -40,7 +40,8 @@ export type ActorEvent =
   | { type: 'rejected'; vnode: string; subject: string; error: string }
   /** `write`: a state write was refused by compare-and-set; `mailbox`: a newer owner took the mailbox; `activation`: outranked before starting. */
   | { type: 'fenced'; vnode: string; epoch: number; cause: 'write' | 'mailbox' | 'activation' }
-  | { type: 'done'; vnode: string };
+  | { type: 'done'; vnode: string }
+  | { type: 'passivated'; vnode: string };
 
 export interface VNodeActorOptions {
   nc: NatsConnection;
@@ -61,10 +62,12 @@ export interface VNodeActorOptions {
   /** Ownership epoch this actor runs under. */
   epoch: number;
   onEvent?: (event: ActorEvent) => void;
+  /** Leave memory after this long without a message (reactivated by the host on the next). @default never */
+  passivateAfterMs?: number;
 }
 
 /** Why `run()` returned. */
-export type ActorExit = 'done' | 'fenced' | 'stopped';
+export type ActorExit = 'done' | 'fenced' | 'stopped' | 'passivated';
 
 type Output = { to: number; kind: MessageKind; tensor?: Tensor };
 
@@ -192,6 +195,13 @@ export class VNodeActor {
     return this.#tensors;
   }
 
+  /** Messages waiting in this VNode's ports (unacked included). */
+  async pendingMessages(): Promise<number> {
+    let n = 0;
+    for (const m of this.#mailboxes.values()) n += await m.pending();
+    return n;
+  }
+
   /** Ask `run()` to return after the message in hand. */
   stop(): void {
     this.#stopping = true;
@@ -200,6 +210,7 @@ export class VNodeActor {
   /** Process messages until the schedule is complete, the actor is fenced, or stopped. */
   async run(): Promise<ActorExit> {
     const { spec } = this.#o.model;
+    let lastMessage = Date.now();
     while (!this.#stopping) {
       const want = nextInput(this.#v.def.role, this.context.schedule, spec.pipelineDepth);
       if (!want) {
@@ -208,7 +219,16 @@ export class VNodeActor {
       }
       try {
         const msg = await this.#mailboxes.get(want.port)!.next();
-        if (!msg) continue;
+        if (!msg) {
+          // Idle: leave memory (state is in KV); the host wakes us on the next message.
+          if (this.#o.passivateAfterMs !== undefined && Date.now() - lastMessage >= this.#o.passivateAfterMs) {
+            this.#machine.send({ type: 'STOP' });
+            this.#o.onEvent?.({ type: 'passivated', vnode: this.id });
+            return 'passivated';
+          }
+          continue;
+        }
+        lastMessage = Date.now();
         await this.#handle(want, msg);
       } catch (err) {
         if (err instanceof FencedError || err instanceof MailboxTakenError) {
