@@ -133,6 +133,7 @@ export class ActorHost {
         if (hosted.stopping) hosted.actor.stop();
         const exit = await hosted.actor.run();
         if (exit !== 'passivated') return exit;
+        if (hosted.stopping) return 'stopped';
         await this.#sleepUntilMail(hosted, d.model.spec.name, index);
       } catch (err) {
         if (err instanceof FencedError) {

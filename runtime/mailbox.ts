@@ -122,9 +122,9 @@ export class Mailbox {
     }
   }
 
-  /** Messages waiting in this port (for passivation decisions). */
+  /** Messages waiting in this port, not yet delivered (for passivation decisions). */
   async pending(): Promise<number> {
     const info = await this.consumer.info(true);
-    return info.num_pending + info.num_ack_pending;
+    return info.num_pending;
   }
 }

@@ -221,7 +221,7 @@ export class VNodeActor {
         const msg = await this.#mailboxes.get(want.port)!.next();
         if (!msg) {
           // Idle: leave memory (state is in KV); the host wakes us on the next message.
-          if (this.#o.passivateAfterMs !== undefined && Date.now() - lastMessage >= this.#o.passivateAfterMs) {
+          if (!this.#stopping && this.#o.passivateAfterMs !== undefined && Date.now() - lastMessage >= this.#o.passivateAfterMs) {
             this.#machine.send({ type: 'STOP' });
             this.#o.onEvent?.({ type: 'passivated', vnode: this.id });
             return 'passivated';
