@@ -112,6 +112,19 @@ export class VNodeActor {
     const started = Date.now();
     const v = o.model.vnodes[o.index];
     const deployment = o.model.spec.name;
+    /** Commit the activated state under our epoch (CAS on `prev`) and build the actor. */
+    const commit = async (prev: Committed | null, tensors: Tensors, stash: Map<number, Float32Array[]>, machine: Actor<typeof vnodeMachine>) => {
+      const committed = await o.store.write(deployment, o.index, prev, {
+        generation: o.generation,
+        epoch: o.epoch,
+        type: v.def.type,
+        typeVersion: v.def.version,
+        snapshot: machine.getPersistedSnapshot(),
+        tensors,
+        stash,
+      });
+      return new VNodeActor(o, committed, tensors, stash, machine);
+    };
     for (let attempt = 0; ; attempt++) {
       const stored = await o.store.read(deployment, o.index);
       if (stored && stored.meta.generation > o.generation) {
@@ -136,16 +149,7 @@ export class VNodeActor {
                 });
           const stash = new Map<number, Float32Array[]>();
           // CAS over an older generation's state (which it replaces), or create.
-          const committed = await o.store.write(deployment, o.index, stored, {
-            generation: o.generation,
-            epoch: o.epoch,
-            type: v.def.type,
-            typeVersion: v.def.version,
-            snapshot: machine.getPersistedSnapshot(),
-            tensors,
-            stash,
-          });
-          actor = new VNodeActor(o, committed, tensors, stash, machine);
+          actor = await commit(stored, tensors, stash, machine);
         } else {
           const { meta } = found;
           if (meta.epoch > o.epoch) throw new FencedError(`${deployment}.${o.index}`, `stored epoch ${meta.epoch} > ${o.epoch}`);
@@ -160,16 +164,7 @@ export class VNodeActor {
           const machine = createActor(vnodeMachine, { snapshot: meta.snapshot as any }).start();
           machine.send({ type: 'RESTORED', epoch: o.epoch });
           // The takeover write: after it, every write of an older owner fails its CAS.
-          const committed = await o.store.write(deployment, o.index, found, {
-            generation: o.generation,
-            epoch: o.epoch,
-            type: v.def.type,
-            typeVersion: v.def.version,
-            snapshot: machine.getPersistedSnapshot(),
-            tensors,
-            stash,
-          });
-          actor = new VNodeActor(o, committed, tensors, stash, machine);
+          actor = await commit(found, tensors, stash, machine);
         }
         await actor.#openMailboxes();
         o.onEvent?.({ type: 'activated', vnode: actor.id, epoch: o.epoch, restored: !!found, ms: Date.now() - started });

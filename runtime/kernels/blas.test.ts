@@ -14,28 +14,10 @@ import * as assert from 'uvu/assert';
 import { BLAS_ADDON_PATH, createBlasKernels, type BlasKernels } from './blas.js';
 import { createReferenceKernels } from './reference.js';
 import type { ActivationFn, Kernels } from './types.js';
+import { mulberry32 as rng, rand as randArray } from '../../test/helpers/random.js';
 
 // ---------------------------------------------------------------- helpers
 
-/** mulberry32: a tiny seeded PRNG, independent of the runtime's own. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** n uniform values in [-scale, scale). */
-function randArray(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
-  return out;
-}
 
 function bitsEqual(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;

@@ -18,28 +18,10 @@ import { createGpuJsKernels } from './gpujs.js';
 import { KERNEL_MODES, createKernels } from './index.js';
 import { createReferenceKernels } from './reference.js';
 import type { ActivationFn, Kernels } from './types.js';
+import { mulberry32, rand } from '../../test/helpers/random.js';
 
 // ------------------------------------------------------------------ helpers
 
-/** mulberry32: a tiny seeded PRNG, so every run sees the same data. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** n uniform values in [−scale, scale). */
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  const r = mulberry32(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
-  return out;
-}
 
 /** One-hot rows (rows×cols). */
 function oneHot(rows: number, cols: number, seed: number): Float32Array {
