@@ -107,6 +107,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
           break;
         case 'passivated':
           log(`${e.vnode} passivated (idle); reactivates on its next message`);
+          emit({ type: 'passivated', vnode: keyOf(e.vnode), pnode: id, at });
           break;
         case 'escalated':
           counters.escalations++;

@@ -181,6 +181,8 @@ export type ClusterEvent =
   | { type: 'assigned'; vnode: string; pnode: string; epoch: number; from: string | null; reason: string; at: number }
   | { type: 'activated'; vnode: string; pnode: string; epoch: number; at: number; ms: number }
   | { type: 'released'; vnode: string; pnode: string; at: number; reason: string }
+  /** Idle past the PNode's passivation time: out of memory until its next message (then `activated` again). */
+  | { type: 'passivated'; vnode: string; pnode: string; at: number }
   /** `write`: a state write refused by compare-and-set; `mailbox`: its consumer was taken; `activation`: outranked at start. */
   | { type: 'fenced'; vnode: string; pnode: string; epoch: number; at: number; cause: 'write' | 'mailbox' | 'activation' }
   | { type: 'escalated'; vnode: string; pnode: string; error: string; at: number }
