@@ -30,6 +30,8 @@ export interface LocalClusterOptions {
   env?: Record<string, string>;
   /** Supervisor's detection timeout. @default 1000 */
   detectMs?: number;
+  /** Extra `dcnr pnode` arguments for every PNode, e.g. `['--passivate-ms', '2000']`. */
+  pnodeArgs?: string[];
 }
 
 export interface LocalCluster {
@@ -73,7 +75,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     server,
     procs,
     spawnSupervisor: () => launch('supervisor', ['supervisor', '--nats', url, '--detect-ms', String(o.detectMs ?? 1000)]),
-    spawnPNode: (name) => launch(name, ['pnode', '--nats', url, '--name', name]),
+    spawnPNode: (name) => launch(name, ['pnode', '--nats', url, '--name', name, ...(o.pnodeArgs ?? [])]),
     async stop() {
       await Promise.all(
         [...procs.values()].map(
