@@ -3,6 +3,7 @@
  * Every command's `--json` output is one JSON object on the last stdout line.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
 import { pnodeCommand } from './pnode.js';
 import { statusCommand } from './status.js';
@@ -69,6 +70,15 @@ program
   .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
   .option('--json', 'print JSON on the last stdout line', false)
   .action((opts) => statusCommand(opts));
+
+program
+  .command('bench')
+  .description('benchmarks side by side in one run: kernels, hop, train, recovery, memory, scale')
+  .option('--quick', 'fewer sizes, steps and repetitions (under 3 minutes)', false)
+  .option('--only <names>', 'comma-separated subset: kernels,hop,train,recovery,memory,scale')
+  .option('--results <dir>', 'where the result JSON is saved', 'results')
+  .option('--json', 'print the result as JSON on the last stdout line', false)
+  .action((opts) => benchCommand(opts));
 
 program
   .command('drain')

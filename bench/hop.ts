@@ -1,0 +1,121 @@
+/**
+ * hop: the latency a tensor sees crossing one VNode, against a raw NATS message of
+ * the same size. One-way times on one clock (both ends observed in this process).
+ *
+ * - NATS one-way: core publish on one connection → delivery on another.
+ * - VNode hop: a `fwd` tensor stored in a VNode's durable mailbox (JetStream) →
+ *   that VNode's output appearing on the next VNode's mailbox: consumer pull,
+ *   validation, de-duplication, compute and the JetStream publish of its output.
+ *   (Its state commit — CAS on KV — follows the output publish and precedes the ack.)
+ *   The hop is measured at a ReLU VNode of a 4-VNode model, steps sent one at a time.
+ *   1 KiB = batch 1 × 256 features; 64 KiB = batch 64 × 256.
+ */
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { join } from 'node:path';
+import '../actors/index.js';
+import { createKernels } from '../runtime/kernels/index.js';
+import { resolveModel } from '../runtime/model.js';
+import { startNatsServer } from '../runtime/nats-server.js';
+import { Header, Subject } from '../runtime/protocol.js';
+import { train } from '../runtime/trainer.js';
+import { sig, summarize } from './stats.js';
+import type { Benchmark } from './types.js';
+
+export interface HopSize {
+  bytes: number;
+  natsOneWayUs: { p50: number; p99: number };
+  vnodeHopUs: { p50: number; p99: number };
+  n: number;
+}
+
+export interface HopBench {
+  /** p50 at 1 KiB (the contract's headline numbers). */
+  natsOneWayUs: number;
+  vnodeHopUs: number;
+  sizes: HopSize[];
+}
+
+const FEATURES = 256;
+
+async function natsOneWay(url: string, bytes: number, n: number): Promise<number[]> {
+  const pub = await connect({ servers: url });
+  const sub = await connect({ servers: url });
+  const payload = new Uint8Array(bytes);
+  const samples: number[] = [];
+  let sentAt = 0;
+  let got: (() => void) | undefined;
+  sub.subscribe('bench.hop', {
+    callback: () => {
+      samples.push((performance.now() - sentAt) * 1000);
+      got?.();
+    },
+  });
+  await sub.flush();
+  for (let i = 0; i < n + 20; i++) {
+    const arrived = new Promise<void>((r) => (got = r));
+    sentAt = performance.now();
+    pub.publish('bench.hop', payload);
+    await arrived;
+  }
+  await pub.close();
+  await sub.close();
+  return samples.slice(20); // warm-up
+}
+
+async function vnodeHop(nc: NatsConnection, batch: number, steps: number): Promise<number[]> {
+  const name = `bench-hop-${batch}`;
+  const model = resolveModel({
+    name,
+    pipelineDepth: 0,
+    vnodes: [
+      { type: 'layer.dense', config: { units: FEATURES } },
+      { type: 'activation.relu', config: {} },
+      { type: 'layer.dense', config: { units: 10, init: 'xavier' } },
+      { type: 'loss.softmaxCrossEntropy', config: {} },
+    ],
+  });
+  const arrived = new Map<number, number>();
+  const samples: number[] = [];
+  const seqOf = (h: ReturnType<typeof natsHeaders> | undefined) => Number(h?.get(Header.Seq));
+  const into = nc.subscribe(Subject.mailbox(name, 1, 'fwd'), { callback: (_e, m) => void arrived.set(seqOf(m.headers), performance.now()) });
+  const out = nc.subscribe(Subject.mailbox(name, 2, 'fwd'), {
+    callback: (_e, m) => {
+      const t0 = arrived.get(seqOf(m.headers));
+      if (t0 !== undefined) samples.push((performance.now() - t0) * 1000);
+    },
+  });
+  await nc.flush();
+  await train({ nc, model, steps, batch, seed: 1, kernels: await createKernels(), hostLocally: true, window: 1 });
+  into.unsubscribe();
+  out.unsubscribe();
+  return samples.slice(10);
+}
+
+export const hopBenchmark: Benchmark<HopBench> = {
+  name: 'hop',
+  description: 'one VNode hop (durable mailbox, persisted state) vs a raw NATS message, p50/p99',
+  async run(ctx) {
+    const server = await startNatsServer({ storeDir: join(ctx.workDir, 'hop') });
+    const nc = await connect({ servers: server.url });
+    const n = ctx.quick ? 150 : 500;
+    const sizes: HopSize[] = [];
+    try {
+      for (const batch of [1, 64]) {
+        const bytes = batch * FEATURES * 4;
+        const raw = summarize(await natsOneWay(server.url, bytes, n));
+        const hop = summarize(await vnodeHop(nc, batch, n + 10));
+        sizes.push({
+          bytes,
+          n: hop.n,
+          natsOneWayUs: { p50: sig(raw.p50), p99: sig(raw.p99) },
+          vnodeHopUs: { p50: sig(hop.p50), p99: sig(hop.p99) },
+        });
+        ctx.progress(`hop: ${bytes / 1024} KiB: NATS one-way p50 ${sig(raw.p50)} µs, VNode hop p50 ${sig(hop.p50)} µs`);
+      }
+    } finally {
+      await nc.close();
+      await server.stop();
+    }
+    return { natsOneWayUs: sizes[0].natsOneWayUs.p50, vnodeHopUs: sizes[0].vnodeHopUs.p50, sizes };
+  },
+};

@@ -1,0 +1,19 @@
+/** Every benchmark, in the order `dcnr bench` runs them (one file each). */
+import { hopBenchmark } from './hop.js';
+import { kernelsBenchmark } from './kernels.js';
+import { memoryBenchmark } from './memory.js';
+import { recoveryBenchmark } from './recovery.js';
+import { scaleBenchmark } from './scale.js';
+import { trainBenchmark } from './train.js';
+import type { Benchmark } from './types.js';
+
+export const BENCHMARKS = {
+  kernels: kernelsBenchmark,
+  hop: hopBenchmark,
+  train: trainBenchmark,
+  recovery: recoveryBenchmark,
+  memory: memoryBenchmark,
+  scale: scaleBenchmark,
+} satisfies Record<string, Benchmark<unknown>>;
+
+export type BenchmarkName = keyof typeof BENCHMARKS;

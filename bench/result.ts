@@ -1,0 +1,146 @@
+/**
+ * The `dcnr bench` result: its schema (checked before it is printed or saved, so a
+ * benchmark that forgets a field fails loudly) and its markdown table.
+ */
+import { z } from 'zod';
+import { ratio } from './stats.js';
+
+const num = z.number().finite();
+const pct = z.object({ p50Ms: num, maxMs: num });
+
+export const BenchResult = z.object({
+  version: z.literal(1),
+  quick: z.boolean(),
+  startedAt: z.string(),
+  durationMs: num,
+  machine: z.object({ cpu: z.string(), cores: z.number().int(), memoryGiB: num, node: z.string(), os: z.string() }),
+  kernels: z.array(
+    z.object({
+      op: z.enum(['matmul', 'dense-fwd-bwd']),
+      size: z.number().int(),
+      shape: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
+      mode: z.string(),
+      gflops: num,
+      runs: z.number().int().positive(),
+    }),
+  ),
+  kernelsSkipped: z.array(z.object({ mode: z.string(), reason: z.string() })),
+  torch: z.object({ version: z.string(), blas: z.string(), threads: z.number().int() }).nullable(),
+  hop: z.object({
+    natsOneWayUs: num,
+    vnodeHopUs: num,
+    sizes: z.array(z.object({ bytes: z.number().int(), n: z.number().int(), natsOneWayUs: z.object({ p50: num, p99: num }), vnodeHopUs: z.object({ p50: num, p99: num }) })),
+  }),
+  train: z.object({
+    steps: z.number().int(),
+    batch: z.number().int(),
+    singleProcessSps: num,
+    clusterSps: num,
+    torchSps: num.nullable(),
+    perBackend: z.array(z.object({ kernelMode: z.string(), sps: num, testAccuracy: num })),
+    breakdown: z.object({ kernelMode: z.string(), wallMsPerStep: num, kernelMsPerStep: num, persistMsPerStep: num, otherMsPerStep: num }),
+  }),
+  recovery: z.object({
+    n: z.number().int().positive(),
+    p50Ms: num,
+    maxMs: num,
+    detect: pct,
+    resume: pct,
+    killToDead: pct,
+    detectTimeoutMs: num,
+    paramsHash: z.string(),
+  }),
+  memory: z.object({
+    parameters: z.number().int(),
+    pnodes: z.array(z.object({ id: z.string(), vnodes: z.array(z.string()), peakRssMiB: num })),
+    maxPNodePeakRssMiB: num,
+    singleProcessPeakRssMiB: num,
+    steps: z.number().int(),
+    batch: z.number().int(),
+  }),
+  scale: z.object({
+    vnodes: z.number().int(),
+    pnodes: z.number().int(),
+    activation: z.object({ p50Ms: num, p99Ms: num, workP50Ms: num, workP99Ms: num, allActiveMs: num }),
+    bytesPerIdleVNode: num,
+    bytesPerPassivatedVNode: num,
+    passivation: z.object({ afterIdleMs: num, passivated: z.number().int(), allPassivatedMs: num }),
+    reactivation: z.object({ woken: z.number().int(), firstWakeMs: num, workP50Ms: num, workP99Ms: num }),
+  }),
+});
+export type BenchResult = z.infer<typeof BenchResult>;
+
+/** Throws a readable error naming every missing or malformed field. */
+export function checkBenchResult(value: unknown): BenchResult {
+  const r = BenchResult.safeParse(value);
+  if (!r.success) throw new Error(`bench result is incomplete: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+/** The markdown tables `dcnr bench` prints (and README carries). Accepts partial results. */
+export function formatTables(r: Partial<BenchResult>): string {
+  const out: string[] = [];
+  if (r.machine) out.push(`Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.os}${r.quick ? ' (--quick)' : ''}`, '');
+  if (r.kernels?.length) {
+    const sizes = [...new Set(r.kernels.filter((k) => k.op === 'matmul').map((k) => k.size))].sort((a, b) => a - b);
+    const modes = [...new Set(r.kernels.map((k) => k.mode))];
+    const blas = modes.find((m) => m.startsWith('blas:') && m.endsWith('-2t')) ?? modes.find((m) => m.startsWith('blas:'));
+    const g = (mode: string, op: string, size?: number) => r.kernels!.find((k) => k.mode === mode && k.op === op && (size === undefined || k.size === size))?.gflops;
+    out.push('**Kernels** (GFLOP/s, median after warm-up; dense = 64×784→128 forward+backward, 3 matmuls)', '');
+    out.push(`| backend | ${sizes.map((s) => `matmul ${s}²`).join(' | ')} | dense fwd+bwd | matmul 512² vs ${blas ?? 'BLAS'} |`);
+    out.push(`|---|${sizes.map(() => '---:').join('|')}|---:|---:|`);
+    for (const m of modes) {
+      out.push(`| ${m} | ${sizes.map((s) => g(m, 'matmul', s) ?? '—').join(' | ')} | ${g(m, 'dense-fwd-bwd') ?? '—'} | ${blas ? ratio(g(m, 'matmul', 512), g(blas, 'matmul', 512)) : '—'} |`);
+    }
+    for (const s of r.kernelsSkipped ?? []) out.push(`| ${s.mode} | not run: ${s.reason} |`);
+    out.push('');
+  }
+  if (r.hop) {
+    out.push('**Hop** (one-way latency, µs)', '', '| tensor | NATS p50 | NATS p99 | VNode hop p50 | VNode hop p99 | hop / NATS (p50) |', '|---|---:|---:|---:|---:|---:|');
+    for (const s of r.hop.sizes) {
+      out.push(`| ${s.bytes / 1024} KiB | ${s.natsOneWayUs.p50} | ${s.natsOneWayUs.p99} | ${s.vnodeHopUs.p50} | ${s.vnodeHopUs.p99} | ${ratio(s.vnodeHopUs.p50, s.natsOneWayUs.p50)} |`);
+    }
+    out.push('');
+  }
+  if (r.train) {
+    const t = r.train;
+    out.push(`**Training** (mnist-mlp, batch ${t.batch}, ${t.steps} steps, samples/s)`, '', '| run | samples/s | vs one process |', '|---|---:|---:|');
+    out.push(`| one process (default backend) | ${t.singleProcessSps} | 1.0× |`);
+    for (const b of t.perBackend) out.push(`| one process, ${b.kernelMode} | ${b.sps} | ${ratio(b.sps, t.singleProcessSps)} |`);
+    out.push(`| 3 PNodes | ${t.clusterSps} | ${ratio(t.clusterSps, t.singleProcessSps)} |`);
+    out.push(`| PyTorch | ${t.torchSps ?? '— (no torch)'} | ${ratio(t.torchSps, t.singleProcessSps)} |`, '');
+    const b = t.breakdown;
+    out.push(
+      `Step time (${b.kernelMode}, one process): wall ${b.wallMsPerStep} ms/step; kernels ${b.kernelMsPerStep} ms, persistence ${b.persistMsPerStep} ms ` +
+        `(both summed over the VNodes working concurrently); the rest of the wall time — messaging, validation, scheduling — ${b.otherMsPerStep} ms.`,
+      '',
+    );
+  }
+  if (r.recovery) {
+    const x = r.recovery;
+    out.push(`**Recovery** (${x.n} SIGKILLs of a PNode during training, detection timeout ${x.detectTimeoutMs} ms)`, '', '| | p50 ms | max ms |', '|---|---:|---:|');
+    out.push(`| detection (last heartbeat → dead) | ${x.detect.p50Ms} | ${x.detect.maxMs} |`, `| resume (dead → all VNodes running) | ${x.resume.p50Ms} | ${x.resume.maxMs} |`);
+    out.push(`| total | ${x.p50Ms} | ${x.maxMs} |`, `| SIGKILL → dead event | ${x.killToDead.p50Ms} | ${x.killToDead.maxMs} |`, '');
+  }
+  if (r.memory) {
+    const m = r.memory;
+    out.push(`**Memory** (${(m.parameters / 1e6).toFixed(1)}M parameters, Adam, ${m.steps} steps × batch ${m.batch}; peak RSS MiB)`, '', '| process | VNodes | peak RSS |', '|---|---|---:|');
+    for (const p of m.pnodes) out.push(`| ${p.id} | ${p.vnodes.map((v) => v.split('.').pop()).join(', ') || '—'} | ${p.peakRssMiB} |`);
+    out.push(`| one process, whole model | all | ${m.singleProcessPeakRssMiB} |`, `| largest PNode vs one process | | ${ratio(m.maxPNodePeakRssMiB, m.singleProcessPeakRssMiB)} |`, '');
+  }
+  if (r.scale) {
+    const s = r.scale;
+    out.push(`**Scale** (${s.vnodes} VNodes over ${s.pnodes} PNodes)`, '', '| | |', '|---|---:|');
+    out.push(
+      `| activation: placed → running p50 / p99 | ${s.activation.p50Ms} / ${s.activation.p99Ms} ms |`,
+      `| activation work p50 / p99 | ${s.activation.workP50Ms} / ${s.activation.workP99Ms} ms |`,
+      `| all ${s.vnodes} running after | ${s.activation.allActiveMs} ms |`,
+      `| memory per idle VNode | ${(s.bytesPerIdleVNode / 1024).toFixed(1)} KiB |`,
+      `| memory per passivated VNode (RSS kept by the allocator) | ${(s.bytesPerPassivatedVNode / 1024).toFixed(1)} KiB |`,
+      `| passivated after ${s.passivation.afterIdleMs} ms idle | ${s.passivation.passivated} in ${s.passivation.allPassivatedMs} ms |`,
+      `| reactivation: first wake / work p50 / p99 | ${s.reactivation.firstWakeMs} / ${s.reactivation.workP50Ms} / ${s.reactivation.workP99Ms} ms (${s.reactivation.woken} woken) |`,
+      '',
+    );
+  }
+  return out.join('\n');
+}

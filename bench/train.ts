@@ -1,0 +1,144 @@
+/**
+ * train: samples/s on mnist-mlp, batch 64 — one process (`--pnodes 0`) per kernel
+ * backend, a 3-PNode cluster, and the same model in PyTorch — and where a step's
+ * time goes (kernels, persistence, the rest: messaging) in an instrumented run.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import '../actors/index.js';
+import { loadMnist } from '../runtime/data/mnist.js';
+import { createKernels } from '../runtime/kernels/index.js';
+import type { Kernels } from '../runtime/kernels/types.js';
+import { loadModelSpec, resolveModel } from '../runtime/model.js';
+import { startNatsServer } from '../runtime/nats-server.js';
+import { StateStore } from '../runtime/state-store.js';
+import { train } from '../runtime/trainer.js';
+import { connect } from '@nats-io/transport-node';
+import { runDcnr } from './process.js';
+import { sig } from './stats.js';
+import { runTorch, torchInfo } from './torch.js';
+import type { Benchmark, BenchContext } from './types.js';
+
+interface TrainJson {
+  samplesPerSec: number;
+  kernelMode: string;
+  testAccuracy: number;
+  paramsHash: string;
+}
+
+export interface TrainBench {
+  steps: number;
+  batch: number;
+  singleProcessSps: number;
+  clusterSps: number;
+  torchSps: number | null;
+  /** One-process samples/s per kernel backend. */
+  perBackend: Array<{ kernelMode: string; sps: number; testAccuracy: number }>;
+  /** Where one step's time goes, one process, default backend. Busy times are summed over VNodes running concurrently. */
+  breakdown: { kernelMode: string; wallMsPerStep: number; kernelMsPerStep: number; persistMsPerStep: number; otherMsPerStep: number };
+}
+
+/** Kernels whose every call is timed (for the breakdown). */
+function timedKernels(k: Kernels, total: { ms: number }): Kernels {
+  return new Proxy(k, {
+    get(target, prop) {
+      const v: unknown = Reflect.get(target, prop, target);
+      if (typeof v !== 'function' || prop === 'dispose') return typeof v === 'function' ? v.bind(target) : v;
+      return async (...args: unknown[]) => {
+        const t = performance.now();
+        try {
+          return await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        } finally {
+          total.ms += performance.now() - t;
+        }
+      };
+    },
+  });
+}
+
+/** Train in this process with timed kernels and timed state writes. */
+async function breakdown(ctx: BenchContext, steps: number, batch: number): Promise<TrainBench['breakdown']> {
+  const server = await startNatsServer({ storeDir: join(ctx.workDir, 'breakdown') });
+  const nc = await connect({ servers: server.url });
+  const kernelTime = { ms: 0 };
+  const persistTime = { ms: 0 };
+  // Measurement only: wrap the one method every state commit goes through.
+  const write = StateStore.prototype.write;
+  StateStore.prototype.write = async function (this: StateStore, ...args: Parameters<StateStore['write']>) {
+    const t = performance.now();
+    try {
+      return await write.apply(this, args);
+    } finally {
+      persistTime.ms += performance.now() - t;
+    }
+  };
+  try {
+    const base = await createKernels();
+    const kernels = timedKernels(base, kernelTime);
+    const model = resolveModel(loadModelSpec('mnist-mlp'));
+    const t = performance.now();
+    await train({ nc, model, steps, batch, seed: 1, kernels, hostLocally: true });
+    const wall = performance.now() - t;
+    return {
+      kernelMode: base.mode,
+      wallMsPerStep: sig(wall / steps),
+      kernelMsPerStep: sig(kernelTime.ms / steps),
+      persistMsPerStep: sig(persistTime.ms / steps),
+      otherMsPerStep: sig(Math.max(0, wall - kernelTime.ms - persistTime.ms) / steps),
+    };
+  } finally {
+    StateStore.prototype.write = write;
+    await nc.close();
+    await server.stop();
+  }
+}
+
+export const trainBenchmark: Benchmark<TrainBench> = {
+  name: 'train',
+  description: 'samples/s on mnist-mlp batch 64: one process per backend, 3 PNodes, PyTorch',
+  async run(ctx) {
+    const steps = ctx.quick ? 200 : 600;
+    const batch = 64;
+    const common = ['train', '--model', 'mnist-mlp', '--steps', String(steps), '--batch', String(batch), '--seed', '1'];
+
+    const perBackend: TrainBench['perBackend'] = [];
+    for (const mode of ['blas', 'gpu.js:webasm']) {
+      ctx.progress(`train: one process, DCNR_KERNEL_MODE=${mode}, ${steps} steps …`);
+      try {
+        const r = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--store', join(ctx.workDir, `train-${mode}`)], { DCNR_KERNEL_MODE: mode });
+        perBackend.push({ kernelMode: r.kernelMode, sps: sig(r.samplesPerSec), testAccuracy: r.testAccuracy });
+        ctx.progress(`train: ${r.kernelMode} ${sig(r.samplesPerSec)} samples/s`);
+      } catch (err) {
+        ctx.progress(`train: ${mode} not measured: ${(err as Error).message}`);
+      }
+    }
+    ctx.progress(`train: one process, default backend …`);
+    const single = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--store', join(ctx.workDir, 'train-single')]);
+    ctx.progress(`train: one process ${sig(single.samplesPerSec)} samples/s (${single.kernelMode}); 3 PNodes …`);
+    const cluster = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--store', join(ctx.workDir, 'train-cluster')]);
+    ctx.progress(`train: 3 PNodes ${sig(cluster.samplesPerSec)} samples/s`);
+
+    let torchSps: number | null = null;
+    if (torchInfo()) {
+      const data = loadMnist();
+      const x = join(ctx.workDir, 'mnist-train.f32');
+      const y = join(ctx.workDir, 'mnist-train.u8');
+      writeFileSync(x, new Uint8Array(data.train.x.buffer, data.train.x.byteOffset, data.train.x.byteLength));
+      writeFileSync(y, data.train.y);
+      const r = runTorch<{ sps: number }>(['train', x, y, data.train.n, steps, batch, 1]);
+      torchSps = sig(r.sps);
+      ctx.progress(`train: PyTorch ${torchSps} samples/s`);
+    }
+    ctx.progress(`train: step-time breakdown (one process, instrumented, ${Math.min(steps, 300)} steps) …`);
+    const split = await breakdown(ctx, Math.min(steps, 300), batch);
+    return {
+      steps,
+      batch,
+      singleProcessSps: sig(single.samplesPerSec),
+      clusterSps: sig(cluster.samplesPerSec),
+      torchSps,
+      perBackend,
+      breakdown: split,
+    };
+  },
+};
