@@ -77,10 +77,35 @@ export interface StateWrite {
   stash: Map<number, Float32Array[]>;
 }
 
+/**
+ * Runs at most `max` tasks at once, the rest in arrival order.
+ * Why: a big layer is hundreds of 1 MiB chunks; put all at once (times every VNode of
+ * a PNode activating together) and the server's queue outgrows the 5 s JetStream
+ * publish timeout — measured: a 50M-parameter model could not persist at all.
+ */
+function limiter(max: number) {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active >= max) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/** KV operations on blobs in flight per store (so per process): ≤ 32 MiB of 1 MiB chunks. */
+const BLOB_OPS_IN_FLIGHT = 32;
+
 export class StateStore {
   /** Blob each array was last written as; lets a write skip unchanged tensors. */
   readonly #written = new WeakMap<Float32Array, BlobRef>();
   readonly #chunkBytes: number;
+  readonly #io = limiter(BLOB_OPS_IN_FLIGHT);
 
   constructor(
     readonly kv: KV,
@@ -185,13 +210,13 @@ export class StateStore {
   async #writeBlob(key: string, data: Float32Array): Promise<BlobRef> {
     const bytes = toBytes(data);
     if (bytes.byteLength <= this.#chunkBytes) {
-      await this.kv.put(key, bytes);
+      await this.#io(() => this.kv.put(key, bytes));
       return { key, length: data.length, chunks: 0 };
     }
     const chunks = Math.ceil(bytes.byteLength / this.#chunkBytes);
     await Promise.all(
       Array.from({ length: chunks }, (_, c) =>
-        this.kv.put(`${key}.c${c}`, bytes.subarray(c * this.#chunkBytes, (c + 1) * this.#chunkBytes)),
+        this.#io(() => this.kv.put(`${key}.c${c}`, bytes.subarray(c * this.#chunkBytes, (c + 1) * this.#chunkBytes))),
       ),
     );
     return { key, length: data.length, chunks };
@@ -201,7 +226,7 @@ export class StateStore {
     const keys = ref.chunks === 0 ? [ref.key] : Array.from({ length: ref.chunks }, (_, c) => `${ref.key}.c${c}`);
     const parts = await Promise.all(
       keys.map(async (k) => {
-        const e = await this.kv.get(k);
+        const e = await this.#io(() => this.kv.get(k));
         if (!e || e.operation !== 'PUT') throw new Error(`state blob ${k} is missing: the store is damaged`);
         return e.value;
       }),
@@ -221,7 +246,7 @@ export class StateStore {
   async #purgeRefs(refs: Array<Pick<BlobRef, 'key'> & Partial<BlobRef>>): Promise<void> {
     const keys = refs.flatMap((r) => (r.chunks ? Array.from({ length: r.chunks }, (_, c) => `${r.key}.c${c}`) : [r.key]));
     // Garbage collection only: a failed purge leaves an orphan blob, never a wrong state.
-    await Promise.all(keys.map((k) => this.kv.delete(k).catch(() => {})));
+    await Promise.all(keys.map((k) => this.#io(() => this.kv.delete(k)).catch(() => {})));
   }
 }
 
