@@ -10,6 +10,7 @@ object on stdout. Commands:
                                          batch BATCH) on the same digits, samples/s
 """
 import json
+import os
 import statistics
 import sys
 import time
@@ -43,6 +44,8 @@ def timed(fn, budget_ms, min_runs=3, max_runs=50):
 
 
 def main(argv):
+    # The same thread count our OpenBLAS backend uses (all cores), unless told otherwise.
+    torch.set_num_threads(int(os.environ.get("DCNR_TORCH_THREADS", os.cpu_count() or 1)))
     torch.manual_seed(0)
     cmd = argv[0]
     if cmd == "info":

@@ -1,0 +1,119 @@
+/**
+ * The `dcnr bench` JSON contract: the schema accepts a complete result and names what
+ * is missing from an incomplete one; the CLI prints tables then the JSON as its last
+ * line and saves it — checked on a real (small) run of the hop benchmark.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from '../test/helpers/nats.js';
+import { BenchResult, checkBenchResult, formatTables } from './result.js';
+
+const bin = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
+
+/** A complete result with plausible values (shape only; no benchmark ran). */
+function complete(): BenchResult {
+  const p = { p50Ms: 1, maxMs: 2 };
+  return {
+    version: 1,
+    quick: true,
+    startedAt: new Date(0).toISOString(),
+    durationMs: 1,
+    machine: { cpu: 'cpu', cores: 2, memoryGiB: 24, node: '20', os: 'linux' },
+    kernels: [
+      { op: 'matmul', size: 512, shape: [512, 512, 512], mode: 'blas:openblas-haswell-2t', gflops: 200, runs: 3 },
+      { op: 'matmul', size: 512, shape: [512, 512, 512], mode: 'js', gflops: 1.5, runs: 3 },
+      { op: 'dense-fwd-bwd', size: 64, shape: [64, 784, 128], mode: 'js', gflops: 1.4, runs: 3 },
+    ],
+    kernelsSkipped: [{ mode: 'gpu.js:headlessgl', reason: 'no GL' }],
+    torch: null,
+    hop: { natsOneWayUs: 90, vnodeHopUs: 700, sizes: [{ bytes: 1024, n: 10, natsOneWayUs: { p50: 90, p99: 200 }, vnodeHopUs: { p50: 700, p99: 900 } }] },
+    train: {
+      steps: 10,
+      batch: 64,
+      singleProcessSps: 2500,
+      clusterSps: 1700,
+      torchSps: null,
+      perBackend: [{ kernelMode: 'js', sps: 100, testAccuracy: 0.5 }],
+      breakdown: { kernelMode: 'js', wallMsPerStep: 30, kernelMsPerStep: 3, persistMsPerStep: 40, publishMsPerStep: 10 },
+    },
+    recovery: { n: 2, p50Ms: 1, maxMs: 2, detect: p, resume: p, killToDead: p, detectTimeoutMs: 1000, paramsHash: 'x' },
+    memory: { parameters: 5e7, pnodes: [{ id: 'pnode-1', vnodes: ['m.0'], peakRssMiB: 500 }], maxPNodePeakRssMiB: 500, singleProcessPeakRssMiB: 900, steps: 2, batch: 8 },
+    scale: {
+      vnodes: 1000,
+      pnodes: 2,
+      activation: { p50Ms: 1, p99Ms: 2, workP50Ms: 1, workP99Ms: 2, allActiveMs: 3 },
+      bytesPerIdleVNode: 1000,
+      bytesPerPassivatedVNode: 900,
+      passivation: { afterIdleMs: 4000, passivated: 1000, allPassivatedMs: 10 },
+      reactivation: { woken: 5, firstWakeMs: 40, workP50Ms: 4, workP99Ms: 5 },
+    },
+  };
+}
+
+test('a complete result passes the schema', () => {
+  assert.equal(checkBenchResult(complete()), complete());
+});
+
+test('an incomplete result is refused with every missing field named', () => {
+  const r = complete() as Record<string, unknown>;
+  delete r.recovery;
+  (r.train as Record<string, unknown>).clusterSps = Number.NaN;
+  try {
+    checkBenchResult(r);
+    assert.unreachable('accepted an incomplete result');
+  } catch (err) {
+    const msg = (err as Error).message;
+    assert.match(msg, /recovery/);
+    assert.match(msg, /train\.clusterSps/);
+  }
+});
+
+test('torchSps is a number or null, never missing', () => {
+  const r = complete() as unknown as { train: Record<string, unknown> };
+  delete r.train.torchSps;
+  assert.throws(() => checkBenchResult(r), /train\.torchSps/);
+});
+
+test('the tables show every backend with its ratio to BLAS, and a torch-less run says so', () => {
+  const md = formatTables(complete());
+  assert.match(md, /\| blas:openblas-haswell-2t \| 200 \| — \| 1\.0× \|/);
+  assert.match(md, /\| js \| 1\.5 \| 1\.4 \| 0\.01× \|/);
+  assert.match(md, /gpu\.js:headlessgl \| not run: no GL/);
+  assert.match(md, /PyTorch \| — \(no torch\)/);
+  assert.match(md, /\| 3 PNodes \| 1700 \| 0\.68× \|/);
+});
+
+test('dcnr bench --only hop --json: tables, then the JSON object as the last line, saved under --results', () => {
+  const dir = tempDir('dcnr-bench-test-');
+  try {
+    const r = spawnSync(process.execPath, [bin, 'bench', '--quick', '--only', 'hop', '--json', '--results', dir], { encoding: 'utf8', timeout: 300_000 });
+    assert.is(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    const json = JSON.parse(lines.at(-1)!);
+    assert.match(r.stdout, /\*\*Hop\*\*/);
+    // Only hop ran: its part follows the contract, the rest is absent (not faked).
+    const hop = BenchResult.shape.hop.parse(json.hop);
+    assert.is(hop.sizes.length, 2);
+    assert.equal(hop.sizes.map((s) => s.bytes), [1024, 65536]);
+    for (const s of hop.sizes) assert.ok(s.n > 0 && s.vnodeHopUs.p50 > 0 && s.natsOneWayUs.p50 > 0);
+    assert.is(json.train, undefined);
+    assert.is(json.quick, true);
+    const saved = readdirSync(dir).filter((f) => f.startsWith('bench-') && f.endsWith('-quick.json'));
+    assert.is(saved.length, 1);
+    assert.equal(JSON.parse(readFileSync(join(dir, saved[0]), 'utf8')), json);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('dcnr bench refuses an unknown benchmark name with the list of names', () => {
+  const r = spawnSync(process.execPath, [bin, 'bench', '--only', 'kernels,warp-drive'], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /unknown benchmark warp-drive; there are: kernels, hop, train, recovery, memory, scale/);
+});
+
+test.run();
