@@ -105,8 +105,7 @@ export function formatTables(r: Partial<BenchResult>): string {
   if (r.train) {
     const t = r.train;
     out.push(`**Training** (mnist-mlp, batch ${t.batch}, ${t.steps} steps, samples/s)`, '', '| run | samples/s | vs one process |', '|---|---:|---:|');
-    out.push(`| one process (default backend) | ${t.singleProcessSps} | 1.0× |`);
-    for (const b of t.perBackend) out.push(`| one process, ${b.kernelMode} | ${b.sps} | ${ratio(b.sps, t.singleProcessSps)} |`);
+    t.perBackend.forEach((b, i) => out.push(`| one process, ${b.kernelMode}${i === 0 ? ' (default)' : ''} | ${b.sps} | ${ratio(b.sps, t.singleProcessSps)} |`));
     out.push(`| 3 PNodes | ${t.clusterSps} | ${ratio(t.clusterSps, t.singleProcessSps)} |`);
     out.push(`| PyTorch | ${t.torchSps ?? '— (no torch)'} | ${ratio(t.torchSps, t.singleProcessSps)} |`, '');
     const b = t.breakdown;
