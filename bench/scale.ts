@@ -1,6 +1,9 @@
 /**
- * scale: many small VNodes over 2 PNodes (10,000; 1,000 with --quick) — one
- * deployment whose chain is a dense layer, thousands of ReLUs and a loss.
+ * scale: many small VNodes over 2 PNodes (10,000; 1,000 with --quick), as
+ * deployments of 100 VNodes each (a dense layer, 98 ReLUs and a loss) — every
+ * deployment has its own mailbox stream. (One deployment of 10,000 VNodes, i.e.
+ * 20,000 consumers on one work-queue stream, was measured to slow nats-server 2.9's
+ * consumer creation down to ≈10 per second: keep deployments to hundreds of VNodes.)
  * Measures activation latency (placement → running, and the activation work
  * itself), memory per idle VNode (RSS growth of the PNodes / VNodes hosted),
  * passivation (every VNode leaves memory after its idle time) and reactivation
@@ -42,17 +45,18 @@ export const scaleBenchmark: Benchmark<ScaleBench> = {
   description: 'thousands of small VNodes over 2 PNodes: activation, memory per idle VNode, passivation, reactivation',
   async run(ctx) {
     const count = ctx.quick ? 1000 : 10_000;
-    const spec = {
-      name: 'bench-scale',
+    const PER = 100;
+    const specs = Array.from({ length: count / PER }, (_, d) => ({
+      name: `bench-scale-${d}`,
       dataset: 'mnist',
       pipelineDepth: 0,
       vnodes: [
         { type: 'layer.dense', config: { units: 10 } },
-        ...Array.from({ length: count - 2 }, () => ({ type: 'activation.relu', config: {} })),
+        ...Array.from({ length: PER - 2 }, () => ({ type: 'activation.relu', config: {} })),
         { type: 'loss.softmaxCrossEntropy', config: {} },
       ],
-    } as ModelSpec;
-    const model = resolveModel(spec);
+    })) as ModelSpec[];
+    for (const spec of specs) resolveModel(spec);
     const cluster = await startLocalCluster({ pnodes: 2, storeDir: join(ctx.workDir, 'scale'), pnodeArgs: ['--passivate-ms', String(PASSIVATE_MS)] });
     const nc = await connectNats(cluster.url, 'bench-scale');
     const assigned = new Map<string, number>();
@@ -61,9 +65,9 @@ export const scaleBenchmark: Benchmark<ScaleBench> = {
     nc.subscribe(Subject.eventsAll, {
       callback: (_e, m) => {
         const e = m.json<ClusterEvent>();
-        if (e.type === 'assigned' && e.vnode.startsWith('bench-scale.')) assigned.set(e.vnode, e.at);
-        if (e.type === 'activated' && e.vnode.startsWith('bench-scale.')) activated.push({ vnode: e.vnode, at: e.at, ms: e.ms });
-        if (e.type === 'passivated' && e.vnode.startsWith('bench-scale.')) passivated.set(e.vnode, e.at);
+        if (e.type === 'assigned' && e.vnode.startsWith('bench-scale-')) assigned.set(e.vnode, e.at);
+        if (e.type === 'activated' && e.vnode.startsWith('bench-scale-')) activated.push({ vnode: e.vnode, at: e.at, ms: e.ms });
+        if (e.type === 'passivated' && e.vnode.startsWith('bench-scale-')) passivated.set(e.vnode, e.at);
       },
     });
     const pids = () => ['pnode-1', 'pnode-2'].map((n) => cluster.procs.get(n)!.pid!);
@@ -84,12 +88,14 @@ export const scaleBenchmark: Benchmark<ScaleBench> = {
       await waitForPNodes(nc, 2);
       await sleep(1000);
       const before = totalRss();
-      ctx.progress(`scale: deploying ${count} VNodes on 2 PNodes (PNodes at ${sig(before)} MiB) …`);
+      ctx.progress(`scale: deploying ${count} VNodes (${specs.length} deployments) on 2 PNodes (PNodes at ${sig(before)} MiB) …`);
       const jsm = await jetstreamManager(nc);
-      await ensureDeploymentStreams(jsm, spec.name);
       const { deployments } = await openBuckets(nc);
       const t0 = Date.now();
-      await writeDeployment(deployments, { spec, seed: 1, batch: 1, steps: 1, createdAt: new Date().toISOString() });
+      for (const spec of specs) {
+        await ensureDeploymentStreams(jsm, spec.name);
+        await writeDeployment(deployments, { spec, seed: 1, batch: 1, steps: 1, createdAt: new Date().toISOString() });
+      }
       const firstActivation = () => new Set(activated.map((a) => a.vnode)).size;
       await waitFor(`${count} activations`, () => firstActivation() >= count, 900_000, () => `${firstActivation()}/${count} active`);
       const allActiveMs = Date.now() - t0;
@@ -109,7 +115,7 @@ export const scaleBenchmark: Benchmark<ScaleBench> = {
       const nBefore = activated.length;
       const js = jetstream(nc);
       const tWake = Date.now();
-      await sendMessage(js, { deployment: spec.name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'bench', tensor: { shape: [1, 10], data: new Float32Array(10).fill(0.5) } });
+      await sendMessage(js, { deployment: specs[0].name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'bench', tensor: { shape: [1, 10], data: new Float32Array(10).fill(0.5) } });
       const wakeWindow = ctx.quick ? 5000 : 10_000;
       await waitFor('the first reactivation', () => activated.length > nBefore, 60_000, () => 'none yet');
       const firstWakeMs = activated[nBefore].at - tWake;
