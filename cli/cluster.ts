@@ -32,6 +32,8 @@ export interface LocalClusterOptions {
   detectMs?: number;
   /** Extra `dcnr pnode` arguments for every PNode, e.g. `['--passivate-ms', '2000']`. */
   pnodeArgs?: string[];
+  /** The NATS URL a PNode connects to (e.g. through a proxy). @default the cluster's URL */
+  pnodeUrl?: (name: string) => string;
 }
 
 export interface LocalCluster {
@@ -75,7 +77,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     server,
     procs,
     spawnSupervisor: () => launch('supervisor', ['supervisor', '--nats', url, '--detect-ms', String(o.detectMs ?? 1000)]),
-    spawnPNode: (name) => launch(name, ['pnode', '--nats', url, '--name', name, ...(o.pnodeArgs ?? [])]),
+    spawnPNode: (name) => launch(name, ['pnode', '--nats', o.pnodeUrl?.(name) ?? url, '--name', name, ...(o.pnodeArgs ?? [])]),
     async stop() {
       await Promise.all(
         [...procs.values()].map(

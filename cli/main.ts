@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
 import { pnodeCommand } from './pnode.js';
+import { scenarioCommand } from './scenario.js';
 import { statusCommand } from './status.js';
 import { supervisorCommand } from './supervisor.js';
 import { trainCommand } from './train.js';
@@ -70,6 +71,18 @@ program
   .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
   .option('--json', 'print JSON on the last stdout line', false)
   .action((opts) => statusCommand(opts));
+
+program
+  .command('scenario')
+  .description('fault-injection run on a fresh private cluster, compared with a fault-free run; exit 0 iff every check holds')
+  .argument('[name|file]', 'built-in scenario name (see --list) or a scenario file')
+  .option('--seed <n>', 'seed (default: the scenario\'s)', int(0))
+  .option('--reports <dir>', 'where report.json and loss.svg are written', 'reports')
+  .option('--list', 'list the built-in scenarios', false)
+  .option('--all', 'run every built-in scenario', false)
+  .option('--quick-set', 'run the quick set (what CI runs)', false)
+  .option('--json', 'print the report as JSON on the last stdout line', false)
+  .action((name, opts) => scenarioCommand(name, opts));
 
 program
   .command('bench')

@@ -13,7 +13,7 @@ export const PARENT_ENV = 'DCNR_PARENT_PID';
 /** Connect with endless reconnects (a restarted nats-server must not kill a PNode). */
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
   try {
-    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   } catch (err) {
     fail(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
   }

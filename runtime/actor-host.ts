@@ -31,6 +31,8 @@ export interface ActorHostOptions {
   backoffMs?: number;
   /** Passivate a VNode idle this long; it reactivates on its next message. @default never */
   passivateAfterMs?: number;
+  /** Passed to every actor: an injected per-message delay (fault injection). */
+  messageDelayMs?: () => number;
 }
 
 /** What a host needs to know of a deployment to run its VNodes. */

@@ -2,6 +2,7 @@
  * The KV buckets every DCNR process shares, and the records kept in them besides
  * VNode state: deployments and ownership records.
  */
+import { replicas } from './replicas.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Bucket, ownerKey } from './protocol.js';
@@ -17,7 +18,7 @@ export interface Buckets {
 /** Create (or bind to) the buckets. History 1: old values are garbage, CAS needs only the last revision. */
 export async function openBuckets(nc: NatsConnection): Promise<Buckets> {
   const kvm = new Kvm(nc);
-  const open = (name: string) => kvm.create(name, { history: 1 });
+  const open = (name: string) => kvm.create(name, { history: 1, replicas: replicas() });
   const [state, owners, deployments, members] = await Promise.all([
     open(Bucket.State),
     open(Bucket.Owners),

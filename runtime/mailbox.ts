@@ -20,6 +20,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { Stream, Subject, type Port } from './protocol.js';
+import { replicas } from './replicas.js';
 
 const NANOS = 1_000_000;
 
@@ -28,7 +29,7 @@ async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamM
     await jsm.streams.info(config.name!);
   } catch {
     try {
-      await jsm.streams.add(config);
+      await jsm.streams.add({ ...config, num_replicas: replicas() });
     } catch (err) {
       // Another process may have created it in between.
       if (!/already in use|exists/i.test(String(err))) throw err;

@@ -21,6 +21,10 @@ export interface NatsServerOptions {
   maxPayload?: number;
   /** Print the server's log lines to our stderr. @default false */
   verbose?: boolean;
+  /** `server_name` (required in a JetStream cluster). */
+  serverName?: string;
+  /** Join a cluster: listen for routes on `port`, route to the others' ports. */
+  cluster?: { name: string; port: number; routes: number[] };
 }
 
 export interface NatsServer {
@@ -33,6 +37,10 @@ export interface NatsServer {
   storeDir: string;
   /** Stop it (SIGTERM, then SIGKILL after 5 s) and wait for it to exit. */
   stop(): Promise<void>;
+  /** SIGKILL it (a crash; a single 2.9 server may lose recent writes — see README) and wait for it to exit. */
+  kill(): Promise<void>;
+  /** Start it again after `stop` or `kill`: same port, store and configuration. */
+  restart(): Promise<NatsServer>;
 }
 
 /** A free TCP port on 127.0.0.1 (the OS picks; there is a small race, as with every such helper). */
@@ -77,6 +85,16 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
       `listen: "127.0.0.1:${port}"`,
       `max_payload: ${opts.maxPayload ?? 1024 * 1024}`,
       `jetstream { store_dir: ${JSON.stringify(opts.storeDir)} }`,
+      ...(opts.serverName ? [`server_name: ${JSON.stringify(opts.serverName)}`] : []),
+      ...(opts.cluster
+        ? [
+            `cluster {`,
+            `  name: ${JSON.stringify(opts.cluster.name)}`,
+            `  listen: "127.0.0.1:${opts.cluster.port}"`,
+            `  routes: [${opts.cluster.routes.map((p) => JSON.stringify(`nats-route://127.0.0.1:${p}`)).join(', ')}]`,
+            `}`,
+          ]
+        : []),
       '',
     ].join('\n'),
   );
@@ -120,30 +138,78 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
     await sleep(20);
   }
 
+  const kill = async (signal: NodeJS.Signals) => {
+    if (exited) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }, 5000);
+    child.stdin!.end();
+    await gone;
+    clearTimeout(timer);
+  };
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
     pid,
     logFile,
     storeDir: opts.storeDir,
-    async stop() {
-      if (exited) return;
-      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }, 5000);
-      child.stdin!.end();
-      await gone;
-      clearTimeout(timer);
-    },
+    stop: () => kill('SIGTERM'),
+    kill: () => kill('SIGKILL'),
+    restart: () => startNatsServer({ ...opts, port }),
   };
+}
+
+export interface NatsCluster {
+  servers: NatsServer[];
+  urls: string[];
+  /** Comma-separated: what `--nats` and `connect({ servers })` take. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A JetStream cluster of `nodes` servers on loopback (names `nats-1` …, stores under
+ * `storeDir/nats-<i>`), ready when its JetStream meta group has a leader.
+ */
+export async function startNatsCluster(o: { storeDir: string; nodes?: number }): Promise<NatsCluster> {
+  const n = o.nodes ?? 3;
+  const clientPorts: number[] = [];
+  const routePorts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    clientPorts.push(await freePort());
+    routePorts.push(await freePort());
+  }
+  const servers = await Promise.all(
+    clientPorts.map((port, i) =>
+      startNatsServer({
+        storeDir: join(o.storeDir, `nats-${i + 1}`),
+        port,
+        serverName: `nats-${i + 1}`,
+        cluster: { name: 'dcnr', port: routePorts[i], routes: routePorts.filter((_, j) => j !== i) },
+      }),
+    ),
+  );
+  const url = servers.map((s) => s.url).join(',');
+  // JetStream answers once the meta group has elected a leader.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = servers.some((s) => readFileSync(s.logFile, 'utf8').includes('JetStream cluster new metadata leader'));
+    if (ok) break;
+    if (Date.now() > deadline) {
+      await Promise.all(servers.map((s) => s.stop()));
+      throw new Error(`the ${n}-node NATS cluster elected no JetStream leader within 30 s (logs: ${servers.map((s) => s.logFile).join(', ')})`);
+    }
+    await sleep(100);
+  }
+  return { servers, urls: servers.map((s) => s.url), url, stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
 }

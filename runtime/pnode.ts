@@ -14,7 +14,7 @@ import { ActorHost, type HostedDeployment, type HostEvent } from './actor-host.j
 import { openBuckets, readDeployment, type Buckets, type OwnershipRecord } from './cluster-state.js';
 import type { Kernels } from './kernels/types.js';
 import { resolveModel } from './model.js';
-import { NAME_PATTERN, Subject, type ClusterEvent, type Heartbeat, type PNodeCapacity } from './protocol.js';
+import { NAME_PATTERN, Subject, type ClusterEvent, type FaultControlReply, type FaultControlRequest, type Heartbeat, type PNodeCapacity } from './protocol.js';
 import { StateStore } from './state-store.js';
 import { chunkBytesFor } from './trainer.js';
 
@@ -31,6 +31,11 @@ export interface PNodeOptions {
   passivateAfterMs?: number;
   /** Log one line per event. */
   log?: (line: string) => void;
+  /**
+   * Answer fault-injection requests (`Subject.faultControl`): scenario runs only.
+   * @default env DCNR_FAULT_INJECTION === '1'
+   */
+  faultInjection?: boolean;
 }
 
 export interface PNode {
@@ -79,12 +84,35 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
   };
   const keyOf = (vnodeId: string) => vnodeId.split('.').slice(0, 2).join('.');
 
+  // Fault injection (scenarios): a delay before every message. Off unless asked for, and
+  // then only through a subject a launcher knows: strangers must not slow PNodes down.
+  let messageDelayMs = 0;
+  if (o.faultInjection ?? process.env.DCNR_FAULT_INJECTION === '1') {
+    nc.subscribe(Subject.faultControl(id), {
+      callback: (_err, m) => {
+        let reply: FaultControlReply;
+        try {
+          const req = m.json<FaultControlRequest>();
+          const d = req?.messageDelayMs;
+          if (typeof d !== 'number' || !Number.isFinite(d) || d < 0 || d > 60_000) throw new Error(`messageDelayMs must be a number in [0, 60000], got ${JSON.stringify(d)}`);
+          messageDelayMs = d;
+          log(`fault injection: ${d} ms before every message`);
+          reply = { ok: true, pnode: id, messageDelayMs };
+        } catch (err) {
+          reply = { ok: false, pnode: id, messageDelayMs, error: (err as Error).message };
+        }
+        m.respond(JSON.stringify(reply));
+      },
+    });
+  }
+
   const host = new ActorHost({
     nc,
     js,
     jsm,
     store,
     kernels,
+    messageDelayMs: () => messageDelayMs,
     passivateAfterMs: o.passivateAfterMs ?? 300_000,
     onEvent: (e: HostEvent) => {
       const at = Date.now();

@@ -130,6 +130,8 @@ export const Subject = {
   eventsAll: 'dcnr.events.*',
   /** Requests to the supervisor (JSON request/reply). */
   control: (verb: 'drain' | 'view') => `dcnr.ctl.${verb}`,
+  /** Fault-injection requests to one PNode (`FaultControlRequest`); only PNodes started with DCNR_FAULT_INJECTION=1 listen. */
+  faultControl: (pnode: string) => `dcnr.ctl.fault.${pnode}`,
 } as const;
 
 /** What a PNode can do, measured at start-up. */
@@ -189,6 +191,18 @@ export type ClusterEvent =
   | { type: 'rejected'; vnode: string; pnode: string; error: string; at: number }
   /** A dead PNode's VNodes all run again elsewhere: detection = death declared − last heartbeat; resume = last re-activation − death declared. */
   | { type: 'recovered'; pnode: string; vnodes: string[]; detectMs: number; resumeMs: number; at: number };
+
+/** A fault-injection request on `Subject.faultControl(pnode)`: delay every message this PNode handles. */
+export interface FaultControlRequest {
+  /** 0 ends the delay. At most 60000. */
+  messageDelayMs: number;
+}
+export interface FaultControlReply {
+  ok: boolean;
+  pnode: string;
+  messageDelayMs: number;
+  error?: string;
+}
 
 /** A drain request on `Subject.control('drain')` and its reply. */
 export interface DrainRequest {

@@ -41,6 +41,8 @@ export interface TrainOptions {
   window?: number;
   onProgress?: (p: { done: number; steps: number; loss: number | undefined }) => void;
   onEvent?: (e: HostEvent) => void;
+  /** Abort training (e.g. a watchdog that sees no live PNode): `train` rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -140,20 +142,30 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
     })();
     const waitForLoss = () => new Promise<void>((resolve) => (wake = resolve));
+    const stopReading = () => {
+      metrics.stop();
+      void reading.catch(() => {});
+    };
+    o.signal?.addEventListener('abort', stopReading, { once: true });
 
     const window = o.window ?? model.spec.pipelineDepth + 2;
     const trainStarted = Date.now();
     for (let seq = start; seq < o.steps; seq++) {
-      while (seq >= Math.max(lossesSeen, start) + window) await Promise.race([waitForLoss(), sleep(250)]);
+      while (seq >= Math.max(lossesSeen, start) + window) {
+        o.signal?.throwIfAborted();
+        await Promise.race([waitForLoss(), sleep(250)]);
+      }
       const { x, t } = trainingBatch(data, o.seed, seq, o.batch);
-      await sendMessage(js, { deployment: dep, to: 0, kind: 'fwd', seq, epoch: 0, from: 'trainer', tensor: { shape: [o.batch, model.inputFeatures], data: x } });
-      await sendMessage(js, { deployment: dep, to: last, kind: 'target', seq, epoch: 0, from: 'trainer', tensor: { shape: [o.batch, model.outputFeatures], data: t } });
+      // Re-sending is safe (message ids de-duplicate), so a NATS outage only delays the trainer.
+      await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: 0, kind: 'fwd', seq, epoch: 0, from: 'trainer', tensor: { shape: [o.batch, model.inputFeatures], data: x } }));
+      await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: last, kind: 'target', seq, epoch: 0, from: 'trainer', tensor: { shape: [o.batch, model.outputFeatures], data: t } }));
     }
-    await sendMessage(js, { deployment: dep, to: 0, kind: 'end', seq: o.steps, epoch: 0, from: 'trainer' });
+    await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: 0, kind: 'end', seq: o.steps, epoch: 0, from: 'trainer' }));
 
     // Done when every VNode's committed schedule says so (the last loss is not enough:
     // the first layers apply their last updates after it).
-    while (!(await allDone(store, model))) {
+    while (!(await retrying(o.signal, () => allDone(store, model)))) {
+      o.signal?.throwIfAborted();
       for (const h of hosted) {
         const exit = await Promise.race([h, Promise.resolve(undefined)]);
         if (exit === 'escalated' || exit === 'fenced') throw new Error(`a locally hosted VNode stopped: ${exit}`);
@@ -161,8 +173,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       await sleep(25);
     }
     const trainMs = Date.now() - trainStarted;
-    metrics.stop();
-    await reading.catch(() => {});
+    stopReading();
 
     const tensors = await loadAllTensors(store, model);
     const outputs = await predict(o.kernels, model, tensors, data.test.x, data.test.n);
@@ -182,6 +193,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     };
   } finally {
     await host?.stopAll();
+  }
+}
+
+/**
+ * Run `fn` until it succeeds, retrying errors of a NATS outage (timeouts, no responders,
+ * a connection in reconnect) for up to two minutes; other errors and an abort end it.
+ */
+async function retrying<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 120_000;
+  for (let attempt = 0; ; attempt++) {
+    signal?.throwIfAborted();
+    try {
+      return await fn();
+    } catch (err) {
+      const transient = /timeout|no responders|503|disconnect|reconnect|CONNECTION_REFUSED/i.test(String((err as Error)?.message ?? err) + String((err as Error)?.name ?? ''));
+      if (!transient || Date.now() > deadline) throw err;
+      await sleep(Math.min(1000, 50 * 2 ** attempt));
+    }
   }
 }
 

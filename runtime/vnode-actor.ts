@@ -64,6 +64,8 @@ export interface VNodeActorOptions {
   onEvent?: (event: ActorEvent) => void;
   /** Leave memory after this long without a message (reactivated by the host on the next). @default never */
   passivateAfterMs?: number;
+  /** An injected delay before each message is handled (fault injection: a slow PNode). @default none */
+  messageDelayMs?: () => number;
 }
 
 /** Why `run()` returned. */
@@ -257,6 +259,8 @@ export class VNodeActor {
   };
 
   async #handle(want: { port: Port; seq: number }, raw: JsMsg): Promise<void> {
+    const delay = this.#o.messageDelayMs?.() ?? 0;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const checked = validateMessage(raw.headers, raw.data, {
       deployment: this.#deployment,
       index: this.#o.index,

@@ -1,0 +1,16 @@
+/** Every fault kind, by name (one line each). */
+import { churn } from './churn.js';
+import { killNatsNode } from './kill-nats-node.js';
+import { killPNode } from './kill-pnode.js';
+import { killSupervisor } from './kill-supervisor.js';
+import { malformedMessages } from './malformed-messages.js';
+import { partition } from './partition.js';
+import { pausePNode } from './pause-pnode.js';
+import { restartNats } from './restart-nats.js';
+import { restartPNode } from './restart-pnode.js';
+import { slowPNode } from './slow-pnode.js';
+import type { FaultKind } from './types.js';
+
+export const FAULT_KINDS: Record<string, FaultKind> = Object.fromEntries(
+  [killPNode, pausePNode, restartPNode, slowPNode, killSupervisor, restartNats, killNatsNode, partition, malformedMessages, churn].map((f) => [f.kind, f]),
+);

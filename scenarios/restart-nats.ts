@@ -1,0 +1,11 @@
+import { defineScenario } from './runner/define.js';
+
+export default defineScenario({
+  name: 'restart-nats',
+  description: 'the nats-server stops (gracefully) for 2 s and comes back; every process reconnects and training goes on',
+  pnodes: 3,
+  steps: 200,
+  batch: 32,
+  quick: true,
+  faults: [{ kind: 'restart-nats', atStep: 60, durationMs: 2000 }],
+});
