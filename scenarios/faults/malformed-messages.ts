@@ -3,7 +3,8 @@
  * straight into the deployment's mailboxes through JetStream — every kind of breakage
  * the validator must catch: versions, kinds, ports, deployments, VNodes, seqs, epochs,
  * dtypes, shapes, byte lengths, NaN/Inf, headerless garbage, payloads on `end`. Each
- * envelope is built valid and then broken in exactly one way, so every one must be
+ * envelope is built valid and then broken in exactly one way (never a way the protocol
+ * allows: an absent epoch header, for one, means epoch 0), so every one must be
  * rejected (kept in the dead-letter stream, counted) and none may crash a process.
  */
 import { jetstream } from '@nats-io/jetstream';
@@ -27,7 +28,7 @@ const MUTATIONS: Array<{ name: string; make(t: Target, dep: string, rng: Rng): {
   { name: 'deployment', make: (t, dep, rng) => valid(t, dep, rng, (h) => h.set(Header.Deployment, `${dep}-other`)) },
   { name: 'vnode', make: (t, dep, rng) => valid(t, dep, rng, (h) => h.set(Header.VNode, pick(rng, [String(t.index + 1), '-1', 'x', '']))) },
   { name: 'seq', make: (t, dep, rng) => valid(t, dep, rng, (h) => h.set(Header.Seq, pick(rng, ['-1', '1.5', 'abc', '', '1e3', '9007199254740993']))) },
-  { name: 'epoch', make: (t, dep, rng) => valid(t, dep, rng, (h) => h.set(Header.Epoch, pick(rng, ['x', '-', '1.5', '']))) },
+  { name: 'epoch', make: (t, dep, rng) => valid(t, dep, rng, (h) => h.set(Header.Epoch, pick(rng, ['x', '-', '1.5', '-3']))) },
   { name: 'dtype', make: (t, dep, rng) => valid(t, dep, rng, (h) => h.set(Header.DType, pick(rng, ['f64', 'i32', 'F32', '']))) },
   { name: 'shape text', make: (t, dep, rng) => valid(t, dep, rng, (h) => h.set(Header.Shape, pick(rng, ['0,1', 'a,b', '1,2,3,4,5', '', '-1,4', '1,,2']))) },
   {
