@@ -46,6 +46,8 @@ program
   .option('--nats <url>', 'use a running NATS server instead of starting one')
   .option('--store <dir>', 'JetStream store of the private nats-server (wiped at start unless --keep-store)', '.dcnr/cluster')
   .option('--keep-store', 'keep the store from the last run', false)
+  .option('--dashboard-port <port>', 'port of the live dashboard on 127.0.0.1 (0 = any free port)', int(0), 7070)
+  .option('--no-dashboard', 'do not serve the dashboard')
   .action((opts) => upCommand(opts));
 
 program
@@ -54,6 +56,8 @@ program
   .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
   .option('--detect-ms <ms>', 'heartbeat silence after which a PNode is dead', int(100), 1000)
   .option('--placement <name>', 'placement strategy: least-loaded | round-robin', 'least-loaded')
+  .option('--dashboard-port <port>', 'also serve the live dashboard on this port (off unless given)', int(0))
+  .option('--dashboard-host <host>', 'address the dashboard listens on (0.0.0.0 inside a container)', '127.0.0.1')
   .action((opts) => supervisorCommand(opts));
 
 program

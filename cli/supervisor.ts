@@ -1,10 +1,11 @@
 /** `dcnr supervisor --nats URL`: membership, failure detection, placement, migration. */
 import { startSupervisor } from '../supervisor/supervisor.js';
 import { createPlacement } from '../supervisor/placement/index.js';
+import { startDashboard, type Dashboard } from '../dashboard/server.js';
 import { fail } from './output.js';
 import { connectNats, logLine, onShutdown } from './process.js';
 
-export async function supervisorCommand(opts: { nats: string; detectMs: number; placement: string }): Promise<void> {
+export async function supervisorCommand(opts: { nats: string; detectMs: number; placement: string; dashboardPort?: number; dashboardHost: string }): Promise<void> {
   let placement;
   try {
     placement = createPlacement(opts.placement);
@@ -13,7 +14,17 @@ export async function supervisorCommand(opts: { nats: string; detectMs: number; 
   }
   const nc = await connectNats(opts.nats, 'dcnr-supervisor');
   const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log: logLine('supervisor') });
+  let dashboard: Dashboard | undefined;
+  if (opts.dashboardPort !== undefined) {
+    try {
+      dashboard = await startDashboard({ nc, port: opts.dashboardPort, host: opts.dashboardHost });
+      logLine('supervisor')(`dashboard on ${dashboard.url} (listening on ${opts.dashboardHost})`);
+    } catch (err) {
+      fail((err as Error).message, 1);
+    }
+  }
   onShutdown(async () => {
+    await dashboard?.close();
     await supervisor.stop();
     await nc.close();
   });

@@ -5,11 +5,12 @@
  */
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { startDashboard, type Dashboard } from '../dashboard/server.js';
 import { startLocalCluster, waitForPNodes } from './cluster.js';
 import { fail } from './output.js';
 import { connectNats, onShutdown } from './process.js';
 
-export async function upCommand(opts: { pnodes: number; nats?: string; store: string; keepStore: boolean }): Promise<void> {
+export async function upCommand(opts: { pnodes: number; nats?: string; store: string; keepStore: boolean; dashboardPort: number; dashboard: boolean }): Promise<void> {
   const storeDir = resolve(opts.store);
   if (!opts.nats && !opts.keepStore) rmSync(storeDir, { recursive: true, force: true });
   let cluster;
@@ -18,25 +19,35 @@ export async function upCommand(opts: { pnodes: number; nats?: string; store: st
   } catch (err) {
     fail((err as Error).message, 1);
   }
+  const nc = await connectNats(cluster.url, 'dcnr-up');
+  let dashboard: Dashboard | undefined;
+  if (opts.dashboard) {
+    try {
+      dashboard = await startDashboard({ nc, port: opts.dashboardPort });
+      process.stderr.write(`dcnr up: dashboard on ${dashboard.url}\n`);
+    } catch (err) {
+      process.stderr.write(`dcnr up: no dashboard: ${(err as Error).message}\n`);
+    }
+  }
   onShutdown(async () => {
     process.stderr.write('dcnr up: stopping the cluster …\n');
+    await dashboard?.close();
+    await nc.close();
     await cluster.stop();
   });
   for (const [name, child] of cluster.procs) {
     child.once('exit', (code, signal) => process.stderr.write(`dcnr up: ${name} exited (${signal ?? code})\n`));
   }
-  const nc = await connectNats(cluster.url, 'dcnr-up');
   try {
     await waitForPNodes(nc, opts.pnodes, 60_000);
   } catch (err) {
     process.stderr.write(`dcnr up: ${(err as Error).message}\n`);
-  } finally {
-    await nc.close();
   }
   process.stdout.write(
     [
       '',
       `DCNR cluster up: supervisor + ${opts.pnodes} PNodes on ${cluster.url}${cluster.server ? ` (nats-server pid ${cluster.server.pid}, store ${storeDir})` : ''}`,
+      ...(dashboard ? ['', `Dashboard: ${dashboard.url}`] : []),
       '',
       'In another terminal:',
       `  npx dcnr train --nats ${cluster.url} --model mnist-mlp --steps 600`,

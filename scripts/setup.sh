@@ -4,6 +4,7 @@
 #   nats-server      every test and `dcnr train` without --nats starts one
 #   libopenblas-dev  the CPU kernel backend (falls back to gpu.js without it)
 #   build-essential  compiles that addon
+#   chromium         the dashboard's end-to-end browser test (driven by playwright-core)
 #   docker-compose   with DCNR_SETUP_COMPOSE=1: validates docker-compose.yml (CI)
 #   python3-torch    with DCNR_SETUP_TORCH=1: the PyTorch baseline of `dcnr bench`
 #                    (+ libopenblas0-pthread, without which torch uses the slow reference BLAS)
@@ -14,6 +15,7 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 dpkg -s libopenblas-dev >/dev/null 2>&1 || missing+=(libopenblas-dev)
 { command -v make && command -v gcc; } >/dev/null 2>&1 || missing+=(build-essential)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 # Only to validate docker-compose.yml offline (no Docker engine needed); CI asks for it.
 [ "${DCNR_SETUP_COMPOSE:-0}" = 1 ] && ! command -v docker-compose >/dev/null 2>&1 && missing+=(docker-compose)
 if [ "${DCNR_SETUP_TORCH:-0}" = 1 ]; then

@@ -1,0 +1,173 @@
+/**
+ * The live dashboard: a small HTTP server (node:http, no framework) serving a
+ * plain-JS page, `GET /api/status` (exactly `dcnr status --json`), `GET /api/deployments`
+ * and `GET /api/events` — Server-Sent Events carrying status snapshots, cluster events
+ * and per-step losses as they happen. Served by `dcnr up` and by `dcnr supervisor
+ * --dashboard-port` (what docker-compose runs).
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { collectStatus, type StatusReport } from '../cli/status.js';
+import { openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
+import { Subject, type ClusterEvent, type StepMetric } from '../runtime/protocol.js';
+
+export interface DashboardOptions {
+  nc: NatsConnection;
+  /** 0 = any free port. */
+  port: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** How often status snapshots are pushed (when changed). @default 500 */
+  statusEveryMs?: number;
+}
+
+export interface Dashboard {
+  url: string;
+  close(): Promise<void>;
+}
+
+const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url));
+const STATIC: Record<string, string> = {
+  '/': 'index.html',
+  '/index.html': 'index.html',
+  '/app.js': 'app.js',
+  '/style.css': 'style.css',
+};
+const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
+
+/** Deployments and their VNode types, for drawing pipelines. */
+export async function listDeployments(nc: NatsConnection): Promise<Array<{ name: string; vnodes: string[]; steps: number; batch: number; createdAt: string }>> {
+  const { deployments } = await openBuckets(nc);
+  const out = [];
+  for await (const key of await deployments.keys()) {
+    const e = await deployments.get(key);
+    if (!e || e.operation !== 'PUT' || e.length === 0) continue;
+    const r = e.json<DeploymentRecord>();
+    out.push({ name: r.spec.name, vnodes: r.spec.vnodes.map((v) => v.type), steps: r.steps, batch: r.batch, createdAt: r.createdAt });
+  }
+  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
+  const { nc } = o;
+  const clients = new Set<ServerResponse>();
+  const recentEvents: ClusterEvent[] = [];
+  const losses = new Map<string, Array<[number, number]>>();
+  let lastStatus = '';
+
+  const send = (res: ServerResponse, event: string, data: unknown) => {
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  const broadcast = (event: string, data: unknown) => {
+    for (const c of clients) send(c, event, data);
+  };
+
+  const events = nc.subscribe(Subject.eventsAll, {
+    callback: (_e, m) => {
+      let e: ClusterEvent;
+      try {
+        e = m.json<ClusterEvent>();
+      } catch {
+        return; // not ours to judge; the dashboard only shows well-formed events
+      }
+      recentEvents.push(e);
+      if (recentEvents.length > 500) recentEvents.shift();
+      broadcast('cluster', e);
+    },
+  });
+  const metrics = nc.subscribe(Subject.metrics('*'), {
+    callback: (_e, m) => {
+      let metric: StepMetric;
+      try {
+        metric = m.json<StepMetric>();
+      } catch {
+        return;
+      }
+      const dep = m.subject.split('.').pop()!;
+      const list = losses.get(dep) ?? [];
+      if (metric.seq === 0) list.length = 0; // a fresh run of the deployment
+      list.push([metric.seq, metric.loss]);
+      if (list.length > 5000) list.shift();
+      losses.set(dep, list);
+      broadcast('loss', { deployment: dep, seq: metric.seq, loss: metric.loss });
+    },
+  });
+
+  let status: StatusReport | undefined;
+  const refresh = async () => {
+    try {
+      status = await collectStatus(nc);
+      const text = JSON.stringify({ ...status, supervisor: status.supervisor && { pid: status.supervisor.pid } });
+      if (text !== lastStatus) {
+        lastStatus = text;
+        broadcast('status', status);
+        broadcast('deployments', await listDeployments(nc));
+      }
+    } catch {
+      // NATS away for a moment: keep the last snapshot, try again next tick
+    }
+  };
+  const timer = setInterval(() => void refresh(), o.statusEveryMs ?? 500);
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' }).end(`${req.method} not allowed: the dashboard is read-only\n`);
+      return;
+    }
+    if (path === '/api/status') {
+      const s = await collectStatus(nc);
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(s));
+      return;
+    }
+    if (path === '/api/deployments') {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(await listDeployments(nc)));
+      return;
+    }
+    if (path === '/api/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      res.write('retry: 1000\n\n');
+      clients.add(res);
+      req.on('close', () => clients.delete(res));
+      send(res, 'status', status ?? (await collectStatus(nc)));
+      send(res, 'deployments', await listDeployments(nc));
+      send(res, 'history', { events: recentEvents, losses: Object.fromEntries(losses) });
+      return;
+    }
+    const file = STATIC[path];
+    if (!file) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`${path}: not found (try / or /api/status)\n`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[file.split('.').pop()!], 'cache-control': 'no-cache' }).end(readFileSync(PUBLIC + file));
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      if (!res.headersSent) res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end(`dashboard: ${(err as Error).message}\n`);
+    });
+  });
+  const host = o.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(err.code === 'EADDRINUSE' ? `dashboard: port ${o.port} on ${host} is in use (choose another with --dashboard-port, 0 = any)` : `dashboard: ${err.message}`)),
+    );
+    server.listen(o.port, host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  void refresh();
+  return {
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`,
+    async close() {
+      clearInterval(timer);
+      events.unsubscribe();
+      metrics.unsubscribe();
+      for (const c of clients) c.end();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * The dashboard end to end: a real 3-PNode cluster training, the page in headless
+ * Chromium (Debian's /usr/bin/chromium through playwright-core), a PNode SIGKILLed for
+ * real — the page must show it dead and its VNodes drawn on their new hosts, matching
+ * /api/status. Saves test-artifacts/dashboard.png.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser } from 'playwright-core';
+import type { NatsConnection } from '@nats-io/transport-node';
+import '../actors/index.js';
+import { startLocalCluster, waitForPNodes, type LocalCluster } from '../cli/cluster.js';
+import { connectNats } from '../cli/process.js';
+import type { StatusReport } from '../cli/status.js';
+import { startDashboard, type Dashboard } from '../dashboard/server.js';
+import { createKernels } from '../runtime/kernels/index.js';
+import { loadModelSpec, resolveModel } from '../runtime/model.js';
+import { train } from '../runtime/trainer.js';
+import { tempDir } from './helpers/nats.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const artifacts = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
+const dir = tempDir('dcnr-dashboard-');
+let cluster: LocalCluster;
+let nc: NatsConnection;
+let dashboard: Dashboard;
+let browser: Browser | undefined;
+const stopTraining = new AbortController();
+let training: Promise<unknown>;
+
+const status = async (): Promise<StatusReport> => (await fetch(new URL('api/status', dashboard.url))).json() as Promise<StatusReport>;
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test.before(async () => {
+  cluster = await startLocalCluster({ pnodes: 3, storeDir: dir });
+  nc = await connectNats(cluster.url, 'dashboard-test');
+  await waitForPNodes(nc, 3);
+  dashboard = await startDashboard({ nc, port: 0 });
+  const model = resolveModel(loadModelSpec('mnist-mlp'));
+  // Long enough to still be running when the browser looks; stopped at the end.
+  training = train({ nc, model, steps: 20_000, batch: 16, seed: 5, kernels: await createKernels(), signal: stopTraining.signal }).catch(() => {});
+  await until('every VNode placed', async () => (await status()).vnodes.length === model.vnodes.length);
+});
+
+test.after(async () => {
+  stopTraining.abort(new Error('test over'));
+  await training;
+  await browser?.close();
+  await dashboard?.close();
+  await nc?.close();
+  await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('HTTP: the page, /api/status with pids, clear 404 and 405', async () => {
+  const page = await fetch(dashboard.url);
+  assert.is(page.status, 200);
+  assert.match(await page.text(), /<title>DCNR/);
+  const s = await status();
+  assert.is(s.pnodes.filter((p) => p.alive).length, 3);
+  for (const p of s.pnodes) assert.ok(p.pid > 0 && p.kernelMode.length > 0);
+  const missing = await fetch(new URL('nope', dashboard.url));
+  assert.is(missing.status, 404);
+  assert.match(await missing.text(), /not found/);
+  const post = await fetch(new URL('api/status', dashboard.url), { method: 'POST' });
+  assert.is(post.status, 405);
+});
+
+test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on their new hosts', async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  await page.goto(dashboard.url);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid^="pnode-pnode-"][data-alive="true"]').length === 3, null, { timeout: 60_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid^="vnode-"]')].length === 6 && [...document.querySelectorAll('[data-testid^="vnode-"]')].every((e) => e.getAttribute('data-pnode')), null, { timeout: 60_000 });
+
+  const before = await status();
+  const victim = [...before.pnodes].sort((a, b) => b.vnodes.length - a.vnodes.length)[0];
+  assert.ok(victim.vnodes.length > 0, 'the victim hosts VNodes');
+  const killedAt = Date.now();
+  process.kill(victim.pid, 'SIGKILL');
+  const deadAfter = await until('the API to report the kill', async () => (await status()).pnodes.find((p) => p.id === victim.id)?.alive === false && Date.now() - killedAt);
+  process.stderr.write(`  /api/status reported ${victim.id} dead ${deadAfter} ms after SIGKILL\n`);
+
+  await page.waitForFunction((id) => document.querySelector(`[data-testid="pnode-state-${id}"]`)?.textContent === 'dead', victim.id, { timeout: 60_000 });
+  await page.waitForFunction(
+    (id) => {
+      const v = [...document.querySelectorAll('[data-testid^="vnode-"]')];
+      return v.length === 6 && v.every((e) => e.getAttribute('data-pnode') && e.getAttribute('data-pnode') !== id);
+    },
+    victim.id,
+    { timeout: 60_000 },
+  );
+  // What the page draws is what the ownership records say.
+  const after = await status();
+  for (const v of after.vnodes) {
+    const drawn = await page.getAttribute(`[data-testid="vnode-${v.id}"]`, 'data-pnode');
+    assert.is(drawn, v.pnode, `${v.id} drawn on ${drawn}, owned by ${v.pnode}`);
+    assert.is.not(v.pnode, victim.id);
+  }
+  await page.waitForSelector('[data-testid="events"] li[data-type="dead"]', { timeout: 30_000 });
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: `${artifacts}dashboard.png`, fullPage: true });
+  assert.ok(existsSync(`${artifacts}dashboard.png`));
+});
+
+test.run();
