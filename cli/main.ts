@@ -3,6 +3,8 @@
  * Every command's `--json` output is one JSON object on the last stdout line.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { LOG_LEVELS } from '../runtime/log.js';
+import { OTEL_MODES } from '../runtime/telemetry.js';
 import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
 import { pnodeCommand } from './pnode.js';
@@ -21,7 +23,23 @@ const int = (min: number) => (value: string) => {
 const program = new Command()
   .name('dcnr')
   .description('Distributed Composable Neural Runtime: durable VNode actors on NATS JetStream')
+  .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (env DCNR_LOG_LEVEL)`)
+  .option('--otel <mode>', `OpenTelemetry: ${OTEL_MODES.join(', ')} (default: off unless OTEL_* env vars ask for it; env DCNR_OTEL)`)
   .showHelpAfterError();
+
+// Global options become environment variables, so every child process (dcnr up,
+// train --pnodes N, scenarios) inherits them.
+program.hook('preAction', () => {
+  const { logLevel, otel } = program.opts<{ logLevel?: string; otel?: string }>();
+  if (logLevel !== undefined) {
+    if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) program.error(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+    process.env.DCNR_LOG_LEVEL = logLevel;
+  }
+  if (otel !== undefined) {
+    if (!(OTEL_MODES as readonly string[]).includes(otel)) program.error(`--otel must be one of ${OTEL_MODES.join(', ')}, got ${JSON.stringify(otel)}`);
+    process.env.DCNR_OTEL = otel;
+  }
+});
 
 program
   .command('train')

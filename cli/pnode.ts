@@ -2,11 +2,13 @@
 import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { startPNode } from '../runtime/pnode.js';
+import { initTelemetry } from '../runtime/telemetry.js';
 import { fail } from './output.js';
 import { connectNats, logLine, onShutdown } from './process.js';
 
 export async function pnodeCommand(opts: { nats: string; name?: string; heartbeatMs: number; passivateMs: number }): Promise<void> {
   const name = opts.name ?? `pnode-${process.pid}`;
+  const stopTelemetry = await initTelemetry({ service: 'dcnr-pnode', mode: process.env.DCNR_OTEL, attributes: { 'dcnr.pnode': name } }).catch((err) => fail(err.message));
   const nc = await connectNats(opts.nats, `dcnr-${name}`);
   const kernels = await createKernels();
   let pnode;
@@ -18,5 +20,6 @@ export async function pnodeCommand(opts: { nats: string; name?: string; heartbea
   onShutdown(async () => {
     await pnode.stop();
     await nc.close();
+    await stopTelemetry?.();
   });
 }

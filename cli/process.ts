@@ -5,6 +5,7 @@
  * leave orphans behind when its launcher is SIGKILLed).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { componentLog } from '../runtime/log.js';
 import { fail } from './output.js';
 
 /** Environment variable a launcher sets to its own pid. */
@@ -41,5 +42,5 @@ export function onShutdown(stop: () => Promise<void>): void {
   }
 }
 
-/** A log function: one line per event, prefixed with a timestamp. */
-export const logLine = (who: string) => (line: string) => process.stderr.write(`${new Date().toISOString()} ${who} ${line}\n`);
+/** A log function for a component: one structured line per event (runtime/log.ts). */
+export const logLine = (who: string) => componentLog(who);

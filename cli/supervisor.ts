@@ -2,6 +2,7 @@
 import { startSupervisor } from '../supervisor/supervisor.js';
 import { createPlacement } from '../supervisor/placement/index.js';
 import { startDashboard, type Dashboard } from '../dashboard/server.js';
+import { initTelemetry } from '../runtime/telemetry.js';
 import { fail } from './output.js';
 import { connectNats, logLine, onShutdown } from './process.js';
 
@@ -12,6 +13,7 @@ export async function supervisorCommand(opts: { nats: string; detectMs: number; 
   } catch (err) {
     fail((err as Error).message);
   }
+  const stopTelemetry = await initTelemetry({ service: 'dcnr-supervisor', mode: process.env.DCNR_OTEL }).catch((err) => fail(err.message));
   const nc = await connectNats(opts.nats, 'dcnr-supervisor');
   const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log: logLine('supervisor') });
   let dashboard: Dashboard | undefined;
@@ -26,6 +28,7 @@ export async function supervisorCommand(opts: { nats: string; detectMs: number; 
   onShutdown(async () => {
     await dashboard?.close();
     await supervisor.stop();
+    await stopTelemetry?.();
     await nc.close();
   });
 }

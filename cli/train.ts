@@ -12,6 +12,7 @@ import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { startNatsServer, type NatsServer } from '../runtime/nats-server.js';
 import { startLocalCluster, waitForPNodes, type LocalCluster } from './cluster.js';
 import { train } from '../runtime/trainer.js';
+import { initTelemetry } from '../runtime/telemetry.js';
 import { createProgress, fail, printResult } from './output.js';
 
 export interface TrainCliOptions {
@@ -48,11 +49,18 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
     fail((err as Error).message);
   }
 
+  let stopTelemetry: (() => Promise<void>) | undefined;
+  try {
+    stopTelemetry = await initTelemetry({ service: 'dcnr-train', mode: process.env.DCNR_OTEL });
+  } catch (err) {
+    fail((err as Error).message);
+  }
   let server: NatsServer | undefined;
   let cluster: LocalCluster | undefined;
   let nc: NatsConnection | undefined;
   const storeDir = resolve(opts.store);
   const shutdown = async () => {
+    await stopTelemetry?.();
     await nc?.close().catch(() => {});
     await cluster?.stop();
     await server?.stop();

@@ -33,6 +33,8 @@ export interface ActorHostOptions {
   passivateAfterMs?: number;
   /** Passed to every actor: an injected per-message delay (fault injection). */
   messageDelayMs?: () => number;
+  /** The PNode this host runs in (traces name it). */
+  pnode?: string;
 }
 
 /** What a host needs to know of a deployment to run its VNodes. */

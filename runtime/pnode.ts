@@ -113,6 +113,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     store,
     kernels,
     messageDelayMs: () => messageDelayMs,
+    pnode: id,
     passivateAfterMs: o.passivateAfterMs ?? 300_000,
     onEvent: (e: HostEvent) => {
       const at = Date.now();

@@ -21,6 +21,8 @@ import type { ResolvedModel } from './model.js';
 import { ownerKey, Stream, type StepMetric } from './protocol.js';
 import { nextInput, type ScheduleState } from './schedule.js';
 import { StateStore } from './state-store.js';
+import { SpanKind } from '@opentelemetry/api';
+import { startSpan, telemetryMetrics, type MessageSpan } from './telemetry.js';
 import type { VNodeMachineContext } from './vnode-machine.js';
 
 export interface TrainOptions {
@@ -125,6 +127,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const data = loadMnist();
     const start = o.resume ? await lossProgress(store, dep, lossIndex) : 0;
 
+    // One trace per step: its root span ends when the step's loss comes back.
+    const stepSpans = new Map<number, MessageSpan>();
+    const meters = telemetryMetrics();
     // Losses arrive in seq order from the loss VNode; a resumed trainer replays the old ones too.
     const losses: number[] = [];
     let lossesSeen = 0;
@@ -135,6 +140,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const metric = m.json<StepMetric>();
         if (losses[metric.seq] === undefined) {
           losses[metric.seq] = metric.loss;
+          stepSpans.get(metric.seq)?.end();
+          stepSpans.delete(metric.seq);
+          meters.steps.add(1, { 'dcnr.deployment': dep });
+          meters.samples.add(metric.batch, { 'dcnr.deployment': dep });
           while (losses[lossesSeen] !== undefined) lossesSeen++;
           o.onProgress?.({ done: lossesSeen, steps: o.steps, loss: metric.loss });
           wake?.();
@@ -156,9 +165,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         await Promise.race([waitForLoss(), sleep(250)]);
       }
       const { x, t } = trainingBatch(data, o.seed, seq, o.batch);
+      const span = startSpan('train step', undefined, { 'dcnr.deployment': dep, 'dcnr.seq': seq, 'dcnr.batch': o.batch }, SpanKind.PRODUCER);
+      if (span.traceparent) stepSpans.set(seq, span);
+      const traceparent = span.traceparent;
       // Re-sending is safe (message ids de-duplicate), so a NATS outage only delays the trainer.
-      await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: 0, kind: 'fwd', seq, epoch: 0, from: 'trainer', tensor: { shape: [o.batch, model.inputFeatures], data: x } }));
-      await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: last, kind: 'target', seq, epoch: 0, from: 'trainer', tensor: { shape: [o.batch, model.outputFeatures], data: t } }));
+      await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: 0, kind: 'fwd', seq, epoch: 0, from: 'trainer', traceparent, tensor: { shape: [o.batch, model.inputFeatures], data: x } }));
+      await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: last, kind: 'target', seq, epoch: 0, from: 'trainer', traceparent, tensor: { shape: [o.batch, model.outputFeatures], data: t } }));
     }
     await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: 0, kind: 'end', seq: o.steps, epoch: 0, from: 'trainer' }));
 

@@ -26,6 +26,7 @@ import {
 } from './protocol.js';
 import { createRng } from './rng.js';
 import { nextInput } from './schedule.js';
+import { startSpan, telemetryMetrics } from './telemetry.js';
 import { FencedError, StateStore, type Committed } from './state-store.js';
 import type { Tensor } from './tensor.js';
 import { validateMessage, type InboundMessage } from './validate.js';
@@ -66,6 +67,8 @@ export interface VNodeActorOptions {
   passivateAfterMs?: number;
   /** An injected delay before each message is handled (fault injection: a slow PNode). @default none */
   messageDelayMs?: () => number;
+  /** The hosting PNode's id, for traces. */
+  pnode?: string;
 }
 
 /** Why `run()` returned. */
@@ -267,9 +270,14 @@ export class VNodeActor {
       port: want.port,
       checkShape: this.#checkShape,
     });
-    if (!checked.ok) return this.#reject(raw, checked.error);
+    if (!checked.ok) {
+      startSpan('vnode reject', raw.headers?.get(Header.TraceParent) || undefined, this.#spanAttributes()).end(checked.error);
+      return this.#reject(raw, checked.error);
+    }
     const m = checked.msg;
+    const attributes = { ...this.#spanAttributes(), 'dcnr.kind': m.kind, 'dcnr.seq': m.seq };
     if (m.seq < want.seq) {
+      startSpan('vnode replay', m.traceparent, attributes).end();
       this.#machine.send({ type: 'DUPLICATE' });
       this.#o.onEvent?.({ type: 'duplicate', vnode: this.id, port: want.port, seq: m.seq });
       raw.ack();
@@ -281,26 +289,46 @@ export class VNodeActor {
     const mismatch = this.#checkAgainstState(m);
     if (mismatch) return this.#reject(raw, mismatch);
 
-    this.#machine.send({ type: 'RECEIVE', kind: m.kind, seq: m.seq });
-    const outputs = await this.#compute(m);
-    this.#machine.send({ type: 'COMPUTED', kind: m.kind, seq: m.seq });
+    const span = startSpan(`vnode ${m.kind}`, m.traceparent, attributes);
+    const meters = telemetryMetrics();
+    try {
+      this.#machine.send({ type: 'RECEIVE', kind: m.kind, seq: m.seq });
+      const t0 = performance.now();
+      const outputs = await this.#compute(m);
+      meters.computeMs.record(performance.now() - t0, { 'dcnr.kind': m.kind });
+      this.#machine.send({ type: 'COMPUTED', kind: m.kind, seq: m.seq });
 
-    // Outputs go out before the commit: if we die in between, the re-run sends the
-    // same bytes under the same message ids, and they are dropped as duplicates.
-    await Promise.all(outputs.map((out) => this.#publish(out, m)));
+      // Outputs go out before the commit: if we die in between, the re-run sends the
+      // same bytes under the same message ids, and they are dropped as duplicates.
+      await Promise.all(outputs.map((out) => this.#publish(out, m, span.traceparent ?? m.traceparent)));
 
-    this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, {
-      generation: this.#o.generation,
-      epoch: this.#o.epoch,
-      type: this.#v.def.type,
-      typeVersion: this.#v.def.version,
-      snapshot: this.#machine.getPersistedSnapshot(),
-      tensors: this.#tensors,
-      stash: this.#stash,
-    });
-    this.#machine.send({ type: 'PERSISTED' });
-    raw.ack();
+      const endPersist = span.child('persist');
+      const t1 = performance.now();
+      this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, {
+        generation: this.#o.generation,
+        epoch: this.#o.epoch,
+        type: this.#v.def.type,
+        typeVersion: this.#v.def.version,
+        snapshot: this.#machine.getPersistedSnapshot(),
+        tensors: this.#tensors,
+        stash: this.#stash,
+      });
+      endPersist();
+      meters.persistMs.record(performance.now() - t1);
+      meters.messages.add(1, { 'dcnr.kind': m.kind });
+      this.#machine.send({ type: 'PERSISTED' });
+      raw.ack();
+      span.end();
+    } catch (err) {
+      if (err instanceof FencedError) meters.fencedWrites.add(1);
+      span.end(err);
+      throw err;
+    }
     this.#o.onEvent?.({ type: 'applied', vnode: this.id, kind: m.kind, seq: m.seq });
+  }
+
+  #spanAttributes() {
+    return { 'dcnr.vnode': this.id, 'dcnr.deployment': this.#deployment, 'dcnr.epoch': this.#o.epoch, 'dcnr.pnode': this.#o.pnode ?? 'local' };
   }
 
   /** Checks that need this VNode's state: a backward or target must match its forward's rows. */
@@ -356,7 +384,7 @@ export class VNodeActor {
     return [out(index - 1, 'bwd', result.dx)];
   }
 
-  #publish(o: Output, cause: InboundMessage): Promise<void> {
+  #publish(o: Output, cause: InboundMessage, traceparent: string | undefined): Promise<void> {
     return sendMessage(this.#o.js, {
       deployment: this.#deployment,
       to: o.to,
@@ -365,7 +393,7 @@ export class VNodeActor {
       epoch: this.#o.epoch,
       from: this.id,
       tensor: o.tensor,
-      traceparent: cause.traceparent,
+      traceparent,
     });
   }
 
@@ -391,6 +419,7 @@ export class VNodeActor {
     }
     const notice: RejectionNotice = { subject: raw.subject, vnode: this.id, error, at: new Date().toISOString() };
     this.#o.nc.publish(Subject.errors(this.#deployment), JSON.stringify(notice));
+    telemetryMetrics().rejected.add(1);
     this.#machine.send({ type: 'REJECTED' });
     this.#o.onEvent?.({ type: 'rejected', vnode: this.id, subject: raw.subject, error });
     raw.ack();

@@ -12,6 +12,7 @@
  * takeover write (which fences the old owner) → it re-creates the mailbox consumers
  * and replays from the oldest unacked message; seq watermarks drop what was applied.
  */
+import { telemetryMetrics } from '../runtime/telemetry.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { assignOwner, openBuckets, readDeployment, type Buckets, type OwnershipRecord } from '../runtime/cluster-state.js';
 import {
@@ -188,6 +189,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     const record = await assignOwner(buckets.owners, dep, Number(index), pnode);
     owners.set(vnode, record);
     emit({ type: 'assigned', vnode, pnode, epoch: record.epoch, from, reason, at: Date.now() });
+    if (from !== null) telemetryMetrics().migrations.add(1, { 'dcnr.reason': reason });
   }
 
   async function tick(): Promise<void> {
@@ -248,6 +250,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
       if (r.waiting.size === 0) {
         recoveries.splice(i, 1);
         emit({ type: 'recovered', pnode: r.pnode, vnodes: r.vnodes, detectMs: r.declaredAt - r.lastHeartbeat, resumeMs: r.lastActivation - r.declaredAt, at: Date.now() });
+        telemetryMetrics().detectMs.record(r.declaredAt - r.lastHeartbeat);
+        telemetryMetrics().resumeMs.record(r.lastActivation - r.declaredAt);
       }
     }
     for (let i = drainWaiters.length - 1; i >= 0; i--) {

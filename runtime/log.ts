@@ -1,0 +1,63 @@
+/**
+ * Structured logs: one line per event, with levels, through pino. JSON lines when
+ * stderr is not a terminal (files, `dcnr up` children, containers); a readable,
+ * coloured line on a TTY (pino-pretty). Level: env DCNR_LOG_LEVEL (what the global
+ * `--log-level` option sets, so child processes inherit it), default `info`.
+ */
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import type { ClusterEvent } from './protocol.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function logLevelFromEnv(): LogLevel {
+  const raw = (process.env.DCNR_LOG_LEVEL ?? '').trim() || 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`log level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as LogLevel;
+}
+
+let root: Logger | undefined;
+
+/** The process's root logger (created on first use). */
+export function rootLogger(): Logger {
+  if (root) return root;
+  const level = logLevelFromEnv();
+  const stream = process.stderr.isTTY
+    ? pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : pino.destination({ fd: 2, sync: true });
+  root = pino({ level, base: { pid: process.pid } }, stream);
+  return root;
+}
+
+/** Events an operator must see stand out; the very frequent ones are debug. */
+const EVENT_LEVEL: Partial<Record<ClusterEvent['type'], 'debug' | 'info' | 'warn'>> = {
+  dead: 'warn',
+  fenced: 'warn',
+  escalated: 'warn',
+  rejected: 'warn',
+  activated: 'debug',
+  passivated: 'debug',
+};
+
+/**
+ * A line logger for a component (`supervisor`, a PNode id): a JSON ClusterEvent is
+ * logged as structured fields at its level, any other text at info.
+ */
+export function componentLog(component: string): (line: string) => void {
+  const log = rootLogger().child({ component });
+  return (line: string) => {
+    if (line.startsWith('{')) {
+      try {
+        const e = JSON.parse(line) as ClusterEvent;
+        if (e && typeof e.type === 'string') {
+          log[EVENT_LEVEL[e.type] ?? 'info']({ event: e }, `${e.type}${'vnode' in e ? ` ${e.vnode}` : ''}${'pnode' in e ? ` ${e.pnode}` : ''}`);
+          return;
+        }
+      } catch {
+        // not JSON after all: a plain line
+      }
+    }
+    log.info(line);
+  };
+}
