@@ -59,7 +59,7 @@ export function formatReport(r: ScenarioReport): string {
     'CHECK                          RESULT  DETAIL',
     ...r.checks.map((c) => `${pad(c.name, 30)} ${pad(c.passed ? 'pass' : 'FAIL', 7)} ${c.detail}`),
   ];
-  if (r.reportDir) lines.push('', `report: ${r.reportDir}/report.json, ${r.reportDir}/loss.svg`);
+  if (r.reportDir) lines.push('', `report: ${r.reportDir}/report.json, ${r.reportDir}/loss.svg, process logs in ${r.reportDir}/logs/`);
   return lines.join('\n');
 }
 

@@ -5,7 +5,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -54,6 +54,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
   log(`starting a private cluster: ${spec.pnodes} PNodes${needs.natsCluster ? ', 3-node NATS cluster (R3)' : ''}${needs.proxy ? ', PNodes behind TCP proxies' : ''}`);
   let cluster: ScenarioCluster | undefined;
   let nc: NatsConnection | undefined;
+  let keepLogs: string | undefined;
   try {
     cluster = await startScenarioCluster({ pnodes: spec.pnodes, dir, detectMs: spec.detectMs, needs });
     nc = await connect({ servers: cluster.url.split(','), name: `dcnr-scenario-${spec.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
@@ -202,10 +203,20 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
     report.reportDir = out;
     writeFileSync(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(join(out, 'loss.svg'), lossSvg(report));
+    keepLogs = join(out, 'logs');
     return report;
   } finally {
     await nc?.close().catch(() => {});
     await cluster?.stop();
+    // Every process's log goes with the report: what a person debugging a failure reads first.
+    if (keepLogs) {
+      try {
+        cpSync(join(dir, 'logs'), keepLogs, { recursive: true });
+        for (const [i, s] of (cluster?.nats ?? []).entries()) cpSync(s.logFile, join(keepLogs, `nats-${i + 1}.log`));
+      } catch {
+        // no logs to keep (the cluster never started)
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -27,6 +27,8 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     if (isCut) return void client.destroy();
     const upstream = connect(Number(portText), host);
     for (const s of [client, upstream]) {
+      // Small request/reply frames: Nagle + delayed ACKs would add ~40 ms per round trip.
+      s.setNoDelay(true);
       sockets.add(s);
       s.on('error', () => {});
       s.on('close', () => {
