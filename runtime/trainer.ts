@@ -134,7 +134,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const losses: number[] = [];
     let lossesSeen = 0;
     let wake: (() => void) | undefined;
-    const metrics = await (await js.consumers.get(Stream.metrics(dep))).consume();
+    // Short pulls: after a NATS restart a pending pull is gone, and the client only notices
+    // when its idle heartbeats stop (half the expiry). The default 30 s stalled training.
+    const metrics = await (await js.consumers.get(Stream.metrics(dep))).consume({ expires: 2000 });
     const reading = (async () => {
       for await (const m of metrics) {
         const metric = m.json<StepMetric>();
