@@ -35,22 +35,18 @@ export function runDcnr<T>(args: string[], env: Record<string, string> = {}, onS
   });
 }
 
-/** Peak resident set size (VmHWM) of a live process in MiB, or null when it is gone. */
-export function peakRssMiB(pid: number): number | null {
+/** A `/proc/<pid>/status` field in MiB (`VmHWM`: peak RSS, `VmRSS`: current), or null when the process is gone. */
+function procStatusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
   try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : null;
   } catch {
     return null;
   }
 }
 
-/** Current resident set size (VmRSS) of a live process in MiB, or null when it is gone. */
-export function rssMiB(pid: number): number | null {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
+/** Peak resident set size of a live process in MiB, or null when it is gone. */
+export const peakRssMiB = (pid: number) => procStatusMiB(pid, 'VmHWM');
+
+/** Current resident set size of a live process in MiB, or null when it is gone. */
+export const rssMiB = (pid: number) => procStatusMiB(pid, 'VmRSS');

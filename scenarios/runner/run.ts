@@ -140,7 +140,14 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
 
     // Recoveries finish after the last loss sometimes: give the supervisor a moment.
     const expectDead = [...new Set(injected.flatMap((f) => f.expectDead))];
-    const recoveredOf = () => new Set(events.filter((e) => e.type === 'recovered').map((e) => e.pnode));
+    // Recovered: its VNodes run again elsewhere — or it was declared dead hosting none
+    // (churn can kill a PNode that a rebalance has just emptied): nothing to move.
+    const recoveredOf = () => {
+      const done = new Set(events.filter((e) => e.type === 'recovered').map((e) => e.pnode));
+      const movedFrom = new Set(events.flatMap((e) => (e.type === 'assigned' && e.from ? [e.from] : [])));
+      for (const e of events) if (e.type === 'dead' && !movedFrom.has(e.pnode) && Date.now() - e.at > 2000) done.add(e.pnode);
+      return done;
+    };
     for (const deadline = Date.now() + 15_000; !trainError && Date.now() < deadline && expectDead.some((p) => !recoveredOf().has(p)); ) await sleep(200);
     sub.unsubscribe();
 
