@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { openBuckets } from '../runtime/cluster-state.js';
+import { humanLogLine } from '../runtime/log.js';
 import { startNatsServer, type NatsServer } from '../runtime/nats-server.js';
 import { SupervisorKey, type SupervisorView } from '../runtime/protocol.js';
 import { PARENT_ENV } from './process.js';
@@ -65,7 +66,8 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       child.stderr!.pipe(out);
     } else {
       for (const stream of [child.stdout!, child.stderr!]) {
-        createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[${name}] ${line}\n`));
+        const show = process.stderr.isTTY ? humanLogLine : (l: string) => l;
+        createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[${name}] ${show(line)}\n`));
       }
     }
     procs.set(name, child);

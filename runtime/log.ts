@@ -61,3 +61,20 @@ export function componentLog(component: string): (line: string) => void {
     log.info(line);
   };
 }
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+/**
+ * One JSON log line of a child process as a readable line (for `dcnr up` on a
+ * terminal, whose children log JSON into a pipe); other lines come back unchanged.
+ */
+export function humanLogLine(line: string): string {
+  if (!line.startsWith('{"level":')) return line;
+  try {
+    const r = JSON.parse(line) as { level: number; time: number; msg?: string };
+    const t = new Date(r.time).toTimeString().slice(0, 8);
+    return `${t} ${(LEVEL_NAMES[r.level] ?? String(r.level)).padEnd(5)} ${r.msg ?? ''}`;
+  } catch {
+    return line;
+  }
+}
