@@ -1,0 +1,44 @@
+/**
+ * The slow-PNode hook: a PNode answers fault-control requests only when started with
+ * fault injection on (DCNR_FAULT_INJECTION=1 in its environment); it validates them.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect } from '@nats-io/transport-node';
+import '../actors/index.js';
+import { cleanup, setup } from '../test/helpers/nats.js';
+import { createKernels } from './kernels/index.js';
+import { startPNode } from './pnode.js';
+import { Subject, type FaultControlReply } from './protocol.js';
+
+test('without fault injection nobody answers; with it, delays are set and bad requests refused', async () => {
+  const { ns, nc } = await setup();
+  const kernels = await createKernels();
+  const c1 = await connect({ servers: ns.url });
+  const c2 = await connect({ servers: ns.url });
+  const plain = await startPNode({ nc: c1, name: 'plain', kernels, faultInjection: false });
+  const faulty = await startPNode({ nc: c2, name: 'faulty', kernels, faultInjection: true });
+  try {
+    await nc.request(Subject.faultControl('plain'), JSON.stringify({ messageDelayMs: 50 }), { timeout: 1000 }).then(
+      () => assert.unreachable('a PNode without fault injection answered'),
+      (err: Error) => assert.match(String(err.message), /no responders|503|timeout/i),
+    );
+    const ask = async (body: string) => (await nc.request(Subject.faultControl('faulty'), body, { timeout: 5000 })).json<FaultControlReply>();
+    assert.equal(await ask(JSON.stringify({ messageDelayMs: 25 })), { ok: true, pnode: 'faulty', messageDelayMs: 25 });
+    const bad = await ask(JSON.stringify({ messageDelayMs: -1 }));
+    assert.is(bad.ok, false);
+    assert.match(bad.error!, /messageDelayMs must be a number in \[0, 60000\]/);
+    assert.is(bad.messageDelayMs, 25, 'a refused request changes nothing');
+    const garbage = await ask('{nope');
+    assert.is(garbage.ok, false);
+    assert.equal(await ask(JSON.stringify({ messageDelayMs: 0 })), { ok: true, pnode: 'faulty', messageDelayMs: 0 });
+  } finally {
+    await plain.stop();
+    await faulty.stop();
+    await c1.close();
+    await c2.close();
+    await cleanup(ns, nc);
+  }
+});
+
+test.run();
