@@ -3,7 +3,7 @@
  * Every command's `--json` output is one JSON object on the last stdout line.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { LOG_LEVELS } from '../runtime/log.js';
+import { LOG_LEVELS, logLevelFromEnv } from '../runtime/log.js';
 import { OTEL_MODES } from '../runtime/telemetry.js';
 import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
@@ -38,6 +38,12 @@ program.hook('preAction', () => {
   if (otel !== undefined) {
     if (!(OTEL_MODES as readonly string[]).includes(otel)) program.error(`--otel must be one of ${OTEL_MODES.join(', ')}, got ${JSON.stringify(otel)}`);
     process.env.DCNR_OTEL = otel;
+  }
+  // The environment may carry them too (a parent's flags, a container's env): check once, here.
+  try {
+    logLevelFromEnv();
+  } catch (err) {
+    program.error(`DCNR_LOG_LEVEL: ${(err as Error).message}`);
   }
 });
 
