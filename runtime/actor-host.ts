@@ -103,6 +103,13 @@ export class ActorHost {
     await Promise.all([...this.#hosted.values()].map((h) => h.done));
   }
 
+  /** Messages waiting in the mailboxes of the live (not passivated) actors here. */
+  async pendingMessages(): Promise<number> {
+    let n = 0;
+    for (const h of this.#hosted.values()) n += (await h.actor?.pendingMessages().catch(() => 0)) ?? 0;
+    return n;
+  }
+
   /** The live actor of a VNode, if hosted here. */
   actor(deployment: string, index: number): VNodeActor | undefined {
     return this.#hosted.get(`${deployment}.${index}`)?.actor;

@@ -16,6 +16,7 @@ import type { Kernels } from './kernels/types.js';
 import { resolveModel } from './model.js';
 import { NAME_PATTERN, Subject, type ClusterEvent, type FaultControlReply, type FaultControlRequest, type Heartbeat, type PNodeCapacity } from './protocol.js';
 import { StateStore } from './state-store.js';
+import { telemetryEnabled, telemetryMetrics } from './telemetry.js';
 import { chunkBytesFor } from './trainer.js';
 
 export interface PNodeOptions {
@@ -203,6 +204,12 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
   };
   beat();
   const timer = setInterval(beat, o.heartbeatMs ?? 250);
+  // Mailbox depth costs a JetStream request per port: measured only when telemetry is on.
+  let depth = 0;
+  const depthTimer = telemetryEnabled()
+    ? setInterval(() => void host.pendingMessages().then((n) => (depth = n), () => {}), 5000)
+    : undefined;
+  if (depthTimer) telemetryMetrics().mailboxDepth.addCallback((r) => r.observe(depth, { 'dcnr.pnode': id }));
   log(`PNode ${id} (pid ${process.pid}) up: ${capacity.kernelMode}, ${capacity.gflops} GFLOP/s, ${capacity.cores} cores`);
 
   return {
@@ -210,6 +217,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     capacity,
     async stop() {
       clearInterval(timer);
+      clearInterval(depthTimer);
       watcher.stop();
       await chain;
       await host.stopAll();

@@ -7,6 +7,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { metrics } from '@opentelemetry/api';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
@@ -40,7 +42,11 @@ test('off by default: no OTEL_* env and no --otel mean no SDK and no-op spans', 
   }
 });
 
-test('one training step across three PNodes is one trace with spans from each', async () => {
+test('one training step across three PNodes is one trace with spans from each; metrics count the messages', async () => {
+  const metricExporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: 3_600_000 });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  metrics.setGlobalMeterProvider(meterProvider);
   const exporter = new InMemorySpanExporter();
   const unregister = await registerTracing([new SimpleSpanProcessor(exporter)]);
   const { ns, nc } = await setup();
@@ -80,12 +86,29 @@ test('one training step across three PNodes is one trace with spans from each', 
     // Other steps are other traces.
     const other = spans.find((s) => s.name === 'train step' && s.attributes['dcnr.seq'] === 1)!;
     assert.is.not(other.spanContext().traceId, traceId);
+
+    // Metrics: three steps = 18 fwd, 3 target, 15 bwd messages handled; 3 steps, 12 samples.
+    const { resourceMetrics } = await reader.collect();
+    const all = resourceMetrics.scopeMetrics.flatMap((sm) => sm.metrics);
+    const sumOf = (name: string, kind?: string) =>
+      all
+        .filter((m) => m.descriptor.name === name)
+        .flatMap((m) => m.dataPoints as Array<{ value: number | { count: number }; attributes: Record<string, unknown> }>)
+        .filter((d) => kind === undefined || d.attributes['dcnr.kind'] === kind)
+        .reduce((n, d) => n + (typeof d.value === 'number' ? d.value : d.value.count), 0);
+    assert.is(sumOf('dcnr.messages', 'fwd'), 18);
+    assert.is(sumOf('dcnr.messages', 'target'), 3);
+    assert.is(sumOf('dcnr.messages', 'bwd'), 15);
+    assert.is(sumOf('dcnr.steps'), 3);
+    assert.is(sumOf('dcnr.samples'), 12);
+    assert.ok(sumOf('dcnr.persist.ms') >= 36, 'a persist time per message');
   } finally {
     for (const p of pnodes) await p.stop();
     for (const c of conns) await c.close();
     await supervisor.stop();
     await cleanup(ns, nc);
     await unregister();
+    await meterProvider.shutdown();
   }
 });
 

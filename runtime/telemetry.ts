@@ -81,6 +81,11 @@ export async function initTelemetry(o: { service: string; mode?: string; attribu
   };
 }
 
+/** Whether telemetry was started in this process (so periodic measurements are worth taking). */
+export function telemetryEnabled(): boolean {
+  return tracing;
+}
+
 /** Register tracing with given span processors (tests: an in-memory exporter). */
 export async function registerTracing(processors: SpanProcessor[]): Promise<() => Promise<void>> {
   const { NodeTracerProvider } = await import('@opentelemetry/sdk-trace-node');
@@ -141,6 +146,7 @@ function createInstruments() {
     migrations: m.createCounter('dcnr.migrations', { description: 'VNodes moved to another PNode' }),
     detectMs: m.createHistogram('dcnr.detect.ms', { description: 'last heartbeat → PNode declared dead', unit: 'ms' }),
     resumeMs: m.createHistogram('dcnr.resume.ms', { description: 'PNode declared dead → its VNodes running elsewhere', unit: 'ms' }),
+    mailboxDepth: m.createObservableGauge('dcnr.mailbox.depth', { description: 'messages waiting in the mailboxes of the VNodes a PNode hosts' }),
   };
 }
 let instruments: ReturnType<typeof createInstruments> | undefined;
