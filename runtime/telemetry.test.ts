@@ -5,6 +5,7 @@
  * handled, parented through the `traceparent` NATS header — with spans from all three.
  * Also: with telemetry off (no --otel, no OTEL_* env) nothing is started.
  */
+import { createServer, type Server } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { metrics } from '@opentelemetry/api';
@@ -19,7 +20,7 @@ import { cleanup, setup } from '../test/helpers/nats.js';
 import { createKernels } from './kernels/index.js';
 import { loadModelSpec, resolveModel } from './model.js';
 import { startPNode, type PNode } from './pnode.js';
-import { initTelemetry, otelRequestedByEnv, registerTracing, startSpan } from './telemetry.js';
+import { initTelemetry, otelPlan, otelRequestedByEnv, registerTracing, startSpan, telemetryMetrics } from './telemetry.js';
 import { train } from './trainer.js';
 
 test('off by default: no OTEL_* env and no --otel mean no SDK and no-op spans', async () => {
@@ -38,6 +39,70 @@ test('off by default: no OTEL_* env and no --otel mean no SDK and no-op spans', 
       (err: Error) => assert.match(err.message, /--otel must be one of console, otlp, none/),
     );
   } finally {
+    process.env = saved;
+  }
+});
+
+test('otelPlan: a signal gets an exporter only when someone named one', () => {
+  assert.equal(otelPlan(undefined, {}), { traces: [], metrics: [] });
+  assert.equal(otelPlan('none', { OTEL_TRACES_EXPORTER: 'otlp' }), { traces: [], metrics: [] });
+  assert.equal(otelPlan('console', {}), { traces: ['console'], metrics: ['console'] });
+  assert.equal(otelPlan('console', { OTEL_METRICS_EXPORTER: 'otlp' }), { traces: ['console'], metrics: ['otlp'] });
+  assert.equal(otelPlan('otlp', {}), { traces: ['otlp'], metrics: ['otlp'] });
+  // The SDK would default the unnamed metrics to OTLP on localhost; we do not.
+  assert.equal(otelPlan(undefined, { OTEL_TRACES_EXPORTER: 'console' }), { traces: ['console'], metrics: [] });
+  assert.equal(otelPlan(undefined, { OTEL_METRICS_EXPORTER: 'otlp' }), { traces: [], metrics: ['otlp'] });
+  assert.equal(otelPlan(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }), { traces: ['otlp'], metrics: ['otlp'] });
+  assert.equal(otelPlan(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x:4318', OTEL_TRACES_EXPORTER: 'none' }), { traces: [], metrics: ['otlp'] });
+  assert.throws(() => otelPlan('jaeger', {}), /--otel must be one of console, otlp, none/);
+});
+
+/** Listen on the OTLP default ports (4317 gRPC, 4318 HTTP) and count connections; undefined if they are taken. */
+async function watchOtlpPorts(): Promise<{ connections: () => number; close: () => void } | undefined> {
+  let n = 0;
+  const servers: Server[] = [];
+  try {
+    for (const port of [4317, 4318]) {
+      const s = createServer((sock) => {
+        n++;
+        sock.destroy();
+      });
+      servers.push(s);
+      await new Promise<void>((ok, ko) => s.once('error', ko).listen(port, '127.0.0.1', ok));
+    }
+  } catch {
+    for (const s of servers) s.close();
+    return undefined;
+  }
+  return { connections: () => n, close: () => servers.forEach((s) => s.close()) };
+}
+
+test('--otel console: spans and metrics as lines on stderr, no OTLP connection attempted', async () => {
+  const saved = { ...process.env };
+  for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_')) delete process.env[k];
+  const ports = await watchOtlpPorts();
+  if (!ports) console.warn('ports 4317/4318 are taken here: the no-connection half of this test cannot look');
+  const lines: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    const stop = await initTelemetry({ service: 'dcnr-test', mode: 'console' });
+    assert.ok(stop, 'console mode starts the SDK');
+    const span = startSpan('vnode fwd', undefined, { 'dcnr.seq': 7 });
+    assert.match(span.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    span.end();
+    telemetryMetrics().messages.add(3, { 'dcnr.kind': 'fwd' });
+    await stop!(); // flushes: metrics are exported once more at shutdown
+    // Give a stray exporter time to dial out (it would have at shutdown).
+    await new Promise((r) => setTimeout(r, 500));
+    process.stderr.write = write;
+    assert.ok(lines.some((l) => l.startsWith('otel span vnode fwd ') && l.includes('"dcnr.seq":7')), lines.join(''));
+    assert.ok(lines.some((l) => l.startsWith('otel metric dcnr.messages {"dcnr.kind":"fwd"} 3')), lines.join(''));
+    if (ports) assert.is(ports.connections(), 0, 'no connection to the OTLP default ports');
+    assert.is(startSpan('after', undefined, {}).traceparent, undefined, 'after shutdown spans are no-ops again');
+  } finally {
+    process.stderr.write = write;
+    ports?.close();
     process.env = saved;
   }
 });

@@ -9,81 +9,157 @@
  *   writes, steps and samples, migrations, detection and resume times.
  *
  * Enabled by `--otel console|otlp` or by the standard env vars (OTEL_TRACES_EXPORTER,
- * OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT …). With none of them, nothing
- * starts and no connection is attempted: every helper below is a cheap no-op.
+ * OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT …; see `otelPlan`). With none of
+ * them, nothing starts and no connection is attempted: every helper below is a cheap
+ * no-op. A signal nobody named gets no exporter (the SDK's default would be OTLP).
  */
 import { context, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
-import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { DataPoint, PushMetricExporter } from '@opentelemetry/sdk-metrics';
 // The SDK packages load only when telemetry is turned on (they are many modules).
 
 export type OtelMode = 'console' | 'otlp' | 'none';
 export const OTEL_MODES: readonly OtelMode[] = ['console', 'otlp', 'none'];
 
+/** Spans are being recorded (startSpan is a no-op otherwise). */
 let tracing = false;
+/** The SDK (or a test's tracer) is running. */
+let active = false;
 let sdk: { shutdown(): Promise<void> } | undefined;
 const tracer = () => trace.getTracer('dcnr');
 const meter = () => metrics.getMeter('dcnr');
 
-/** Whether the standard OTEL_* environment asks for telemetry. */
-export function otelRequestedByEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  const on = (v: string | undefined) => v !== undefined && v.trim() !== '' && v.trim() !== 'none';
-  return on(env.OTEL_TRACES_EXPORTER) || on(env.OTEL_METRICS_EXPORTER) || on(env.OTEL_EXPORTER_OTLP_ENDPOINT) || on(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+/** Which exporters each signal gets; empty lists mean the signal is off. */
+export interface OtelPlan {
+  traces: string[];
+  metrics: string[];
 }
 
 /**
- * Start telemetry for this process when `mode` (or the environment) asks for it.
- * `console` prints spans and metrics to stderr (a quick look); `otlp` exports with the
- * standard OTEL_EXPORTER_OTLP_* settings. Returns a shutdown (flushes) or undefined.
+ * Decide the exporters from `--otel` and the standard environment — before any SDK
+ * code runs, because the SDK's own default for an unset OTEL_*_EXPORTER is OTLP to
+ * localhost:4318, i.e. a connection attempt nobody asked for.
+ * - `--otel console`: spans (and metrics, unless OTEL_METRICS_EXPORTER says otherwise)
+ *   as lines on stderr; `--otel otlp`: both over OTLP; `--otel none`: nothing.
+ * - No flag: OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER as given; an OTLP endpoint
+ *   variable alone means OTLP for a signal whose exporter is not named.
+ * - OTel logs are never started: logs go through pino (runtime/log.ts).
+ */
+export function otelPlan(mode: string | undefined, env: NodeJS.ProcessEnv = process.env): OtelPlan {
+  const m = (mode ?? '').trim();
+  if (m !== '' && !(OTEL_MODES as readonly string[]).includes(m)) throw new Error(`--otel must be one of ${OTEL_MODES.join(', ')}, got ${JSON.stringify(m)}`);
+  if (m === 'none') return { traces: [], metrics: [] };
+  const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const set = (v: string | undefined) => list(v).length > 0;
+  const endpoint = (signal: 'TRACES' | 'METRICS') => set(env.OTEL_EXPORTER_OTLP_ENDPOINT) || set(env[`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`]);
+  const named = (v: string | undefined, signal: 'TRACES' | 'METRICS', fallback: string[]) =>
+    (set(v) ? list(v) : m === 'otlp' || (m === '' && endpoint(signal)) ? ['otlp'] : fallback).filter((e) => e !== 'none');
+  const traces = m === 'console' ? ['console'] : m === 'otlp' ? ['otlp'] : named(env.OTEL_TRACES_EXPORTER, 'TRACES', []);
+  const metrics = named(env.OTEL_METRICS_EXPORTER, 'METRICS', m === 'console' ? ['console'] : []);
+  return { traces, metrics };
+}
+
+/** Whether the standard OTEL_* environment asks for telemetry. */
+export function otelRequestedByEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  const p = otelPlan(undefined, env);
+  return p.traces.length + p.metrics.length > 0;
+}
+
+/**
+ * Start telemetry for this process when `mode` (or the environment) asks for it (see
+ * {@link otelPlan}). `console` prints spans and metrics as lines on stderr (stdout is the
+ * `--json` contract's); `otlp` exports with the standard OTEL_EXPORTER_OTLP_* settings.
+ * Returns a shutdown (flushes; metrics are exported one last time) or undefined when off.
  */
 export async function initTelemetry(o: { service: string; mode?: string; attributes?: Attributes }): Promise<(() => Promise<void>) | undefined> {
-  const mode = (o.mode ?? '').trim();
-  if (mode !== '' && !(OTEL_MODES as readonly string[]).includes(mode)) throw new Error(`--otel must be one of ${OTEL_MODES.join(', ')}, got ${JSON.stringify(mode)}`);
-  if (mode === 'none' || (mode === '' && !otelRequestedByEnv())) return undefined;
+  const plan = otelPlan(o.mode);
+  if (plan.traces.length + plan.metrics.length === 0) return undefined;
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   const { W3CTraceContextPropagator } = await import('@opentelemetry/core');
   const { SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
   const { resourceFromAttributes } = await import('@opentelemetry/resources');
+  // Console exporters of our own, on stderr; any other exporter the SDK builds from the
+  // environment, so that part is handed over as env vars for the construction only.
+  const consoleOnly = (names: string[]) => {
+    if (names.includes('console') && names.length > 1) process.stderr.write(`dcnr: OpenTelemetry: ${names.join(',')}: with console, only console is used\n`);
+    return names.includes('console');
+  };
+  const saved = { t: process.env.OTEL_TRACES_EXPORTER, m: process.env.OTEL_METRICS_EXPORTER };
+  const restore = (k: 'OTEL_TRACES_EXPORTER' | 'OTEL_METRICS_EXPORTER', v: string | undefined) => (v === undefined ? delete process.env[k] : (process.env[k] = v));
+  process.env.OTEL_TRACES_EXPORTER = plan.traces.join(',') || 'none';
+  process.env.OTEL_METRICS_EXPORTER = plan.metrics.join(',') || 'none';
   let started: InstanceType<typeof NodeSDK>;
-  if (mode === 'console') {
-    // Spans as one line each on stderr (the console exporter writes to stdout, and a
-    // `--json` contract owns stdout's last line). Metrics need an exporter that is not
-    // the console (OTEL_METRICS_EXPORTER=otlp …): the console one writes to stdout.
-    const line = (sp: ReadableSpan) =>
-      `otel span ${sp.name} trace=${sp.spanContext().traceId} span=${sp.spanContext().spanId} parent=${sp.parentSpanContext?.spanId ?? '-'} ` +
-      `${(sp.duration[0] * 1e3 + sp.duration[1] / 1e6).toFixed(2)}ms ${JSON.stringify(sp.attributes)}\n`;
+  try {
+    const interval = Number(process.env.OTEL_METRIC_EXPORT_INTERVAL) || 10_000;
     started = new NodeSDK({
       serviceName: o.service,
-      resource: resourceFromAttributes({ 'service.name': o.service, ...o.attributes }),
-      spanProcessors: [
-        new SimpleSpanProcessor({
-          export: (spans, done) => {
-            for (const sp of spans) process.stderr.write(line(sp));
-            done({ code: 0 });
-          },
-          shutdown: async () => {},
-        }),
-      ],
-      textMapPropagator: new W3CTraceContextPropagator(),
+      resource: resourceFromAttributes({ 'service.name': o.service, 'process.pid': process.pid, ...o.attributes }),
       autoDetectResources: false,
+      textMapPropagator: new W3CTraceContextPropagator(),
+      logRecordProcessors: [],
+      ...(consoleOnly(plan.traces) ? { spanProcessors: [new SimpleSpanProcessor(stderrSpanExporter())] } : {}),
+      ...(consoleOnly(plan.metrics) ? { metricReaders: [new PeriodicExportingMetricReader({ exporter: stderrMetricExporter(), exportIntervalMillis: interval })] } : {}),
     });
-  } else {
-    // `otlp`, or whatever OTEL_* says: the SDK reads the standard variables itself.
-    if (mode === 'otlp') process.env.OTEL_TRACES_EXPORTER ??= 'otlp';
-    started = new NodeSDK({ serviceName: o.service, resource: resourceFromAttributes({ 'service.name': o.service, ...o.attributes }), textMapPropagator: new W3CTraceContextPropagator(), autoDetectResources: false });
+    started.start();
+  } finally {
+    restore('OTEL_TRACES_EXPORTER', saved.t);
+    restore('OTEL_METRICS_EXPORTER', saved.m);
   }
-  started.start();
   sdk = started;
-  tracing = true;
+  tracing = plan.traces.length > 0;
+  active = true;
   return async () => {
     await sdk?.shutdown().catch(() => {});
+    // Unregister the globals too, so a later init in the same process (tests) takes effect.
+    trace.disable();
+    metrics.disable();
+    propagation.disable();
+    context.disable();
+    instruments = undefined;
     sdk = undefined;
     tracing = false;
+    active = false;
+  };
+}
+
+/** Spans as one line each on stderr: `otel span <name> trace= span= parent= <ms> {attributes}`. */
+function stderrSpanExporter(): SpanExporter {
+  const line = (sp: ReadableSpan) =>
+    `otel span ${sp.name} trace=${sp.spanContext().traceId} span=${sp.spanContext().spanId} parent=${sp.parentSpanContext?.spanId ?? '-'} ` +
+    `${(sp.duration[0] * 1e3 + sp.duration[1] / 1e6).toFixed(2)}ms ${JSON.stringify(sp.attributes)}\n`;
+  return {
+    export(spans, done) {
+      for (const sp of spans) process.stderr.write(line(sp));
+      done({ code: 0 });
+    },
+    shutdown: async () => {},
+  };
+}
+
+/** Metrics as one line per data point on stderr: `otel metric <name> {attributes} <value>`. */
+function stderrMetricExporter(): PushMetricExporter {
+  const value = (p: DataPoint<unknown>) => {
+    const v = p.value as number | { count: number; sum?: number; min?: number; max?: number };
+    if (typeof v === 'number') return String(v);
+    const f = (x: number | undefined) => (x === undefined ? '-' : Number(x.toFixed(3)));
+    return `count=${v.count} sum=${f(v.sum)} min=${f(v.min)} max=${f(v.max)}`;
+  };
+  return {
+    export(rm, done) {
+      for (const sm of rm.scopeMetrics)
+        for (const md of sm.metrics)
+          for (const p of md.dataPoints as DataPoint<unknown>[]) process.stderr.write(`otel metric ${md.descriptor.name} ${JSON.stringify(p.attributes)} ${value(p)}\n`);
+      done({ code: 0 });
+    },
+    forceFlush: async () => {},
+    shutdown: async () => {},
   };
 }
 
 /** Whether telemetry was started in this process (so periodic measurements are worth taking). */
 export function telemetryEnabled(): boolean {
-  return tracing;
+  return active;
 }
 
 /** Register tracing with given span processors (tests: an in-memory exporter). */
@@ -93,12 +169,14 @@ export async function registerTracing(processors: SpanProcessor[]): Promise<() =
   const provider = new NodeTracerProvider({ spanProcessors: processors });
   provider.register({ propagator: new W3CTraceContextPropagator() });
   tracing = true;
+  active = true;
   return async () => {
     await provider.shutdown();
     trace.disable();
     propagation.disable();
     context.disable();
     tracing = false;
+    active = false;
   };
 }
 
