@@ -221,6 +221,7 @@ function createInstruments() {
     fencedWrites: m.createCounter('dcnr.fenced_writes', { description: 'stale state writes refused by compare-and-set' }),
     steps: m.createCounter('dcnr.steps', { description: 'training steps completed (losses received)' }),
     samples: m.createCounter('dcnr.samples', { description: 'training samples completed; its rate is samples/s' }),
+    samplesPerSec: m.createObservableGauge('dcnr.samples_per_sec', { description: 'training samples/s since the previous collection, per deployment' }),
     migrations: m.createCounter('dcnr.migrations', { description: 'VNodes moved to another PNode' }),
     detectMs: m.createHistogram('dcnr.detect.ms', { description: 'last heartbeat → PNode declared dead', unit: 'ms' }),
     resumeMs: m.createHistogram('dcnr.resume.ms', { description: 'PNode declared dead → its VNodes running elsewhere', unit: 'ms' }),

@@ -21,7 +21,7 @@ import type { ResolvedModel } from './model.js';
 import { ownerKey, Stream, type StepMetric } from './protocol.js';
 import { nextInput, type ScheduleState } from './schedule.js';
 import { StateStore } from './state-store.js';
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, type ObservableResult } from '@opentelemetry/api';
 import { startSpan, telemetryMetrics, type MessageSpan } from './telemetry.js';
 import type { VNodeMachineContext } from './vnode-machine.js';
 
@@ -112,6 +112,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   await ensureDeploymentStreams(jsm, dep);
 
   let host: ActorHost | undefined;
+  let stopRate: (() => void) | undefined;
   const hosted: Promise<HostedExit>[] = [];
   if (o.hostLocally) {
     host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
@@ -130,6 +131,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     // One trace per step: its root span ends when the step's loss comes back.
     const stepSpans = new Map<number, MessageSpan>();
     const meters = telemetryMetrics();
+    // samples/s as a gauge: the rate since the previous collection (no-op while metrics are off).
+    let samplesDone = 0;
+    let rateFrom = { at: performance.now(), samples: 0 };
+    const observeRate = (r: ObservableResult) => {
+      const now = performance.now();
+      if (now > rateFrom.at) r.observe(((samplesDone - rateFrom.samples) * 1000) / (now - rateFrom.at), { 'dcnr.deployment': dep });
+      rateFrom = { at: now, samples: samplesDone };
+    };
+    meters.samplesPerSec.addCallback(observeRate);
+    stopRate = () => meters.samplesPerSec.removeCallback(observeRate);
     // Losses arrive in seq order from the loss VNode; a resumed trainer replays the old ones too.
     const losses: number[] = [];
     let lossesSeen = 0;
@@ -146,6 +157,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           stepSpans.delete(metric.seq);
           meters.steps.add(1, { 'dcnr.deployment': dep });
           meters.samples.add(metric.batch, { 'dcnr.deployment': dep });
+          samplesDone += metric.batch;
           while (losses[lossesSeen] !== undefined) lossesSeen++;
           o.onProgress?.({ done: lossesSeen, steps: o.steps, loss: metric.loss });
           wake?.();
@@ -206,6 +218,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       losses,
     };
   } finally {
+    stopRate?.();
     await host?.stopAll();
   }
 }
