@@ -70,7 +70,8 @@ program
   .option('--nats <url>', 'use a running NATS server instead of starting one')
   .option('--store <dir>', 'JetStream store of the private nats-server (wiped at start unless --keep-store)', '.dcnr/cluster')
   .option('--keep-store', 'keep the store from the last run', false)
-  .option('--dashboard-port <port>', 'port of the live dashboard on 127.0.0.1 (0 = any free port)', int(0), 7070)
+  .option('--dashboard-port <port>', 'port of the live dashboard (0 = any free port)', int(0), 7070)
+  .option('--dashboard-host <host>', 'address the dashboard listens on', '127.0.0.1')
   .option('--no-dashboard', 'do not serve the dashboard')
   .action((opts) => upCommand(opts));
 

@@ -10,7 +10,7 @@ import { startLocalCluster, waitForPNodes } from './cluster.js';
 import { fail } from './output.js';
 import { connectNats, onShutdown } from './process.js';
 
-export async function upCommand(opts: { pnodes: number; nats?: string; store: string; keepStore: boolean; dashboardPort: number; dashboard: boolean }): Promise<void> {
+export async function upCommand(opts: { pnodes: number; nats?: string; store: string; keepStore: boolean; dashboardPort: number; dashboardHost?: string; dashboard: boolean }): Promise<void> {
   const storeDir = resolve(opts.store);
   if (!opts.nats && !opts.keepStore) rmSync(storeDir, { recursive: true, force: true });
   let cluster;
@@ -23,7 +23,7 @@ export async function upCommand(opts: { pnodes: number; nats?: string; store: st
   let dashboard: Dashboard | undefined;
   if (opts.dashboard) {
     try {
-      dashboard = await startDashboard({ nc, port: opts.dashboardPort });
+      dashboard = await startDashboard({ nc, port: opts.dashboardPort, host: opts.dashboardHost });
       process.stderr.write(`dcnr up: dashboard on ${dashboard.url}\n`);
     } catch (err) {
       process.stderr.write(`dcnr up: no dashboard: ${(err as Error).message}\n`);

@@ -13,6 +13,7 @@ import { collectStatus, type StatusReport } from '../cli/status.js';
 import { openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
 import { Subject, type ClusterEvent, type StepMetric } from '../runtime/protocol.js';
 
+/** Where the dashboard reads from and listens. */
 export interface DashboardOptions {
   nc: NatsConnection;
   /** 0 = any free port. */
@@ -23,6 +24,7 @@ export interface DashboardOptions {
   statusEveryMs?: number;
 }
 
+/** A running dashboard: its URL (a loopback one when bound to 0.0.0.0) and how to stop it. */
 export interface Dashboard {
   url: string;
   close(): Promise<void>;
@@ -50,6 +52,12 @@ export async function listDeployments(nc: NatsConnection): Promise<Array<{ name:
   return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
+/**
+ * Starts the dashboard's HTTP server on `host:port` (port 0 = any free port). It keeps
+ * a subscription on every ClusterEvent and every StepMetric, pushes them to each
+ * `/api/events` client as they arrive, and re-reads the status every `statusEveryMs`,
+ * pushing it when it changed. Rejects with a clear message if the port is taken.
+ */
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const { nc } = o;
   const clients = new Set<ServerResponse>();
@@ -58,6 +66,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   let lastStatus = '';
 
   const send = (res: ServerResponse, event: string, data: unknown) => {
+    // A client that hung up between two pushes is dropped, never written to.
+    if (res.destroyed || res.writableEnded) return void clients.delete(res);
     res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   const broadcast = (event: string, data: unknown) => {
@@ -110,6 +120,10 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     }
   };
   const timer = setInterval(() => void refresh(), o.statusEveryMs ?? 500);
+  // A comment line now and then keeps idle connections open through proxies.
+  const keepAlive = setInterval(() => {
+    for (const c of clients) if (!c.destroyed && !c.writableEnded) c.write(': keep-alive\n\n');
+  }, 15_000);
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -131,6 +145,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       res.write('retry: 1000\n\n');
       clients.add(res);
       req.on('close', () => clients.delete(res));
+      res.on('close', () => clients.delete(res));
+      res.on('error', () => clients.delete(res)); // a reset socket: that client is gone, the server goes on
       send(res, 'status', status ?? (await collectStatus(nc)));
       send(res, 'deployments', await listDeployments(nc));
       send(res, 'history', { events: recentEvents, losses: Object.fromEntries(losses) });
@@ -164,6 +180,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`,
     async close() {
       clearInterval(timer);
+      clearInterval(keepAlive);
       events.unsubscribe();
       metrics.unsubscribe();
       for (const c of clients) c.end();

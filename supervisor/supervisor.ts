@@ -195,14 +195,19 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   async function tick(): Promise<void> {
     const now = Date.now();
     const inGrace = now - startedAt < detectMs;
+    let died = false;
     for (const [id, m] of members) {
       if (m.alive && !inGrace && detector.isDead(id, now)) {
         m.alive = false;
         emit({ type: 'dead', pnode: id, at: now, lastHeartbeat: m.lastHeartbeat });
         const vnodes = [...owners].filter(([, r]) => r.pnode === id).map(([k]) => k);
         if (vnodes.length) recoveries.push({ pnode: id, declaredAt: now, lastHeartbeat: m.lastHeartbeat, waiting: new Set(vnodes), vnodes, lastActivation: now });
+        died = true;
       }
     }
+    // A death reaches readers of the view (dcnr status, the dashboard) at once, not
+    // after the placement below and the next periodic write.
+    if (died) await publishView();
     if (inGrace) return;
 
     const candidates: MemberView[] = [...members.values()].filter((m) => m.alive && !draining.has(m.hb.pnode)).map((m) => memberView(m, draining));
