@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { collectStatus, type StatusReport } from '../cli/status.js';
 import { openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
-import { Subject, type ClusterEvent, type StepMetric } from '../runtime/protocol.js';
+import { Subject, type ClusterEvent } from '../runtime/protocol.js';
+import { createLossFollower } from './losses.js';
 
 /** Where the dashboard reads from and listens. */
 export interface DashboardOptions {
@@ -54,7 +55,8 @@ export async function listDeployments(nc: NatsConnection): Promise<Array<{ name:
 
 /**
  * Starts the dashboard's HTTP server on `host:port` (port 0 = any free port). It keeps
- * a subscription on every ClusterEvent and every StepMetric, pushes them to each
+ * a subscription on every ClusterEvent and follows every deployment's losses
+ * (dashboard/losses.ts), pushes them to each
  * `/api/events` client as they arrive, and re-reads the status every `statusEveryMs`,
  * pushing it when it changed. Rejects with a clear message if the port is taken.
  */
@@ -62,7 +64,6 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const { nc } = o;
   const clients = new Set<ServerResponse>();
   const recentEvents: ClusterEvent[] = [];
-  const losses = new Map<string, Array<[number, number]>>();
   let lastStatus = '';
 
   const send = (res: ServerResponse, event: string, data: unknown) => {
@@ -87,36 +88,37 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       broadcast('cluster', e);
     },
   });
-  const metrics = nc.subscribe(Subject.metrics('*'), {
-    callback: (_e, m) => {
-      let metric: StepMetric;
-      try {
-        metric = m.json<StepMetric>();
-      } catch {
-        return;
-      }
-      const dep = m.subject.split('.').pop()!;
-      const list = losses.get(dep) ?? [];
-      if (metric.seq === 0) list.length = 0; // a fresh run of the deployment
-      list.push([metric.seq, metric.loss]);
-      if (list.length > 5000) list.shift();
-      losses.set(dep, list);
-      broadcast('loss', { deployment: dep, seq: metric.seq, loss: metric.loss });
-    },
-  });
+  const losses = createLossFollower(
+    nc,
+    (deployment, points) => broadcast('loss', { deployment, points }),
+    (deployment) => broadcast('loss-reset', { deployment }),
+  );
 
   let status: StatusReport | undefined;
+  let deployments: Awaited<ReturnType<typeof listDeployments>> = [];
+  let lastDeployments = '';
+  let refreshing = false;
   const refresh = async () => {
+    if (refreshing) return; // a slow NATS: never two reads piling up
+    refreshing = true;
     try {
       status = await collectStatus(nc);
       const text = JSON.stringify({ ...status, supervisor: status.supervisor && { pid: status.supervisor.pid } });
       if (text !== lastStatus) {
         lastStatus = text;
         broadcast('status', status);
-        broadcast('deployments', await listDeployments(nc));
+      }
+      deployments = await listDeployments(nc);
+      losses.follow(deployments);
+      const deps = JSON.stringify(deployments);
+      if (deps !== lastDeployments) {
+        lastDeployments = deps;
+        broadcast('deployments', deployments);
       }
     } catch {
       // NATS away for a moment: keep the last snapshot, try again next tick
+    } finally {
+      refreshing = false;
     }
   };
   const timer = setInterval(() => void refresh(), o.statusEveryMs ?? 500);
@@ -148,8 +150,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       res.on('close', () => clients.delete(res));
       res.on('error', () => clients.delete(res)); // a reset socket: that client is gone, the server goes on
       send(res, 'status', status ?? (await collectStatus(nc)));
-      send(res, 'deployments', await listDeployments(nc));
-      send(res, 'history', { events: recentEvents, losses: Object.fromEntries(losses) });
+      send(res, 'deployments', deployments);
+      send(res, 'history', { events: recentEvents, losses: losses.snapshot() });
       return;
     }
     const file = STATIC[path];
@@ -182,7 +184,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       clearInterval(timer);
       clearInterval(keepAlive);
       events.unsubscribe();
-      metrics.unsubscribe();
+      losses.stop();
       for (const c of clients) c.end();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -84,6 +84,9 @@ test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on 
   await page.waitForFunction(() => document.querySelectorAll('[data-testid^="pnode-pnode-"][data-alive="true"]').length === 3, null, { timeout: 60_000 });
   await page.waitForFunction(() => [...document.querySelectorAll('[data-testid^="vnode-"]')].length === 6 && [...document.querySelectorAll('[data-testid^="vnode-"]')].every((e) => e.getAttribute('data-pnode')), null, { timeout: 60_000 });
 
+  // The loss curve is live: steps are drawn as they are trained.
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="loss"]')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 120_000 });
+
   const before = await status();
   const victim = [...before.pnodes].sort((a, b) => b.vnodes.length - a.vnodes.length)[0];
   assert.ok(victim.vnodes.length > 0, 'the victim hosts VNodes');
@@ -109,6 +112,14 @@ test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on 
     assert.is.not(v.pnode, victim.id);
   }
   await page.waitForSelector('[data-testid="events"] li[data-type="dead"]', { timeout: 30_000 });
+  // Training goes on on the new hosts, and the curve with it.
+  const seqAfterMove = Number(await page.getAttribute('[data-testid="loss"]', 'data-last-seq'));
+  await page.waitForFunction((seq) => Number(document.querySelector('[data-testid="loss"]')?.getAttribute('data-last-seq')) > seq + 5, seqAfterMove, { timeout: 120_000 });
+  // A page opened now gets the whole curve from the metrics stream, not only what follows.
+  const late = await browser.newPage();
+  await late.goto(dashboard.url);
+  await late.waitForFunction((n) => Number(document.querySelector('[data-testid="loss"]')?.getAttribute('data-points')) >= n, seqAfterMove + 1, { timeout: 60_000 });
+  await late.close();
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: `${artifacts}dashboard.png`, fullPage: true });
   assert.ok(existsSync(`${artifacts}dashboard.png`));

@@ -68,15 +68,21 @@ function renderLoss() {
   const deps = Object.keys(state.losses).filter((d) => state.losses[d].length > 0);
   const dep = state.deployments.map((d) => d.name).reverse().find((n) => deps.includes(n)) ?? deps.at(-1);
   if (!dep) return;
-  const pts = state.losses[dep];
-  $('loss-title').textContent = `${dep}, ${pts.length} steps, last ${pts.at(-1)[1].toFixed(4)}`;
+  // Thin a long run out to ~1,000 points: enough for the eye, cheap to redraw live.
+  const all = state.losses[dep];
+  const every = Math.ceil(all.length / 1000);
+  const pts = every > 1 ? all.filter((_, i) => i % every === 0 || i === all.length - 1) : all;
+  $('loss-title').textContent = `${dep}, ${all.length} steps, last ${all.at(-1)[1].toFixed(4)}`;
   const maxS = Math.max(1, ...pts.map((p) => p[0]));
   const maxL = Math.max(1e-9, ...pts.map((p) => p[1]));
   const x = (sq) => 40 + (sq / maxS) * 550;
   const y = (l) => 10 + (1 - l / maxL) * 210;
   const path = pts.map(([sq, l], i) => `${i ? 'L' : 'M'}${x(sq).toFixed(1)},${y(l).toFixed(1)}`).join('');
   const ticks = [0, 0.5, 1].map((f) => `<line x1="40" x2="590" y1="${y(f * maxL)}" y2="${y(f * maxL)}" stroke="#2a323c"/><text x="36" y="${y(f * maxL) + 4}" fill="#8a96a3" font-size="10" text-anchor="end">${(f * maxL).toFixed(2)}</text>`).join('');
-  svg.innerHTML = `${ticks}<path d="${path}" fill="none" stroke="#58a6ff" stroke-width="1.5" vector-effect="non-scaling-stroke"/>`;
+  svg.dataset.points = String(all.length);
+  svg.dataset.lastSeq = String(all.at(-1)[0]);
+  const steps = `<text x="40" y="236" fill="#8a96a3" font-size="10">step ${pts[0][0]}</text><text x="590" y="236" fill="#8a96a3" font-size="10" text-anchor="end">step ${maxS}</text>`;
+  svg.innerHTML = `${ticks}${steps}<path d="${path}" fill="none" stroke="#58a6ff" stroke-width="1.5" vector-effect="non-scaling-stroke"/>`;
 }
 
 const describe = (e) => {
@@ -118,12 +124,16 @@ function connect() {
   });
   es.addEventListener('cluster', (m) => addEvent(JSON.parse(m.data)));
   let pending = false;
+  const redraw = () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; renderLoss(); }); } };
   es.addEventListener('loss', (m) => {
-    const { deployment, seq, loss } = JSON.parse(m.data);
-    const list = (state.losses[deployment] ??= []);
-    if (seq === 0) list.length = 0;
-    list.push([seq, loss]);
-    if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; renderLoss(); }); }
+    const { deployment, points } = JSON.parse(m.data);
+    (state.losses[deployment] ??= []).push(...points);
+    redraw();
+  });
+  es.addEventListener('loss-reset', (m) => {
+    delete state.losses[JSON.parse(m.data).deployment];
+    if (Object.keys(state.losses).length === 0) { $('loss').replaceChildren(); $('loss-title').textContent = ''; }
+    redraw();
   });
 }
 connect();
