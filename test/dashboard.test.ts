@@ -44,8 +44,9 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 test.before(async () => {
   cluster = await startLocalCluster({ pnodes: 3, storeDir: dir });
   nc = await connectNats(cluster.url, 'dashboard-test');
-  await waitForPNodes(nc, 3);
+  // Up before the PNodes join, as in `dcnr up`: the timeline shows the joins.
   dashboard = await startDashboard({ nc, port: 0 });
+  await waitForPNodes(nc, 3);
   const model = resolveModel(loadModelSpec('mnist-mlp'));
   // Long enough to still be running when the browser looks; stopped at the end.
   training = train({ nc, model, steps: 20_000, batch: 16, seed: 5, kernels: await createKernels(), signal: stopTraining.signal }).catch(() => {});
@@ -86,6 +87,8 @@ test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on 
 
   // The loss curve is live: steps are drawn as they are trained.
   await page.waitForFunction(() => Number(document.querySelector('[data-testid="loss"]')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 120_000 });
+
+  assert.is(await page.locator('[data-testid="events"] li[data-type="joined"]').count(), 3, 'three joins on the timeline');
 
   const before = await status();
   const victim = [...before.pnodes].sort((a, b) => b.vnodes.length - a.vnodes.length)[0];
