@@ -51,7 +51,7 @@ export function createLossFollower(nc: NatsConnection, onPoints: (deployment: st
           } catch {
             continue; // not a metric record: nothing to draw
           }
-          if (typeof metric.seq !== 'number' || typeof metric.loss !== 'number' || f.seen.has(metric.seq)) continue;
+          if (!metric || typeof metric.seq !== 'number' || typeof metric.loss !== 'number' || f.seen.has(metric.seq)) continue;
           f.seen.add(metric.seq);
           f.points.push([metric.seq, metric.loss]);
           f.pending.push([metric.seq, metric.loss]);

@@ -83,8 +83,13 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       } catch {
         return; // not ours to judge; the dashboard only shows well-formed events
       }
-      recentEvents.push(e);
-      if (recentEvents.length > 500) recentEvents.shift();
+      if (!e || typeof e !== 'object' || typeof e.type !== 'string') return;
+      // The history a new page gets keeps what the timeline shows: activations and
+      // passivations come by the thousand (bench scale) and would push deaths out.
+      if (e.type !== 'activated' && e.type !== 'passivated') {
+        recentEvents.push(e);
+        if (recentEvents.length > 500) recentEvents.shift();
+      }
       broadcast('cluster', e);
     },
   });

@@ -138,6 +138,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
         } catch {
           return;
         }
+        // Anyone may publish here: a `null` read as an event closed this connection's reader.
+        if (!e || typeof e !== 'object') return;
         if (e.type === 'activated') {
           for (const r of recoveries) {
             if (r.waiting.delete(e.vnode)) r.lastActivation = Math.max(r.lastActivation, Date.now());

@@ -17,6 +17,7 @@ import type { StatusReport } from '../cli/status.js';
 import { startDashboard, type Dashboard } from '../dashboard/server.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
+import { Subject } from '../runtime/protocol.js';
 import { train } from '../runtime/trainer.js';
 import { tempDir } from './helpers/nats.js';
 
@@ -75,6 +76,21 @@ test('HTTP: the page, /api/status with pids, clear 404 and 405', async () => {
   assert.match(await missing.text(), /not found/);
   const post = await fetch(new URL('api/status', dashboard.url), { method: 'POST' });
   assert.is(post.status, 405);
+});
+
+// Runs before the browser test on purpose: that test needs a supervisor that survived
+// this garbage (a `null` event used to close the supervisor's NATS reader).
+test('garbage on the event subjects is ignored: the dashboard, its stream and the supervisor go on', async () => {
+  for (const junk of ['not json', 'null', '42', '{}', '{"type":7}']) nc.publish(Subject.events('junk'), junk);
+  await nc.flush();
+  const res = await fetch(new URL('api/events', dashboard.url));
+  const reader = res.body!.getReader();
+  let text = '';
+  while (!text.includes('event: history')) text += new TextDecoder().decode((await reader.read()).value);
+  await reader.cancel();
+  const history = JSON.parse(/event: history\ndata: (.*)\n/.exec(text)![1]) as { events: Array<{ type: unknown }> };
+  assert.ok(history.events.every((e) => typeof e.type === 'string'), 'only well-formed events kept');
+  assert.is((await fetch(new URL('api/status', dashboard.url))).status, 200);
 });
 
 test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on their new hosts', async () => {

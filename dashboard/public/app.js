@@ -105,7 +105,9 @@ function addEvent(e) {
   // Activations and passivations are many; the timeline keeps what an operator acts on.
   if (e.type === 'activated' || e.type === 'passivated') return;
   const t = new Date(e.at).toLocaleTimeString();
-  $('events').prepend(el('li', { class: e.type, 'data-type': e.type }, el('span', { class: 't' }, t), describe(e)));
+  let text;
+  try { text = describe(e); } catch { text = JSON.stringify(e); } // an event missing a field still shows
+  $('events').prepend(el('li', { class: e.type, 'data-type': e.type }, el('span', { class: 't' }, t), text));
   while ($('events').children.length > 300) $('events').lastChild.remove();
 }
 
