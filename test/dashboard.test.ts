@@ -144,4 +144,19 @@ test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on 
   assert.ok(existsSync(`${artifacts}dashboard.png`));
 });
 
+test('the page reconnects by itself when the dashboard restarts', async () => {
+  const page = await browser!.newPage();
+  await page.goto(dashboard.url);
+  await page.waitForFunction(() => document.querySelector('[data-testid="connection"]')?.classList.contains('live'), null, { timeout: 60_000 });
+  const port = Number(new URL(dashboard.url).port);
+  await dashboard.close();
+  await page.waitForFunction(() => !document.querySelector('[data-testid="connection"]')?.classList.contains('live'), null, { timeout: 60_000 });
+  dashboard = await startDashboard({ nc, port });
+  await page.waitForFunction(() => document.querySelector('[data-testid="connection"]')?.classList.contains('live'), null, { timeout: 60_000 });
+  // Fresh data after the reconnect: the PNodes as /api/status has them now.
+  const s = await status();
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid^="pnode-pnode-"][data-alive="true"]').length === n, s.pnodes.filter((p) => p.alive).length, { timeout: 60_000 });
+  await page.close();
+});
+
 test.run();
