@@ -22,7 +22,8 @@ const color = (pnode) => {
 function renderStatus() {
   const s = state.status;
   if (!s) return;
-  $('supervisor').textContent = s.supervisor ? `supervisor pid ${s.supervisor.pid}` : 'no supervisor seen';
+  const alive = s.pnodes.filter((p) => p.alive).length;
+  $('supervisor').textContent = `${s.supervisor ? `supervisor pid ${s.supervisor.pid}` : 'no supervisor seen'} · ${alive}/${s.pnodes.length} PNodes alive · ${s.vnodes.length} VNodes`;
   const box = $('pnodes');
   box.replaceChildren(
     ...s.pnodes.map((p) =>
