@@ -26,7 +26,7 @@ export async function upCommand(opts: { pnodes: number; nats?: string; store: st
       dashboard = await startDashboard({ nc, port: opts.dashboardPort, host: opts.dashboardHost });
       process.stderr.write(`dcnr up: dashboard on ${dashboard.url}\n`);
     } catch (err) {
-      process.stderr.write(`dcnr up: no dashboard: ${(err as Error).message}\n`);
+      process.stderr.write(`dcnr up: ${(err as Error).message}; going on without a dashboard\n`);
     }
   }
   onShutdown(async () => {
