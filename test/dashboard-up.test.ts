@@ -18,6 +18,7 @@ const bin = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
 const dir = tempDir('dcnr-dashboard-up-');
 let up: ChildProcess;
 let stderr = '';
+let stdout = '';
 let url = '';
 /** Every pid /api/status showed us: killed at the end if `dcnr up` left any behind. */
 const seen = new Set<number>();
@@ -48,7 +49,7 @@ async function status(): Promise<StatusReport> {
 
 test.before(async () => {
   up = spawn(process.execPath, [bin, 'up', '--pnodes', '2', '--dashboard-port', '0', '--store', join(dir, 'store')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  up.stdout!.on('data', () => {}); // the banner; the URL is read from stderr
+  up.stdout!.on('data', (c) => (stdout += c)); // the banner (NATS URL); the dashboard URL is read from stderr
   up.stderr!.on('data', (c) => (stderr += c));
   url = await until('the dashboard URL on stderr', async () => /dashboard on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)?.[1], 60_000);
 });
@@ -79,6 +80,19 @@ test('dcnr up --pnodes 2 --dashboard-port 0: the page, /api/status with pids, a 
   });
   for (const p of before.pnodes) assert.ok(Number.isInteger(p.pid) && p.pid > 0 && alive(p.pid), `${p.id} has a live pid (${p.pid})`);
   assert.ok(before.supervisor && before.supervisor.pid > 0, 'the supervisor is seen');
+
+  // The same object `dcnr status --json` prints (the view's age aside).
+  const natsUrl = await until('the NATS URL in the banner', async () => /on (nats:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1]);
+  const cli = await new Promise<string>((resolve) => {
+    const c = spawn(process.execPath, [bin, 'status', '--nats', natsUrl, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.on('close', () => resolve(out));
+  });
+  const fromCli = JSON.parse(cli.trim().split('\n').pop()!) as StatusReport;
+  const fromApi = await status();
+  const comparable = (s: StatusReport) => ({ ...s, supervisor: s.supervisor && { pid: s.supervisor.pid } });
+  assert.equal(comparable(fromApi), comparable(fromCli));
 
   const victim = before.pnodes[0];
   process.kill(victim.pid, 'SIGKILL');
