@@ -106,6 +106,10 @@ test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on 
 
   assert.is(await page.locator('[data-testid="events"] li[data-type="joined"]').count(), 3, 'three joins on the timeline');
 
+  // A malformed message in a VNode's mailbox is rejected by its PNode, and the timeline says so.
+  nc.publish(Subject.mailbox('mnist-mlp', 1, 'fwd'), 'not a tensor');
+  await page.waitForSelector('[data-testid="events"] li[data-type="rejected"]', { timeout: 60_000 });
+
   const before = await status();
   const victim = [...before.pnodes].sort((a, b) => b.vnodes.length - a.vnodes.length)[0];
   assert.ok(victim.vnodes.length > 0, 'the victim hosts VNodes');
