@@ -154,7 +154,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       req.on('close', () => clients.delete(res));
       res.on('close', () => clients.delete(res));
       res.on('error', () => clients.delete(res)); // a reset socket: that client is gone, the server goes on
-      send(res, 'status', status ?? (await collectStatus(nc)));
+      // No snapshot yet: the first successful refresh pushes one to every client.
+      if (status) send(res, 'status', status);
       send(res, 'deployments', deployments);
       send(res, 'history', { events: recentEvents, losses: losses.snapshot() });
       return;
@@ -174,22 +175,31 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     });
   });
   const host = o.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === 'EADDRINUSE' ? `dashboard: port ${o.port} on ${host} is in use (choose another with --dashboard-port, 0 = any)` : `dashboard: ${err.message}`)),
-    );
-    server.listen(o.port, host, () => resolve());
-  });
+  const stopFeeds = () => {
+    clearInterval(timer);
+    clearInterval(keepAlive);
+    events.unsubscribe();
+    losses.stop();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new Error(err.code === 'EADDRINUSE' ? `dashboard: port ${o.port} on ${host} is in use (choose another with --dashboard-port, 0 = any)` : `dashboard: ${err.message}`)),
+      );
+      server.listen(o.port, host, () => resolve());
+    });
+  } catch (err) {
+    stopFeeds(); // a caller that goes on without a dashboard keeps no timers or subscriptions of it
+    throw err;
+  }
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   void refresh();
+  const shown = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`,
+    url: `http://${shown}:${port}/`,
     async close() {
-      clearInterval(timer);
-      clearInterval(keepAlive);
-      events.unsubscribe();
-      losses.stop();
+      stopFeeds();
       for (const c of clients) c.end();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

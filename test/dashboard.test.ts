@@ -76,6 +76,10 @@ test('HTTP: the page, /api/status with pids, clear 404 and 405', async () => {
   assert.match(await missing.text(), /not found/);
   const post = await fetch(new URL('api/status', dashboard.url), { method: 'POST' });
   assert.is(post.status, 405);
+  // A port already taken is a clear error, not a crash.
+  const taken = Number(new URL(dashboard.url).port);
+  const err = await startDashboard({ nc, port: taken }).then(() => undefined, (e: Error) => e);
+  assert.match(err?.message ?? 'it started', /port \d+ on 127\.0\.0\.1 is in use/);
 });
 
 // Runs before the browser test on purpose: that test needs a supervisor that survived
