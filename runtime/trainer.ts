@@ -148,9 +148,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     // Short pulls: after a NATS restart a pending pull is gone, and the client only notices
     // when its idle heartbeats stop (half the expiry). The default 30 s stalled training.
     const metrics = await (await js.consumers.get(Stream.metrics(dep))).consume({ expires: 2000 });
+    let badMetricSeen = false;
     const reading = (async () => {
       for await (const m of metrics) {
-        const metric = m.json<StepMetric>();
+        // Anyone can publish on the metrics subject: a record that is not a step metric
+        // of this run is skipped (and said once), never allowed to stop the reading.
+        const metric = parseStepMetric(m.data, o.steps);
+        if (!metric) {
+          if (!badMetricSeen) process.stderr.write(`dcnr: ignoring a malformed record on ${m.subject} (not a step metric of this run)\n`);
+          badMetricSeen = true;
+          continue;
+        }
         if (losses[metric.seq] === undefined) {
           losses[metric.seq] = metric.loss;
           stepSpans.get(metric.seq)?.end();
@@ -220,6 +228,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   } finally {
     stopRate?.();
     await host?.stopAll();
+  }
+}
+
+/** A step metric of a run of `steps` steps, or null for anything else. */
+export function parseStepMetric(data: Uint8Array, steps: number): StepMetric | null {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(data)) as Partial<StepMetric> | null;
+    if (!v || typeof v !== 'object') return null;
+    if (!Number.isSafeInteger(v.seq) || v.seq! < 0 || v.seq! >= steps) return null;
+    if (typeof v.loss !== 'number' || !Number.isFinite(v.loss)) return null;
+    if (!Number.isSafeInteger(v.batch) || v.batch! <= 0) return null;
+    return v as StepMetric;
+  } catch {
+    return null;
   }
 }
 
