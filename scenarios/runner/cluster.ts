@@ -106,8 +106,8 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
       for (const name of local.procs.keys()) expected.add(name);
       await local.stop();
       for (const p of proxies.values()) await p.close();
-      if (natsCluster) await natsCluster.stop();
-      else await nats[0].stop();
+      // The servers as they are now: a fault may have replaced some by restarted ones.
+      await Promise.all(nats.map((s) => s.stop()));
     },
   };
   for (let i = 1; i <= o.pnodes; i++) await cluster.spawnPNode(`pnode-${i}`);
