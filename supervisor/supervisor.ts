@@ -14,7 +14,7 @@
  */
 import { telemetryMetrics } from '../runtime/telemetry.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { assignOwner, openBuckets, readDeployment, type Buckets, type OwnershipRecord } from '../runtime/cluster-state.js';
+import { assignOwner, openBuckets, type Buckets, type DeploymentRecord, type OwnershipRecord } from '../runtime/cluster-state.js';
 import {
   Subject,
   SupervisorKey,
@@ -95,13 +95,40 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   const ownersLoaded = new Promise<void>((r) => (ownersReady = r));
   void (async () => {
     for await (const e of ownerWatch) {
-      if (e.operation === 'PUT' && e.length > 0) owners.set(e.key, e.json<OwnershipRecord>());
+      let record: OwnershipRecord | undefined;
+      try {
+        record = e.operation === 'PUT' && e.length > 0 ? e.json<OwnershipRecord>() : undefined;
+      } catch {
+        record = undefined; // not an ownership record: as good as none
+      }
+      if (record && typeof record.pnode === 'string' && Number.isSafeInteger(record.epoch)) owners.set(e.key, record);
       else owners.delete(e.key);
       if (e.delta === 0) ownersReady();
     }
   })();
   // An empty bucket delivers nothing: don't wait forever for the initial values.
   await Promise.race([ownersLoaded, new Promise((r) => setTimeout(r, 500))]);
+
+  // Deployments, mirrored by a watch too. (Listing the bucket on every tick created a
+  // JetStream consumer ten times a second: a load that, on a 3-node cluster after a
+  // leader change, was seen to stall JetStream.) A record that is not a deployment is ignored.
+  const deployments = new Map<string, Pick<DeploymentRecord, 'spec' | 'hostedBy'>>();
+  const deploymentWatch = await buckets.deployments.watch();
+  void (async () => {
+    for await (const e of deploymentWatch) {
+      if (e.key.includes('.')) continue;
+      let record: DeploymentRecord | undefined;
+      if (e.operation === 'PUT' && e.length > 0) {
+        try {
+          record = e.json<DeploymentRecord>();
+        } catch {
+          record = undefined;
+        }
+      }
+      if (record && Array.isArray(record.spec?.vnodes)) deployments.set(e.key, record);
+      else deployments.delete(e.key);
+    }
+  })();
 
   const subs: Subscription[] = [];
   subs.push(
@@ -175,12 +202,10 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
 
   async function deploymentVNodes(): Promise<string[]> {
     const out: string[] = [];
-    const keys: string[] = [];
-    for await (const k of await buckets.deployments.keys()) if (!k.includes('.')) keys.push(k);
-    for (const dep of keys.sort()) {
-      const record = await readDeployment(buckets.deployments, dep);
+    for (const dep of [...deployments.keys()].sort()) {
+      const record = deployments.get(dep)!;
       // A deployment hosted inside one trainer process is not ours to place.
-      if (record && !record.hostedBy) for (let i = 0; i < record.spec.vnodes.length; i++) out.push(`${dep}.${i}`);
+      if (!record.hostedBy) for (let i = 0; i < record.spec.vnodes.length; i++) out.push(`${dep}.${i}`);
     }
     return out;
   }
@@ -311,6 +336,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
       stopped = true;
       for (const s of subs) s.unsubscribe();
       ownerWatch.stop();
+      deploymentWatch.stop();
       await loop;
     },
   };
