@@ -91,4 +91,28 @@ test('a 3-node cluster with R3 buckets loses no acknowledged write when a node i
   }
 });
 
+test('buckets created R1 keep working when later opened with DCNR_REPLICAS=3 (bound as they are)', async () => {
+  const dir = tempDir('dcnr-r1r3-');
+  const server = await startNatsServer({ storeDir: dir });
+  const saved = process.env.DCNR_REPLICAS;
+  const nc = await connect({ servers: server.url });
+  try {
+    process.env.DCNR_REPLICAS = '1';
+    const r1 = await openBuckets(nc);
+    await r1.state.put('k', 'before');
+    process.env.DCNR_REPLICAS = '3';
+    const r3 = await openBuckets(nc);
+    assert.is((await r3.state.get('k'))?.string(), 'before');
+    await r3.state.put('k', 'after');
+    assert.is((await r3.state.get('k'))?.string(), 'after');
+    assert.is((await r3.state.status()).replicas, 1, 'an existing bucket is not silently re-replicated');
+  } finally {
+    if (saved === undefined) delete process.env.DCNR_REPLICAS;
+    else process.env.DCNR_REPLICAS = saved;
+    await nc.close();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
