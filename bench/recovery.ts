@@ -12,7 +12,8 @@ import { readView, startLocalCluster, waitForPNodes } from '../cli/cluster.js';
 import { connectNats } from '../cli/process.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
-import { Subject, type ClusterEvent } from '../runtime/protocol.js';
+import { subscribeClusterEvents } from '../runtime/cluster-state.js';
+import type { ClusterEvent } from '../runtime/protocol.js';
 import { train } from '../runtime/trainer.js';
 import { percentile, sig } from './stats.js';
 import type { Benchmark } from './types.js';
@@ -43,12 +44,9 @@ export const recoveryBenchmark: Benchmark<RecoveryBench> = {
     const nc = await connectNats(cluster.url, 'bench-recovery');
     const recovered: Array<Extract<ClusterEvent, { type: 'recovered' }>> = [];
     const deadAt = new Map<string, number>();
-    nc.subscribe(Subject.eventsAll, {
-      callback: (_e, m) => {
-        const e = m.json<ClusterEvent>();
-        if (e.type === 'recovered') recovered.push(e);
-        if (e.type === 'dead') deadAt.set(e.pnode, Date.now());
-      },
+    subscribeClusterEvents(nc, (e) => {
+      if (e.type === 'recovered') recovered.push(e);
+      if (e.type === 'dead') deadAt.set(e.pnode, Date.now());
     });
     const killedAt = new Map<string, number>();
     let next = 4;

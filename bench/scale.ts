@@ -15,11 +15,10 @@ import { jetstream } from '@nats-io/jetstream';
 import '../actors/index.js';
 import { startLocalCluster, waitForPNodes } from '../cli/cluster.js';
 import { connectNats } from '../cli/process.js';
-import { openBuckets, writeDeployment } from '../runtime/cluster-state.js';
+import { openBuckets, subscribeClusterEvents, writeDeployment } from '../runtime/cluster-state.js';
 import { sendMessage } from '../runtime/envelope.js';
 import { ensureDeploymentStreams } from '../runtime/mailbox.js';
 import { resolveModel, type ModelSpec } from '../runtime/model.js';
-import { Subject, type ClusterEvent } from '../runtime/protocol.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { rssMiB } from './process.js';
 import { sig, summarize } from './stats.js';
@@ -62,13 +61,10 @@ export const scaleBenchmark: Benchmark<ScaleBench> = {
     const assigned = new Map<string, number>();
     const activated: Array<{ vnode: string; at: number; ms: number }> = [];
     const passivated = new Map<string, number>();
-    nc.subscribe(Subject.eventsAll, {
-      callback: (_e, m) => {
-        const e = m.json<ClusterEvent>();
-        if (e.type === 'assigned' && e.vnode.startsWith('bench-scale-')) assigned.set(e.vnode, e.at);
-        if (e.type === 'activated' && e.vnode.startsWith('bench-scale-')) activated.push({ vnode: e.vnode, at: e.at, ms: e.ms });
-        if (e.type === 'passivated' && e.vnode.startsWith('bench-scale-')) passivated.set(e.vnode, e.at);
-      },
+    subscribeClusterEvents(nc, (e) => {
+      if (e.type === 'assigned' && e.vnode.startsWith('bench-scale-')) assigned.set(e.vnode, e.at);
+      if (e.type === 'activated' && e.vnode.startsWith('bench-scale-')) activated.push({ vnode: e.vnode, at: e.at, ms: e.ms });
+      if (e.type === 'passivated' && e.vnode.startsWith('bench-scale-')) passivated.set(e.vnode, e.at);
     });
     const pids = () => ['pnode-1', 'pnode-2'].map((n) => cluster.procs.get(n)!.pid!);
     const totalRss = () => pids().reduce((s, p) => s + (rssMiB(p) ?? 0), 0);

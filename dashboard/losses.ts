@@ -7,7 +7,8 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
-import { Stream, type StepMetric } from '../runtime/protocol.js';
+import { Stream } from '../runtime/protocol.js';
+import { parseStepMetric } from '../runtime/validate.js';
 
 /** One deployment's points, `[seq, loss]`, in arrival order (seq order, give or take a resend). */
 export type LossPoints = Array<[number, number]>;
@@ -45,13 +46,8 @@ export function createLossFollower(nc: NatsConnection, onPoints: (deployment: st
         f.messages = await (await js.consumers.get(Stream.metrics(name))).consume({ expires: 2000 });
         if (f.stopped) return f.messages.stop();
         for await (const m of f.messages) {
-          let metric: StepMetric;
-          try {
-            metric = m.json<StepMetric>();
-          } catch {
-            continue; // not a metric record: nothing to draw
-          }
-          if (!metric || typeof metric.seq !== 'number' || typeof metric.loss !== 'number' || f.seen.has(metric.seq)) continue;
+          const metric = parseStepMetric(m.data);
+          if (!metric || f.seen.has(metric.seq)) continue; // not a metric record, or a resend
           f.seen.add(metric.seq);
           f.points.push([metric.seq, metric.loss]);
           f.pending.push([metric.seq, metric.loss]);

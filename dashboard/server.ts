@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { collectStatus, type StatusReport } from '../cli/status.js';
-import { openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
-import { Subject, type ClusterEvent } from '../runtime/protocol.js';
+import { openBuckets, subscribeClusterEvents, type DeploymentRecord } from '../runtime/cluster-state.js';
+import type { ClusterEvent } from '../runtime/protocol.js';
 import { createLossFollower } from './losses.js';
 
 /** Where the dashboard reads from and listens. */
@@ -75,23 +75,14 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     for (const c of clients) send(c, event, data);
   };
 
-  const events = nc.subscribe(Subject.eventsAll, {
-    callback: (_e, m) => {
-      let e: ClusterEvent;
-      try {
-        e = m.json<ClusterEvent>();
-      } catch {
-        return; // not ours to judge; the dashboard only shows well-formed events
-      }
-      if (!e || typeof e !== 'object' || typeof e.type !== 'string') return;
-      // The history a new page gets keeps what the timeline shows: activations and
-      // passivations come by the thousand (bench scale) and would push deaths out.
-      if (e.type !== 'activated' && e.type !== 'passivated') {
-        recentEvents.push(e);
-        if (recentEvents.length > 500) recentEvents.shift();
-      }
-      broadcast('cluster', e);
-    },
+  const events = subscribeClusterEvents(nc, (e) => {
+    // The history a new page gets keeps what the timeline shows: activations and
+    // passivations come by the thousand (bench scale) and would push deaths out.
+    if (e.type !== 'activated' && e.type !== 'passivated') {
+      recentEvents.push(e);
+      if (recentEvents.length > 500) recentEvents.shift();
+    }
+    broadcast('cluster', e);
   });
   const losses = createLossFollower(
     nc,

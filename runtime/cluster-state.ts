@@ -3,9 +3,10 @@
  * VNode state: deployments and ownership records.
  */
 import { replicas } from './replicas.js';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
-import { Bucket, ownerKey } from './protocol.js';
+import { Bucket, ownerKey, Subject, type ClusterEvent } from './protocol.js';
+import { parseClusterEvent } from './validate.js';
 import type { ModelSpec } from './model.js';
 
 export interface Buckets {
@@ -88,4 +89,18 @@ export async function assignOwner(kv: KV, deployment: string, index: number, pno
     }
   }
   throw new Error(`could not assign ${key}: too many concurrent assignments`);
+}
+
+/**
+ * Every cluster event from every source, parsed. Anyone may publish on these subjects:
+ * what is not an event is dropped here, so no subscriber's callback ever throws on it
+ * (a throwing callback ends the subscription's reader).
+ */
+export function subscribeClusterEvents(nc: NatsConnection, onEvent: (e: ClusterEvent) => void): Subscription {
+  return nc.subscribe(Subject.eventsAll, {
+    callback: (_err, m) => {
+      const e = parseClusterEvent(m.data);
+      if (e) onEvent(e);
+    },
+  });
 }

@@ -191,8 +191,10 @@ export interface MessageSpan {
 const NOOP: MessageSpan = { traceparent: undefined, child: () => () => {}, end: () => {} };
 
 /** Start a span whose parent is the `traceparent` it was caused by (or a new trace). */
-export function startSpan(name: string, parent: string | undefined, attributes: Attributes, kind: SpanKind = SpanKind.CONSUMER): MessageSpan {
+export function startSpan(name: string, parent: string | undefined, attrs: Attributes | (() => Attributes), kind: SpanKind = SpanKind.CONSUMER): MessageSpan {
   if (!tracing) return NOOP;
+  // A function is called only when tracing is on: the hot path allocates nothing when off.
+  const attributes = typeof attrs === 'function' ? attrs() : attrs;
   const parentCtx = parent ? propagation.extract(ROOT_CONTEXT, { traceparent: parent }) : ROOT_CONTEXT;
   const span: Span = tracer().startSpan(name, { kind, attributes }, parentCtx);
   const ctx = trace.setSpan(parentCtx, span);

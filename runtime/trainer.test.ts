@@ -10,7 +10,8 @@ import { cleanup, setup } from '../test/helpers/nats.js';
 import { createKernels } from './kernels/index.js';
 import { loadModelSpec, resolveModel } from './model.js';
 import { Subject } from './protocol.js';
-import { parseStepMetric, train } from './trainer.js';
+import { train } from './trainer.js';
+import { parseStepMetric } from './validate.js';
 
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
 

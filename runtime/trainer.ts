@@ -18,7 +18,8 @@ import { accuracy, loadAllTensors, paramsHash, predict } from './evaluate.js';
 import type { Kernels } from './kernels/types.js';
 import { ensureDeploymentStreams, removeDeploymentStreams } from './mailbox.js';
 import type { ResolvedModel } from './model.js';
-import { ownerKey, Stream, type StepMetric } from './protocol.js';
+import { ownerKey, Stream } from './protocol.js';
+import { parseStepMetric } from './validate.js';
 import { nextInput, type ScheduleState } from './schedule.js';
 import { StateStore } from './state-store.js';
 import { SpanKind, type ObservableResult } from '@opentelemetry/api';
@@ -228,20 +229,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   } finally {
     stopRate?.();
     await host?.stopAll();
-  }
-}
-
-/** A step metric of a run of `steps` steps, or null for anything else. */
-export function parseStepMetric(data: Uint8Array, steps: number): StepMetric | null {
-  try {
-    const v = JSON.parse(new TextDecoder().decode(data)) as Partial<StepMetric> | null;
-    if (!v || typeof v !== 'object') return null;
-    if (!Number.isSafeInteger(v.seq) || v.seq! < 0 || v.seq! >= steps) return null;
-    if (typeof v.loss !== 'number' || !Number.isFinite(v.loss)) return null;
-    if (!Number.isSafeInteger(v.batch) || v.batch! <= 0) return null;
-    return v as StepMetric;
-  } catch {
-    return null;
   }
 }
 

@@ -17,6 +17,7 @@ import type { ResolvedModel, ResolvedVNode } from './model.js';
 import { sendMessage } from './envelope.js';
 import {
   Header,
+  MESSAGE_KINDS,
   Subject,
   vnodeId,
   type MessageKind,
@@ -70,6 +71,9 @@ export interface VNodeActorOptions {
   /** The hosting PNode's id, for traces. */
   pnode?: string;
 }
+
+/** Metric attributes per message kind, made once (they are recorded for every message). */
+const KIND_ATTRIBUTES = Object.fromEntries(MESSAGE_KINDS.map((k) => [k, { 'dcnr.kind': k }])) as Record<MessageKind, { 'dcnr.kind': MessageKind }>;
 
 /** Why `run()` returned. */
 export type ActorExit = 'done' | 'fenced' | 'stopped' | 'passivated';
@@ -271,11 +275,11 @@ export class VNodeActor {
       checkShape: this.#checkShape,
     });
     if (!checked.ok) {
-      startSpan('vnode reject', raw.headers?.get(Header.TraceParent) || undefined, this.#spanAttributes()).end(checked.error);
+      startSpan('vnode reject', raw.headers?.get(Header.TraceParent) || undefined, () => this.#spanAttributes()).end(checked.error);
       return this.#reject(raw, checked.error);
     }
     const m = checked.msg;
-    const attributes = { ...this.#spanAttributes(), 'dcnr.kind': m.kind, 'dcnr.seq': m.seq };
+    const attributes = () => ({ ...this.#spanAttributes(), 'dcnr.kind': m.kind, 'dcnr.seq': m.seq });
     if (m.seq < want.seq) {
       startSpan('vnode replay', m.traceparent, attributes).end();
       this.#machine.send({ type: 'DUPLICATE' });
@@ -295,7 +299,7 @@ export class VNodeActor {
       this.#machine.send({ type: 'RECEIVE', kind: m.kind, seq: m.seq });
       const t0 = performance.now();
       const outputs = await this.#compute(m);
-      meters.computeMs.record(performance.now() - t0, { 'dcnr.kind': m.kind });
+      meters.computeMs.record(performance.now() - t0, KIND_ATTRIBUTES[m.kind]);
       this.#machine.send({ type: 'COMPUTED', kind: m.kind, seq: m.seq });
 
       // Outputs go out before the commit: if we die in between, the re-run sends the
@@ -315,7 +319,7 @@ export class VNodeActor {
       });
       endPersist();
       meters.persistMs.record(performance.now() - t1);
-      meters.messages.add(1, { 'dcnr.kind': m.kind });
+      meters.messages.add(1, KIND_ATTRIBUTES[m.kind]);
       this.#machine.send({ type: 'PERSISTED' });
       raw.ack();
       span.end();

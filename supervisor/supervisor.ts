@@ -14,7 +14,7 @@
  */
 import { telemetryMetrics } from '../runtime/telemetry.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { assignOwner, openBuckets, type Buckets, type DeploymentRecord, type OwnershipRecord } from '../runtime/cluster-state.js';
+import { assignOwner, openBuckets, subscribeClusterEvents, type Buckets, type DeploymentRecord, type OwnershipRecord } from '../runtime/cluster-state.js';
 import {
   Subject,
   SupervisorKey,
@@ -157,24 +157,14 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     }),
   );
   subs.push(
-    nc.subscribe(Subject.eventsAll, {
-      callback: (_err, msg) => {
-        let e: ClusterEvent;
-        try {
-          e = msg.json<ClusterEvent>();
-        } catch {
-          return;
+    subscribeClusterEvents(nc, (e) => {
+      if (e.type === 'activated') {
+        for (const r of recoveries) {
+          if (r.waiting.delete(e.vnode)) r.lastActivation = Math.max(r.lastActivation, Date.now());
         }
-        // Anyone may publish here: a `null` read as an event closed this connection's reader.
-        if (!e || typeof e !== 'object') return;
-        if (e.type === 'activated') {
-          for (const r of recoveries) {
-            if (r.waiting.delete(e.vnode)) r.lastActivation = Math.max(r.lastActivation, Date.now());
-          }
-          for (const w of drainWaiters) if (w.moved.has(e.vnode)) w.activated.add(e.vnode);
-        }
-        if (e.type === 'escalated') escalated.set(e.vnode, e.pnode);
-      },
+        for (const w of drainWaiters) if (w.moved.has(e.vnode)) w.activated.add(e.vnode);
+      }
+      if (e.type === 'escalated') escalated.set(e.vnode, e.pnode);
     }),
   );
   subs.push(

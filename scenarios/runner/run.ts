@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import '../../actors/index.js';
 import { readView, waitForPNodes } from '../../cli/cluster.js';
-import { openBuckets } from '../../runtime/cluster-state.js';
+import { openBuckets, subscribeClusterEvents } from '../../runtime/cluster-state.js';
 import { createKernels } from '../../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel, type ResolvedModel } from '../../runtime/model.js';
 import { Stream, Subject, type ClusterEvent } from '../../runtime/protocol.js';
@@ -69,7 +69,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
 
     // From here on, what happens is the faulted run's.
     const events: ClusterEvent[] = [];
-    const sub = nc.subscribe(Subject.eventsAll, { callback: (_e, m) => void events.push(m.json<ClusterEvent>()) });
+    const sub = subscribeClusterEvents(nc, (e) => void events.push(e));
     cluster.exits.length = 0;
     const injected: InjectedFault[] = [];
     const faultErrors: string[] = [];
