@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { resolveModel } from '../runtime/model.js';
-import { startNatsServer } from '../runtime/nats-server.js';
+import { startNatsServer } from '../cluster/nats-server.js';
 import { Header, Subject } from '../runtime/protocol.js';
-import { train } from '../runtime/trainer.js';
+import { train } from '../trainer/train.js';
 import { sig, summarize } from './stats.js';
 import type { Benchmark } from './types.js';
 

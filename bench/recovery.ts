@@ -8,13 +8,13 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import '../actors/index.js';
-import { readView, startLocalCluster, waitForPNodes } from '../cli/cluster.js';
-import { connectNats } from '../cli/process.js';
+import { readView, startLocalCluster, waitForPNodes } from '../cluster/local-cluster.js';
+import { connectNats } from '../cluster/process.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { subscribeClusterEvents } from '../runtime/cluster-state.js';
 import type { ClusterEvent } from '../runtime/protocol.js';
-import { train } from '../runtime/trainer.js';
+import { train } from '../trainer/train.js';
 import { percentile, sig } from './stats.js';
 import type { Benchmark } from './types.js';
 

@@ -1,10 +1,10 @@
 /** `dcnr drain <pnode> [--nats URL]`: move every VNode off a PNode, nothing lost. */
 import { Subject, type DrainReply } from '../runtime/protocol.js';
 import { fail, printResult } from './output.js';
-import { connectNats } from './process.js';
+import { connectNats } from '../cluster/process.js';
 
 export async function drainCommand(pnode: string, opts: { nats: string; json: boolean }): Promise<void> {
-  const nc = await connectNats(opts.nats, 'dcnr-drain');
+  const nc = await connectNats(opts.nats, 'dcnr-drain').catch((err) => fail(err.message));
   try {
     process.stderr.write(`draining ${pnode}: waiting for its VNodes to run elsewhere …\n`);
     const msg = await nc.request(Subject.control('drain'), JSON.stringify({ pnode }), { timeout: 70_000 }).catch((err) => {

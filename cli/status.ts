@@ -1,8 +1,8 @@
 /** `dcnr status [--nats URL] [--json]`: PNodes, their VNodes, health, epochs. */
 import { openBuckets, type OwnershipRecord } from '../runtime/cluster-state.js';
-import { readView } from './cluster.js';
-import { printResult } from './output.js';
-import { connectNats } from './process.js';
+import { readView } from '../cluster/local-cluster.js';
+import { fail, printResult } from './output.js';
+import { connectNats } from '../cluster/process.js';
 
 export interface StatusReport {
   supervisor: { pid: number; viewAgeMs: number } | null;
@@ -40,7 +40,7 @@ export async function collectStatus(nc: Parameters<typeof readView>[0]): Promise
 }
 
 export async function statusCommand(opts: { nats: string; json: boolean }): Promise<void> {
-  const nc = await connectNats(opts.nats, 'dcnr-status');
+  const nc = await connectNats(opts.nats, 'dcnr-status').catch((err) => fail(err.message));
   try {
     const s = await collectStatus(nc);
     printResult(s as unknown as Record<string, unknown>, opts.json, () => {

@@ -9,9 +9,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
-import { startNatsServer, type NatsServer } from '../runtime/nats-server.js';
-import { startLocalCluster, waitForPNodes, type LocalCluster } from './cluster.js';
-import { train } from '../runtime/trainer.js';
+import { startNatsServer, type NatsServer } from '../cluster/nats-server.js';
+import { startLocalCluster, waitForPNodes, type LocalCluster } from '../cluster/local-cluster.js';
+import { train } from '../trainer/train.js';
 import { initTelemetry } from '../runtime/telemetry.js';
 import { createProgress, fail, printResult } from './output.js';
 

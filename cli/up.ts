@@ -6,9 +6,9 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startDashboard, type Dashboard } from '../dashboard/server.js';
-import { startLocalCluster, waitForPNodes } from './cluster.js';
+import { startLocalCluster, waitForPNodes } from '../cluster/local-cluster.js';
 import { fail } from './output.js';
-import { connectNats, onShutdown } from './process.js';
+import { connectNats, onShutdown } from '../cluster/process.js';
 
 export async function upCommand(opts: { pnodes: number; nats?: string; store: string; keepStore: boolean; dashboardPort: number; dashboardHost?: string; dashboard: boolean }): Promise<void> {
   const storeDir = resolve(opts.store);
@@ -19,7 +19,7 @@ export async function upCommand(opts: { pnodes: number; nats?: string; store: st
   } catch (err) {
     fail((err as Error).message, 1);
   }
-  const nc = await connectNats(cluster.url, 'dcnr-up');
+  const nc = await connectNats(cluster.url, 'dcnr-up').catch((err) => fail(err.message));
   let dashboard: Dashboard | undefined;
   if (opts.dashboard) {
     try {

@@ -8,7 +8,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
 import { Stream } from '../runtime/protocol.js';
-import { parseStepMetric } from '../runtime/validate.js';
+import { parseStepMetric } from '../runtime/records.js';
 
 /** One deployment's points, `[seq, loss]`, in arrival order (seq order, give or take a resend). */
 export type LossPoints = Array<[number, number]>;

@@ -6,7 +6,7 @@ import { replicas } from './replicas.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Bucket, ownerKey, Subject, type ClusterEvent } from './protocol.js';
-import { parseClusterEvent } from './validate.js';
+import { parseClusterEvent, parseDeploymentRecord, parseOwnershipRecord, readRecord, type RejectRecord } from './records.js';
 import type { ModelSpec } from './model.js';
 
 export interface Buckets {
@@ -48,9 +48,9 @@ export interface DeploymentRecord {
  * only grow, on every machine's clock alike, so a later deployment under the same name
  * always has the higher generation.
  */
-export async function readDeployment(kv: KV, name: string): Promise<(DeploymentRecord & { generation: number }) | null> {
-  const e = await kv.get(name);
-  return e && e.operation === 'PUT' && e.length > 0 ? { ...e.json<DeploymentRecord>(), generation: e.revision } : null;
+export async function readDeployment(kv: KV, name: string, reject?: RejectRecord): Promise<(DeploymentRecord & { generation: number }) | null> {
+  const r = await readRecord(kv, name, parseDeploymentRecord, reject);
+  return r && { ...r.value, generation: r.revision };
 }
 
 /** Write a deployment record; returns its generation. */
@@ -65,23 +65,23 @@ export interface OwnershipRecord {
   assignedAt: string;
 }
 
-export async function readOwner(kv: KV, deployment: string, index: number): Promise<{ record: OwnershipRecord; revision: number } | null> {
-  const e = await kv.get(ownerKey(deployment, index));
-  return e && e.operation === 'PUT' && e.length > 0 ? { record: e.json<OwnershipRecord>(), revision: e.revision } : null;
-}
-
 /**
  * Assign a VNode to `pnode` under a new, higher epoch (compare-and-set, retried on a race).
  * The new epoch fences the previous owner once the new one commits its takeover write.
+ * `knownEpoch` is the highest epoch the caller has seen for it: a value in KV that is not
+ * an ownership record (anyone can write one) hides the real epoch, and is replaced by
+ * CAS on its revision with an epoch above both.
  */
-export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string): Promise<OwnershipRecord> {
+export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0): Promise<OwnershipRecord> {
   const key = ownerKey(deployment, index);
   for (let attempt = 0; attempt < 10; attempt++) {
-    const current = await readOwner(kv, deployment, index);
-    const record: OwnershipRecord = { pnode, epoch: (current?.record.epoch ?? 0) + 1, assignedAt: new Date().toISOString() };
+    const e = await kv.get(key);
+    const parsed = e && e.operation === 'PUT' && e.length > 0 ? parseOwnershipRecord(e.value) : null;
+    const epoch = Math.max(parsed?.ok ? parsed.value.epoch : 0, knownEpoch) + 1;
+    const record: OwnershipRecord = { pnode, epoch, assignedAt: new Date().toISOString() };
     const bytes = JSON.stringify(record);
     try {
-      if (current) await kv.update(key, bytes, current.revision);
+      if (e) await kv.update(key, bytes, e.revision);
       else await kv.create(key, bytes);
       return record;
     } catch (err) {
@@ -100,7 +100,7 @@ export function subscribeClusterEvents(nc: NatsConnection, onEvent: (e: ClusterE
   return nc.subscribe(Subject.eventsAll, {
     callback: (_err, m) => {
       const e = parseClusterEvent(m.data);
-      if (e) onEvent(e);
+      if (e.ok) onEvent(e.value);
     },
   });
 }

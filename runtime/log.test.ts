@@ -13,10 +13,10 @@ const logModule = fileURLToPath(new URL('./log.ts', import.meta.url));
 const script = `
   const { componentLog } = await import(${JSON.stringify(logModule)});
   const log = componentLog('pnode-9');
-  log('PNode pnode-9 up');
-  log(JSON.stringify({ type: 'dead', pnode: 'pnode-2', at: 1, lastHeartbeat: 0 }));
-  log(JSON.stringify({ type: 'activated', vnode: 'm.1', pnode: 'pnode-9', epoch: 1, at: 1, ms: 3 }));
-  log('{not json');
+  log.line('PNode pnode-9 up');
+  log.event({ type: 'dead', pnode: 'pnode-2', at: 1, lastHeartbeat: 0 });
+  log.event({ type: 'activated', vnode: 'm.1', pnode: 'pnode-9', epoch: 1, at: 1, ms: 3 });
+  log.line('{not json');
 `;
 
 function run(level?: string) {

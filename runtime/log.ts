@@ -36,29 +36,26 @@ const EVENT_LEVEL: Partial<Record<ClusterEvent['type'], 'debug' | 'info' | 'warn
   fenced: 'warn',
   escalated: 'warn',
   rejected: 'warn',
+  refused: 'warn',
   activated: 'debug',
   passivated: 'debug',
 };
 
-/**
- * A line logger for a component (`supervisor`, a PNode id): a JSON ClusterEvent is
- * logged as structured fields at its level, any other text at info.
- */
-export function componentLog(component: string): (line: string) => void {
+/** What a component logs: plain lines (info unless said), and cluster events at their level. */
+export interface ComponentLog {
+  line(text: string, level?: 'debug' | 'info' | 'warn'): void;
+  event(e: ClusterEvent): void;
+}
+
+/** Logs nothing (library default: a caller that wants logs passes `componentLog(name)`). */
+export const silentLog: ComponentLog = { line: () => {}, event: () => {} };
+
+/** A component's logger (`supervisor`, a PNode id): events become structured fields at their level. */
+export function componentLog(component: string): ComponentLog {
   const log = rootLogger().child({ component });
-  return (line: string) => {
-    if (line.startsWith('{')) {
-      try {
-        const e = JSON.parse(line) as ClusterEvent;
-        if (e && typeof e.type === 'string') {
-          log[EVENT_LEVEL[e.type] ?? 'info']({ event: e }, `${e.type}${'vnode' in e ? ` ${e.vnode}` : ''}${'pnode' in e ? ` ${e.pnode}` : ''}`);
-          return;
-        }
-      } catch {
-        // not JSON after all: a plain line
-      }
-    }
-    log.info(line);
+  return {
+    line: (text, level = 'info') => log[level](text),
+    event: (e) => log[EVENT_LEVEL[e.type] ?? 'info']({ event: e }, `${e.type}${'vnode' in e ? ` ${e.vnode}` : ''}${'pnode' in e ? ` ${e.pnode}` : ''}`),
   };
 }
 

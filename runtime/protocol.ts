@@ -143,6 +143,8 @@ export interface PNodeCapacity {
   gflops: number;
   /** VNodes it accepts at most. */
   maxVNodes: number;
+  /** The VNode types it can host (built-in and loaded with `--types`): placement only gives it those. */
+  types: string[];
 }
 
 /** A PNode's heartbeat. */
@@ -182,6 +184,8 @@ export type ClusterEvent =
   | { type: 'dead'; pnode: string; at: number; lastHeartbeat: number }
   | { type: 'assigned'; vnode: string; pnode: string; epoch: number; from: string | null; reason: string; at: number }
   | { type: 'activated'; vnode: string; pnode: string; epoch: number; at: number; ms: number }
+  /** A PNode was assigned a VNode it cannot host (e.g. a type it does not know): the supervisor places it elsewhere. */
+  | { type: 'refused'; vnode: string; pnode: string; error: string; at: number }
   | { type: 'released'; vnode: string; pnode: string; at: number; reason: string }
   /** Idle past the PNode's passivation time: out of memory until its next message (then `activated` again). */
   | { type: 'passivated'; vnode: string; pnode: string; at: number }

@@ -14,7 +14,10 @@
  * Blobs larger than a KV value may be (1 MiB by default) are split into chunks.
  */
 import type { KV } from '@nats-io/kv';
-import { Limits, stateBlobKey, stateMetaKey } from './protocol.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import pLimit from 'p-limit';
+import { Bucket, Limits, stateBlobKey, stateMetaKey } from './protocol.js';
+import { parseStateMeta, type RejectRecord } from './records.js';
 import { fromBytes, toBytes } from './tensor.js';
 
 /** Where one tensor's bytes are. */
@@ -78,47 +81,57 @@ export interface StateWrite {
 }
 
 /**
- * Runs at most `max` tasks at once, the rest in arrival order.
- * Why: a big layer is hundreds of 1 MiB chunks; put all at once (times every VNode of
- * a PNode activating together) and the server's queue outgrows the 5 s JetStream
- * publish timeout — measured: a 50M-parameter model could not persist at all.
+ * KV operations on blobs in flight per store (so per process): ≤ 32 MiB of 1 MiB chunks.
+ * Why a bound: a big layer is hundreds of 1 MiB chunks; put all at once (times every
+ * VNode of a PNode activating together) and the server's queue outgrows the 5 s
+ * JetStream publish timeout — measured: a 50M-parameter model could not persist at all.
  */
-function limiter(max: number) {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (active >= max) await new Promise<void>((r) => waiting.push(r));
-    active++;
-    try {
-      return await task();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
-
-/** KV operations on blobs in flight per store (so per process): ≤ 32 MiB of 1 MiB chunks. */
 const BLOB_OPS_IN_FLIGHT = 32;
+
+/** KV blob chunk size for a connection: under the server's max payload with room for headers. */
+export function chunkBytesFor(nc: NatsConnection): number {
+  const max = nc.info?.max_payload ?? 1024 * 1024;
+  return Math.max(64 * 1024, Math.min(max - 64 * 1024, 4 * 1024 * 1024));
+}
 
 export class StateStore {
   /** Blob each array was last written as; lets a write skip unchanged tensors. */
   readonly #written = new WeakMap<Float32Array, BlobRef>();
   readonly #chunkBytes: number;
-  readonly #io = limiter(BLOB_OPS_IN_FLIGHT);
+  readonly #io = pLimit(BLOB_OPS_IN_FLIGHT);
+
+  readonly #reject: RejectRecord | undefined;
 
   constructor(
     readonly kv: KV,
-    opts: { chunkBytes?: number } = {},
+    opts: { chunkBytes?: number; reject?: RejectRecord } = {},
   ) {
     this.#chunkBytes = opts.chunkBytes ?? Limits.kvChunkBytes;
+    this.#reject = opts.reject;
   }
 
-  /** The committed meta of a VNode, or null if it has none. */
+  /**
+   * The committed meta of a VNode, or null if it has none. A value under the meta key
+   * that is not a meta of this VNode (anyone can write one) is reported and reads as
+   * `damaged`: a reader must neither trust it nor take it for "no state".
+   */
   async read(deployment: string, index: number): Promise<Committed | null> {
-    const entry = await this.kv.get(stateMetaKey(deployment, index));
+    const r = await this.#readMeta(deployment, index);
+    if (r === null || 'meta' in r) return r;
+    throw new Error(`state of ${deployment}.${index} is damaged: ${r.error}`);
+  }
+
+  /** Like `read`, but a damaged meta is returned as `{ revision, error }` instead of thrown. */
+  async #readMeta(deployment: string, index: number): Promise<Committed | { revision: number; error: string } | null> {
+    const key = stateMetaKey(deployment, index);
+    const entry = await this.kv.get(key);
     if (!entry || entry.operation !== 'PUT' || entry.length === 0) return null;
-    return { meta: entry.json<StateMeta>(), revision: entry.revision };
+    const parsed = parseStateMeta(entry.value);
+    let error = parsed.ok ? null : parsed.error;
+    if (parsed.ok && (parsed.value.deployment !== deployment || parsed.value.index !== index)) error = `it is the meta of ${parsed.value.deployment}.${parsed.value.index}`;
+    if (error === null && parsed.ok) return { meta: parsed.value, revision: entry.revision };
+    this.#reject?.(Bucket.State, key, entry.revision, error!);
+    return { revision: entry.revision, error: error! };
   }
 
   /** Load every tensor and stash array a meta names. */
@@ -183,15 +196,26 @@ export class StateStore {
       updatedAt: new Date().toISOString(),
     };
     const key = stateMetaKey(deployment, index);
-    let revision: number;
-    try {
-      const bytes = new TextEncoder().encode(JSON.stringify(meta));
-      revision = prev ? await this.kv.update(key, bytes, prev.revision) : await this.kv.create(key, bytes);
-    } catch (err) {
-      if (!isCasConflict(err)) throw err;
-      // Our blobs are named by our epoch and version: nobody else references them.
-      await this.#purgeRefs(fresh.map((k) => ({ key: k })));
-      throw new FencedError(key, String((err as Error).message));
+    const bytes = new TextEncoder().encode(JSON.stringify(meta));
+    let revision: number | undefined;
+    let expected = prev ? prev.revision : null;
+    for (let attempt = 0; revision === undefined; attempt++) {
+      try {
+        revision = expected !== null ? await this.kv.update(key, bytes, expected) : await this.kv.create(key, bytes);
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+        // Someone wrote since `prev`. A valid meta of a newer owner fences us. Anything
+        // else (junk anyone wrote, an old meta put back) is not an owner's commit: the
+        // owner in memory is the truth, and writes over it by CAS on its revision.
+        const now = await this.#readMeta(deployment, index);
+        const newer = now && 'meta' in now && (now.meta.generation > next.generation || (now.meta.generation === next.generation && now.meta.epoch > next.epoch));
+        if (newer || now === null || attempt >= 3 || ('meta' in now && now.meta.epoch === next.epoch && now.meta.version >= version)) {
+          // Our blobs are named by our epoch and version: nobody else references them.
+          await this.#purgeRefs(fresh.map((k) => ({ key: k })));
+          throw new FencedError(key, String((err as Error).message));
+        }
+        expected = now.revision;
+      }
     }
     if (prev) {
       const live = new Set(blobKeys(meta));

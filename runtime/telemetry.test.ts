@@ -13,15 +13,15 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
-import { waitForPNodes } from '../cli/cluster.js';
+import { waitForPNodes } from '../cluster/local-cluster.js';
 import { createPlacement } from '../supervisor/placement/index.js';
 import { startSupervisor } from '../supervisor/supervisor.js';
 import { cleanup, setup } from '../test/helpers/nats.js';
 import { createKernels } from './kernels/index.js';
 import { loadModelSpec, resolveModel } from './model.js';
-import { startPNode, type PNode } from './pnode.js';
+import { startPNode, type PNode } from './pnode/pnode.js';
 import { initTelemetry, otelPlan, otelRequestedByEnv, registerTracing, startSpan, telemetryMetrics } from './telemetry.js';
-import { train } from './trainer.js';
+import { train } from '../trainer/train.js';
 
 test('off by default: no OTEL_* env and no --otel mean no SDK and no-op spans', async () => {
   assert.is(otelRequestedByEnv({}), false);

@@ -12,9 +12,7 @@ import {
   MessageKind,
   PORT_OF_KIND,
   PROTOCOL_VERSION,
-  type ClusterEvent,
   type Port,
-  type StepMetric,
 } from './protocol.js';
 import { firstNonFinite, fromBytes, sizeOf, type Tensor } from './tensor.js';
 
@@ -130,32 +128,4 @@ export function validateMessage(headers: HeaderReader | undefined, payload: Uint
   if (bad >= 0) return fail(`tensor holds a non-finite value (${data[bad]}) at element ${bad}`);
 
   return { ok: true, msg: { kind, port, seq, epoch, from, traceparent, tensor: { shape, data } } };
-}
-
-/** JSON from bytes, or undefined when they are not JSON. */
-function json(data: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A step metric (a loss VNode's record on `Subject.metrics`), or null for anything else:
- * anyone can publish on that subject. With `steps`, seqs outside the run are refused too.
- */
-export function parseStepMetric(data: Uint8Array, steps = Number.MAX_SAFE_INTEGER): StepMetric | null {
-  const v = json(data) as Partial<StepMetric> | null | undefined;
-  if (!v || typeof v !== 'object') return null;
-  if (!Number.isSafeInteger(v.seq) || v.seq! < 0 || v.seq! >= steps) return null;
-  if (typeof v.loss !== 'number' || !Number.isFinite(v.loss)) return null;
-  if (!Number.isSafeInteger(v.batch) || v.batch! <= 0) return null;
-  return v as StepMetric;
-}
-
-/** A cluster event (`Subject.events`), or null for anything that is not one. */
-export function parseClusterEvent(data: Uint8Array): ClusterEvent | null {
-  const v = json(data) as Partial<ClusterEvent> | null | undefined;
-  return v && typeof v === 'object' && typeof v.type === 'string' ? (v as ClusterEvent) : null;
 }

@@ -15,7 +15,7 @@ import { BUILTIN_MODELS, resolveModel } from './model.js';
 import { Header, PROTOCOL_VERSION, Stream, Subject } from './protocol.js';
 import { registerVNodeType } from './registry.js';
 import { toBytes } from './tensor.js';
-import { train } from './trainer.js';
+import { train } from '../trainer/train.js';
 import { defineVNodeType } from './vnode-type.js';
 
 const kernels = await createKernels();

@@ -12,12 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
-import { startLocalCluster, waitForPNodes, readView, type LocalCluster } from '../cli/cluster.js';
-import { connectNats } from '../cli/process.js';
+import { startLocalCluster, waitForPNodes, readView, type LocalCluster } from '../cluster/local-cluster.js';
+import { connectNats } from '../cluster/process.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { Subject, type ClusterEvent } from '../runtime/protocol.js';
-import { train, type TrainResult } from '../runtime/trainer.js';
+import { train, type TrainResult } from '../trainer/train.js';
 import { tempDir } from './helpers/nats.js';
 
 const STEPS = 200;

@@ -11,14 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
-import { startLocalCluster, waitForPNodes, type LocalCluster } from '../cli/cluster.js';
-import { connectNats } from '../cli/process.js';
+import { startLocalCluster, waitForPNodes, type LocalCluster } from '../cluster/local-cluster.js';
+import { connectNats } from '../cluster/process.js';
 import type { StatusReport } from '../cli/status.js';
 import { startDashboard, type Dashboard } from '../dashboard/server.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { Subject } from '../runtime/protocol.js';
-import { train } from '../runtime/trainer.js';
+import { train } from '../trainer/train.js';
 import { tempDir } from './helpers/nats.js';
 
 const CHROMIUM = '/usr/bin/chromium';

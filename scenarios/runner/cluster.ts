@@ -6,8 +6,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { startLocalCluster, type LocalCluster } from '../../cli/cluster.js';
-import { startNatsCluster, startNatsServer, type NatsServer } from '../../runtime/nats-server.js';
+import { startLocalCluster, type LocalCluster } from '../../cluster/local-cluster.js';
+import { startNatsCluster, startNatsServer, type NatsServer } from '../../cluster/nats-server.js';
 import type { ClusterNeeds } from '../faults/types.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 

@@ -6,7 +6,7 @@ import { createPlacement } from './index.js';
 
 const member = (id: string, gflops = 100): MemberView => ({
   id, pid: 1, alive: true, draining: false, vnodes: [], lastHeartbeat: 0,
-  capacity: { cores: 2, memoryMb: 1024, kernelMode: 'js', gflops, maxVNodes: 256 },
+  capacity: { cores: 2, memoryMb: 1024, kernelMode: 'js', gflops, maxVNodes: 256, types: ['layer.dense'] },
   counters: { fencedWrites: 0, rejected: 0, restarts: 0, escalations: 0, activations: 0 },
 });
 const vnodes = (n: number) => Array.from({ length: n }, (_, i) => `m.${i}`);

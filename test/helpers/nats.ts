@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startNatsServer, type NatsServer } from '../../runtime/nats-server.js';
+import { startNatsServer, type NatsServer } from '../../cluster/nats-server.js';
 
 export interface Fixture {
   ns: NatsServer;

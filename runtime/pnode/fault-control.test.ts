@@ -5,11 +5,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from '@nats-io/transport-node';
-import '../actors/index.js';
-import { cleanup, setup } from '../test/helpers/nats.js';
-import { createKernels } from './kernels/index.js';
+import '../../actors/index.js';
+import { cleanup, setup } from '../../test/helpers/nats.js';
+import { createKernels } from '../kernels/index.js';
 import { startPNode } from './pnode.js';
-import { Subject, type FaultControlReply } from './protocol.js';
+import { Subject, type FaultControlReply } from '../protocol.js';
 
 test('without fault injection nobody answers; with it, delays are set and bad requests refused', async () => {
   const { ns, nc } = await setup();

@@ -5,18 +5,19 @@
  * leave orphans behind when its launcher is SIGKILLed).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { componentLog } from '../runtime/log.js';
-import { fail } from './output.js';
 
 /** Environment variable a launcher sets to its own pid. */
 export const PARENT_ENV = 'DCNR_PARENT_PID';
 
-/** Connect with endless reconnects (a restarted nats-server must not kill a PNode). */
+/**
+ * Connect with endless reconnects (a restarted nats-server must not kill a PNode).
+ * @throws Error naming the URL when the first connection fails.
+ */
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
   try {
     return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   } catch (err) {
-    fail(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
+    throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
   }
 }
 
@@ -41,6 +42,3 @@ export function onShutdown(stop: () => Promise<void>): void {
     }, 500).unref();
   }
 }
-
-/** A log function for a component: one structured line per event (runtime/log.ts). */
-export const logLine = (who: string) => componentLog(who);

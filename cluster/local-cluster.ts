@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { openBuckets } from '../runtime/cluster-state.js';
 import { humanLogLine } from '../runtime/log.js';
-import { startNatsServer, type NatsServer } from '../runtime/nats-server.js';
+import { startNatsServer, type NatsServer } from './nats-server.js';
 import { SupervisorKey, type SupervisorView } from '../runtime/protocol.js';
 import { PARENT_ENV } from './process.js';
 

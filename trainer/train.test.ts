@@ -7,11 +7,11 @@ import * as assert from 'uvu/assert';
 import { jetstream } from '@nats-io/jetstream';
 import '../actors/index.js';
 import { cleanup, setup } from '../test/helpers/nats.js';
-import { createKernels } from './kernels/index.js';
-import { loadModelSpec, resolveModel } from './model.js';
-import { Subject } from './protocol.js';
-import { train } from './trainer.js';
-import { parseStepMetric } from './validate.js';
+import { createKernels } from '../runtime/kernels/index.js';
+import { loadModelSpec, resolveModel } from '../runtime/model.js';
+import { Subject } from '../runtime/protocol.js';
+import { train } from './train.js';
+import { parseStepMetric } from '../runtime/records.js';
 
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
 

@@ -9,9 +9,9 @@ import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { rmSync } from 'node:fs';
 import { tempDir } from '../test/helpers/nats.js';
-import { openBuckets } from './cluster-state.js';
+import { openBuckets } from '../runtime/cluster-state.js';
 import { startNatsCluster, startNatsServer } from './nats-server.js';
-import { replicas } from './replicas.js';
+import { replicas } from '../runtime/replicas.js';
 
 test('DCNR_REPLICAS: 1 by default, 1|3|5 accepted, anything else refused clearly', () => {
   const saved = process.env.DCNR_REPLICAS;

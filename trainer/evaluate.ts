@@ -2,11 +2,11 @@
  * Reading a trained deployment back out of KV: parameter hash and test accuracy.
  */
 import { createHash } from 'node:crypto';
-import type { Kernels } from './kernels/types.js';
-import type { ResolvedModel } from './model.js';
-import type { StateStore } from './state-store.js';
-import { toBytes, type Tensor } from './tensor.js';
-import type { LossDefinition, Tensors, TransformDefinition } from './vnode-type.js';
+import type { Kernels } from '../runtime/kernels/types.js';
+import type { ResolvedModel } from '../runtime/model.js';
+import type { StateStore } from '../runtime/state-store.js';
+import { toBytes, type Tensor } from '../runtime/tensor.js';
+import type { LossDefinition, Tensors, TransformDefinition } from '../runtime/vnode-type.js';
 
 /** Every VNode's committed tensors, in index order. */
 export async function loadAllTensors(store: StateStore, model: ResolvedModel): Promise<Tensors[]> {
@@ -66,4 +66,11 @@ export function accuracy(outputs: Float32Array, labels: Uint8Array, classes: num
     if (best === labels[r]) right++;
   }
   return right / labels.length;
+}
+
+/** Test accuracy and paramsHash of a trained deployment, from the parameters in KV. */
+export async function evaluate(store: StateStore, model: ResolvedModel, k: Kernels, test: { x: Float32Array; y: Uint8Array; n: number }, classes: number) {
+  const tensors = await loadAllTensors(store, model);
+  const outputs = await predict(k, model, tensors, test.x, test.n);
+  return { testAccuracy: accuracy(outputs, test.y, classes), paramsHash: paramsHash(model, tensors) };
 }

@@ -1,0 +1,113 @@
+/**
+ * A PNode follows the ownership bucket: it hosts a VNode while its record names this
+ * PNode (under the record's epoch), and releases it the moment a record names someone
+ * else. Records are handled one at a time, in order.
+ *
+ * It refuses an assignment it cannot carry out — the deployment has no record, a VNode
+ * type this process does not know, an index outside the model, or no room under
+ * `maxVNodes` — with a `refused` event (the supervisor places the VNode elsewhere).
+ * A value that is not an ownership record is said once and changes nothing: junk
+ * written over a hosted VNode's record does not stop it.
+ */
+import type { KV } from '@nats-io/kv';
+import type { ActorHost, HostedDeployment } from '../actor-host.js';
+import { readDeployment } from '../cluster-state.js';
+import { resolveModel } from '../model.js';
+import { Bucket, NAME_PATTERN, type ClusterEvent } from '../protocol.js';
+import { parseEntry, parseOwnershipRecord, type RejectRecord } from '../records.js';
+
+export interface OwnershipOptions {
+  id: string;
+  owners: KV;
+  deployments: KV;
+  host: ActorHost;
+  maxVNodes: number;
+  emit(e: ClusterEvent): void;
+  log(line: string): void;
+  reject: RejectRecord;
+}
+
+export interface Ownership {
+  /** `<deployment>.<index>` of every VNode hosted now. */
+  hosted(): string[];
+  stop(): Promise<void>;
+}
+
+export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
+  const { id, host } = o;
+  const epochs = new Map<string, number>(); // hosted VNode → the epoch it runs under
+  const models = new Map<string, HostedDeployment>();
+  const refuse = (vnode: string, error: string) => {
+    o.log(`refusing ${vnode}: ${error}`);
+    o.emit({ type: 'refused', vnode, pnode: id, error, at: Date.now() });
+  };
+
+  /** The deployment as this process can host it, cached per generation; a string says why not. */
+  async function deploymentOf(name: string): Promise<HostedDeployment | string> {
+    const record = await readDeployment(o.deployments, name, o.reject);
+    if (!record) return `deployment ${name} has no valid record`;
+    const cached = models.get(name);
+    if (cached && cached.generation === record.generation) return cached;
+    try {
+      const fresh = { model: resolveModel(record.spec), seed: record.seed, generation: record.generation };
+      models.set(name, fresh);
+      return fresh;
+    } catch (err) {
+      return (err as Error).message; // e.g. unknown VNode type "x" (known: …): start this PNode with --types
+    }
+  }
+
+  async function release(key: string, deployment: string, index: number, reason: string) {
+    epochs.delete(key);
+    await host.release(deployment, index);
+    o.emit({ type: 'released', vnode: key, pnode: id, at: Date.now(), reason });
+  }
+
+  async function onRecord(key: string, record: { pnode: string; epoch: number } | null) {
+    const [deployment, indexText, extra] = key.split('.');
+    const index = Number(indexText);
+    if (extra !== undefined || !NAME_PATTERN.test(deployment ?? '') || !Number.isSafeInteger(index) || index < 0) {
+      return o.reject(Bucket.Owners, key, 0, `not an ownership key (<deployment>.<index>)`);
+    }
+    const hostedEpoch = epochs.get(key);
+    if (!record || record.pnode !== id) {
+      if (hostedEpoch !== undefined) await release(key, deployment, index, record ? `now owned by ${record.pnode}` : 'unassigned');
+      return;
+    }
+    if (hostedEpoch === record.epoch) return;
+    if (hostedEpoch !== undefined) await host.release(deployment, index);
+    else if (epochs.size >= o.maxVNodes) return refuse(key, `hosts ${epochs.size} VNodes, its maximum (--max-vnodes ${o.maxVNodes})`);
+    const d = await deploymentOf(deployment);
+    if (typeof d === 'string') return refuse(key, d);
+    if (index >= d.model.vnodes.length) return refuse(key, `deployment ${deployment} has ${d.model.vnodes.length} VNodes, no index ${index}`);
+    epochs.set(key, record.epoch);
+    void host.host(d, index, record.epoch).then((exit) => {
+      if (epochs.get(key) === record.epoch && exit !== 'done') epochs.delete(key);
+      if (exit === 'done') o.log(`${key} finished its schedule`);
+    });
+  }
+
+  const watcher = await o.owners.watch();
+  let chain = Promise.resolve();
+  void (async () => {
+    for await (const e of watcher) {
+      // Junk (not an ownership record) is said once and ignored; a delete is "unassigned".
+      if (e.operation === 'PUT' && e.length > 0) {
+        const record = parseEntry(e, parseOwnershipRecord, o.reject);
+        if (record === null) continue;
+        chain = chain.then(() => onRecord(e.key, record));
+      } else {
+        chain = chain.then(() => onRecord(e.key, null));
+      }
+      chain = chain.catch((err) => o.log(`ownership update ${e.key} failed: ${err}`));
+    }
+  })();
+
+  return {
+    hosted: () => [...epochs.keys()].sort(),
+    async stop() {
+      watcher.stop();
+      await chain;
+    },
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * One parser per record type (invariant 7: nothing read is trusted).
+ *
+ * Every JSON record a DCNR process reads from KV or from a core-NATS subject —
+ * ownership records, deployments, the supervisor's view and draining list,
+ * heartbeats, cluster events, step metrics, control requests, VNode state metas —
+ * is parsed here and nowhere else. Anyone who can reach NATS can write any of them,
+ * so a parser never throws: it returns `{ ok: false, error }` with one sentence that
+ * says what is wrong, and the caller decides (skip it, log it once, answer it).
+ * Tensor messages have their own validator (validate.ts).
+ */
+import type { KV, KvEntry } from '@nats-io/kv';
+import { z } from 'zod';
+import type { DeploymentRecord, OwnershipRecord } from './cluster-state.js';
+import { ModelSpec } from './model.js';
+import { NAME_PATTERN, type ClusterEvent, type DrainRequest, type FaultControlRequest, type Heartbeat, type StepMetric, type SupervisorView } from './protocol.js';
+import type { StateMeta } from './state-store.js';
+
+/** A parsed record, or why it is not one. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const text = new TextDecoder();
+
+/** Bytes (or a string) → JSON → schema, never throwing. */
+function parseWith<T>(what: string, schema: z.ZodType<T>, data: Uint8Array | string): Parsed<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof data === 'string' ? data : text.decode(data));
+  } catch {
+    return { ok: false, error: `${what}: not JSON` };
+  }
+  const r = schema.safeParse(json);
+  if (r.success) return { ok: true, value: r.data };
+  const first = r.error.issues[0];
+  return { ok: false, error: `${what}: ${first.path.join('.') || '(root)'}: ${first.message}` };
+}
+
+const name = z.string().regex(NAME_PATTERN);
+const count = z.number().int().nonnegative();
+const time = z.number().finite();
+
+const OwnershipSchema: z.ZodType<OwnershipRecord> = z.object({ pnode: name, epoch: count, assignedAt: z.string() });
+
+const DeploymentSchema: z.ZodType<DeploymentRecord> = z.object({
+  spec: ModelSpec,
+  seed: count,
+  batch: z.number().int().positive(),
+  steps: z.number().int().positive(),
+  createdAt: z.string(),
+  hostedBy: z.literal('local').optional(),
+});
+
+const CapacitySchema = z.object({
+  cores: count,
+  memoryMb: count,
+  kernelMode: z.string(),
+  gflops: z.number().finite().nonnegative(),
+  maxVNodes: count,
+  types: z.array(z.string()),
+});
+
+const CountersSchema = z.object({ fencedWrites: count, rejected: count, restarts: count, escalations: count, activations: count });
+
+const HeartbeatSchema: z.ZodType<Heartbeat> = z.object({
+  pnode: name,
+  pid: count,
+  at: time,
+  capacity: CapacitySchema,
+  vnodes: z.array(z.string()),
+  counters: CountersSchema,
+});
+
+const ViewSchema: z.ZodType<SupervisorView> = z.object({
+  at: time,
+  supervisorPid: count,
+  pnodes: z.array(
+    z.object({
+      id: name,
+      pid: count,
+      alive: z.boolean(),
+      draining: z.boolean(),
+      capacity: CapacitySchema,
+      vnodes: z.array(z.string()),
+      lastHeartbeat: time,
+      counters: CountersSchema,
+    }),
+  ),
+});
+
+const vnode = z.string().min(1).max(200);
+const ClusterEventSchema: z.ZodType<ClusterEvent> = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('joined'), pnode: name, at: time }),
+  z.object({ type: z.literal('dead'), pnode: name, at: time, lastHeartbeat: time }),
+  z.object({ type: z.literal('assigned'), vnode, pnode: name, epoch: count, from: name.nullable(), reason: z.string(), at: time }),
+  z.object({ type: z.literal('activated'), vnode, pnode: name, epoch: count, at: time, ms: z.number().finite() }),
+  z.object({ type: z.literal('released'), vnode, pnode: name, at: time, reason: z.string() }),
+  z.object({ type: z.literal('passivated'), vnode, pnode: name, at: time }),
+  z.object({ type: z.literal('fenced'), vnode, pnode: name, epoch: count, at: time, cause: z.enum(['write', 'mailbox', 'activation']) }),
+  z.object({ type: z.literal('escalated'), vnode, pnode: name, error: z.string(), at: time }),
+  z.object({ type: z.literal('refused'), vnode, pnode: name, error: z.string(), at: time }),
+  z.object({ type: z.literal('rejected'), vnode, pnode: name, error: z.string(), at: time }),
+  z.object({ type: z.literal('recovered'), pnode: name, vnodes: z.array(vnode), detectMs: z.number().finite(), resumeMs: z.number().finite(), at: time }),
+]);
+
+const StepMetricSchema: z.ZodType<StepMetric> = z.object({ seq: count, loss: z.number().finite(), batch: z.number().int().positive(), vnode: z.string() });
+
+const DrainRequestSchema: z.ZodType<DrainRequest> = z.object({ pnode: name }, { error: 'a drain request is {"pnode": "<id>"}' });
+
+const delayError = 'messageDelayMs must be a number in [0, 60000]';
+const FaultControlSchema: z.ZodType<FaultControlRequest> = z.object({ messageDelayMs: z.number({ error: delayError }).min(0, delayError).max(60_000, delayError) });
+
+const BlobRefSchema = z.object({ key: z.string(), length: count, chunks: count });
+const StateMetaSchema: z.ZodType<StateMeta> = z.object({
+  format: z.literal(1),
+  deployment: name,
+  index: count,
+  type: z.string(),
+  typeVersion: z.number().int().positive(),
+  generation: count,
+  epoch: count,
+  version: count,
+  snapshot: z.unknown(),
+  tensors: z.record(z.string(), BlobRefSchema),
+  stash: z.record(z.string(), z.array(BlobRefSchema)),
+  updatedAt: z.string(),
+});
+
+export const parseOwnershipRecord = (d: Uint8Array | string) => parseWith('ownership record', OwnershipSchema, d);
+export const parseDeploymentRecord = (d: Uint8Array | string) => parseWith('deployment record', DeploymentSchema, d);
+export const parseHeartbeat = (d: Uint8Array | string) => parseWith('heartbeat', HeartbeatSchema, d);
+export const parseSupervisorView = (d: Uint8Array | string) => parseWith('supervisor view', ViewSchema, d);
+export const parseDrainingList = (d: Uint8Array | string) => parseWith('draining list', z.array(name), d);
+export const parseClusterEvent = (d: Uint8Array | string) => parseWith('cluster event', ClusterEventSchema, d);
+export const parseDrainRequest = (d: Uint8Array | string) => parseWith('drain request', DrainRequestSchema, d);
+export const parseFaultControlRequest = (d: Uint8Array | string) => parseWith('fault-control request', FaultControlSchema, d);
+export const parseStateMeta = (d: Uint8Array | string) => parseWith('VNode state meta', StateMetaSchema, d);
+
+/**
+ * A step metric (a loss VNode's record on `Subject.metrics`), or null for anything else:
+ * anyone can publish on that subject. With `steps`, seqs outside the run are refused too.
+ */
+export function parseStepMetric(data: Uint8Array, steps = Number.MAX_SAFE_INTEGER): StepMetric | null {
+  const r = parseWith('step metric', StepMetricSchema, data);
+  return r.ok && r.value.seq < steps ? r.value : null;
+}
+
+/** Told once per bad record (bucket, key, revision) it met: the log line an operator reads. */
+export type RejectRecord = (where: string, key: string, revision: number, error: string) => void;
+
+/**
+ * A `RejectRecord` that logs each bad record once, however often it is read (a
+ * polling loop reads the same bad value many times).
+ */
+export function rejectOnce(log: (line: string) => void): RejectRecord {
+  const seen = new Set<string>();
+  return (where, key, revision, error) => {
+    const id = `${where}/${key}@${revision}`;
+    if (seen.has(id)) return;
+    if (seen.size > 10_000) seen.clear(); // a flood of junk must not grow memory forever
+    seen.add(id);
+    log(`rejected record ${id}: ${error}`);
+  };
+}
+
+/** A KV entry's value parsed, or null for a delete, a purge, an empty value or a bad record (reported). */
+export function parseEntry<T>(e: KvEntry | null, parse: (d: Uint8Array) => Parsed<T>, reject?: RejectRecord): T | null {
+  if (!e || e.operation !== 'PUT' || e.length === 0) return null;
+  const r = parse(e.value);
+  if (r.ok) return r.value;
+  reject?.(e.bucket, e.key, e.revision, r.error);
+  return null;
+}
+
+/** Read and parse one KV record with its revision; null when absent or bad (reported). */
+export async function readRecord<T>(kv: KV, key: string, parse: (d: Uint8Array) => Parsed<T>, reject?: RejectRecord): Promise<{ value: T; revision: number } | null> {
+  const e = await kv.get(key);
+  const value = parseEntry(e, parse, reject);
+  return value === null ? null : { value, revision: e!.revision };
+}

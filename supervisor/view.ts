@@ -1,0 +1,44 @@
+/**
+ * The supervisor's view (`SupervisorKey.view` in the members bucket): every PNode as
+ * the supervisor sees it. `dcnr status`, the dashboard and the tests read it, and judge
+ * the supervisor alive by its freshness, so it is written when it changes and at least
+ * once a second.
+ */
+import type { KV } from '@nats-io/kv';
+import { SupervisorKey, type MemberView, type SupervisorView } from '../runtime/protocol.js';
+import type { Member } from './membership.js';
+
+export function memberView(m: Member, draining: ReadonlySet<string>): MemberView {
+  return {
+    id: m.hb.pnode,
+    pid: m.hb.pid,
+    alive: m.alive,
+    draining: draining.has(m.hb.pnode),
+    capacity: m.hb.capacity,
+    vnodes: m.hb.vnodes,
+    lastHeartbeat: m.lastHeartbeat,
+    counters: m.hb.counters,
+  };
+}
+
+export function buildView(members: Iterable<Member>, draining: ReadonlySet<string>): SupervisorView {
+  return {
+    at: Date.now(),
+    supervisorPid: process.pid,
+    pnodes: [...members].map((m) => memberView(m, draining)).sort((a, b) => a.id.localeCompare(b.id)),
+  };
+}
+
+/** Writes the view when it changed, or when the last write is a second old. */
+export function viewPublisher(kv: KV, view: () => SupervisorView): () => Promise<void> {
+  let last = '';
+  let lastWrite = 0;
+  return async () => {
+    const v = view();
+    const text = JSON.stringify({ ...v, at: 0 });
+    if (text === last && Date.now() - lastWrite < 1000) return;
+    last = text;
+    lastWrite = Date.now();
+    await kv.put(SupervisorKey.view, JSON.stringify(v));
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * The trainer: deploys a model, feeds it batches, waits for every VNode to apply every
+ * update, then reads the parameters back for the hash and test accuracy. One file per
+ * concern beside this one, wired here:
+ *   deploy.ts      the deployment record and streams (a fresh run, or --resume)
+ *   feed.ts        batches in, `window` steps ahead of the last loss
+ *   losses.ts      per-step losses from the metrics stream
+ *   completion.ts  done = every VNode's committed schedule is complete
+ *   evaluate.ts    test accuracy and paramsHash from the parameters in KV
+ *
+ * It is a client of the network like any other: it sends `fwd` batches to the first
+ * VNode and `target`s to the loss and reads losses from the metrics stream; it reads
+ * the VNodes' committed state only to see completion and to evaluate. With
+ * `hostLocally` (`dcnr train --pnodes 0`) it also hosts every VNode in this process,
+ * through the same actor host a PNode uses.
+ */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ActorHost, type HostEvent, type HostedExit } from '../runtime/actor-host.js';
+import { assignOwner, openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
+import { loadMnist } from '../runtime/data/mnist.js';
+import type { Kernels } from '../runtime/kernels/types.js';
+import type { ResolvedModel } from '../runtime/model.js';
+import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
+import { lossProgress, waitUntilDone } from './completion.js';
+import { deploy } from './deploy.js';
+import { evaluate } from './evaluate.js';
+import { feed } from './feed.js';
+import { readLosses } from './losses.js';
+import { stepTelemetry } from './step-telemetry.js';
+
+export interface TrainOptions {
+  nc: NatsConnection;
+  model: ResolvedModel;
+  steps: number;
+  batch: number;
+  seed: number;
+  /** Kernels for evaluation, and for the VNodes when hosting locally. */
+  kernels: Kernels;
+  /** Continue the deployment's run from what KV holds instead of starting afresh. @default false */
+  resume?: boolean;
+  /** Host every VNode in this process. @default false */
+  hostLocally?: boolean;
+  /** Name of this process as an owner of VNodes. @default `local-<pid>` */
+  pnode?: string;
+  /** Steps sent ahead of the last loss received. @default pipelineDepth + 2 */
+  window?: number;
+  onProgress?: (p: { done: number; steps: number; loss: number | undefined }) => void;
+  onEvent?: (e: HostEvent) => void;
+  /** Abort training (e.g. a watchdog that sees no live PNode): `train` rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  model: string;
+  steps: number;
+  batch: number;
+  seed: number;
+  /** Mean loss over the last min(20, steps) steps. */
+  finalLoss: number;
+  testAccuracy: number;
+  paramsHash: string;
+  samplesPerSec: number;
+  durationMs: number;
+  /** First step this process sent (0 unless resumed). */
+  resumedFrom: number;
+  losses: number[];
+}
+
+/** Deploy (or resume) and train to completion. */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const started = Date.now();
+  const { nc, model } = o;
+  const dep = model.spec.name;
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const buckets = await openBuckets(nc);
+  const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc) });
+  const record: DeploymentRecord = {
+    spec: model.spec,
+    seed: o.seed,
+    batch: o.batch,
+    steps: o.steps,
+    createdAt: new Date().toISOString(),
+    ...(o.hostLocally ? { hostedBy: 'local' as const } : {}),
+  };
+  const generation = await deploy({ jsm, buckets, store, model, record, resume: !!o.resume });
+
+  let host: ActorHost | undefined;
+  const hosted: Promise<HostedExit>[] = [];
+  if (o.hostLocally) {
+    const pnode = o.pnode ?? `local-${process.pid}`;
+    host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
+    for (const v of model.vnodes) {
+      const owner = await assignOwner(buckets.owners, dep, v.index, pnode);
+      hosted.push(host.host({ model, seed: o.seed, generation }, v.index, owner.epoch));
+    }
+  }
+  const telemetry = stepTelemetry(dep);
+  const losses = await readLosses(js, dep, o.steps, (metric, done) => {
+    telemetry.finished(metric);
+    o.onProgress?.({ done, steps: o.steps, loss: metric.loss });
+  });
+  o.signal?.addEventListener('abort', () => losses.stop(), { once: true });
+  try {
+    const data = loadMnist();
+    const from = o.resume ? await lossProgress(store, model) : 0;
+    const trainStarted = Date.now();
+    const window = o.window ?? model.spec.pipelineDepth + 2;
+    await feed({ js, model, data, seed: o.seed, batch: o.batch, from, steps: o.steps, window, losses, telemetry, signal: o.signal });
+    await waitUntilDone(store, model, hosted, o.signal);
+    const trainMs = Date.now() - trainStarted;
+    losses.stop();
+
+    const { testAccuracy, paramsHash } = await evaluate(store, model, o.kernels, data.test, data.classes);
+    const tail = losses.losses.slice(Math.max(0, o.steps - 20)).filter((l) => l !== undefined);
+    return {
+      model: dep,
+      steps: o.steps,
+      batch: o.batch,
+      seed: o.seed,
+      finalLoss: tail.reduce((a, b) => a + b, 0) / Math.max(1, tail.length),
+      testAccuracy,
+      paramsHash,
+      samplesPerSec: ((o.steps - from) * o.batch) / Math.max(trainMs / 1000, 1e-3),
+      durationMs: Date.now() - started,
+      resumedFrom: from,
+      losses: losses.losses,
+    };
+  } finally {
+    losses.stop();
+    telemetry.stop();
+    await host?.stopAll();
+  }
+}
