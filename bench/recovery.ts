@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import '../actors/index.js';
-import { readView, startLocalCluster, waitForPNodes } from '../cluster/local-cluster.js';
+import { startLocalCluster } from '../cluster/local-cluster.js';
+import { readView, waitForPNodes } from '../cluster/view.js';
 import { connectNats } from '../cluster/process.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';

@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { LOG_LEVELS, logLevelFromEnv } from '../runtime/log.js';
 import { OTEL_MODES } from '../runtime/telemetry.js';
+import { loadVNodeTypes, typeFiles, TYPES_ENV } from '../runtime/types-loader.js';
 import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
 import { pnodeCommand } from './pnode.js';
@@ -47,6 +48,20 @@ program.hook('preAction', () => {
   }
 });
 
+// VNode types from the user's files: `--types` (absolute paths into DCNR_TYPES, which every
+// child process inherits: `dcnr up` and `train --pnodes N` pass them to their PNodes).
+program.hook('preAction', async (_program, action) => {
+  const flag = action.opts<{ types?: string }>().types;
+  if (flag !== undefined) process.env[TYPES_ENV] = typeFiles(flag).join(',');
+  try {
+    await loadVNodeTypes(typeFiles(process.env[TYPES_ENV]));
+  } catch (err) {
+    program.error((err as Error).message);
+  }
+});
+
+const TYPES_HELP = 'VNode types from your own modules: FILE[,FILE…] (env DCNR_TYPES); a file imports the API from "dcnr"';
+
 program
   .command('train')
   .description('deploy a model and train it on the bundled MNIST digits')
@@ -59,6 +74,7 @@ program
   .option('--store <dir>', 'JetStream store of the private nats-server (kept for --resume)', '.dcnr/store')
   .option('--resume', 'continue the interrupted run stored in KV', false)
   .option('--json', 'print the result as JSON on the last stdout line', false)
+  .option('--types <files>', TYPES_HELP)
   .action((opts) => trainCommand(opts));
 
 const DEFAULT_NATS = process.env.DCNR_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -73,6 +89,7 @@ program
   .option('--dashboard-port <port>', 'port of the live dashboard (0 = any free port)', int(0), 7070)
   .option('--dashboard-host <host>', 'address the dashboard listens on', '127.0.0.1')
   .option('--no-dashboard', 'do not serve the dashboard')
+  .option('--types <files>', TYPES_HELP)
   .action((opts) => upCommand(opts));
 
 program
@@ -92,6 +109,7 @@ program
   .option('--name <id>', 'stable PNode id (default pnode-<pid>)')
   .option('--heartbeat-ms <ms>', 'heartbeat period', int(10), 250)
   .option('--passivate-ms <ms>', 'a VNode idle this long leaves memory; its next message brings it back', int(100), 300_000)
+  .option('--types <files>', TYPES_HELP)
   .action((opts) => pnodeCommand(opts));
 
 program
@@ -111,6 +129,7 @@ program
   .option('--all', 'run every built-in scenario', false)
   .option('--quick-set', 'run the quick set (what CI runs)', false)
   .option('--json', 'print the report as JSON on the last stdout line', false)
+  .option('--types <files>', TYPES_HELP)
   .action((name, opts) => scenarioCommand(name, opts));
 
 program

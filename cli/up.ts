@@ -6,7 +6,8 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startDashboard, type Dashboard } from '../dashboard/server.js';
-import { startLocalCluster, waitForPNodes } from '../cluster/local-cluster.js';
+import { startLocalCluster } from '../cluster/local-cluster.js';
+import { waitForPNodes } from '../cluster/view.js';
 import { fail } from './output.js';
 import { connectNats, onShutdown } from '../cluster/process.js';
 

@@ -9,12 +9,8 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { openBuckets } from '../runtime/cluster-state.js';
 import { humanLogLine } from '../runtime/log.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
-import { SupervisorKey, type SupervisorView } from '../runtime/protocol.js';
 import { PARENT_ENV } from './process.js';
 
 const BIN = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
@@ -103,28 +99,4 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   cluster.spawnSupervisor();
   for (let i = 1; i <= o.pnodes; i++) cluster.spawnPNode(`pnode-${i}`);
   return cluster;
-}
-
-/** The supervisor's current view, or null when no supervisor has published one. */
-export async function readView(nc: NatsConnection): Promise<SupervisorView | null> {
-  const { members } = await openBuckets(nc);
-  const e = await members.get(SupervisorKey.view);
-  return e && e.operation === 'PUT' && e.length > 0 ? e.json<SupervisorView>() : null;
-}
-
-/** Wait until a live supervisor reports at least `n` live PNodes; returns the view. */
-export async function waitForPNodes(nc: NatsConnection, n: number, timeoutMs = 60_000): Promise<SupervisorView> {
-  const deadline = Date.now() + timeoutMs;
-  let view: SupervisorView | null = null;
-  while (Date.now() < deadline) {
-    view = await readView(nc);
-    if (view && Date.now() - view.at < 5000 && view.pnodes.filter((p) => p.alive).length >= n) return view;
-    await sleep(100);
-  }
-  const alive = view?.pnodes.filter((p) => p.alive).map((p) => p.id) ?? [];
-  throw new Error(
-    view
-      ? `waited ${timeoutMs / 1000} s for ${n} live PNodes; the supervisor sees ${alive.length} (${alive.join(', ') || 'none'})`
-      : `no supervisor answered within ${timeoutMs / 1000} s (start one: dcnr supervisor --nats URL, or dcnr up)`,
-  );
 }

@@ -13,7 +13,7 @@ import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, Periodic
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
-import { waitForPNodes } from '../cluster/local-cluster.js';
+import { waitForPNodes } from '../cluster/view.js';
 import { createPlacement } from '../supervisor/placement/index.js';
 import { startSupervisor } from '../supervisor/supervisor.js';
 import { cleanup, setup } from '../test/helpers/nats.js';

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { StatusReport } from '../cli/status.js';
+import type { StatusReport } from '../cluster/status.js';
 import { tempDir } from './helpers/nats.js';
 
 const bin = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));

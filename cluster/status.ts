@@ -1,0 +1,38 @@
+/** The status of a cluster: PNodes, their VNodes, health, epochs (`dcnr status`, the dashboard's /api/status). */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { openBuckets } from '../runtime/cluster-state.js';
+import { parseEntry, parseOwnershipRecord } from '../runtime/records.js';
+import { readView } from './view.js';
+
+export interface StatusReport {
+  supervisor: { pid: number; viewAgeMs: number } | null;
+  pnodes: Array<{ id: string; pid: number; alive: boolean; draining: boolean; kernelMode: string; gflops: number; vnodes: string[]; fencedWrites: number }>;
+  vnodes: Array<{ id: string; pnode: string; epoch: number }>;
+}
+
+/** The status object (also served by the dashboard as /api/status). */
+export async function collectStatus(nc: NatsConnection): Promise<StatusReport> {
+  const view = await readView(nc);
+  const { owners } = await openBuckets(nc);
+  const vnodes: StatusReport['vnodes'] = [];
+  for await (const key of await owners.keys()) {
+    const r = parseEntry(await owners.get(key), parseOwnershipRecord);
+    if (r) vnodes.push({ id: key, pnode: r.pnode, epoch: r.epoch });
+  }
+  vnodes.sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true }));
+  return {
+    supervisor: view ? { pid: view.supervisorPid, viewAgeMs: Date.now() - view.at } : null,
+    pnodes: (view?.pnodes ?? []).map((p) => ({
+      id: p.id,
+      pid: p.pid,
+      alive: p.alive && Date.now() - view!.at < 5000,
+      draining: p.draining,
+      kernelMode: p.capacity.kernelMode,
+      gflops: p.capacity.gflops,
+      vnodes: p.vnodes,
+      fencedWrites: p.counters.fencedWrites,
+    })),
+    vnodes,
+  };
+}
+

@@ -1,0 +1,37 @@
+/** The checks every scenario run must pass, then the scenario's own; they decide `passed` and `reason`. */
+import type { Scenario } from './define.js';
+import type { ScenarioReport } from './report.js';
+
+export interface CheckInput {
+  trainError: string | undefined;
+  faultErrors: string[];
+  faultsPlanned: number;
+  expectDead: string[];
+  recovered: Set<string>;
+  injectedMessages: number;
+  alive: number;
+}
+
+export function judge(report: ScenarioReport, scenario: Scenario, c: CheckInput): void {
+  const check = (name: string, passed: boolean, detail: string) => report.checks.push({ name, passed, detail });
+  const steps = scenario.spec.steps;
+  check('training completed', !c.trainError, c.trainError ?? `${steps} steps`);
+  check('every fault injected', c.faultErrors.length === 0 && report.faults.length === c.faultsPlanned, c.faultErrors.join('; ') || `${report.faults.length} of ${c.faultsPlanned}`);
+  const short = (h: string | null) => `${h?.slice(0, 16) ?? 'none'}…`;
+  check('identical to fault-free run', report.identical, report.identical ? `paramsHash ${short(report.baselineParamsHash)}` : `${short(report.paramsHash)} ≠ ${short(report.baselineParamsHash)}`);
+  check('no update lost', report.updates.lost === 0, `${report.updates.applied} of ${report.updates.expected} applied`);
+  check('no update applied twice', report.updates.duplicated === 0, `${report.updates.duplicated} extra`);
+  const unrecovered = c.expectDead.filter((p) => !c.recovered.has(p));
+  check('every dead PNode recovered', unrecovered.length === 0, unrecovered.length ? `no recovery of ${unrecovered.join(', ')}` : c.expectDead.length ? `${c.expectDead.join(', ')}: VNodes moved and resumed` : 'none died');
+  check('no process crashed', report.crashes.length === 0, report.crashes.map((x) => `${x.name} exited ${x.signal ?? x.code}`).join(', ') || "every exit was a fault's");
+  if (c.injectedMessages > 0) {
+    check('every bad message rejected', report.rejectedMessages === c.injectedMessages, `${report.rejectedMessages} of ${c.injectedMessages} rejected and dead-lettered`);
+  } else {
+    check('no message rejected', report.rejectedMessages === 0, `${report.rejectedMessages} rejected`);
+  }
+  check('a PNode alive at the end', c.alive > 0, `${c.alive} alive`);
+  for (const own of scenario.checks) report.checks.push(own(report));
+  report.passed = report.checks.every((x) => x.passed);
+  const failed = report.checks.find((x) => !x.passed);
+  report.reason = failed ? `${failed.name}: ${failed.detail}` : '';
+}

@@ -1,0 +1,58 @@
+/** What the runner reads off a finished (or stopped) run: updates applied, dead letters, live PNodes. */
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { readView } from '../../cluster/view.js';
+import { openBuckets } from '../../runtime/cluster-state.js';
+import type { ResolvedModel } from '../../runtime/model.js';
+import { Stream, Subject, type ClusterEvent } from '../../runtime/protocol.js';
+import type { Rng } from '../../runtime/rng.js';
+import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
+import type { VNodeMachineContext } from '../../runtime/vnode-machine.js';
+import type { ScenarioReport } from './report.js';
+
+/** Live PNodes matching a target: `busiest` (default), `random`, `all`, or an id. */
+export async function pickPNodes(nc: NatsConnection, target: string | undefined, rng: Rng): Promise<string[]> {
+  const view = await readView(nc);
+  const live = (view?.pnodes ?? []).filter((p) => p.alive);
+  if (live.length === 0) throw new Error('no live PNode to inject a fault into');
+  const t = target ?? 'busiest';
+  if (t === 'all') return live.map((p) => p.id);
+  if (t === 'busiest') return [[...live].sort((a, b) => b.vnodes.length - a.vnodes.length || a.id.localeCompare(b.id))[0].id];
+  if (t === 'random') return [live[rng.int(live.length)].id];
+  if (!live.some((p) => p.id === t)) throw new Error(`target ${t} is not a live PNode (live: ${live.map((p) => p.id).join(', ')})`);
+  return [t];
+}
+
+/** Updates every VNode applied (its persisted counter) vs one per step per VNode. */
+export async function countUpdates(nc: NatsConnection, model: ResolvedModel, steps: number): Promise<ScenarioReport['updates']> {
+  const store = new StateStore((await openBuckets(nc)).state, { chunkBytes: chunkBytesFor(nc) });
+  let applied = 0;
+  let lost = 0;
+  let duplicated = 0;
+  for (const v of model.vnodes) {
+    const c = await store.read(model.spec.name, v.index);
+    const n = c ? (c.meta.snapshot as { context: VNodeMachineContext }).context.applied : 0;
+    applied += n;
+    lost += Math.max(0, steps - n);
+    duplicated += Math.max(0, n - steps);
+  }
+  return { expected: steps * model.vnodes.length, applied, lost, duplicated };
+}
+
+/** Messages of this deployment kept in the dead-letter stream. */
+export async function deadLettered(nc: NatsConnection, deployment: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(Stream.deadLetter, { subjects_filter: Subject.deadLetter(deployment) }).catch(() => null);
+  return info?.state.subjects?.[Subject.deadLetter(deployment)] ?? 0;
+}
+
+/**
+ * PNodes recovered: their VNodes run again elsewhere — or they were declared dead hosting
+ * none (churn can kill a PNode that a rebalance has just emptied): nothing to move.
+ */
+export function recoveredPNodes(events: ClusterEvent[]): Set<string> {
+  const done = new Set(events.filter((e) => e.type === 'recovered').map((e) => e.pnode));
+  const movedFrom = new Set(events.flatMap((e) => (e.type === 'assigned' && e.from ? [e.from] : [])));
+  for (const e of events) if (e.type === 'dead' && !movedFrom.has(e.pnode) && Date.now() - e.at > 2000) done.add(e.pnode);
+  return done;
+}
