@@ -31,6 +31,8 @@ export interface LocalClusterOptions {
   pnodeArgs?: string[];
   /** The NATS URL a PNode connects to (e.g. through a proxy). @default the cluster's URL */
   pnodeUrl?: (name: string) => string;
+  /** Extra environment of one PNode (over `env`); a value of `undefined` removes a variable. */
+  pnodeEnv?: (name: string) => Record<string, string | undefined>;
 }
 
 export interface LocalCluster {
@@ -51,9 +53,11 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const logDir = join(o.storeDir, 'logs');
   if ((o.logs ?? 'files') === 'files') mkdirSync(logDir, { recursive: true });
 
-  const launch = (name: string, args: string[]): ChildProcess => {
+  const launch = (name: string, args: string[], extraEnv: Record<string, string | undefined> = {}): ChildProcess => {
+    const env: Record<string, string | undefined> = { ...process.env, ...o.env, ...extraEnv, [PARENT_ENV]: String(process.pid) };
+    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
     const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...o.env, [PARENT_ENV]: String(process.pid) },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     if ((o.logs ?? 'files') === 'files') {
@@ -75,7 +79,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     server,
     procs,
     spawnSupervisor: () => launch('supervisor', ['supervisor', '--nats', url, '--detect-ms', String(o.detectMs ?? 1000)]),
-    spawnPNode: (name) => launch(name, ['pnode', '--nats', o.pnodeUrl?.(name) ?? url, '--name', name, ...(o.pnodeArgs ?? [])]),
+    spawnPNode: (name) => launch(name, ['pnode', '--nats', o.pnodeUrl?.(name) ?? url, '--name', name, ...(o.pnodeArgs ?? [])], o.pnodeEnv?.(name)),
     async stop() {
       await Promise.all(
         [...procs.values()].map(

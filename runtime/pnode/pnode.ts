@@ -60,7 +60,8 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
   const { nc, kernels } = o;
   const log = o.log ?? silentLog;
   const buckets = await openBuckets(nc);
-  const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc) });
+  const reject = rejectOnce((line) => log.line(line, 'warn'));
+  const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), reject });
   const capacity = await measureCapacity(kernels, o.maxVNodes ?? 256);
   const counters: Heartbeat['counters'] = { fencedWrites: 0, rejected: 0, restarts: 0, escalations: 0, activations: 0 };
   const emit = (e: ClusterEvent) => {
@@ -88,7 +89,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     maxVNodes: capacity.maxVNodes,
     emit,
     log: log.line,
-    reject: rejectOnce((line) => log.line(line, 'warn')),
+    reject,
   });
 
   await buckets.members.put(id, JSON.stringify({ id, pid: process.pid, capacity, startedAt: new Date().toISOString() }));
