@@ -109,6 +109,7 @@ program
   .option('--name <id>', 'stable PNode id (default pnode-<pid>)')
   .option('--heartbeat-ms <ms>', 'heartbeat period', int(10), 250)
   .option('--passivate-ms <ms>', 'a VNode idle this long leaves memory; its next message brings it back', int(100), 300_000)
+  .option('--max-vnodes <n>', 'VNodes hosted at most (placement gives it no more; an assignment past it is refused)', int(1), 256)
   .option('--types <files>', TYPES_HELP)
   .action((opts) => pnodeCommand(opts));
 
