@@ -1,6 +1,6 @@
 /**
  * The private cluster a scenario runs on: its own nats-server (or a 3-node JetStream
- * cluster), a supervisor and N PNodes as `dcnr` child processes (cli/cluster.ts),
+ * cluster), a supervisor and N PNodes as `dcnr` child processes (cluster/local-cluster.ts),
  * optionally each PNode behind a TCP proxy. It records every child's exit so the
  * runner can tell a fault's kill from a crash.
  */

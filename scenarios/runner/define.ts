@@ -1,7 +1,7 @@
 /**
  * A scenario is one file in scenarios/ whose default export is `defineScenario({...})`:
  * the cluster, the training run, the fault schedule and (optionally) extra checks.
- * The runner (scenarios/runner.ts) does the rest; see README "Fault-injection scenarios".
+ * The runner (scenarios/runner/run.ts) does the rest; see README "Fault-injection scenarios".
  *
  * @example
  * export default defineScenario({

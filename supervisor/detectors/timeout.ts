@@ -15,6 +15,5 @@ export function createTimeoutDetector(opts: TimeoutDetectorOptions = {}): Failur
   return {
     heartbeat: (pnode, at) => void last.set(pnode, at),
     isDead: (pnode, now) => now - (last.get(pnode) ?? -Infinity) > timeoutMs,
-    forget: (pnode) => void last.delete(pnode),
   };
 }

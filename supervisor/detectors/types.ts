@@ -7,6 +7,4 @@ export interface FailureDetector {
   heartbeat(pnode: string, at: number): void;
   /** Is `pnode` considered dead at local time `now`? */
   isDead(pnode: string, now: number): boolean;
-  /** Forget a PNode (it left or was removed). */
-  forget(pnode: string): void;
 }
