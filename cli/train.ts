@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
-import { loadModelSpec, resolveModel } from '../runtime/model.js';
+import { loadModelSpec, resolveModel, type ResolvedModel } from '../runtime/model.js';
 import { startNatsServer, type NatsServer } from '../cluster/nats-server.js';
 import { startLocalCluster, type LocalCluster } from '../cluster/local-cluster.js';
 import { waitForPNodes } from '../cluster/view.js';
@@ -43,7 +43,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
   }
   const where: Placement =
     opts.pnodes === undefined ? (opts.nats ? { kind: 'remote' } : { kind: 'local' }) : opts.pnodes === 0 ? { kind: 'local' } : { kind: 'private', pnodes: opts.pnodes };
-  let model;
+  let model: ResolvedModel;
   try {
     model = resolveModel(loadModelSpec(opts.model));
   } catch (err) {
@@ -81,57 +81,63 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
       server = await startNatsServer({ storeDir });
     }
     const url = opts.nats ?? cluster?.url ?? server!.url;
-    nc = await connect({ servers: url, name: `dcnr-train-${process.pid}` }).catch((err) => fail(`cannot connect to NATS at ${url}: ${err.message}`));
-    let pnodeCount = 0;
-    let clusterModes: string[] = [];
-    if (where.kind !== 'local') {
-      const view = await waitForPNodes(nc, where.kind === 'private' ? where.pnodes : 1, 60_000);
-      const alive = view.pnodes.filter((p) => p.alive);
-      pnodeCount = alive.length;
-      clusterModes = [...new Set(alive.map((p) => p.capacity.kernelMode))];
-    }
-    const kernels = await createKernels();
-    process.stderr.write(
-      `dcnr train: ${model.spec.name} (${model.vnodes.length} VNodes, pipeline depth ${model.spec.pipelineDepth}), ` +
-        `${opts.steps} steps × batch ${opts.batch}, seed ${opts.seed}, ` +
-        (where.kind === 'local' ? `in this process, kernels ${kernels.mode}` : `on ${pnodeCount} PNodes (${clusterModes.join(', ')})`) +
-        `, NATS ${url}${opts.resume ? ', resuming' : ''}\n`,
-    );
-    const progress = createProgress(opts.steps, 'train');
-    const result = await train({
-      nc,
-      model,
-      steps: opts.steps,
-      batch: opts.batch,
-      seed: opts.seed,
-      kernels,
-      resume: opts.resume,
-      hostLocally: where.kind === 'local',
-      onProgress: ({ done, loss }) => progress.update(done, loss),
-      onEvent: (e) => {
-        if (e.type === 'rejected') process.stderr.write(`dcnr: rejected a message for ${e.vnode}: ${e.error}\n`);
-        if (e.type === 'restarting') process.stderr.write(`dcnr: ${e.vnode} failed, restarting in ${e.delayMs} ms: ${e.error.split('\n')[0]}\n`);
-      },
-    });
-    progress.stop();
-    const { losses: _losses, ...summary } = result;
-    // The kernel mode that computed the parameters: this process's, or the PNodes'.
-    const out = { ...summary, pnodes: pnodeCount, kernelMode: where.kind === 'local' ? kernels.mode : clusterModes.join(',') };
-    printResult(out, opts.json, () =>
-      [
-        `model        ${out.model}`,
-        `steps        ${out.steps} × batch ${out.batch} (resumed from ${out.resumedFrom})`,
-        `final loss   ${out.finalLoss.toFixed(4)}`,
-        `test acc.    ${(out.testAccuracy * 100).toFixed(2)}%`,
-        `samples/s    ${out.samplesPerSec.toFixed(0)}`,
-        `kernels      ${out.kernelMode}`,
-        `paramsHash   ${out.paramsHash}`,
-        `duration     ${(out.durationMs / 1000).toFixed(1)} s`,
-      ].join('\n'),
-    );
+    await runTraining(opts, where, model, url, (c) => (nc = c));
   } catch (err) {
     fail((err as Error).stack ?? String(err), 1);
   } finally {
     await shutdown();
   }
+}
+
+/** Connect, wait for the cluster's PNodes (unless local), train with progress, print the result. */
+async function runTraining(opts: TrainCliOptions, where: Placement, model: ResolvedModel, url: string, connected: (nc: NatsConnection) => void): Promise<void> {
+  const nc = await connect({ servers: url, name: `dcnr-train-${process.pid}` }).catch((err) => fail(`cannot connect to NATS at ${url}: ${err.message}`));
+  connected(nc); // the caller closes it on exit and on Ctrl-C
+  let pnodeCount = 0;
+  let clusterModes: string[] = [];
+  if (where.kind !== 'local') {
+    const view = await waitForPNodes(nc, where.kind === 'private' ? where.pnodes : 1, 60_000);
+    const alive = view.pnodes.filter((p) => p.alive);
+    pnodeCount = alive.length;
+    clusterModes = [...new Set(alive.map((p) => p.capacity.kernelMode))];
+  }
+  const kernels = await createKernels();
+  process.stderr.write(
+    `dcnr train: ${model.spec.name} (${model.vnodes.length} VNodes, pipeline depth ${model.spec.pipelineDepth}), ` +
+      `${opts.steps} steps × batch ${opts.batch}, seed ${opts.seed}, ` +
+      (where.kind === 'local' ? `in this process, kernels ${kernels.mode}` : `on ${pnodeCount} PNodes (${clusterModes.join(', ')})`) +
+      `, NATS ${url}${opts.resume ? ', resuming' : ''}\n`,
+  );
+  const progress = createProgress(opts.steps, 'train');
+  const result = await train({
+    nc,
+    model,
+    steps: opts.steps,
+    batch: opts.batch,
+    seed: opts.seed,
+    kernels,
+    resume: opts.resume,
+    hostLocally: where.kind === 'local',
+    onProgress: ({ done, loss }) => progress.update(done, loss),
+    onEvent: (e) => {
+      if (e.type === 'rejected') process.stderr.write(`dcnr: rejected a message for ${e.vnode}: ${e.error}\n`);
+      if (e.type === 'restarting') process.stderr.write(`dcnr: ${e.vnode} failed, restarting in ${e.delayMs} ms: ${e.error.split('\n')[0]}\n`);
+    },
+  });
+  progress.stop();
+  const { losses: _losses, ...summary } = result;
+  // The kernel mode that computed the parameters: this process's, or the PNodes'.
+  const out = { ...summary, pnodes: pnodeCount, kernelMode: where.kind === 'local' ? kernels.mode : clusterModes.join(',') };
+  printResult(out, opts.json, () =>
+    [
+      `model        ${out.model}`,
+      `steps        ${out.steps} × batch ${out.batch} (resumed from ${out.resumedFrom})`,
+      `final loss   ${out.finalLoss.toFixed(4)}`,
+      `test acc.    ${(out.testAccuracy * 100).toFixed(2)}%`,
+      `samples/s    ${out.samplesPerSec.toFixed(0)}`,
+      `kernels      ${out.kernelMode}`,
+      `paramsHash   ${out.paramsHash}`,
+      `duration     ${(out.durationMs / 1000).toFixed(1)} s`,
+    ].join('\n'),
+  );
 }

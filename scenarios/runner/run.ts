@@ -67,46 +67,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
     log(`baseline: paramsHash ${baseline.paramsHash.slice(0, 16)}…, loss ${baseline.finalLoss.toFixed(4)}`);
 
     // From here on, what happens is the faulted run's.
-    const events: ClusterEvent[] = [];
-    const sub = subscribeClusterEvents(nc, (e) => void events.push(e));
-    cluster.exits.length = 0;
-    let injector: Injector;
-    const ctx: FaultContext = {
-      cluster,
-      nc,
-      deployment: model.spec.name,
-      model,
-      rng: createRng(`scenario:${spec.name}:${seed}`),
-      detectMs: spec.detectMs,
-      log,
-      pickPNodes: (target) => pickPNodes(nc!, target, createRng(`pick:${spec.name}:${seed}:${injector.injected.length}`)),
-    };
-    injector = scheduleFaults(spec.faults, ctx, log);
-    const watchdog = startWatchdog(nc, spec.faults.reduce((s, f) => s + (f.durationMs ?? 5000) * 2, 0));
-    let result: TrainResult | undefined;
-    let trainError: string | undefined;
-    log(`faulted run: ${spec.faults.map((f) => `${f.kind}@${f.atStep}`).join(', ')} …`);
-    try {
-      result = await run({
-        signal: watchdog.signal,
-        onProgress: ({ done }) => {
-          watchdog.progressed();
-          injector.progress(done);
-        },
-      });
-    } catch (err) {
-      trainError = (err as Error).message;
-      log(`faulted run stopped: ${trainError}`);
-    } finally {
-      watchdog.stop();
-    }
-    await injector.settle();
-
-    // Recoveries finish after the last loss sometimes: give the supervisor a moment.
-    const expectDead = [...new Set(injector.injected.flatMap((f) => f.expectDead))];
-    for (const deadline = Date.now() + 15_000; !trainError && Date.now() < deadline && expectDead.some((p) => !recoveredPNodes(events).has(p)); ) await sleep(200);
-    sub.unsubscribe();
-
+    const { events, injector, result, trainError, expectDead } = await faultedRun(scenario, seed, cluster, nc, model, run, log);
     const view = await readView(nc).catch(() => null);
     const report = await reportOf(scenario, seed, { nc, model, baseline, result, trainError, events, injector, cluster });
     judge(report, scenario, {
@@ -141,6 +102,62 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
     }
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The training run with the faults injected at their steps, watched; then the recoveries awaited. */
+async function faultedRun(
+  scenario: Scenario,
+  seed: number,
+  cluster: ScenarioCluster,
+  nc: NatsConnection,
+  model: ReturnType<typeof resolveModel>,
+  run: (extra: Partial<Parameters<typeof train>[0]>) => Promise<TrainResult>,
+  log: (line: string) => void,
+) {
+  const { spec } = scenario;
+  const events: ClusterEvent[] = [];
+  const sub = subscribeClusterEvents(nc, (e) => void events.push(e));
+  cluster.exits.length = 0;
+  // The PNode picker seeds itself with how many faults came before: a context needs the
+  // injector, which needs the context.
+  let injector: Injector | undefined;
+  const ctx: FaultContext = {
+    cluster,
+    nc,
+    deployment: model.spec.name,
+    model,
+    rng: createRng(`scenario:${spec.name}:${seed}`),
+    detectMs: spec.detectMs,
+    log,
+    pickPNodes: (target) => pickPNodes(nc, target, createRng(`pick:${spec.name}:${seed}:${injector?.injected.length ?? 0}`)),
+  };
+  const faults = (injector = scheduleFaults(spec.faults, ctx, log));
+  const watchdog = startWatchdog(nc, spec.faults.reduce((s, f) => s + (f.durationMs ?? 5000) * 2, 0));
+  let result: TrainResult | undefined;
+  let trainError: string | undefined;
+  log(`faulted run: ${spec.faults.map((f) => `${f.kind}@${f.atStep}`).join(', ')} …`);
+  try {
+    result = await run({
+      signal: watchdog.signal,
+      onProgress: ({ done }) => {
+        watchdog.progressed();
+        faults.progress(done);
+      },
+    });
+  } catch (err) {
+    trainError = (err as Error).message;
+    log(`faulted run stopped: ${trainError}`);
+  } finally {
+    watchdog.stop();
+  }
+  await faults.settle();
+
+  // Recoveries finish after the last loss sometimes: give the supervisor a moment.
+  const expectDead = [...new Set(faults.injected.flatMap((f) => f.expectDead))];
+  for (const deadline = Date.now() + 15_000; !trainError && Date.now() < deadline && expectDead.some((p) => !recoveredPNodes(events).has(p)); ) await sleep(200);
+  sub.unsubscribe();
+
+  return { events, injector: faults, result, trainError, expectDead };
 }
 
 /** The report's measured fields (checks come after). */
