@@ -212,20 +212,21 @@ static napi_value js_get_threads(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value js_config(napi_env env, napi_callback_info info) {
+/* A C string (or `fallback` when NULL) as a JS string. */
+static napi_value js_string(napi_env env, const char *s, const char *fallback) {
   napi_value out;
-  const char *s = openblas_get_config();
-  (void)info;
-  NAPI_OK(napi_create_string_utf8(env, s ? s : "", NAPI_AUTO_LENGTH, &out), "could not create string");
+  NAPI_OK(napi_create_string_utf8(env, s ? s : fallback, NAPI_AUTO_LENGTH, &out), "could not create string");
   return out;
 }
 
-static napi_value js_core_name(napi_env env, napi_callback_info info) {
-  napi_value out;
-  const char *s = openblas_get_corename();
+static napi_value js_config(napi_env env, napi_callback_info info) {
   (void)info;
-  NAPI_OK(napi_create_string_utf8(env, s ? s : "unknown", NAPI_AUTO_LENGTH, &out), "could not create string");
-  return out;
+  return js_string(env, openblas_get_config(), "");
+}
+
+static napi_value js_core_name(napi_env env, napi_callback_info info) {
+  (void)info;
+  return js_string(env, openblas_get_corename(), "unknown");
 }
 
 NAPI_MODULE_INIT() {
