@@ -12,20 +12,11 @@ import { availableParallelism } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BLAS_ADDON_PATH, createBlasKernels, type BlasKernels } from './blas.js';
-import { act64, actGrad64, matmul64, mse64, softmaxCrossEntropy64, sumRows64 } from './float64-oracle.js';
+import { act64, actGrad64, bitsEqual, matmul64, mse64, softmaxCrossEntropy64, sumRows64 } from './float64-oracle.js';
 import type { ActivationFn } from './types.js';
 import { mulberry32 as rng, rand as randArray } from '../../test/helpers/random.js';
 
 // ---------------------------------------------------------------- helpers
-
-
-function bitsEqual(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
-  return true;
-}
 
 /** Asserts |got − want| ≤ tol(i) for every element, naming the first offender. */
 function assertClose(got: Float32Array, want: ArrayLike<number>, tol: (i: number) => number, what: string): void {

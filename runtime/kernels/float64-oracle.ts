@@ -9,6 +9,8 @@
  * tanh' as 1/cosh²), all in float64 with no float32 rounding, so they share no bug
  * with the code under test. Plain arrays out, so a caller can state its own tolerance.
  *
+ * Also here: {@link bitsEqual}, the determinism check both kernel test files use.
+ *
  * Valid ranges: the exp-based tanh and sigmoid overflow to NaN for |v| > 350; the
  * tests stay well inside (|v| ≤ 40).
  */
@@ -89,4 +91,13 @@ export function mse64(pred: Float32Array, target: Float32Array) {
   let loss = 0;
   for (let i = 0; i < n; i++) loss += (pred[i] - target[i]) ** 2;
   return { loss: loss / n, grad: Float64Array.from(pred, (p, i) => (2 * (p - target[i])) / n) };
+}
+
+/** Same length and the same bits in every element (so −0 ≠ +0 and NaN payloads count): the determinism check. */
+export function bitsEqual(x: Float32Array, y: Float32Array): boolean {
+  if (x.length !== y.length) return false;
+  const a = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const b = new Uint32Array(y.buffer, y.byteOffset, y.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -20,12 +20,11 @@ import * as assert from 'uvu/assert';
 import { createGpuJsKernels } from './gpujs.js';
 import { KERNEL_MODES, createKernels } from './index.js';
 import { createReferenceKernels } from './reference.js';
-import { act64, actGrad64, addBias64, matmul64, mse64, softmaxCrossEntropy64, sumRows64 } from './float64-oracle.js';
+import { act64, actGrad64, bitsEqual, addBias64, matmul64, mse64, softmaxCrossEntropy64, sumRows64 } from './float64-oracle.js';
 import type { ActivationFn, Kernels } from './types.js';
 import { mulberry32, rand } from '../../test/helpers/random.js';
 
 // ------------------------------------------------------------------ helpers
-
 
 /** One-hot rows (rows×cols). */
 function oneHot(rows: number, cols: number, seed: number): Float32Array {
@@ -46,7 +45,6 @@ function softTargets(rows: number, cols: number, seed: number): Float32Array {
   return out;
 }
 
-
 /** Asserts |got[i] − ref[i]| ≤ bound(i) everywhere, naming the first offending index. */
 function assertClose(got: Float32Array, ref: ArrayLike<number>, bound: (i: number) => number, what: string): void {
   assert.instance(got, Float32Array, `${what}: result is not a Float32Array`);
@@ -60,14 +58,6 @@ function assertClose(got: Float32Array, ref: ArrayLike<number>, bound: (i: numbe
 }
 
 const rel = (ref: ArrayLike<number>, r: number, a: number) => (i: number) => r * Math.abs(ref[i]) + a;
-
-function bitsEqual(x: Float32Array, y: Float32Array): boolean {
-  if (x.length !== y.length) return false;
-  const a = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  const b = new Uint32Array(y.buffer, y.byteOffset, y.length);
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 function assertLossClose(got: number, ref: number, what: string): void {
   assert.ok(Number.isFinite(got), `${what}: loss ${got} is not finite`);
