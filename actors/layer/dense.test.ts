@@ -83,20 +83,58 @@ for (const k of kernelsList) {
   });
 }
 
-test('layer.dense init is seeded: same seed, same weights; He scale', () => {
+test('layer.dense init is seeded: same seed, same weights', () => {
   const config = dense.config.parse({ units: 64 });
   const a = dense.init!({ config, inFeatures: 256, outFeatures: 64, rng: createRng('s') });
   const b = dense.init!({ config, inFeatures: 256, outFeatures: 64, rng: createRng('s') });
   const c = dense.init!({ config, inFeatures: 256, outFeatures: 64, rng: createRng('other') });
   assert.equal(a.W, b.W);
   assert.not.equal(a.W, c.W);
-  const std = Math.sqrt(a.W.reduce((s, w) => s + w * w, 0) / a.W.length);
-  assert.ok(Math.abs(std - Math.sqrt(2 / 256)) < 0.01, `He std ${std}`);
 });
 
-test('layer.dense config is validated', () => {
-  assert.throws(() => dense.config.parse({ units: 0 }));
-  assert.throws(() => dense.config.parse({ units: 3, optimizer: { kind: 'rmsprop' } }));
+// fan_in = fan_out = 256: He's variance 2/fan_in is twice Xavier's 2/(fan_in + fan_out),
+// and the sample variance of 65536 normal weights has a relative standard error of
+// sqrt(2/65536) ≈ 0.55%, so a 5% tolerance (≈ 9 standard errors) never mistakes one for
+// the other (they are 100% apart) nor fails by chance.
+const FAN = 256;
+const VAR_RTOL = 0.05;
+
+/** Sample variance of the initial weights, and their mean (which must be ≈ 0). */
+function weightStats(init: 'he' | 'xavier'): { mean: number; variance: number } {
+  const config = dense.config.parse({ units: FAN, init });
+  const { W } = dense.init!({ config, inFeatures: FAN, outFeatures: FAN, rng: createRng(`var-${init}`) });
+  assert.is(W.length, FAN * FAN);
+  const mean = W.reduce((s, w) => s + w, 0) / W.length;
+  const variance = W.reduce((s, w) => s + (w - mean) ** 2, 0) / (W.length - 1);
+  return { mean, variance };
+}
+
+for (const [init, want, other] of [
+  ['he', 2 / FAN, 2 / (FAN + FAN)],
+  ['xavier', 2 / (FAN + FAN), 2 / FAN],
+] as const) {
+  test(`layer.dense ${init} init: weight variance is ${init === 'he' ? '2/fan_in' : '2/(fan_in + fan_out)'}`, () => {
+    const { mean, variance } = weightStats(init);
+    // mean: standard error sqrt(var/n) ≈ 3.5e-4 here; 5 of them
+    assert.ok(Math.abs(mean) < 5 * Math.sqrt(want / (FAN * FAN)), `${init} mean ${mean}`);
+    assert.ok(Math.abs(variance / want - 1) < VAR_RTOL, `${init} variance ${variance}, want ${want} ± ${VAR_RTOL * 100}%`);
+    assert.ok(Math.abs(variance / other - 1) > 0.4, `${init} variance ${variance} is indistinguishable from ${other}`);
+  });
+}
+
+test('layer.dense config is validated, and the error says what is wrong', () => {
+  /** Asserts parse throws a validation error whose first issue is at `path`, with message matching `re`. */
+  const rejects = (input: unknown, path: string, re: RegExp) =>
+    assert.throws(
+      () => dense.config.parse(input),
+      (e: unknown) => {
+        const issue = (e as { issues?: { path: PropertyKey[]; message: string }[] }).issues?.[0];
+        return issue !== undefined && issue.path.join('.') === path && re.test(issue.message);
+      },
+      `${JSON.stringify(input)} should be refused at "${path}" with ${re}`,
+    );
+  rejects({ units: 0 }, 'units', />\s*0/);
+  rejects({ units: 3, optimizer: { kind: 'rmsprop' } }, 'optimizer.kind', /'sgd' \| 'adam'/);
 });
 
 test.run();

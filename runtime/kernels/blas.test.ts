@@ -1,8 +1,8 @@
 /**
  * Tests for the OpenBLAS backend (runtime/kernels/blas.ts + native/blas addon).
  *
- * Every op is checked against an independent float64 plain-JS reference written
- * here, on seeded random data. If the addon is not built every test FAILS with the
+ * Every op is checked against an independent float64 plain-JS reference
+ * (./float64-oracle.ts), on seeded random data. If the addon is not built every test FAILS with the
  * build instruction: CI installs libopenblas-dev, so a missing addon is a bug there.
  *
  * Run: node --import tsx runtime/kernels/blas.test.ts
@@ -12,20 +12,11 @@ import { availableParallelism } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BLAS_ADDON_PATH, createBlasKernels, type BlasKernels } from './blas.js';
-import { createReferenceKernels } from './reference.js';
-import type { ActivationFn, Kernels } from './types.js';
+import { act64, actGrad64, bitsEqual, matmul64, mse64, softmaxCrossEntropy64, sumRows64 } from './float64-oracle.js';
+import type { ActivationFn } from './types.js';
 import { mulberry32 as rng, rand as randArray } from '../../test/helpers/random.js';
 
 // ---------------------------------------------------------------- helpers
-
-
-function bitsEqual(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
-  return true;
-}
 
 /** Asserts |got − want| ≤ tol(i) for every element, naming the first offender. */
 function assertClose(got: Float32Array, want: ArrayLike<number>, tol: (i: number) => number, what: string): void {
@@ -46,57 +37,33 @@ function blas(): Promise<BlasKernels> {
   return shared;
 }
 
-// ---------------------------------------------------------------- references (float64)
-
-/** op(A)·op(B) in float64, plus Σ_p |op(A)_ip · op(B)_pj| per element for the error bound. */
-function refMatmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean) {
-  const c = new Float64Array(m * n);
-  const mag = new Float64Array(m * n);
-  for (let i = 0; i < m; i++)
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      let g = 0;
-      for (let p = 0; p < k; p++) {
-        const x = transA ? a[p * m + i] : a[i * k + p];
-        const y = transB ? b[j * k + p] : b[p * n + j];
-        s += x * y;
-        g += Math.abs(x * y);
-      }
-      c[i * n + j] = s;
-      mag[i * n + j] = g;
-    }
-  return { c, mag };
-}
-
-function refAct(fn: ActivationFn, v: number): number {
-  if (fn === 'relu') return Math.max(v, 0);
-  if (fn === 'tanh') return (Math.exp(2 * v) - 1) / (Math.exp(2 * v) + 1); // a different formula on purpose
-  return Math.exp(v) / (1 + Math.exp(v));
-}
-
-function refActGrad(fn: ActivationFn, v: number): number {
-  if (fn === 'relu') return v > 0 ? 1 : 0;
-  if (fn === 'tanh') return 1 / Math.cosh(v) ** 2;
-  const s = refAct('sigmoid', v);
-  return s * (1 - s);
-}
-
 // ---------------------------------------------------------------- tests
 
-test('addon is built and loads; mode shows the thread count', async () => {
-  let k: BlasKernels;
+test('addon is built and loads; threads default to the core count; mode shows the thread count', async () => {
+  // The default is what is under test, so the env override must not be in play; and the
+  // shared instance is pinned to 2 threads, so it says nothing about the default.
+  const before = process.env.DCNR_BLAS_THREADS;
+  delete process.env.DCNR_BLAS_THREADS;
   try {
-    k = await blas();
-  } catch (e) {
-    assert.unreachable(`OpenBLAS backend failed to load: ${(e as Error).message}`);
-    return;
+    let k: BlasKernels;
+    try {
+      k = await createBlasKernels();
+    } catch (e) {
+      assert.unreachable(`OpenBLAS backend failed to load: ${(e as Error).message}`);
+      return;
+    }
+    // OpenBLAS clamps a request to the MAX_THREADS of its build (in its config string).
+    const max = Number(/MAX_THREADS=(\d+)/.exec(k.config)?.[1] ?? Infinity);
+    const want = Math.min(availableParallelism(), max);
+    assert.is(k.threads, want);
+    assert.is(k.mode, `blas:openblas-${k.coreName.toLowerCase()}-${want}t`);
+    assert.match(k.config, /OpenBLAS/);
+    assert.ok(k.coreName.length > 0);
+    // An explicit count is honoured whatever the core count (up to MAX_THREADS).
+    for (const n of [1, 3]) assert.is((await createBlasKernels({ threads: n })).mode, `blas:openblas-${k.coreName.toLowerCase()}-${n}t`);
+  } finally {
+    if (before !== undefined) process.env.DCNR_BLAS_THREADS = before;
   }
-  assert.is(k.mode, `blas:openblas-${k.coreName.toLowerCase()}-${availableParallelism()}t`);
-  assert.is(k.threads, availableParallelism());
-  assert.match(k.config, /OpenBLAS/);
-  assert.ok(k.coreName.length > 0);
-  const one = await createBlasKernels({ threads: 1 });
-  assert.is(one.mode, `blas:openblas-${k.coreName.toLowerCase()}-1t`);
 });
 
 test('threads default from DCNR_BLAS_THREADS; a bad value is a clear error', async () => {
@@ -146,7 +113,7 @@ for (const [m, k, n] of SHAPES) {
         const aCopy = a.slice();
         const bCopy = b.slice();
         const c = await K.matmul(a, b, m, k, n, { transA, transB });
-        const { c: want, mag } = refMatmul(a, b, m, k, n, transA, transB);
+        const { c: want, mag } = matmul64(a, b, m, k, n, transA, transB);
         assertClose(c, want, (i) => MATMUL_REL * mag[i] + 1e-30, 'matmul');
         assert.ok(bitsEqual(a, aCopy) && bitsEqual(b, bCopy), 'inputs are not mutated');
       });
@@ -190,8 +157,7 @@ test('addBias and sumRows match the reference', async () => {
     // one float32 rounding of an exact sum: half an ulp, 6e-8 relative
     assertClose(y, Array.from(x, (v, i) => v + bias[i % cols]), rel(y, 1e-7), 'addBias');
     const s = await K.sumRows(x, rows, cols);
-    const want = new Float64Array(cols);
-    for (let i = 0; i < x.length; i++) want[i % cols] += x[i];
+    const { sum: want } = sumRows64(x, cols);
     assertClose(s, want, (i) => 1e-6 * Math.abs(want[i]) + 1e-6, 'sumRows'); // float64 sum, one rounding
   }
 });
@@ -207,9 +173,9 @@ for (const fn of ['relu', 'tanh', 'sigmoid'] as const) {
     const dy = randArray(1000, 99);
     const y = await K.activation(fn, x);
     // float64 math, one float32 rounding: 1e-6 relative (+1e-7 absolute near 0)
-    assertClose(y, Array.from(x, (v) => refAct(fn, v)), (i) => 1e-6 * Math.abs(y[i]) + 1e-7, fn);
+    assertClose(y, Array.from(x, (v) => act64(fn, v)), (i) => 1e-6 * Math.abs(y[i]) + 1e-7, fn);
     const dx = await K.activationGrad(fn, x, dy);
-    assertClose(dx, Array.from(x, (v, i) => dy[i] * refActGrad(fn, v)), (i) => 1e-6 * Math.abs(dx[i]) + 1e-7, `${fn}'`);
+    assertClose(dx, Array.from(x, (v, i) => dy[i] * actGrad64(fn, v)), (i) => 1e-6 * Math.abs(dx[i]) + 1e-7, `${fn}'`);
   });
 }
 
@@ -224,19 +190,7 @@ test('softmaxCrossEntropy matches the reference (one-hot, soft targets, huge log
       else for (let c = 0; c < cols; c++) target[i * cols + c] = 1 / cols; // soft
     }
     const { loss, grad } = await K.softmaxCrossEntropy(logits, target, rows, cols);
-    let want = 0;
-    const wantGrad: number[] = [];
-    for (let i = 0; i < rows; i++) {
-      const row = Array.from(logits.subarray(i * cols, (i + 1) * cols));
-      const max = Math.max(...row);
-      const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
-      for (let c = 0; c < cols; c++) {
-        const t = target[i * cols + c];
-        want -= t * (row[c] - lse);
-        wantGrad.push((Math.exp(row[c] - lse) - t) / rows);
-      }
-    }
-    want /= rows;
+    const { loss: want, grad: wantGrad } = softmaxCrossEntropy64(logits, target, rows, cols);
     assert.ok(Number.isFinite(loss), 'loss is finite');
     // per-row loss rounded to float32: 1e-6 relative
     assert.ok(Math.abs(loss - want) <= 1e-6 * Math.abs(want) + 1e-7, `loss ${loss} vs ${want}`);
@@ -249,37 +203,9 @@ test('mse matches the reference', async () => {
   const pred = randArray(777, 5);
   const target = randArray(777, 6);
   const { loss, grad } = await K.mse(pred, target);
-  let want = 0;
-  for (let i = 0; i < pred.length; i++) want += (pred[i] - target[i]) ** 2;
-  want /= pred.length;
+  const { loss: want, grad: wantGrad } = mse64(pred, target);
   assert.ok(Math.abs(loss - want) <= 1e-6 * want, `loss ${loss} vs ${want}`);
-  assertClose(grad, Array.from(pred, (p, i) => (2 * (p - target[i])) / pred.length), rel(grad, 1e-6), 'mse grad');
-});
-
-test('non-matmul ops are bit-identical to the js reference backend', async () => {
-  // So a BLAS PNode and a `js` PNode differ only in matmul.
-  const K = await blas();
-  const R: Kernels = createReferenceKernels();
-  const [rows, cols] = [32, 10];
-  const x = randArray(rows * cols, 1, 5);
-  const t = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) t[r * cols + (r % cols)] = 1;
-  const dy = randArray(rows * cols, 2);
-  const bias = randArray(cols, 3);
-  assert.ok(bitsEqual(await K.addBias(x, bias, rows, cols), await R.addBias(x, bias, rows, cols)), 'addBias');
-  assert.ok(bitsEqual(await K.sumRows(x, rows, cols), await R.sumRows(x, rows, cols)), 'sumRows');
-  for (const fn of ['relu', 'tanh', 'sigmoid'] as const) {
-    assert.ok(bitsEqual(await K.activation(fn, x), await R.activation(fn, x)), fn);
-    assert.ok(bitsEqual(await K.activationGrad(fn, x, dy), await R.activationGrad(fn, x, dy)), `${fn}'`);
-  }
-  const a = await K.softmaxCrossEntropy(x, t, rows, cols);
-  const b = await R.softmaxCrossEntropy(x, t, rows, cols);
-  assert.is(a.loss, b.loss, 'softmax loss');
-  assert.ok(bitsEqual(a.grad, b.grad), 'softmax grad');
-  const c = await K.mse(x, dy);
-  const d = await R.mse(x, dy);
-  assert.is(c.loss, d.loss, 'mse loss');
-  assert.ok(bitsEqual(c.grad, d.grad), 'mse grad');
+  assertClose(grad, wantGrad, rel(grad, 1e-6), 'mse grad');
 });
 
 /** Awaits `p` and asserts it rejects with a message matching `re`. */
@@ -307,10 +233,10 @@ test('bad kernel calls throw clear errors', async () => {
   await rejects(() => K.matmul(a, [1, 2] as unknown as Float32Array, 3, 4, 2), /b must be a Float32Array/);
   await rejects(() => K.addBias(a, new Float32Array(3), 3, 4), /addBias: bias has 3 elements, needs 4/);
   await rejects(() => K.sumRows(a, 5, 4), /sumRows: dy has 12 elements, needs 20/);
-  await rejects(() => K.activation('gelu' as ActivationFn, a), /unknown function "gelu"/);
+  await rejects(() => K.activation('gelu' as ActivationFn, a), /activation: unknown activation "gelu"/);
   await rejects(() => K.activationGrad('relu', a, b), /x has 12 elements but dy has 8/);
   await rejects(() => K.softmaxCrossEntropy(a, b, 3, 4), /target has 8 elements, needs 12/);
-  await rejects(() => K.softmaxCrossEntropy(new Float32Array(0), new Float32Array(0), 0, 4), /integers >= 1/);
+  await rejects(() => K.softmaxCrossEntropy(new Float32Array(0), new Float32Array(0), 0, 4), /needs at least one row and one column/);
   await rejects(() => K.mse(a, b), /pred has 12 elements but target has 8/);
   await rejects(() => K.mse(new Float32Array(0), new Float32Array(0)), /empty/);
   // and the backend still works afterwards

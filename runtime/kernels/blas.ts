@@ -1,6 +1,7 @@
 /**
  * The OpenBLAS kernel backend: matmul through `cblas_sgemm` in a small N-API addon
- * (native/blas), every other op as plain typed-array loops (./typed-array-ops.ts).
+ * (native/blas), every other op from ./typed-array-ops.ts, the same code the `js`
+ * reference backend runs: a BLAS PNode and a `js` PNode differ only in matmul.
  *
  * OpenBLAS runs its own thread pool; we set its size deliberately and put no worker
  * threads on top. The core kernel set and thread count are part of the mode (`blas:openblas-haswell-2t`) because
@@ -12,8 +13,9 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import * as ops from './typed-array-ops.js';
-import type { ActivationFn, Kernels, LossResult, MatmulOptions } from './types.js';
+import { checkMatmul } from './checks.js';
+import { cpuOps } from './typed-array-ops.js';
+import type { Kernels, MatmulOptions } from './types.js';
 
 /** What native/blas/dcnr_blas.c exports. */
 interface BlasAddon {
@@ -68,19 +70,6 @@ function loadAddon(): BlasAddon {
     throw new Error(`OpenBLAS addon failed to load from ${BLAS_ADDON_PATH}: ${err.message}`);
   }
   return addon;
-}
-
-/**
- * Exact lengths, as in the reference backend: a longer array than the shape says is a
- * caller's shape bug, not something to multiply a prefix of. Zero dims are allowed.
- */
-function checkMatmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): void {
-  for (const [name, v] of [['m', m], ['k', k], ['n', n]] as const)
-    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`matmul: ${name} must be a non-negative integer, got ${v}`);
-  for (const [name, arr] of [['a', a], ['b', b]] as const)
-    if (!(arr instanceof Float32Array)) throw new TypeError(`matmul: ${name} must be a Float32Array`);
-  if (a.length !== m * k) throw new RangeError(`matmul: a has ${a.length} elements, needs ${m * k} (op(a) is ${m}x${k})`);
-  if (b.length !== k * n) throw new RangeError(`matmul: b has ${b.length} elements, needs ${k * n} (op(b) is ${k}x${n})`);
 }
 
 function resolveThreads(requested: number | undefined): number {
@@ -141,30 +130,7 @@ export async function createBlasKernels(opts: BlasKernelOptions = {}): Promise<B
       return c;
     },
 
-    async addBias(x: Float32Array, bias: Float32Array, rows: number, cols: number): Promise<Float32Array> {
-      live('addBias');
-      return ops.addBias(x, bias, rows, cols);
-    },
-    async sumRows(dy: Float32Array, rows: number, cols: number): Promise<Float32Array> {
-      live('sumRows');
-      return ops.sumRows(dy, rows, cols);
-    },
-    async activation(fn: ActivationFn, x: Float32Array): Promise<Float32Array> {
-      live('activation');
-      return ops.activation(fn, x);
-    },
-    async activationGrad(fn: ActivationFn, x: Float32Array, dy: Float32Array): Promise<Float32Array> {
-      live('activationGrad');
-      return ops.activationGrad(fn, x, dy);
-    },
-    async softmaxCrossEntropy(logits: Float32Array, target: Float32Array, rows: number, cols: number): Promise<LossResult> {
-      live('softmaxCrossEntropy');
-      return ops.softmaxCrossEntropy(logits, target, rows, cols);
-    },
-    async mse(pred: Float32Array, target: Float32Array): Promise<LossResult> {
-      live('mse');
-      return ops.mse(pred, target);
-    },
+    ...cpuOps(live),
 
     dispose(): void {
       // Nothing native to free: the addon holds no per-instance state.

@@ -34,7 +34,15 @@
  */
 import { GPU } from 'gpu.js';
 import type { IKernelRunShortcut, KernelVariable } from 'gpu.js';
-import { checkActivation, checkDims, checkLength, checkLoss, checkMatmul } from './reference.js';
+import {
+  checkActivation,
+  checkActivationGrad,
+  checkAddBias,
+  checkMatmul,
+  checkMse,
+  checkSoftmaxCrossEntropy,
+  checkSumRows,
+} from './checks.js';
 import type { ActivationFn, Kernels, LossResult, MatmulOptions } from './types.js';
 
 /** gpu.js modes this backend can be asked for (`gpu` = gpu.js chooses). */
@@ -330,41 +338,35 @@ export function createGpuJsKernels(opts: GpuJsKernelOptions = {}): Kernels {
     },
 
     async addBias(x, bias, rows, cols) {
-      checkDims('addBias', { rows, cols });
-      checkLength('addBias', 'x', x, rows * cols);
-      checkLength('addBias', 'bias', bias, cols);
+      checkAddBias(x, bias, rows, cols);
       if (rows * cols === 0) return new Float32Array(0);
       const entry = kernel(`addBias:${rows}x${cols}`, ADD_BIAS, rows * cols, { rows, cols });
       return run('addBias', entry, x, bias);
     },
 
     async sumRows(dy, rows, cols) {
-      checkDims('sumRows', { rows, cols });
-      checkLength('sumRows', 'dy', dy, rows * cols);
+      checkSumRows(dy, rows, cols);
       if (cols === 0 || rows === 0) return new Float32Array(cols);
       const entry = kernel(`sumRows:${rows}x${cols}`, SUM_ROWS, cols, { rows, cols });
       return run('sumRows', entry, dy);
     },
 
     async activation(fn, x) {
-      checkActivation(fn);
-      checkLength('activation', 'x', x, x.length);
+      checkActivation(fn, x);
       if (x.length === 0) return new Float32Array(0);
       const entry = kernel(`act:${fn}:${x.length}`, ACTIVATION[fn], x.length, {});
       return run(`activation(${fn})`, entry, x);
     },
 
     async activationGrad(fn, x, dy) {
-      checkActivation(fn);
-      checkLength('activationGrad', 'x', x, x.length);
-      checkLength('activationGrad', 'dy', dy, x.length);
+      checkActivationGrad(fn, x, dy);
       if (x.length === 0) return new Float32Array(0);
       const entry = kernel(`actGrad:${fn}:${x.length}`, ACTIVATION_GRAD[fn], x.length, {});
       return run(`activationGrad(${fn})`, entry, x, dy);
     },
 
     async softmaxCrossEntropy(logits, target, rows, cols): Promise<LossResult> {
-      checkLoss('softmaxCrossEntropy', logits, target, rows, cols);
+      checkSoftmaxCrossEntropy(logits, target, rows, cols);
       const shape = `${rows}x${cols}`;
       const c = { rows, cols };
       const max = await run('softmaxCrossEntropy', kernel(`sce.max:${shape}`, ROW_MAX, rows, c), logits);
@@ -377,7 +379,7 @@ export function createGpuJsKernels(opts: GpuJsKernelOptions = {}): Kernels {
     },
 
     async mse(pred, target) {
-      checkLoss('mse', pred, target, 1, pred.length);
+      checkMse(pred, target);
       const n = pred.length;
       const grad = await run('mse', kernel(`mse.grad:${n}`, MSE_GRAD, n, { n }), pred, target);
       const sq = await run('mse', kernel(`mse.sq:${n}`, SQUARED_DIFF, n, { n }), pred, target);
