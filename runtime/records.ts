@@ -13,7 +13,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
 import type { DeploymentRecord, OwnershipRecord } from './cluster-state.js';
 import { ModelSpec } from './model.js';
-import { NAME_PATTERN, type ClusterEvent, type DrainRequest, type FaultControlRequest, type Heartbeat, type StepMetric, type SupervisorView } from './protocol.js';
+import { NAME_PATTERN, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type StepMetric, type SupervisorView } from './protocol.js';
 import type { StateMeta } from './state-store.js';
 
 /** A parsed record, or why it is not one. */
@@ -109,6 +109,9 @@ const DrainRequestSchema: z.ZodType<DrainRequest> = z.object({ pnode: name }, { 
 const delayError = 'messageDelayMs must be a number in [0, 60000]';
 const FaultControlSchema: z.ZodType<FaultControlRequest> = z.object({ messageDelayMs: z.number({ error: delayError }).min(0, delayError).max(60_000, delayError) });
 
+const DrainReplySchema: z.ZodType<DrainReply> = z.object({ ok: z.boolean(), pnode: z.string(), moved: z.array(z.string()), error: z.string().optional() });
+const FaultControlReplySchema: z.ZodType<FaultControlReply> = z.object({ ok: z.boolean(), pnode: z.string(), messageDelayMs: z.number(), error: z.string().optional() });
+
 const BlobRefSchema = z.object({ key: z.string(), length: count, chunks: count });
 const StateMetaSchema: z.ZodType<StateMeta> = z.object({
   format: z.literal(1),
@@ -133,6 +136,8 @@ export const parseDrainingList = (d: Uint8Array | string) => parseWith('draining
 export const parseClusterEvent = (d: Uint8Array | string) => parseWith('cluster event', ClusterEventSchema, d);
 export const parseDrainRequest = (d: Uint8Array | string) => parseWith('drain request', DrainRequestSchema, d);
 export const parseFaultControlRequest = (d: Uint8Array | string) => parseWith('fault-control request', FaultControlSchema, d);
+export const parseDrainReply = (d: Uint8Array | string) => parseWith('drain reply', DrainReplySchema, d);
+export const parseFaultControlReply = (d: Uint8Array | string) => parseWith('fault-control reply', FaultControlReplySchema, d);
 export const parseStateMeta = (d: Uint8Array | string) => parseWith('VNode state meta', StateMetaSchema, d);
 
 /**

@@ -4,7 +4,8 @@
  * not declared dead: training slows down and stays bit-identical.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Subject, type FaultControlReply } from '../../runtime/protocol.js';
+import { Subject } from '../../runtime/protocol.js';
+import { parseFaultControlReply } from '../../runtime/records.js';
 import type { FaultKind } from './types.js';
 
 export const slowPNode: FaultKind = {
@@ -17,8 +18,9 @@ export const slowPNode: FaultKind = {
     const ms = fault.durationMs ?? 3000;
     const set = async (messageDelayMs: number) => {
       const m = await ctx.nc.request(Subject.faultControl(t), JSON.stringify({ messageDelayMs }), { timeout: 10_000 });
-      const r = m.json<FaultControlReply>();
-      if (!r.ok) throw new Error(`slow-pnode: ${t} refused: ${r.error}`);
+      const r = parseFaultControlReply(m.data);
+      if (!r.ok) throw new Error(`slow-pnode: ${t} answered with something else (${r.error})`);
+      if (!r.value.ok) throw new Error(`slow-pnode: ${t} refused: ${r.value.error}`);
     };
     await set(delay);
     const at = Date.now();
