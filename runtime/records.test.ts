@@ -1,0 +1,71 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BUILTIN_MODELS } from './model.js';
+import {
+  parseClusterEvent,
+  parseDeploymentRecord,
+  parseDrainingList,
+  parseDrainRequest,
+  parseEntry,
+  parseHeartbeat,
+  parseOwnershipRecord,
+  parseStateMeta,
+  parseStepMetric,
+  parseSupervisorView,
+  rejectOnce,
+  type Parsed,
+} from './records.js';
+
+const capacity = { cores: 2, memoryMb: 1024, kernelMode: 'js', gflops: 1.5, maxVNodes: 256, types: ['layer.dense'] };
+const counters = { fencedWrites: 0, rejected: 0, restarts: 0, escalations: 0, activations: 1 };
+const GOOD: Array<[string, (d: string) => Parsed<unknown>, unknown]> = [
+  ['ownership', parseOwnershipRecord, { pnode: 'pnode-1', epoch: 3, assignedAt: '2026-12-01T00:00:00Z' }],
+  ['deployment', parseDeploymentRecord, { spec: BUILTIN_MODELS['mnist-mlp'], seed: 1, batch: 64, steps: 600, createdAt: 'x' }],
+  ['heartbeat', parseHeartbeat, { pnode: 'pnode-1', pid: 9, at: 1, capacity, vnodes: ['m.0'], counters }],
+  ['view', parseSupervisorView, { at: 1, supervisorPid: 2, pnodes: [{ id: 'pnode-1', pid: 9, alive: true, draining: false, capacity, vnodes: [], lastHeartbeat: 1, counters }] }],
+  ['draining', parseDrainingList, ['pnode-1']],
+  ['event', parseClusterEvent, { type: 'dead', pnode: 'pnode-1', at: 2, lastHeartbeat: 1 }],
+  ['drain request', parseDrainRequest, { pnode: 'pnode-1' }],
+  ['state meta', parseStateMeta, { format: 1, deployment: 'm', index: 0, type: 'layer.dense', typeVersion: 1, generation: 4, epoch: 1, version: 2, snapshot: {}, tensors: { W: { key: 'k', length: 4, chunks: 0 } }, stash: {}, updatedAt: 'x' }],
+];
+
+test('every parser accepts its record and refuses junk, wrong shapes, null and numbers with a sentence', () => {
+  for (const [name, parse, good] of GOOD) {
+    const ok = parse(JSON.stringify(good));
+    assert.ok(ok.ok, `${name}: ${!ok.ok && ok.error}`);
+    assert.equal(ok.ok && ok.value, good, `${name} round-trips`);
+    // Wrong shape: the record without its first field.
+    const missing = Array.isArray(good) ? '[1]' : JSON.stringify(Object.fromEntries(Object.entries(good as object).slice(1)));
+    for (const bad of ['{nope', 'null', '42', '"text"', '[]', missing]) {
+      if (name === 'draining' && bad === '[]') continue; // an empty list is a list
+      const r = parse(bad);
+      assert.not.ok(r.ok, `${name} accepted ${bad}`);
+      assert.match(!r.ok ? r.error : '', /^[a-zA-Z -]+: /, `${name}: the error names the record`);
+    }
+  }
+});
+
+test('an event of an unknown type or missing a field is refused', () => {
+  assert.not.ok(parseClusterEvent(JSON.stringify({ type: 'explode' })).ok);
+  assert.not.ok(parseClusterEvent(JSON.stringify({ type: 'dead', pnode: 'p' })).ok);
+});
+
+test('parseStepMetric: a metric of the run, or null', () => {
+  const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  assert.equal(parseStepMetric(enc({ seq: 3, loss: 0.5, batch: 8, vnode: 'm.5' }), 10), { seq: 3, loss: 0.5, batch: 8, vnode: 'm.5' });
+  assert.is(parseStepMetric(enc({ seq: 10, loss: 0.5, batch: 8, vnode: 'm.5' }), 10), null, 'past the run');
+});
+
+test('rejectOnce says each bad record once per key and revision; parseEntry skips deletes', () => {
+  const lines: string[] = [];
+  const reject = rejectOnce((l) => lines.push(l));
+  const entry = (revision: number, value: string) => ({ bucket: 'b', key: 'k', revision, operation: 'PUT', length: value.length, value: new TextEncoder().encode(value) }) as never;
+  assert.is(parseEntry(entry(1, '{x'), parseOwnershipRecord, reject), null);
+  assert.is(parseEntry(entry(1, '{x'), parseOwnershipRecord, reject), null);
+  assert.is(parseEntry(entry(2, '{x'), parseOwnershipRecord, reject), null);
+  assert.equal(lines, ['rejected record b/k@1: ownership record: not JSON', 'rejected record b/k@2: ownership record: not JSON']);
+  assert.is(parseEntry({ bucket: 'b', key: 'k', revision: 3, operation: 'DEL', length: 0, value: new Uint8Array() } as never, parseOwnershipRecord, reject), null);
+  assert.is(lines.length, 2, 'a delete is not junk');
+});
+
+test.run();
