@@ -1,11 +1,14 @@
 /**
  * The actor host's lifecycle: an idle VNode passivates (its actor leaves memory) and
- * its next message brings it back from KV; release wakes a passivated VNode to stop.
+ * its next message brings it back from KV; release wakes a passivated VNode to stop;
+ * a VNode whose handler throws is restarted from KV with doubling backoff, and past
+ * its restart intensity it is escalated.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import '../actors/index.js';
 import { cleanup, setup } from '../test/helpers/nats.js';
 import { ActorHost, type HostEvent } from './actor-host.js';
@@ -14,7 +17,9 @@ import { sendMessage } from './envelope.js';
 import { createKernels } from './kernels/index.js';
 import { ensureDeploymentStreams } from './mailbox.js';
 import { BUILTIN_MODELS, resolveModel } from './model.js';
+import { registerVNodeType } from './registry.js';
 import { StateStore } from './state-store.js';
+import { defineVNodeType } from './vnode-type.js';
 
 test('an idle VNode passivates and its next message reactivates it', async () => {
   const { ns, nc } = await setup();
@@ -52,6 +57,86 @@ test('an idle VNode passivates and its next message reactivates it', async () =>
   } finally {
     await cleanup(ns, nc);
   }
+});
+
+/** An activation whose forward is the identity and whose backward always throws. */
+registerVNodeType(
+  defineVNodeType({
+    type: 'activation.throwsOnBackward',
+    version: 1,
+    role: 'activation',
+    description: 'identity forward; backward throws (a bug in a VNode type)',
+    config: z.object({}),
+    async forward(_ctx, _t, x) {
+      return { y: { shape: x.shape, data: x.data }, stash: [] };
+    },
+    async backward() {
+      throw new Error('backward blew up on purpose');
+    },
+  }),
+);
+
+/** Host VNode 1 (the throwing activation), feed it fwd 0 then bwd 0; the host's events and exit. */
+async function hostThrowing(name: string, opts: { maxRestarts: number; backoffMs: number }) {
+  const { ns, nc } = await setup();
+  try {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const buckets = await openBuckets(nc);
+    const store = new StateStore(buckets.state);
+    // Depth 0: after fwd 0 the VNode's next input is bwd 0, the one that throws.
+    const model = resolveModel({
+      name,
+      pipelineDepth: 0,
+      vnodes: [
+        { type: 'layer.dense', config: { units: 8 } },
+        { type: 'activation.throwsOnBackward' },
+        { type: 'layer.dense', config: { units: 10 } },
+        { type: 'loss.softmaxCrossEntropy' },
+      ],
+    });
+    const generation = await writeDeployment(buckets.deployments, { spec: model.spec, seed: 1, batch: 2, steps: 10, createdAt: new Date().toISOString(), hostedBy: 'local' });
+    await ensureDeploymentStreams(jsm, name);
+    const events: HostEvent[] = [];
+    const host = new ActorHost({ nc, js, jsm, store, kernels: await createKernels(), withinMs: 60_000, ...opts, onEvent: (e) => void events.push(e) });
+    const exit = host.host({ model, seed: 1, generation }, 1, 1);
+    const tensor = { shape: [2, 8], data: new Float32Array(16).fill(0.5) };
+    await sendMessage(js, { deployment: name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor });
+    await sendMessage(js, { deployment: name, to: 1, kind: 'bwd', seq: 0, epoch: 0, from: 'test', tensor });
+    const outcome = await Promise.race([exit, sleep(60_000).then(() => 'still running after 60 s')]);
+    await host.stopAll();
+    const committed = await store.read(name, 1);
+    return { outcome, events, schedule: (committed!.meta.snapshot as any).context.schedule };
+  } finally {
+    await cleanup(ns, nc);
+  }
+}
+
+test('a VNode whose backward throws is restarted from KV with doubling backoff, then escalated past maxRestarts', async () => {
+  const { outcome, events, schedule } = await hostThrowing('throwing', { maxRestarts: 3, backoffMs: 20 });
+  assert.is(outcome, 'escalated');
+  const restarts = events.filter((e): e is Extract<HostEvent, { type: 'restarting' }> => e.type === 'restarting');
+  assert.equal(restarts.map((e) => e.attempt), [1, 2, 3]);
+  assert.equal(restarts.map((e) => e.delayMs), [20, 40, 80], 'the backoff doubles');
+  for (const e of [...restarts, events.at(-1) as Extract<HostEvent, { type: 'escalated' }>]) {
+    assert.is(e.vnode, 'throwing.1');
+    assert.match(e.error, /backward blew up on purpose/);
+  }
+  assert.is(events.at(-1)!.type, 'escalated', 'escalated last, after the third restart');
+  assert.is(events.filter((e) => e.type === 'escalated').length, 1);
+  // Every restart came back from KV: activated once plus once per restart, and the
+  // forward committed before the failures was applied once, never replayed.
+  assert.is(events.filter((e) => e.type === 'activated').length, 4);
+  assert.equal(events.filter((e) => e.type === 'applied').map((e) => (e as { kind: string }).kind), ['fwd']);
+  assert.is(schedule.fwdNext, 1);
+  assert.is(schedule.bwdNext, 0, 'the failing backward never committed');
+});
+
+test('maxRestarts 0: the first failure escalates, no restart', async () => {
+  const { outcome, events } = await hostThrowing('throwing-once', { maxRestarts: 0, backoffMs: 20 });
+  assert.is(outcome, 'escalated');
+  assert.is(events.filter((e) => e.type === 'restarting').length, 0);
+  assert.is(events.filter((e) => e.type === 'escalated').length, 1);
 });
 
 test.run();

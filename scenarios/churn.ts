@@ -3,6 +3,7 @@ import { defineScenario } from './runner/define.js';
 export default defineScenario({
   name: 'churn',
   description: 'PNodes join and leave four times (SIGTERM and SIGKILL alternately) while training runs',
+  quick: true,
   pnodes: 3,
   steps: 300,
   batch: 32,

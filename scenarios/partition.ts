@@ -3,6 +3,7 @@ import { defineScenario } from './runner/define.js';
 export default defineScenario({
   name: 'partition',
   description: 'a PNode is cut off from NATS for 4 s while it keeps running: declared dead, its VNodes move, its stale writes are fenced',
+  quick: true,
   pnodes: 3,
   steps: 200,
   batch: 32,

@@ -149,14 +149,61 @@ test('(c) dcnr drain mid-training: every VNode moves off, nothing lost', async (
   await topUp();
 });
 
-test('(d) kill the supervisor mid-training and restart it: training finishes, nothing lost', async () => {
-  const result = await run(STEPS / 4, async () => {
-    cluster.procs.get('supervisor')!.kill('SIGKILL');
-    await sleep(1500);
-    cluster.spawnSupervisor();
+test('(d) kill the supervisor mid-training, restart it, then kill a PNode under the new one: it moves the VNodes, nothing lost', async () => {
+  let victim = { name: '', vnodes: [] as string[] };
+  let stepAtKill = 0;
+  let done = 0;
+  let eventsBeforeKill = 0;
+  let newPid: number | undefined;
+  let fired: Promise<void> | undefined;
+  let faultError: Error | undefined;
+  const result = await train({
+    nc, model, steps: STEPS, batch: BATCH, seed: SEED, kernels,
+    onProgress: (p) => {
+      done = p.done;
+      if (!fired && done >= STEPS / 10) {
+        fired = (async () => {
+          cluster.procs.get('supervisor')!.kill('SIGKILL');
+          await sleep(500);
+          newPid = cluster.spawnSupervisor().pid;
+          // The new supervisor has taken over once the view it publishes carries its pid
+          // and it sees the three PNodes and every VNode on them.
+          const deadline = Date.now() + 30_000;
+          for (;;) {
+            const v = await readView(nc);
+            const live = v?.pnodes.filter((p) => p.alive) ?? [];
+            if (v?.supervisorPid === newPid && live.length === 3 && live.reduce((n, p) => n + p.vnodes.length, 0) === model.vnodes.length) break;
+            if (Date.now() > deadline) throw new Error(`the new supervisor (pid ${newPid}) did not take over in 30 s: ${JSON.stringify(v)}`);
+            await sleep(50);
+          }
+          victim = await busiestPNode();
+          eventsBeforeKill = events.length;
+          stepAtKill = done;
+          cluster.procs.get(victim.name)!.kill('SIGKILL');
+        })().catch((err: Error) => {
+          faultError = err;
+        });
+      }
+    },
   });
+  await fired;
+  assert.is(faultError, undefined, faultError?.message);
+  const view = await readView(nc);
+  assert.is(view?.supervisorPid, newPid, 'the restarted supervisor is the one publishing the view');
+  assert.ok(stepAtKill > 0 && stepAtKill < STEPS, `the PNode died mid-training (after ${stepAtKill} of ${STEPS} steps)`);
+  assert.ok(victim.vnodes.length > 0, 'the victim hosted VNodes');
   assert.is(result.paramsHash, baseline.paramsHash);
-  await waitForPNodes(nc, 3);
+  // Only the new supervisor is alive after the kill: every placement event from then on is its.
+  const after = events.slice(eventsBeforeKill);
+  assert.ok(after.some((e) => e.type === 'dead' && e.pnode === victim.name), 'the new supervisor declared the victim dead');
+  const recovered = after.find((e) => e.type === 'recovered' && e.pnode === victim.name) as Extract<ClusterEvent, { type: 'recovered' }> | undefined;
+  assert.ok(recovered, 'the new supervisor re-placed its VNodes');
+  assert.equal([...recovered!.vnodes].sort(), [...victim.vnodes].sort());
+  for (const v of victim.vnodes) {
+    const moved = after.find((e) => e.type === 'assigned' && e.vnode === v && e.from === victim.name);
+    assert.ok(moved && moved.type === 'assigned' && moved.pnode !== victim.name, `${v} assigned away from ${victim.name}`);
+  }
+  await waitForPNodes(nc, 2);
 });
 
 test.run();

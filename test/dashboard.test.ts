@@ -86,16 +86,28 @@ test('HTTP: the page, /api/status with pids, clear 404 and 405', async () => {
 // Runs before the browser test on purpose: that test needs a supervisor that survived
 // this garbage (a `null` event used to close the supervisor's NATS reader).
 test('garbage on the event subjects is ignored: the dashboard, its stream and the supervisor go on', async () => {
-  for (const junk of ['not json', 'null', '42', '{}', '{"type":7}']) nc.publish(Subject.events('junk'), junk);
+  const junk = ['not json', 'null', '42', '{}', '{"type":7}'];
+  for (const j of junk) nc.publish(Subject.events('junk'), j);
+  // A well-formed event after the junk, on the same subject: once the history holds it,
+  // the dashboard has read every piece of junk before it (one publisher, in order).
+  const sentinel = { type: 'released', vnode: 'garbage-test.0', pnode: 'garbage-test', reason: 'sent after the junk', at: Date.now() };
+  nc.publish(Subject.events('junk'), JSON.stringify(sentinel));
   await nc.flush();
-  const res = await fetch(new URL('api/events', dashboard.url));
-  const reader = res.body!.getReader();
-  let text = '';
-  while (!text.includes('event: history')) text += new TextDecoder().decode((await reader.read()).value);
-  await reader.cancel();
-  const history = JSON.parse(/event: history\ndata: (.*)\n/.exec(text)![1]) as { events: Array<{ type: unknown }> };
-  assert.ok(history.events.every((e) => typeof e.type === 'string'), 'only well-formed events kept');
-  assert.is((await fetch(new URL('api/status', dashboard.url))).status, 200);
+  const history = await until('the event after the junk in the history', async () => {
+    const res = await fetch(new URL('api/events', dashboard.url));
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('event: history')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const h = JSON.parse(/event: history\ndata: (.*)\n/.exec(text)![1]) as { events: Array<Record<string, unknown>> };
+    return h.events.some((e) => e.reason === sentinel.reason) && h.events;
+  });
+  // There is history (the three joins, the placements), and none of it is the junk.
+  assert.is(history.filter((e) => e.type === 'joined').length, 3, 'the three joins are in the history');
+  assert.ok(history.filter((e) => e.type === 'assigned').length >= 6, 'the placements are in the history');
+  assert.ok(history.every((e) => typeof e.type === 'string' && typeof e.at === 'number'), `only well-formed events kept: ${JSON.stringify(history.filter((e) => typeof e.type !== 'string'))}`);
+  const s = await status();
+  assert.is(s.pnodes.filter((p) => p.alive).length, 3, 'the supervisor still reports three live PNodes');
 });
 
 test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on their new hosts', async () => {

@@ -3,33 +3,37 @@
  * servers and kill processes; isolation keeps one file's leftovers out of the next),
  * and ends with the plain `N passed, N failed` line CI reads.
  *
+ * Each file runs in its own process group: on a timeout the whole group is killed
+ * (the nats-servers and PNodes it spawned too, not just the file's own process), and
+ * whatever the group still has running after the file exits is killed before the
+ * next file starts.
+ *
  * Usage: `npm test [-- <substring filter>...]`
+ *
+ * Environment:
+ * - `DCNR_TEST_FILE_TIMEOUT_MS`: how long one file may run. @default 900000 (15 min)
+ * - `DCNR_TEST_DIRS`: comma-separated folders (relative to the checkout) to scan
+ *   instead of the whole checkout (the runner's own test points it at its fixtures).
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findTests } from './find-tests.js';
+import { scoreFile } from './uvu-summary.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const DIRS = ['runtime', 'actors', 'supervisor', 'scenarios', 'bench', 'test'];
+const DIRS = process.env.DCNR_TEST_DIRS?.split(',').filter(Boolean) ?? ['.'];
 /** A file that hangs is a failure, not a stuck CI job. */
-const FILE_TIMEOUT_MS = 15 * 60 * 1000;
+const FILE_TIMEOUT_MS = Number(process.env.DCNR_TEST_FILE_TIMEOUT_MS) || 15 * 60 * 1000;
 
-function findTests(dir: string): string[] {
-  let out: string[] = [];
-  let entries: string[];
+/** SIGKILL every process of the group `pgid`; false when none was left. */
+function killGroup(pgid: number): boolean {
   try {
-    entries = readdirSync(dir);
+    process.kill(-pgid, 'SIGKILL');
+    return true;
   } catch {
-    return out;
+    return false; // ESRCH: the group is empty
   }
-  for (const name of entries.sort()) {
-    if (name === 'node_modules') continue;
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out = out.concat(findTests(path));
-    else if (name.endsWith('.test.ts')) out.push(path);
-  }
-  return out;
 }
 
 const filters = process.argv.slice(2);
@@ -42,22 +46,33 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const strip = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 const failures: string[] = [];
+let running: number | undefined;
+// The groups are detached from ours, so a Ctrl-C or a CI cancel would not reach them.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (running) killGroup(running);
+    process.exit(1);
+  });
+}
 
 for (const file of files) {
   const name = relative(root, file);
   console.log(`\n── ${name}`);
   const started = Date.now();
-  const { code, output } = await new Promise<{ code: number; output: string }>((resolve) => {
+  const { code, output, timedOut } = await new Promise<{ code: number | null; output: string; timedOut: boolean }>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', file], {
       cwd: root,
       env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, whose id is its pid
     });
+    running = child.pid;
     let output = '';
+    let timedOut = false;
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       process.stdout.write(chunk);
@@ -65,29 +80,34 @@ for (const file of files) {
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     const timer = setTimeout(() => {
-      output += `\n${name}: timed out after ${FILE_TIMEOUT_MS / 1000} s\n`;
-      child.kill('SIGKILL');
+      timedOut = true;
+      const note = `\n${name}: timed out after ${FILE_TIMEOUT_MS / 1000} s; its process group killed\n`;
+      output += note;
+      process.stdout.write(note);
+      killGroup(child.pid!);
     }, FILE_TIMEOUT_MS);
-    child.on('close', (code) => {
+    let exitCode: number | null = null;
+    // A leftover grandchild holding the pipes would keep 'close' from ever firing.
+    child.on('exit', (c) => {
+      exitCode = c;
+      if (!timedOut && killGroup(child.pid!)) console.log(`   ${name}: processes left running after exit were killed`);
+    });
+    child.on('close', () => {
       clearTimeout(timer);
-      resolve({ code: code ?? 1, output });
+      running = undefined;
+      resolve({ code: exitCode, output, timedOut });
     });
   });
-  const text = strip(output);
-  const num = (label: string) => Number(text.match(new RegExp(`${label}:\\s+(\\d+)`))?.[1] ?? NaN);
-  const total = num('Total');
-  const ok = num('Passed');
-  const skipped = num('Skipped') || 0;
-  let fileFailed = Number.isNaN(total) ? 0 : total - ok - skipped;
-  if (!Number.isNaN(ok)) passed += ok;
-  // A crash or a non-zero exit with no failed test counted is still a failure.
-  if (code !== 0 && fileFailed === 0) fileFailed = 1;
-  if (Number.isNaN(total) && code === 0) fileFailed = 1; // ran no test
-  failed += fileFailed;
-  if (fileFailed > 0) failures.push(name);
-  console.log(`   ${name}: exit ${code}, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const score = scoreFile({ code, output, timedOut });
+  passed += score.passed;
+  failed += score.failed;
+  skipped += score.skipped;
+  if (score.failed > 0) failures.push(score.reason ? `${name} (${score.reason})` : name);
+  const skipNote = score.skipped ? `, ${score.skipped} skipped` : '';
+  console.log(`   ${name}: exit ${code}, ${((Date.now() - started) / 1000).toFixed(1)} s${skipNote}`);
 }
 
 if (failures.length) console.log(`\nfailed files:\n  ${failures.join('\n  ')}`);
+if (skipped) console.log(`\n${skipped} skipped (.skip, or left out by a .only)`);
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);

@@ -1,7 +1,8 @@
 /**
  * `dcnr train` as a user runs it, in real processes: two runs agree bit for bit, and
  * a run SIGKILLed mid-training and resumed ends with exactly the parameters of an
- * uninterrupted one (nothing lost, nothing applied twice).
+ * uninterrupted one (nothing lost, nothing applied twice), in one process and on a
+ * private cluster of two PNodes.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -74,6 +75,20 @@ test('SIGKILL mid-run, then --resume: same paramsHash as the uninterrupted run',
   assert.is(resumed.code, 0, resumed.stderr);
   assert.ok(resumed.json!.resumedFrom > 0 && resumed.json!.resumedFrom < 150, `resumed from ${resumed.json!.resumedFrom}`);
   assert.is(resumed.json!.paramsHash, reference.json!.paramsHash);
+});
+
+test('--pnodes 2: SIGKILL the train process mid-run (its cluster dies with it), then --resume: same paramsHash as an uninterrupted --pnodes 2 run', async () => {
+  const CLUSTER = ARGS.map((a, i) => (ARGS[i - 1] === '--pnodes' ? '2' : a));
+  const uninterrupted = await dcnr([...CLUSTER, '--store', join(dir, 'cluster-ref')]);
+  assert.is(uninterrupted.code, 0, uninterrupted.stderr.slice(-2000));
+  assert.is(uninterrupted.json!.pnodes, 2);
+  const store = join(dir, 'cluster-killed');
+  const killed = await dcnr([...CLUSTER, '--store', store], /train: (6\d|[7-9]\d|1[0-4]\d)\/150 steps/);
+  assert.is(killed.signal, 'SIGKILL', `killed by SIGKILL (stderr: ${killed.stderr.slice(-500)})`);
+  const resumed = await dcnr([...CLUSTER, '--store', store, '--resume']);
+  assert.is(resumed.code, 0, resumed.stderr.slice(-3000));
+  assert.ok(resumed.json!.resumedFrom > 0 && resumed.json!.resumedFrom < 150, `resumed from ${resumed.json!.resumedFrom}`);
+  assert.is(resumed.json!.paramsHash, uninterrupted.json!.paramsHash);
 });
 
 test('--resume with different arguments is refused with a clear error', async () => {
