@@ -20,11 +20,10 @@ import { ensureDeploymentStreams, removeDeploymentStreams } from './mailbox.js';
 import type { ResolvedModel } from './model.js';
 import { ownerKey, Stream } from './protocol.js';
 import { parseStepMetric } from './validate.js';
-import { nextInput, type ScheduleState } from './schedule.js';
 import { StateStore } from './state-store.js';
 import { SpanKind, type ObservableResult } from '@opentelemetry/api';
 import { startSpan, telemetryMetrics, type MessageSpan } from './telemetry.js';
-import type { VNodeMachineContext } from './vnode-machine.js';
+import { readProgress } from './vnode-record.js';
 
 export interface TrainOptions {
   nc: NatsConnection;
@@ -256,21 +255,21 @@ export function chunkBytesFor(nc: NatsConnection): number {
   return Math.max(64 * 1024, Math.min(max - 64 * 1024, 4 * 1024 * 1024));
 }
 
-async function contextOf(store: StateStore, dep: string, index: number): Promise<VNodeMachineContext | null> {
-  const c = await store.read(dep, index);
-  return c ? (c.meta.snapshot as { context: VNodeMachineContext }).context : null;
-}
-
 /** How many steps the loss VNode has completed (where a resumed trainer starts sending). */
 async function lossProgress(store: StateStore, dep: string, lossIndex: number): Promise<number> {
-  const ctx = await contextOf(store, dep, lossIndex);
-  return ctx ? (ctx.schedule as ScheduleState).targetNext : 0;
+  const c = await store.read(dep, lossIndex);
+  if (!c) return 0;
+  const progress = readProgress(c.meta);
+  if (!progress.ok) throw new Error(`--resume: the stored state of ${dep}.${lossIndex} is unreadable: ${progress.error}`);
+  return progress.value.schedule.targetNext;
 }
 
+/** Every VNode's committed record says its schedule is complete (an unreadable one: not yet). */
 async function allDone(store: StateStore, model: ResolvedModel): Promise<boolean> {
   for (const v of model.vnodes) {
-    const ctx = await contextOf(store, model.spec.name, v.index);
-    if (!ctx || nextInput(v.def.role, ctx.schedule, model.spec.pipelineDepth) !== null) return false;
+    const c = await store.read(model.spec.name, v.index);
+    const progress = c && readProgress(c.meta, { role: v.def.role, depth: model.spec.pipelineDepth });
+    if (!progress?.ok || !progress.value.complete) return false;
   }
   return true;
 }

@@ -18,7 +18,7 @@ import { Stream, Subject, type ClusterEvent } from '../../runtime/protocol.js';
 import { createRng } from '../../runtime/rng.js';
 import { StateStore } from '../../runtime/state-store.js';
 import { chunkBytesFor, train, type TrainResult } from '../../runtime/trainer.js';
-import type { VNodeMachineContext } from '../../runtime/vnode-machine.js';
+import { readProgress } from '../../runtime/vnode-record.js';
 import { FAULT_KINDS } from '../faults/index.js';
 import type { ClusterNeeds, FaultContext, InjectedFault } from '../faults/types.js';
 import { startScenarioCluster, type ScenarioCluster } from './cluster.js';
@@ -249,7 +249,9 @@ async function countUpdates(nc: NatsConnection, model: ResolvedModel, steps: num
   let duplicated = 0;
   for (const v of model.vnodes) {
     const c = await store.read(model.spec.name, v.index);
-    const n = c ? (c.meta.snapshot as { context: VNodeMachineContext }).context.applied : 0;
+    // An unreadable record counts as nothing applied: its updates show as lost.
+    const progress = c ? readProgress(c.meta) : null;
+    const n = progress?.ok ? progress.value.applied : 0;
     applied += n;
     lost += Math.max(0, steps - n);
     duplicated += Math.max(0, n - steps);
