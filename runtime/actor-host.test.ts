@@ -20,6 +20,14 @@ import { BUILTIN_MODELS, resolveModel } from './model.js';
 import { registerVNodeType } from './registry.js';
 import { StateStore } from './state-store.js';
 import { defineVNodeType } from './vnode-type.js';
+import { readProgress } from './vnode-record.js';
+import type { StateMeta } from './state-store.js';
+
+const progressOf = (meta: StateMeta) => {
+  const p = readProgress(meta);
+  if (!p.ok) throw new Error(p.error);
+  return p.value;
+};
 
 test('an idle VNode passivates and its next message reactivates it', async () => {
   const { ns, nc } = await setup();
@@ -49,7 +57,7 @@ test('an idle VNode passivates and its next message reactivates it', async () =>
     await waitFor(() => events.filter((e) => e.type === 'activated').length === 2, 'reactivation');
     await waitFor(() => events.some((e) => e.type === 'applied'), 'the message applied');
     const committed = await store.read(model.spec.name, 1);
-    assert.is((committed!.meta.snapshot as any).context.schedule.fwdNext, 1, 'its state advanced, from KV');
+    assert.is(progressOf(committed!.meta).schedule.fwdNext, 1, 'its state advanced, from KV');
 
     await waitFor(() => events.filter((e) => e.type === 'passivated').length === 2, 'second passivation');
     await host.release(model.spec.name, 1);
@@ -106,7 +114,7 @@ async function hostThrowing(name: string, opts: { maxRestarts: number; backoffMs
     const outcome = await Promise.race([exit, sleep(60_000).then(() => 'still running after 60 s')]);
     await host.stopAll();
     const committed = await store.read(name, 1);
-    return { outcome, events, schedule: (committed!.meta.snapshot as any).context.schedule };
+    return { outcome, events, schedule: progressOf(committed!.meta).schedule };
   } finally {
     await cleanup(ns, nc);
   }

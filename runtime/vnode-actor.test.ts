@@ -15,8 +15,16 @@ import { BUILTIN_MODELS, resolveModel } from './model.js';
 import { Header, PROTOCOL_VERSION, Stream, Subject } from './protocol.js';
 import { registerVNodeType } from './registry.js';
 import { toBytes } from './tensor.js';
+import { ActorHost, type HostEvent } from './actor-host.js';
+import { openBuckets } from './cluster-state.js';
+import { sendMessage } from './envelope.js';
+import { ensureDeploymentStreams } from './mailbox.js';
+import type { ResolvedModel } from './model.js';
+import { StateStore } from './state-store.js';
 import { train } from '../trainer/train.js';
-import { defineVNodeType } from './vnode-type.js';
+import { VNodeActor, type ActorEvent } from './vnode-actor.js';
+import { readProgress } from './vnode-record.js';
+import { defineVNodeType, type TransformDefinition, type Tensors } from './vnode-type.js';
 
 const kernels = await createKernels();
 const STEPS = 30;
@@ -118,6 +126,118 @@ test('a VNode type defined in a test file trains without touching runtime code',
     assert.ok(result.testAccuracy > 0.7, `accuracy ${result.testAccuracy}`);
   } finally {
     await cleanup(ns, nc);
+  }
+});
+
+/** `model` with VNode 0's type replaced by `def(old)`: the same type id at another version. */
+const withLayer0 = (model: ResolvedModel, def: (old: TransformDefinition<any>) => TransformDefinition<any>): ResolvedModel => ({
+  ...model,
+  vnodes: model.vnodes.map((v) => (v.index === 0 ? { ...v, def: def(v.def as TransformDefinition<any>) } : v)),
+});
+
+/** A real server, streams and store for activating VNode 0 of a small model by hand. */
+async function layer0Fixture(name: string) {
+  const { ns, nc } = await setup();
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const store = new StateStore((await openBuckets(nc)).state);
+  const model = resolveModel({ ...BUILTIN_MODELS['mnist-mlp'], name });
+  await ensureDeploymentStreams(jsm, name);
+  const base = { nc, js, jsm, store, kernels, seed: 5, generation: 1, index: 0 };
+  return { ns, nc, js, jsm, store, model, base };
+}
+
+test('a state stored by an older type version is upgraded on activation, and training goes on from the upgraded tensors', async () => {
+  const f = await layer0Fixture('upgrade');
+  let live: VNodeActor | undefined;
+  try {
+    // Version 1 of layer 0 creates and commits its initial state.
+    const v1 = await VNodeActor.activate({ ...f.base, model: f.model, epoch: 1 });
+    const W1 = v1.tensors.W.slice();
+    // Version 2 stores W doubled (a stand-in for any change of layout).
+    const calls: number[] = [];
+    const upgrade = (from: number, t: Tensors): Tensors => {
+      calls.push(from);
+      return { ...t, W: t.W.map((w) => 2 * w) };
+    };
+    const model2 = withLayer0(f.model, (old) => ({ ...old, version: 2, upgrade }));
+    const events: ActorEvent[] = [];
+    const v2 = await VNodeActor.activate({ ...f.base, model: model2, epoch: 2, onEvent: (e) => void events.push(e) });
+    live = v2;
+    assert.equal(calls, [1], 'upgrade() called once, from version 1');
+    assert.equal(Array.from(v2.tensors.W), Array.from(W1.map((w) => 2 * w)), 'the actor holds the upgraded tensors');
+    const stored = await f.store.read('upgrade', 0);
+    assert.is(stored!.meta.typeVersion, 2, 'the takeover write stores the new version');
+
+    // One step through the upgraded actor, against the type's own functions on 2·W.
+    const rows = 4;
+    const x = Float32Array.from({ length: rows * 784 }, (_, i) => ((i * 7) % 13) / 13);
+    const dy = Float32Array.from({ length: rows * 128 }, (_, i) => ((i * 5) % 11) / 11 - 0.5);
+    const running = v2.run();
+    await sendMessage(f.js, { deployment: 'upgrade', to: 0, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [rows, 784], data: x } });
+    // `end` right behind it: with forwards over, the schedule takes bwd 0 at once.
+    await sendMessage(f.js, { deployment: 'upgrade', to: 0, kind: 'end', seq: 1, epoch: 0, from: 'test' });
+    await sendMessage(f.js, { deployment: 'upgrade', to: 0, kind: 'bwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [rows, 128], data: dy } });
+    assert.is(await running, 'done', 'its schedule complete after fwd 0, end 1, bwd 0');
+    live = undefined;
+    assert.equal(events.filter((e) => e.type === 'applied').map((e) => `${(e as { kind: string }).kind}`), ['fwd', 'end', 'bwd']);
+
+    const v = model2.vnodes[0];
+    const def = v.def as TransformDefinition<any>;
+    const ctx = { k: kernels, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
+    const start = { ...v1.tensors, W: W1.map((w) => 2 * w) };
+    const { stash } = await def.forward(ctx, start, { shape: [rows, 784], data: x });
+    const expected = await def.backward({ ...ctx, step: 1, needDx: false }, start, { shape: [rows, 128], data: dy }, stash ?? []);
+    const committed = await f.store.load((await f.store.read('upgrade', 0))!.meta);
+    assert.equal(Array.from(committed.tensors.W), Array.from(expected.tensors!.W), 'W after one step from the upgraded weights');
+    assert.equal(Array.from(committed.tensors.b), Array.from(expected.tensors!.b));
+  } finally {
+    live?.stop();
+    await cleanup(f.ns, f.nc);
+  }
+});
+
+test('a state stored by a NEWER type version than the code is refused, naming both versions; the host restarts, then escalates', async () => {
+  const f = await layer0Fixture('newer');
+  try {
+    const model3 = withLayer0(f.model, (old) => ({ ...old, version: 3 }));
+    await VNodeActor.activate({ ...f.base, model: model3, epoch: 1 });
+    const stored = (await f.store.read('newer', 0))!;
+    assert.is(stored.meta.typeVersion, 3);
+
+    // This code knows layer.dense version 1 only.
+    const refused = await VNodeActor.activate({ ...f.base, model: f.model, epoch: 2 }).then(() => null, (err: Error) => err);
+    assert.instance(refused, Error, 'activation must refuse a newer stored version');
+    assert.match(refused!.message, /version 3, newer than this code's version 1/);
+    const after = (await f.store.read('newer', 0))!;
+    assert.is(after.revision, stored.revision, 'nothing written over the newer state');
+
+    const events: HostEvent[] = [];
+    const host = new ActorHost({ nc: f.nc, js: f.js, jsm: f.jsm, store: f.store, kernels, maxRestarts: 1, backoffMs: 1, onEvent: (e) => void events.push(e) });
+    const exit = await host.host({ model: f.model, seed: 5, generation: 1 }, 0, 3);
+    assert.is(exit, 'escalated');
+    assert.equal(events.map((e) => e.type), ['restarting', 'escalated']);
+    assert.match((events[1] as { error: string }).error, /version 3, newer than this code's version 1/);
+  } finally {
+    await cleanup(f.ns, f.nc);
+  }
+});
+
+test('a stored machine snapshot of the wrong shape is refused with a reason, and progress readers get null, not a throw', async () => {
+  const f = await layer0Fixture('junk');
+  try {
+    const first = await VNodeActor.activate({ ...f.base, model: f.model, epoch: 1 });
+    const prev = (await f.store.read('junk', 0))!;
+    await f.store.write('junk', 0, prev, { generation: 1, epoch: 1, type: 'layer.dense', typeVersion: 1, snapshot: { status: 'active', value: 'waiting', context: { applied: 'many' } }, tensors: first.tensors as Tensors, stash: new Map() });
+    const junk = (await f.store.read('junk', 0))!;
+    const progress = readProgress(junk.meta);
+    assert.is(progress.ok, false);
+    assert.match((progress as { error: string }).error, /context\.role/);
+    const refused = await VNodeActor.activate({ ...f.base, model: f.model, epoch: 2 }).then(() => null, (err: Error) => err);
+    assert.instance(refused, Error, 'activation must refuse a malformed snapshot');
+    assert.match(refused!.message, /stored state cannot be resumed: not a VNode machine snapshot/);
+  } finally {
+    await cleanup(f.ns, f.nc);
   }
 });
 

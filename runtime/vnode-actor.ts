@@ -1,9 +1,12 @@
 /**
  * The actor host of ONE VNode: it owns the IO around a pure VNode type and machine.
  *
- * Per message: pull the input the schedule asks for → validate → skip duplicates →
- * compute → publish outputs (with de-duplicating message ids) → commit the new state
- * by compare-and-set → ack. Crash anywhere: the committed state and the unacked
+ * Per message: ask the machine which input it awaits (`awaitedInput`) → pull that →
+ * validate → tell the machine (MESSAGE / INVALID) → do what the state it moved to
+ * says: ack a duplicate (`skipping`), dead-letter and ack (`rejecting`), or compute
+ * (`processing`) → publish outputs with de-duplicating message ids (`publishing`) →
+ * commit the new state by compare-and-set, then ack (`persisting`). The host never
+ * reads the machine's counters to decide anything. Crash anywhere: the committed state and the unacked
  * message are still there, and the re-run produces the same outputs (they are
  * deterministic), which downstream de-duplicates. A failed CAS means a newer owner
  * exists: the actor stops at once (invariant 1).
@@ -26,12 +29,12 @@ import {
   type StepMetric,
 } from './protocol.js';
 import { createRng } from './rng.js';
-import { nextInput } from './schedule.js';
 import { startSpan, telemetryMetrics } from './telemetry.js';
 import { FencedError, StateStore, type Committed } from './state-store.js';
 import type { Tensor } from './tensor.js';
 import { validateMessage, type InboundMessage } from './validate.js';
-import { vnodeMachine } from './vnode-machine.js';
+import { awaitedInput, vnodeMachine, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
+import { parseMachineSnapshot, toStateWrite } from './vnode-record.js';
 import type { LossDefinition, Tensors, TransformDefinition, VNodeContext } from './vnode-type.js';
 
 /** What an actor tells its host about (for metrics, logs and tests). */
@@ -123,17 +126,11 @@ export class VNodeActor {
     const deployment = o.model.spec.name;
     /** Commit the activated state under our epoch (CAS on `prev`) and build the actor. */
     const commit = async (prev: Committed | null, tensors: Tensors, stash: Map<number, Float32Array[]>, machine: Actor<typeof vnodeMachine>) => {
-      const committed = await o.store.write(deployment, o.index, prev, {
-        generation: o.generation,
-        epoch: o.epoch,
-        type: v.def.type,
-        typeVersion: v.def.version,
-        snapshot: machine.getPersistedSnapshot(),
-        tensors,
-        stash,
-      });
+      const write = toStateWrite({ generation: o.generation, epoch: o.epoch, def: v.def, machine, tensors, stash });
+      const committed = await o.store.write(deployment, o.index, prev, write);
       return new VNodeActor(o, committed, tensors, stash, machine);
     };
+    const input = { role: v.def.role, depth: o.model.spec.pipelineDepth };
     for (let attempt = 0; ; attempt++) {
       const stored = await o.store.read(deployment, o.index);
       if (stored && stored.meta.generation > o.generation) {
@@ -144,7 +141,7 @@ export class VNodeActor {
       try {
         let actor: VNodeActor;
         if (!found) {
-          const machine = createActor(vnodeMachine).start();
+          const machine = createActor(vnodeMachine, { input }).start();
           machine.send({ type: 'ACTIVATED', epoch: o.epoch });
           const tensors =
             v.def.role === 'loss' || !v.def.init
@@ -165,12 +162,24 @@ export class VNodeActor {
           if (meta.type !== v.def.type) {
             throw new Error(`${deployment}.${o.index}: stored state is of type ${meta.type}, the model says ${v.def.type}`);
           }
+          // Newer state than this code: resuming it would misread its tensors (no downgrades).
+          if (meta.typeVersion > v.def.version) {
+            throw new Error(
+              `${deployment}.${o.index}: stored state is ${v.def.type} version ${meta.typeVersion}, newer than this code's version ${v.def.version}; run code that knows version ${meta.typeVersion}`,
+            );
+          }
+          const snapshot = parseMachineSnapshot(meta.snapshot);
+          if (!snapshot.ok) throw new Error(`${deployment}.${o.index}: stored state cannot be resumed: ${snapshot.error}`);
+          const { role, depth } = snapshot.value.context;
+          if (role !== input.role || depth !== input.depth) {
+            throw new Error(`${deployment}.${o.index}: stored state is a ${role} of pipeline depth ${depth}, the model says a ${input.role} of depth ${input.depth}`);
+          }
           let { tensors, stash } = await o.store.load(meta);
           if (meta.typeVersion < v.def.version) {
             if (!v.def.upgrade) throw new Error(`${v.def.type}: stored version ${meta.typeVersion} needs an upgrade() to ${v.def.version}`);
             tensors = v.def.upgrade(meta.typeVersion, tensors, v.config);
           }
-          const machine = createActor(vnodeMachine, { snapshot: meta.snapshot as any }).start();
+          const machine = createActor(vnodeMachine, { snapshot: snapshot.value, input }).start();
           machine.send({ type: 'RESTORED', epoch: o.epoch });
           // The takeover write: after it, every write of an older owner fails its CAS.
           actor = await commit(found, tensors, stash, machine);
@@ -211,24 +220,37 @@ export class VNodeActor {
     this.#stopping = true;
   }
 
-  /** Process messages until the schedule is complete, the actor is fenced, or stopped. */
+  /** The machine's state (for tests and tools; the host decides from it). */
+  get state(): VNodeMachineSnapshot['value'] {
+    return this.#machine.getSnapshot().value;
+  }
+
+  /** Send the machine an event and return the state it moved to. */
+  #tell(event: VNodeMachineEvent): VNodeMachineSnapshot {
+    this.#machine.send(event);
+    return this.#machine.getSnapshot();
+  }
+
+  /** Process messages until the machine is done, the actor is fenced, passivated or stopped. */
   async run(): Promise<ActorExit> {
-    const { spec } = this.#o.model;
     let lastMessage = Date.now();
     while (!this.#stopping) {
-      const want = nextInput(this.#v.def.role, this.context.schedule, spec.pipelineDepth);
-      if (!want) {
+      const now = this.#machine.getSnapshot();
+      if (now.matches('done')) {
         this.#o.onEvent?.({ type: 'done', vnode: this.id });
         return 'done';
       }
+      const want = awaitedInput(now);
+      if (!want) throw new Error(`${this.id}: the machine awaits no input in state ${JSON.stringify(now.value)}`);
       try {
         const msg = await this.#mailboxes.get(want.port)!.next();
         if (!msg) {
           // Idle: leave memory (state is in KV); the host wakes us on the next message.
           if (!this.#stopping && this.#o.passivateAfterMs !== undefined && Date.now() - lastMessage >= this.#o.passivateAfterMs) {
-            this.#machine.send({ type: 'STOP' });
-            this.#o.onEvent?.({ type: 'passivated', vnode: this.id });
-            return 'passivated';
+            if (this.#tell({ type: 'PASSIVATE' }).matches('passivated')) {
+              this.#o.onEvent?.({ type: 'passivated', vnode: this.id });
+              return 'passivated';
+            }
           }
           continue;
         }
@@ -276,52 +298,56 @@ export class VNodeActor {
     });
     if (!checked.ok) {
       startSpan('vnode reject', raw.headers?.get(Header.TraceParent) || undefined, () => this.#spanAttributes()).end(checked.error);
+      this.#expect(this.#tell({ type: 'INVALID' }), 'rejecting');
       return this.#reject(raw, checked.error);
     }
     const m = checked.msg;
     const attributes = () => ({ ...this.#spanAttributes(), 'dcnr.kind': m.kind, 'dcnr.seq': m.seq });
-    if (m.seq < want.seq) {
+    // A fact about our state the machine weighs only if this is the awaited message.
+    const mismatch = this.#checkAgainstState(m);
+    const verdict = this.#tell({ type: 'MESSAGE', port: m.port, kind: m.kind, seq: m.seq, fits: mismatch === null });
+    if (verdict.matches('skipping')) {
       startSpan('vnode replay', m.traceparent, attributes).end();
-      this.#machine.send({ type: 'DUPLICATE' });
-      this.#o.onEvent?.({ type: 'duplicate', vnode: this.id, port: want.port, seq: m.seq });
+      this.#o.onEvent?.({ type: 'duplicate', vnode: this.id, port: m.port, seq: m.seq });
       raw.ack();
+      this.#tell({ type: 'ACKED' });
       return;
     }
-    if (m.seq > want.seq) {
+    if (verdict.matches({ rejecting: 'outOfOrder' })) {
       return this.#reject(raw, `out of order: ${this.id} expects seq ${want.seq} on its ${want.port} port next, got ${m.seq}`);
     }
-    const mismatch = this.#checkAgainstState(m);
-    if (mismatch) return this.#reject(raw, mismatch);
+    if (verdict.matches({ rejecting: 'wrongPort' })) {
+      return this.#reject(raw, `wrong port: ${this.id} waits on its ${want.port} port, got a ${m.kind} message from the ${m.port} port`);
+    }
+    if (verdict.matches({ rejecting: 'doesNotFit' })) return this.#reject(raw, mismatch ?? `${m.kind} seq ${m.seq} does not fit ${this.id}'s state`);
+    this.#expect(verdict, 'processing');
 
     const span = startSpan(`vnode ${m.kind}`, m.traceparent, attributes);
     const meters = telemetryMetrics();
     try {
-      this.#machine.send({ type: 'RECEIVE', kind: m.kind, seq: m.seq });
       const t0 = performance.now();
       const outputs = await this.#compute(m);
       meters.computeMs.record(performance.now() - t0, KIND_ATTRIBUTES[m.kind]);
-      this.#machine.send({ type: 'COMPUTED', kind: m.kind, seq: m.seq });
+      this.#expect(this.#tell({ type: 'COMPUTED' }), 'publishing');
 
       // Outputs go out before the commit: if we die in between, the re-run sends the
       // same bytes under the same message ids, and they are dropped as duplicates.
       await Promise.all(outputs.map((out) => this.#publish(out, m, span.traceparent ?? m.traceparent)));
 
-      const endPersist = span.child('persist');
-      const t1 = performance.now();
-      this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, {
-        generation: this.#o.generation,
-        epoch: this.#o.epoch,
-        type: this.#v.def.type,
-        typeVersion: this.#v.def.version,
-        snapshot: this.#machine.getPersistedSnapshot(),
-        tensors: this.#tensors,
-        stash: this.#stash,
-      });
-      endPersist();
-      meters.persistMs.record(performance.now() - t1);
+      // Today every message is committed (`persisting`); with checkpoints the machine
+      // will choose here whether this one is.
+      if (this.#tell({ type: 'PUBLISHED' }).matches('persisting')) {
+        const endPersist = span.child('persist');
+        const t1 = performance.now();
+        const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash });
+        this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, write);
+        endPersist();
+        meters.persistMs.record(performance.now() - t1);
+        this.#tell({ type: 'PERSISTED' });
+        // Acked only once a committed state holds its effect (invariant 2).
+        raw.ack();
+      }
       meters.messages.add(1, KIND_ATTRIBUTES[m.kind]);
-      this.#machine.send({ type: 'PERSISTED' });
-      raw.ack();
       span.end();
     } catch (err) {
       if (err instanceof FencedError) meters.fencedWrites.add(1);
@@ -329,6 +355,11 @@ export class VNodeActor {
       throw err;
     }
     this.#o.onEvent?.({ type: 'applied', vnode: this.id, kind: m.kind, seq: m.seq });
+  }
+
+  /** The machine must be in `state` now: anything else is a bug between host and machine. */
+  #expect(snapshot: VNodeMachineSnapshot, state: 'rejecting' | 'processing' | 'publishing'): void {
+    if (!snapshot.matches(state)) throw new Error(`${this.id}: the machine is in ${JSON.stringify(snapshot.value)}, the host expected ${state}`);
   }
 
   #spanAttributes() {
@@ -424,9 +455,9 @@ export class VNodeActor {
     const notice: RejectionNotice = { subject: raw.subject, vnode: this.id, error, at: new Date().toISOString() };
     this.#o.nc.publish(Subject.errors(this.#deployment), JSON.stringify(notice));
     telemetryMetrics().rejected.add(1);
-    this.#machine.send({ type: 'REJECTED' });
     this.#o.onEvent?.({ type: 'rejected', vnode: this.id, subject: raw.subject, error });
     raw.ack();
+    this.#tell({ type: 'ACKED' });
   }
 }
 

@@ -1,51 +1,184 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
-import { vnodeMachine } from './vnode-machine.js';
+import type { MessageKind, Port } from './protocol.js';
+import { PORT_OF_KIND } from './protocol.js';
+import type { Role } from './schedule.js';
+import { awaitedInput, vnodeMachine } from './vnode-machine.js';
 
-test('lifecycle: activating → ready ⇄ processing → persisting → ready', () => {
-  const a = createActor(vnodeMachine).start();
-  assert.is(a.getSnapshot().value, 'activating');
-  a.send({ type: 'ACTIVATED', epoch: 3 });
-  assert.is(a.getSnapshot().value, 'ready');
-  a.send({ type: 'RECEIVE', kind: 'fwd', seq: 0 });
-  assert.is(a.getSnapshot().value, 'processing');
-  a.send({ type: 'COMPUTED', kind: 'fwd', seq: 0 });
+const start = (role: Role = 'layer', depth = 1) => {
+  const a = createActor(vnodeMachine, { input: { role, depth } }).start();
+  a.send({ type: 'ACTIVATED', epoch: 1 });
+  return a;
+};
+type A = ReturnType<typeof start>;
+const message = (kind: MessageKind, seq: number, port: Port = PORT_OF_KIND[kind], fits = true) => ({ type: 'MESSAGE' as const, port, kind, seq, fits });
+/** Apply one message the way the host does when the machine accepts it. */
+const apply = (a: A, kind: MessageKind, seq: number) => {
+  a.send(message(kind, seq));
+  assert.is(a.getSnapshot().value, 'processing', `${kind}${seq} accepted`);
+  a.send({ type: 'COMPUTED' });
+  assert.is(a.getSnapshot().value, 'publishing');
+  a.send({ type: 'PUBLISHED' });
   assert.is(a.getSnapshot().value, 'persisting');
-  assert.is(a.getSnapshot().context.schedule.fwdNext, 1);
   a.send({ type: 'PERSISTED' });
-  assert.is(a.getSnapshot().value, 'ready');
+};
+
+test('lifecycle: activating → waiting → processing → publishing → persisting → waiting', () => {
+  const a = createActor(vnodeMachine, { input: { role: 'layer', depth: 1 } }).start();
+  assert.is(a.getSnapshot().value, 'activating');
+  assert.is(awaitedInput(a.getSnapshot()), null, 'awaits nothing before activation');
+  a.send({ type: 'ACTIVATED', epoch: 3 });
+  assert.is(a.getSnapshot().value, 'waiting');
+  assert.equal(awaitedInput(a.getSnapshot()), { port: 'fwd', seq: 0 });
+  a.send(message('fwd', 0));
+  assert.is(a.getSnapshot().value, 'processing');
+  assert.is(awaitedInput(a.getSnapshot()), null, 'awaits nothing while busy');
+  a.send({ type: 'COMPUTED' });
+  assert.is(a.getSnapshot().context.schedule.fwdNext, 1);
+  a.send({ type: 'PUBLISHED' });
+  a.send({ type: 'PERSISTED' });
+  assert.is(a.getSnapshot().value, 'waiting');
+  assert.equal(awaitedInput(a.getSnapshot()), { port: 'fwd', seq: 1 });
   assert.is(a.getSnapshot().context.epoch, 3);
 });
 
-test('a snapshot persisted in `persisting` restores through JSON to ready with its counters', () => {
-  const a = createActor(vnodeMachine).start();
-  a.send({ type: 'ACTIVATED', epoch: 1 });
-  for (const [kind, seq] of [['fwd', 0], ['fwd', 1], ['bwd', 0]] as const) {
-    a.send({ type: 'RECEIVE', kind, seq });
-    a.send({ type: 'COMPUTED', kind, seq });
-    if (seq !== 0 || kind !== 'bwd') a.send({ type: 'PERSISTED' });
+test('the schedule is machine logic: a depth-1 layer awaits F0 F1 B0 F2 B1 … end, B last', () => {
+  const a = start('layer', 1);
+  const order: string[] = [];
+  const inputs: Record<Port, MessageKind> = { fwd: 'fwd', bwd: 'bwd', target: 'target' };
+  for (let guard = 0; guard < 20; guard++) {
+    const want = awaitedInput(a.getSnapshot());
+    if (!want) break;
+    // The trainer sends 3 forwards, then `end` at seq 3.
+    const kind = want.port === 'fwd' && want.seq === 3 ? 'end' : inputs[want.port];
+    order.push(`${kind}${want.seq}`);
+    apply(a, kind, want.seq);
   }
-  const stored = JSON.parse(JSON.stringify(a.getPersistedSnapshot()));
-  const b = createActor(vnodeMachine, { snapshot: stored }).start();
-  assert.is(b.getSnapshot().value, 'persisting');
-  b.send({ type: 'RESTORED', epoch: 2 });
-  assert.is(b.getSnapshot().value, 'ready');
-  assert.equal(b.getSnapshot().context.schedule, { fwdNext: 2, bwdNext: 1, targetNext: 0, endAt: null });
-  assert.is(b.getSnapshot().context.applied, 1);
-  assert.is(b.getSnapshot().context.epoch, 2);
+  assert.equal(order, ['fwd0', 'fwd1', 'bwd0', 'fwd2', 'bwd1', 'end3', 'bwd2']);
+  assert.is(a.getSnapshot().value, 'done', 'done by guard once the schedule is complete');
+  assert.is(a.getSnapshot().context.applied, 3);
 });
 
-test('fenced and failed are final', () => {
-  const a = createActor(vnodeMachine).start();
-  a.send({ type: 'ACTIVATED', epoch: 1 });
-  a.send({ type: 'FENCED' });
-  assert.is(a.getSnapshot().status, 'done');
-  const b = createActor(vnodeMachine).start();
-  b.send({ type: 'ACTIVATED', epoch: 1 });
-  b.send({ type: 'RECEIVE', kind: 'fwd', seq: 0 });
-  b.send({ type: 'FAILED', error: 'x' });
-  assert.is(b.getSnapshot().value, 'failed');
+test('guard: a duplicate (seq already applied) is skipped and counted, then the machine waits again', () => {
+  const a = start();
+  apply(a, 'fwd', 0);
+  a.send(message('fwd', 0));
+  assert.is(a.getSnapshot().value, 'skipping');
+  assert.is(a.getSnapshot().context.duplicates, 1);
+  a.send({ type: 'ACKED' });
+  assert.is(a.getSnapshot().value, 'waiting');
+  assert.equal(a.getSnapshot().context.schedule.fwdNext, 1, 'nothing applied');
+});
+
+test('guard: a seq ahead of the schedule is rejected as out of order', () => {
+  const a = start();
+  a.send(message('fwd', 5));
+  assert.ok(a.getSnapshot().matches({ rejecting: 'outOfOrder' }));
+  assert.is(a.getSnapshot().context.rejected, 1);
+  a.send({ type: 'ACKED' });
+  assert.equal(awaitedInput(a.getSnapshot()), { port: 'fwd', seq: 0 }, 'still awaits seq 0');
+});
+
+test('guard: a message for another port than the awaited one is rejected (before its seq is looked at)', () => {
+  const a = start();
+  a.send(message('bwd', 0));
+  assert.ok(a.getSnapshot().matches({ rejecting: 'wrongPort' }));
+  a.send({ type: 'ACKED' });
+  // A kind that does not travel on the port it came from.
+  a.send(message('bwd', 0, 'fwd'));
+  assert.ok(a.getSnapshot().matches({ rejecting: 'wrongPort' }));
+  assert.is(a.getSnapshot().context.rejected, 2);
+});
+
+test('guard: the awaited message that does not fit the state is rejected; a duplicate that does not fit is only skipped', () => {
+  const a = start('layer', 0);
+  apply(a, 'fwd', 0);
+  a.send(message('bwd', 0, 'bwd', false));
+  assert.ok(a.getSnapshot().matches({ rejecting: 'doesNotFit' }));
+  a.send({ type: 'ACKED' });
+  apply(a, 'bwd', 0);
+  apply(a, 'fwd', 1);
+  a.send(message('bwd', 0, 'bwd', false));
+  assert.is(a.getSnapshot().value, 'skipping');
+});
+
+test('INVALID (the validator refused it) is counted as a rejection', () => {
+  const a = start();
+  a.send({ type: 'INVALID' });
+  assert.ok(a.getSnapshot().matches({ rejecting: 'invalid' }));
+  assert.is(a.getSnapshot().context.rejected, 1);
+  a.send({ type: 'ACKED' });
+  assert.is(a.getSnapshot().value, 'waiting');
+});
+
+test('a loss takes fwd(s) then target(s); done once end is seen and every target applied', () => {
+  const a = start('loss', 2);
+  apply(a, 'fwd', 0);
+  assert.equal(awaitedInput(a.getSnapshot()), { port: 'target', seq: 0 });
+  a.send(message('fwd', 1));
+  assert.ok(a.getSnapshot().matches({ rejecting: 'wrongPort' }), 'a loss never runs ahead of its targets');
+  a.send({ type: 'ACKED' });
+  apply(a, 'target', 0);
+  apply(a, 'end', 1);
+  assert.is(a.getSnapshot().value, 'done');
+  assert.is(a.getSnapshot().context.applied, 1);
+});
+
+test('a snapshot persisted mid-pipeline survives JSON and resumes, role and depth included', () => {
+  const a = start('layer', 1);
+  apply(a, 'fwd', 0);
+  apply(a, 'fwd', 1);
+  a.send(message('bwd', 0));
+  a.send({ type: 'COMPUTED' });
+  a.send({ type: 'PUBLISHED' });
+  assert.is(a.getSnapshot().value, 'persisting');
+  const stored = JSON.parse(JSON.stringify(a.getPersistedSnapshot()));
+  // The input given on restore is ignored: the snapshot carries its own.
+  const b = createActor(vnodeMachine, { snapshot: stored, input: { role: 'loss', depth: 7 } }).start();
+  assert.is(b.getSnapshot().value, 'persisting');
+  b.send({ type: 'RESTORED', epoch: 2 });
+  assert.is(b.getSnapshot().value, 'waiting');
+  const c = b.getSnapshot().context;
+  assert.equal(c.schedule, { fwdNext: 2, bwdNext: 1, targetNext: 0, endAt: null });
+  assert.is(c.applied, 1);
+  assert.is(c.epoch, 2);
+  assert.is(c.role, 'layer');
+  assert.is(c.depth, 1);
+  assert.equal(awaitedInput(b.getSnapshot()), { port: 'fwd', seq: 2 });
+});
+
+test('fenced, failed, stopped and passivated are final; passivation only while waiting', () => {
+  const finals: Array<[string, (a: A) => void]> = [
+    ['fenced', (a) => a.send({ type: 'FENCED' })],
+    ['failed', (a) => (a.send(message('fwd', 0)), a.send({ type: 'FAILED', error: 'x' }))],
+    ['stopped', (a) => a.send({ type: 'STOP' })],
+    ['passivated', (a) => a.send({ type: 'PASSIVATE' })],
+  ];
+  for (const [state, reach] of finals) {
+    const a = start();
+    reach(a);
+    assert.is(a.getSnapshot().value, state);
+    assert.is(a.getSnapshot().status, 'done', `${state} is final`);
+    a.send({ type: 'RESTORED', epoch: 9 });
+    assert.is(a.getSnapshot().value, state, 'nothing leaves a final state');
+  }
+  const busy = start();
+  busy.send(message('fwd', 0));
+  busy.send({ type: 'PASSIVATE' });
+  assert.is(busy.getSnapshot().value, 'processing', 'not passivated with a message in hand');
+});
+
+test('done is not final: a finished VNode re-activated under a new epoch stays done', () => {
+  const a = start('layer', 0);
+  apply(a, 'end', 0);
+  assert.is(a.getSnapshot().value, 'done');
+  assert.is(a.getSnapshot().status, 'active');
+  a.send({ type: 'RESTORED', epoch: 4 });
+  assert.is(a.getSnapshot().value, 'done');
+  assert.is(a.getSnapshot().context.epoch, 4);
+  a.send({ type: 'STOP' });
+  assert.is(a.getSnapshot().value, 'stopped');
 });
 
 test.run();

@@ -6,33 +6,49 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HostedExit } from '../runtime/actor-host.js';
 import type { ResolvedModel } from '../runtime/model.js';
-import { nextInput, type ScheduleState } from '../runtime/schedule.js';
 import type { StateStore } from '../runtime/state-store.js';
-import type { VNodeMachineContext } from '../runtime/vnode-machine.js';
+import { readProgress } from '../runtime/vnode-record.js';
 import { retrying } from './retry.js';
-
-async function contextOf(store: StateStore, dep: string, index: number): Promise<VNodeMachineContext | null> {
-  const c = await store.read(dep, index).catch(() => null); // damaged: not done (its owner rewrites it)
-  return c ? (c.meta.snapshot as { context: VNodeMachineContext }).context : null;
-}
 
 /** How many steps the loss VNode has completed (where a resumed trainer starts sending). */
 export async function lossProgress(store: StateStore, model: ResolvedModel): Promise<number> {
-  const ctx = await contextOf(store, model.spec.name, model.vnodes.length - 1);
-  return ctx ? (ctx.schedule as ScheduleState).targetNext : 0;
+  const index = model.vnodes.length - 1;
+  const c = await store.read(model.spec.name, index);
+  if (!c) return 0;
+  const progress = readProgress(c.meta);
+  if (!progress.ok) throw new Error(`--resume: the stored state of ${model.spec.name}.${index} is unreadable: ${progress.error}`);
+  return progress.value.schedule.targetNext;
 }
 
-async function allDone(store: StateStore, model: ResolvedModel): Promise<boolean> {
+/**
+ * Every VNode's committed schedule is complete. A damaged or unreadable record is "not
+ * done" (its live owner writes over it at its next commit), said once per reason.
+ */
+async function allDone(store: StateStore, model: ResolvedModel, say: (line: string) => void): Promise<boolean> {
   for (const v of model.vnodes) {
-    const ctx = await contextOf(store, model.spec.name, v.index);
-    if (!ctx || nextInput(v.def.role, ctx.schedule, model.spec.pipelineDepth) !== null) return false;
+    let c;
+    try {
+      c = await store.read(model.spec.name, v.index);
+    } catch (err) {
+      say((err as Error).message);
+      return false;
+    }
+    const progress = c && readProgress(c.meta, { role: v.def.role, depth: model.spec.pipelineDepth });
+    if (progress && !progress.ok) say(`${model.spec.name}.${v.index}: ${progress.error}`);
+    if (!progress?.ok || !progress.value.complete) return false;
   }
   return true;
 }
 
 /** Poll until every VNode is done; a locally hosted VNode that stopped for good ends it. */
 export async function waitUntilDone(store: StateStore, model: ResolvedModel, hosted: Promise<HostedExit>[], signal?: AbortSignal): Promise<void> {
-  while (!(await retrying(signal, () => allDone(store, model)))) {
+  const said = new Set<string>();
+  const say = (line: string) => {
+    if (said.has(line)) return;
+    said.add(line);
+    process.stderr.write(`dcnr: waiting for completion: ${line}\n`);
+  };
+  while (!(await retrying(signal, () => allDone(store, model, say)))) {
     signal?.throwIfAborted();
     for (const h of hosted) {
       const exit = await Promise.race([h, Promise.resolve(undefined)]);

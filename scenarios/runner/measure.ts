@@ -7,7 +7,7 @@ import type { ResolvedModel } from '../../runtime/model.js';
 import { Stream, Subject, type ClusterEvent } from '../../runtime/protocol.js';
 import type { Rng } from '../../runtime/rng.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
-import type { VNodeMachineContext } from '../../runtime/vnode-machine.js';
+import { readProgress } from '../../runtime/vnode-record.js';
 import type { ScenarioReport } from './report.js';
 
 /** Live PNodes matching a target: `busiest` (default), `random`, `all`, or an id. */
@@ -31,7 +31,8 @@ export async function countUpdates(nc: NatsConnection, model: ResolvedModel, ste
   let duplicated = 0;
   for (const v of model.vnodes) {
     const c = await store.read(model.spec.name, v.index);
-    const n = c ? (c.meta.snapshot as { context: VNodeMachineContext }).context.applied : 0;
+    const progress = c ? readProgress(c.meta) : null;
+    const n = progress?.ok ? progress.value.applied : 0;
     applied += n;
     lost += Math.max(0, steps - n);
     duplicated += Math.max(0, n - steps);
