@@ -208,7 +208,7 @@ export class VNodeActor {
     return this.#tensors;
   }
 
-  /** Messages waiting in this VNode's ports (unacked included). */
+  /** Messages waiting in this VNode's ports, not yet delivered (JetStream `num_pending`: one delivered but unacked is not counted). */
   async pendingMessages(): Promise<number> {
     let n = 0;
     for (const m of this.#mailboxes.values()) n += await m.pending();
