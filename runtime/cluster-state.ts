@@ -7,7 +7,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Bucket, ownerKey, Subject, type ClusterEvent } from './protocol.js';
 import { parseClusterEvent, parseDeploymentRecord, parseOwnershipRecord, readRecord, type RejectRecord } from './records.js';
-import type { ModelSpec } from './model.js';
+import type { ModelSpec, VNodeShapes } from './model.js';
 
 export interface Buckets {
   state: KV;
@@ -36,6 +36,8 @@ export interface DeploymentRecord {
   batch: number;
   steps: number;
   createdAt: string;
+  /** Every VNode's features in and out, as the deploying process resolved them: lets a PNode that knows only some of the types host its VNodes. */
+  shapes?: VNodeShapes;
   /**
    * Set when one process hosts every VNode itself (`dcnr train --pnodes 0`): the
    * supervisor then leaves the deployment alone instead of placing it on PNodes.

@@ -86,14 +86,51 @@ export function loadModelSpec(nameOrFile: string): ModelSpec {
   return parsed.data;
 }
 
-/** Check a spec against the registered types and compute shapes. */
-export function resolveModel(input: unknown): ResolvedModel {
+/** Every VNode's input and output features, as the deploying process resolved them. */
+export type VNodeShapes = Array<{ inFeatures: number; outFeatures: number }>;
+
+/**
+ * A VNode type this process does not know, standing in a model resolved for hosting
+ * other VNodes of it (`resolveModel(spec, { shapes, host })`): it has the id, and
+ * anything that would run it throws. Placement never gives such a VNode to this process.
+ */
+function foreignType(type: string, index: number, last: boolean): VNodeType {
+  const refuse = async (): Promise<never> => {
+    throw new Error(`VNode type ${type} is not known in this process`);
+  };
+  return last
+    ? { type, version: 0, role: 'loss', description: 'not known here', config: { safeParse: () => ({ success: true, data: {} }) } as never, loss: refuse }
+    : { type, version: 0, role: index === 0 ? 'layer' : 'activation', description: 'not known here', config: { safeParse: () => ({ success: true, data: {} }) } as never, forward: refuse, backward: refuse };
+}
+
+/** Is this VNode's type one this process knows (not a stand-in)? */
+export const isKnownType = (v: ResolvedVNode): boolean => v.def.version > 0;
+
+/**
+ * Check a spec against the registered types and compute shapes. With `shapes` (what the
+ * deploying process computed, kept in the deployment record), a VNode of a type this
+ * process does not know is resolved as a stand-in with those shapes — except `host`, the
+ * one it is asked to run — so a PNode can host the VNodes of a model whose other types
+ * only other PNodes know.
+ */
+export function resolveModel(input: unknown, opts: { shapes?: VNodeShapes; host?: number } = {}): ResolvedModel {
   const parsed = ModelSpec.safeParse(input);
   if (!parsed.success) throw new Error(`invalid model spec: ${issues(parsed.error)}`);
   const spec = parsed.data;
   const shapes = DATASET_SHAPES[spec.dataset];
   let features: number = shapes.features;
+  const known = opts.shapes && opts.shapes.length === spec.vnodes.length ? opts.shapes : undefined;
   const vnodes = spec.vnodes.map((v, index): ResolvedVNode => {
+    if (known && index !== opts.host) {
+      try {
+        getVNodeType(v.type);
+      } catch {
+        const { inFeatures, outFeatures } = known[index];
+        if (inFeatures !== features) throw new Error(`vnodes[${index}] (${v.type}): the deployment says ${inFeatures} input features, the chain gives ${features}`);
+        features = outFeatures;
+        return { index, def: foreignType(v.type, index, index === spec.vnodes.length - 1), config: v.config, inFeatures, outFeatures };
+      }
+    }
     const def = getVNodeType(v.type);
     const isLast = index === spec.vnodes.length - 1;
     if (isLast !== (def.role === 'loss')) {

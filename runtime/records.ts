@@ -47,6 +47,7 @@ const DeploymentSchema: z.ZodType<DeploymentRecord> = z.object({
   batch: z.number().int().positive(),
   steps: z.number().int().positive(),
   createdAt: z.string(),
+  shapes: z.array(z.object({ inFeatures: z.number().int().positive(), outFeatures: z.number().int().positive() })).optional(),
   hostedBy: z.literal('local').optional(),
 });
 

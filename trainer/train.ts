@@ -82,6 +82,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     batch: o.batch,
     steps: o.steps,
     createdAt: new Date().toISOString(),
+    shapes: model.vnodes.map((v) => ({ inFeatures: v.inFeatures, outFeatures: v.outFeatures })),
     ...(o.hostLocally ? { hostedBy: 'local' as const } : {}),
   };
   const generation = await deploy({ jsm, buckets, store, model, record, resume: !!o.resume });

@@ -12,7 +12,7 @@
 import type { KV } from '@nats-io/kv';
 import type { ActorHost, HostedDeployment } from '../actor-host.js';
 import { readDeployment } from '../cluster-state.js';
-import { resolveModel } from '../model.js';
+import { isKnownType, resolveModel } from '../model.js';
 import { Bucket, NAME_PATTERN, type ClusterEvent } from '../protocol.js';
 import { parseEntry, parseOwnershipRecord, type RejectRecord } from '../records.js';
 
@@ -42,19 +42,26 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
     o.emit({ type: 'refused', vnode, pnode: id, error, at: Date.now() });
   };
 
-  /** The deployment as this process can host it, cached per generation; a string says why not. */
-  async function deploymentOf(name: string): Promise<HostedDeployment | string> {
+  /**
+   * The deployment as this process can host VNode `index` of it, cached per generation
+   * (types this process does not know stand in with the record's shapes); a string says why not.
+   */
+  async function deploymentOf(name: string, index: number): Promise<HostedDeployment | string> {
     const record = await readDeployment(o.deployments, name, o.reject);
     if (!record) return `deployment ${name} has no valid record`;
-    const cached = models.get(name);
-    if (cached && cached.generation === record.generation) return cached;
-    try {
-      const fresh = { model: resolveModel(record.spec), seed: record.seed, generation: record.generation };
-      models.set(name, fresh);
-      return fresh;
-    } catch (err) {
-      return (err as Error).message; // e.g. unknown VNode type "x" (known: …): start this PNode with --types
+    let d = models.get(name);
+    if (!d || d.generation !== record.generation) {
+      try {
+        d = { model: resolveModel(record.spec, { shapes: record.shapes }), seed: record.seed, generation: record.generation };
+      } catch (err) {
+        return (err as Error).message; // e.g. unknown VNode type "x" (known: …) and no shapes to stand in with
+      }
+      models.set(name, d);
     }
+    const v = d.model.vnodes[index];
+    if (!v) return `deployment ${name} has ${d.model.vnodes.length} VNodes, no index ${index}`;
+    if (!isKnownType(v)) return `unknown VNode type ${JSON.stringify(v.def.type)} in this process (start it with --types FILE)`;
+    return d;
   }
 
   async function release(key: string, deployment: string, index: number, reason: string) {
@@ -77,9 +84,8 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
     if (hostedEpoch === record.epoch) return;
     if (hostedEpoch !== undefined) await host.release(deployment, index);
     else if (epochs.size >= o.maxVNodes) return refuse(key, `hosts ${epochs.size} VNodes, its maximum (--max-vnodes ${o.maxVNodes})`);
-    const d = await deploymentOf(deployment);
+    const d = await deploymentOf(deployment, index);
     if (typeof d === 'string') return refuse(key, d);
-    if (index >= d.model.vnodes.length) return refuse(key, `deployment ${deployment} has ${d.model.vnodes.length} VNodes, no index ${index}`);
     epochs.set(key, record.epoch);
     void host.host(d, index, record.epoch).then((exit) => {
       if (epochs.get(key) === record.epoch && exit !== 'done') epochs.delete(key);
