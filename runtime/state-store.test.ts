@@ -89,4 +89,35 @@ test('remove deletes meta and blobs', async () => {
 });
 
 test.after(async () => cleanup(ns, nc));
+test('a takeover that read before the old owner committed once more is fenced (it must re-read), not written over it', async () => {
+  const first = await store.write('stale-takeover', 0, null, write({ tensors: { W: Float32Array.of(1) } }));
+  const newOwner = new StateStore(buckets.state);
+  const seen = await newOwner.read('stale-takeover', 0);
+  // The old owner (epoch 1) commits one more message after the new owner's read.
+  const more = await store.write('stale-takeover', 0, first, write({ tensors: { W: Float32Array.of(1.5) } }));
+  try {
+    await newOwner.write('stale-takeover', 0, seen, write({ epoch: 2, tensors: { W: Float32Array.of(2) } }));
+    assert.unreachable('a takeover from a stale read must fail');
+  } catch (err) {
+    assert.instance(err, FencedError);
+  }
+  const now = await store.read('stale-takeover', 0);
+  assert.is(now!.revision, more.revision, 'the old owner\'s last commit stands');
+});
+
+test('junk over a meta is written over by its owner (CAS on the junk), and reported once', async () => {
+  const lines: string[] = [];
+  const { rejectOnce } = await import('./records.js');
+  const owner = new StateStore(buckets.state, { reject: rejectOnce((l) => lines.push(l)) });
+  const first = await owner.write('junk', 0, null, write({ tensors: { W: Float32Array.of(1) } }));
+  await buckets.state.put('junk.0.meta', '{not a meta');
+  let damaged = '';
+  await owner.read('junk', 0).catch((e: Error) => (damaged = e.message));
+  assert.match(damaged, /state of junk\.0 is damaged: VNode state meta: not JSON/);
+  const next = await owner.write('junk', 0, first, write({ tensors: { W: Float32Array.of(2) } }));
+  const read = await owner.read('junk', 0);
+  assert.is(read!.revision, next.revision);
+  assert.is(lines.filter((l) => l.includes('junk.0.meta')).length, 1);
+});
+
 test.run();

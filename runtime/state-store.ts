@@ -204,12 +204,13 @@ export class StateStore {
         revision = expected !== null ? await this.kv.update(key, bytes, expected) : await this.kv.create(key, bytes);
       } catch (err) {
         if (!isCasConflict(err)) throw err;
-        // Someone wrote since `prev`. A valid meta of a newer owner fences us. Anything
-        // else (junk anyone wrote, an old meta put back) is not an owner's commit: the
-        // owner in memory is the truth, and writes over it by CAS on its revision.
+        // Someone wrote since `prev`. Any valid meta of this VNode means our state is
+        // stale — a newer owner took over, or (at a takeover) the old owner committed once
+        // more after we read — so we are fenced (activation re-reads and retries). Only a
+        // value that is not a meta at all (junk anyone wrote) is written over, by CAS on its
+        // revision: the owner's state in memory is the truth it replaced.
         const now = await this.#readMeta(deployment, index);
-        const newer = now && 'meta' in now && (now.meta.generation > next.generation || (now.meta.generation === next.generation && now.meta.epoch > next.epoch));
-        if (newer || now === null || attempt >= 3 || ('meta' in now && now.meta.epoch === next.epoch && now.meta.version >= version)) {
+        if (now === null || 'meta' in now || attempt >= 3) {
           // Our blobs are named by our epoch and version: nobody else references them.
           await this.#purgeRefs(fresh.map((k) => ({ key: k })));
           throw new FencedError(key, String((err as Error).message));
