@@ -53,7 +53,7 @@ export async function handleDrains(o: DrainOptions): Promise<Drains> {
       const req = parseDrainRequest(msg.data);
       if (!req.ok) return void msg.respond(answer({ ok: false, pnode: '', moved: [], error: req.error }));
       const { pnode } = req.value;
-      const known = o.knownPNodes();
+      const known = o.knownPNodes().sort();
       if (!known.includes(pnode)) {
         return void msg.respond(answer({ ok: false, pnode, moved: [], error: `unknown PNode ${JSON.stringify(pnode)} (known: ${known.join(', ') || 'none'})` }));
       }
