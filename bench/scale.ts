@@ -43,6 +43,8 @@ const PASSIVATE_MS = 4000;
 export const scaleBenchmark: Benchmark<ScaleBench> = {
   name: 'scale',
   description: 'thousands of small VNodes over 2 PNodes: activation, memory per idle VNode, passivation, reactivation',
+  // Long on purpose: one benchmark's script, phase after phase (activate, measure
+  // memory, passivate, reactivate), each reading the counters the one before left.
   async run(ctx) {
     const count = ctx.quick ? 1000 : 10_000;
     const PER = 100;

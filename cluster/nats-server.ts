@@ -74,6 +74,8 @@ export function natsServerBinary(): string {
 const GUARD = 'log="$1"; shift; nats-server "$@" >>"$log" 2>&1 </dev/null & p=$!; echo "$p"; read _ignored; kill "$p" 2>/dev/null; wait "$p"';
 
 /** Start a nats-server with JetStream on 127.0.0.1 and wait until it accepts connections. */
+// Long on purpose: one sequence — config file, spawn, readiness, stop/kill/restart —
+// whose steps share the process handle and the port.
 export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServer> {
   natsServerBinary();
   mkdirSync(opts.storeDir, { recursive: true });

@@ -58,6 +58,9 @@ export interface Supervisor {
   stop(): Promise<void>;
 }
 
+// Long on purpose (~110 lines): this is only the composition of the concerns beside it —
+// each of them is its own file — plus the tick that runs them in order; split further,
+// the order of one tick would be spread over files.
 export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor> {
   const { nc } = o;
   const log = o.log ?? silentLog;

@@ -235,6 +235,8 @@ interface CachedKernel {
  * learn which backend gpu.js actually picked. Throws if the mode is not
  * available here (e.g. `headlessgl` without the `gl` package or a display).
  */
+// Long on purpose: one object literal, one short method per kernel op, sharing the
+// compiled-kernel cache and the mode detection of this closure.
 export function createGpuJsKernels(opts: GpuJsKernelOptions = {}): Kernels {
   const requested: GpuJsMode = opts.mode ?? 'webasm';
   const gpu = gpuFor(requested);
