@@ -124,7 +124,12 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
 
   async function tick(): Promise<void> {
     const now = Date.now();
-    if (now - startedAt < detectMs) return; // grace: listen to heartbeats before judging
+    if (now - startedAt < detectMs) {
+      // Grace: listen to heartbeats before judging. PNodes first heard now were there
+      // before this supervisor (a restart): not newcomers to rebalance toward.
+      members.takeJoined();
+      return;
+    }
     const dead = members.sweep(now);
     for (const m of dead) {
       emit({ type: 'dead', pnode: m.hb.pnode, at: now, lastHeartbeat: m.lastHeartbeat });

@@ -15,6 +15,7 @@ import '../actors/index.js';
 import { startLocalCluster, type LocalCluster } from '../cluster/local-cluster.js';
 import { waitForPNodes, readView } from '../cluster/view.js';
 import { connectNats } from '../cluster/process.js';
+import { collectStatus } from '../cluster/status.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { Subject, type ClusterEvent } from '../runtime/protocol.js';
@@ -177,6 +178,9 @@ test('(d) kill the supervisor mid-training, restart it, then kill a PNode under 
             await sleep(50);
           }
           victim = await busiestPNode();
+          // What it owns by the ownership records (the heartbeat's list can lag a move).
+          const owned = (await collectStatus(nc)).vnodes.filter((v) => v.pnode === victim.name).map((v) => v.id);
+          victim = { name: victim.name, vnodes: owned };
           eventsBeforeKill = events.length;
           stepAtKill = done;
           cluster.procs.get(victim.name)!.kill('SIGKILL');
