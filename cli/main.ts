@@ -73,6 +73,9 @@ program
   .option('--nats <url>', 'use a running NATS server (and its cluster\'s PNodes, unless --pnodes 0)')
   .option('--store <dir>', 'JetStream store of the private nats-server (kept for --resume)', '.dcnr/store')
   .option('--resume', 'continue the interrupted run stored in KV', false)
+  .option('--depth <n>', 'pipeline depth (default: the model\'s; part of the math)', int(0))
+  .option('--checkpoint-every <n>', 'messages a VNode applies between checkpoints; 1 = commit every message (default: the model\'s, else 100)', int(1))
+  .option('--checkpoint-ms <ms>', 'longest time a VNode keeps applied messages uncheckpointed (default: the model\'s, else 1000)', int(1))
   .option('--json', 'print the result as JSON on the last stdout line', false)
   .option('--types <files>', TYPES_HELP)
   .action((opts) => trainCommand(opts));
@@ -129,6 +132,7 @@ program
   .option('--list', 'list the built-in scenarios', false)
   .option('--all', 'run every built-in scenario', false)
   .option('--quick-set', 'run the quick set (what CI runs)', false)
+  .option('--checkpoint-every <n>', 'override every scenario model\'s checkpoint interval (1 = commit every message)', int(1))
   .option('--json', 'print the report as JSON on the last stdout line', false)
   .option('--types <files>', TYPES_HELP)
   .action((name, opts) => scenarioCommand(name, opts));

@@ -16,6 +16,7 @@ export interface ScenarioCliOptions {
   list: boolean;
   all: boolean;
   quickSet: boolean;
+  checkpointEvery?: number;
 }
 
 export async function scenarioCommand(nameOrFile: string | undefined, opts: ScenarioCliOptions): Promise<void> {
@@ -48,7 +49,7 @@ export async function scenarioCommand(nameOrFile: string | undefined, opts: Scen
     const log = (line: string) => process.stderr.write(`[${scenario.spec.name}] ${line}\n`);
     let report: ScenarioReport;
     try {
-      report = await runScenario(scenario, { seed: opts.seed, reportsDir: opts.reports, log });
+      report = await runScenario(scenario, { seed: opts.seed, reportsDir: opts.reports, log, checkpointEvery: opts.checkpointEvery });
     } catch (err) {
       fail(`scenario ${scenario.spec.name} could not run: ${(err as Error).stack ?? err}`, 1);
     }

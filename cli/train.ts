@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
-import { loadModelSpec, resolveModel, type ResolvedModel } from '../runtime/model.js';
+import { checkpointPolicy, loadModelSpec, resolveModel, withOverrides, type ResolvedModel } from '../runtime/model.js';
 import { startNatsServer, type NatsServer } from '../cluster/nats-server.js';
 import { startLocalCluster, type LocalCluster } from '../cluster/local-cluster.js';
 import { waitForPNodes } from '../cluster/view.js';
@@ -27,6 +27,9 @@ export interface TrainCliOptions {
   store: string;
   resume: boolean;
   json: boolean;
+  depth?: number;
+  checkpointEvery?: number;
+  checkpointMs?: number;
 }
 
 /**
@@ -45,7 +48,8 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
     opts.pnodes === undefined ? (opts.nats ? { kind: 'remote' } : { kind: 'local' }) : opts.pnodes === 0 ? { kind: 'local' } : { kind: 'private', pnodes: opts.pnodes };
   let model: ResolvedModel;
   try {
-    model = resolveModel(loadModelSpec(opts.model));
+    const spec = withOverrides(loadModelSpec(opts.model), { pipelineDepth: opts.depth, checkpointEvery: opts.checkpointEvery, checkpointMs: opts.checkpointMs });
+    model = resolveModel(spec);
   } catch (err) {
     fail((err as Error).message);
   }

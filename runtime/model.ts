@@ -21,12 +21,48 @@ export const ModelSpec = z
      * Part of the math: runs compare bit for bit only at the same depth. @default 2
      */
     pipelineDepth: z.number().int().min(0).max(16).default(2),
+    /**
+     * Messages a VNode applies between two checkpoints of its state (docs/checkpoints.md).
+     * Not part of the math: any value gives the same parameters. 1 = commit every message.
+     * @default DEFAULT_CHECKPOINT.every
+     */
+    checkpointEvery: z.number().int().min(1).max(100_000).optional(),
+    /** Longest time, in ms, a VNode keeps applied messages uncheckpointed. @default DEFAULT_CHECKPOINT.ms */
+    checkpointMs: z.number().int().min(1).max(600_000).optional(),
     vnodes: z
       .array(z.object({ type: z.string(), config: z.record(z.string(), z.unknown()).default({}) }).strict())
       .min(2, 'a model needs at least one layer and a loss'),
   })
   .strict();
 export type ModelSpec = z.infer<typeof ModelSpec>;
+
+/**
+ * Checkpoint defaults, chosen by measurement (docs/checkpoints.md): rare enough that
+ * persistence is a few per cent of a step, frequent enough that a replay after a crash
+ * stays well under a second.
+ */
+export const DEFAULT_CHECKPOINT = { every: 100, ms: 1000 } as const;
+
+/** The checkpoint policy of a spec, defaults filled in. */
+export const checkpointPolicy = (spec: Pick<ModelSpec, 'checkpointEvery' | 'checkpointMs'>) => ({
+  every: spec.checkpointEvery ?? DEFAULT_CHECKPOINT.every,
+  ms: spec.checkpointMs ?? DEFAULT_CHECKPOINT.ms,
+});
+
+/** Run-time settings a command line may override in a spec. */
+export interface SpecOverrides {
+  pipelineDepth?: number;
+  checkpointEvery?: number;
+  checkpointMs?: number;
+}
+
+/** The spec with the given overrides applied (and validated again). */
+export function withOverrides(spec: ModelSpec, o: SpecOverrides): ModelSpec {
+  const defined = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const parsed = ModelSpec.safeParse({ ...spec, ...defined });
+  if (!parsed.success) throw new Error(`invalid model settings: ${issues(parsed.error)}`);
+  return parsed.data;
+}
 
 /** One VNode of a resolved model. */
 export interface ResolvedVNode {

@@ -14,7 +14,7 @@ import '../../actors/index.js';
 import { readView, waitForPNodes } from '../../cluster/view.js';
 import { subscribeClusterEvents } from '../../runtime/cluster-state.js';
 import { createKernels } from '../../runtime/kernels/index.js';
-import { loadModelSpec, resolveModel } from '../../runtime/model.js';
+import { loadModelSpec, resolveModel, withOverrides } from '../../runtime/model.js';
 import type { ClusterEvent } from '../../runtime/protocol.js';
 import { createRng } from '../../runtime/rng.js';
 import { train, type TrainResult } from '../../trainer/train.js';
@@ -35,6 +35,8 @@ export interface RunOptions {
   reportsDir?: string;
   /** Progress lines. */
   log?: (line: string) => void;
+  /** Overrides the model's checkpoint interval (`--checkpoint-every`; 1 = commit every message). */
+  checkpointEvery?: number;
 }
 
 export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promise<ScenarioReport> {
@@ -48,7 +50,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
     return k;
   });
   const needs: ClusterNeeds = Object.assign({}, ...kinds.map((k) => k.needs ?? {}));
-  const model = resolveModel(loadModelSpec(spec.model));
+  const model = resolveModel(withOverrides(loadModelSpec(spec.model), { checkpointEvery: o.checkpointEvery }));
   const dir = mkdtempSync(join(tmpdir(), `dcnr-scenario-${spec.name}-`));
 
   log(`starting a private cluster: ${spec.pnodes} PNodes${needs.natsCluster ? ', 3-node NATS cluster (R3)' : ''}${needs.proxy ? ', PNodes behind TCP proxies' : ''}`);
