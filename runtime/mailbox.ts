@@ -1,12 +1,17 @@
 /**
  * Durable mailboxes: one JetStream work-queue stream per deployment, one durable
- * pull consumer per (VNode, port), consumed one message at a time.
+ * pull consumer per (VNode, port), streamed: the port's consumer keeps a prefetch
+ * window of messages in this process (no request round trip per message), and the
+ * actor takes them one at a time in the order its schedule asks for.
  *
- * A message is acked only after the state it produced is committed, so a crash
- * redelivers it (and the VNode's watermark de-duplicates it). Activating a VNode
- * deletes and re-creates its consumers: delivery restarts at the oldest unacked
- * message at once (no ack-wait delay after a crash), and a fenced old owner's
- * outstanding pulls die with the old consumer.
+ * A message is acked only once a committed checkpoint holds its effect, so a crash
+ * redelivers it (and the VNode's watermark de-duplicates it, or it is replayed from
+ * the checkpoint). `ack_wait` and `max_ack_pending` are sized from the checkpoint
+ * interval (`mailboxLimits`): a VNode holds up to a checkpoint's worth of unacked
+ * messages per port, plus what is in flight. Activating a VNode deletes and
+ * re-creates its consumers: delivery restarts at the oldest unacked message at once
+ * (no ack-wait delay after a crash), and a fenced old owner's stream dies with the
+ * old consumer.
  */
 import {
   AckPolicy,
@@ -18,6 +23,7 @@ import {
   type Consumer,
   type JetStreamManager,
   type JsMsg,
+  type ConsumerMessages,
 } from '@nats-io/jetstream';
 import { Stream, Subject, type Port } from './protocol.js';
 import { replicas } from './replicas.js';
@@ -83,15 +89,55 @@ export class MailboxTakenError extends Error {
   }
 }
 
+/** How a port's consumer is sized. */
+export interface MailboxLimits {
+  /** Messages delivered and not acked, at most: the server stops delivering past it. */
+  maxAckPending: number;
+  /** Redeliver a message unacked this long (a held one comes back as a duplicate and is held again). */
+  ackWaitMs: number;
+  /** Messages this process asks for ahead of use. */
+  prefetch: number;
+}
+
+/**
+ * Limits for a checkpoint policy. A port holds at most `every` applied messages before
+ * a checkpoint acks them, plus a prefetch window, plus what was redelivered: 2× that
+ * leaves room. `ack_wait` is well past the longest a message waits for its checkpoint
+ * (`ms`, plus a slow step and the commit itself).
+ */
+export function mailboxLimits(policy: { every: number; ms: number }): MailboxLimits {
+  const prefetch = 64;
+  return { prefetch, maxAckPending: 2 * (policy.every + prefetch) + 64, ackWaitMs: Math.max(30_000, 10 * policy.ms) };
+}
+
 /** One port of one VNode's mailbox. */
 export class Mailbox {
+  readonly #queue: JsMsg[] = [];
+  #wake: (() => void) | null = null;
+  #taken = false;
+  #error: unknown = null;
+
   private constructor(
     private readonly consumer: Consumer,
+    private readonly messages: ConsumerMessages,
     readonly name: string,
-  ) {}
+    /** Messages in the port when it was opened (what a restored VNode replays first). */
+    readonly backlog: number,
+  ) {
+    void this.#pump();
+    void this.#watch();
+  }
 
-  /** Re-create the port's consumer under `epoch` (see the module comment) and return the mailbox. */
-  static async open(js: JetStreamClient, jsm: JetStreamManager, deployment: string, index: number, port: Port, epoch: number): Promise<Mailbox> {
+  /** Re-create the port's consumer under `epoch` (see the module comment) and start streaming it. */
+  static async open(
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+    deployment: string,
+    index: number,
+    port: Port,
+    epoch: number,
+    limits: MailboxLimits = mailboxLimits({ every: 1, ms: 1000 }),
+  ): Promise<Mailbox> {
     const stream = Stream.mailbox(deployment);
     const name = consumerName(deployment, index, port, epoch);
     // A work-queue stream allows one consumer per subject: remove every earlier owner's.
@@ -99,33 +145,77 @@ export class Mailbox {
     for await (const info of jsm.consumers.list(stream)) {
       if (info.name.startsWith(prefix)) await jsm.consumers.delete(stream, info.name).catch(() => {});
     }
-    await jsm.consumers.add(stream, {
+    const info = await jsm.consumers.add(stream, {
       durable_name: name,
       filter_subject: Subject.mailbox(deployment, index, port),
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: 60_000 * NANOS,
+      ack_wait: limits.ackWaitMs * NANOS,
+      max_ack_pending: limits.maxAckPending,
       max_deliver: -1,
     });
-    return new Mailbox(await js.consumers.get(stream, name), name);
+    const consumer = await js.consumers.get(stream, name);
+    const messages = await consumer.consume({ max_messages: limits.prefetch, abort_on_missing_resource: true });
+    return new Mailbox(consumer, messages, name, info.num_pending);
   }
 
-  /**
-   * The next message, or null if none came within `expiresMs`.
-   * @throws MailboxTakenError when a newer owner has replaced the consumer.
-   */
-  async next(expiresMs = 1000): Promise<JsMsg | null> {
+  async #pump(): Promise<void> {
     try {
-      return await this.consumer.next({ expires: expiresMs });
+      for await (const m of this.messages) {
+        this.#queue.push(m);
+        this.#wake?.();
+      }
     } catch (err) {
-      if (/consumer (not found|deleted)|no responders/i.test(String((err as Error)?.message ?? err))) throw new MailboxTakenError(this.name);
-      throw err;
+      this.#error = err;
+    }
+    // The stream ended: closed by us, or the consumer is gone.
+    if (!this.#closed) this.#taken = true;
+    this.#wake?.();
+  }
+
+  async #watch(): Promise<void> {
+    for await (const s of this.messages.status()) {
+      if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found') {
+        this.#taken = true;
+        this.#wake?.();
+      }
     }
   }
 
-  /** Messages waiting in this port, not yet delivered (for passivation decisions). */
+  #closed = false;
+
+  /**
+   * The next message, or null if none came within `timeoutMs`.
+   * @throws MailboxTakenError when a newer owner has replaced the consumer.
+   */
+  async next(timeoutMs = 1000): Promise<JsMsg | null> {
+    if (this.#queue.length === 0 && !this.#taken) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      clearTimeout(timer);
+      this.#wake = null;
+    }
+    const m = this.#queue.shift();
+    if (m) return m;
+    if (this.#taken) {
+      if (this.#error && !/consumer (not found|deleted)|no responders|consumer is closed/i.test(String((this.#error as Error)?.message ?? this.#error))) throw this.#error;
+      throw new MailboxTakenError(this.name);
+    }
+    return null;
+  }
+
+  /** Messages of this port not yet taken by the VNode: not delivered, delivered but unacked (for passivation decisions). */
   async pending(): Promise<number> {
-    const info = await this.consumer.info(true);
-    return info.num_pending;
+    const info = await this.consumer.info(false);
+    return info.num_pending + info.num_ack_pending;
+  }
+
+  /** Stop streaming (delivered, unacked messages are redelivered to the next consumer). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.messages.close().catch(() => {});
   }
 }

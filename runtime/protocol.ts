@@ -183,7 +183,8 @@ export type ClusterEvent =
   | { type: 'joined'; pnode: string; at: number }
   | { type: 'dead'; pnode: string; at: number; lastHeartbeat: number }
   | { type: 'assigned'; vnode: string; pnode: string; epoch: number; from: string | null; reason: string; at: number }
-  | { type: 'activated'; vnode: string; pnode: string; epoch: number; at: number; ms: number }
+  /** Running again and caught up: `ms` from activation to the end of its replay of `replayed` messages (`replayMs`). */
+  | { type: 'activated'; vnode: string; pnode: string; epoch: number; at: number; ms: number; replayed?: number; replayMs?: number }
   /** A PNode was assigned a VNode it cannot host (e.g. a type it does not know): the supervisor places it elsewhere. */
   | { type: 'refused'; vnode: string; pnode: string; error: string; at: number }
   | { type: 'released'; vnode: string; pnode: string; at: number; reason: string }

@@ -101,6 +101,12 @@ export class StateStore {
   readonly #io = pLimit(BLOB_OPS_IN_FLIGHT);
 
   readonly #reject: RejectRecord | undefined;
+  #bytesWritten = 0;
+
+  /** Bytes this store has written to KV (blobs and metas): what persistence costs. */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
 
   constructor(
     readonly kv: KV,
@@ -197,6 +203,7 @@ export class StateStore {
     };
     const key = stateMetaKey(deployment, index);
     const bytes = new TextEncoder().encode(JSON.stringify(meta));
+    this.#bytesWritten += bytes.byteLength;
     let revision: number | undefined;
     let expected = prev ? prev.revision : null;
     for (let attempt = 0; revision === undefined; attempt++) {
@@ -234,6 +241,7 @@ export class StateStore {
 
   async #writeBlob(key: string, data: Float32Array): Promise<BlobRef> {
     const bytes = toBytes(data);
+    this.#bytesWritten += bytes.byteLength;
     if (bytes.byteLength <= this.#chunkBytes) {
       await this.#io(() => this.kv.put(key, bytes));
       return { key, length: data.length, chunks: 0 };

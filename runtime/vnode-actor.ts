@@ -1,22 +1,29 @@
 /**
  * The actor host of ONE VNode: it owns the IO around a pure VNode type and machine.
  *
- * Per message: ask the machine which input it awaits (`awaitedInput`) → pull that →
- * validate → tell the machine (MESSAGE / INVALID) → do what the state it moved to
- * says: ack a duplicate (`skipping`), dead-letter and ack (`rejecting`), or compute
- * (`processing`) → publish outputs with de-duplicating message ids (`publishing`) →
- * commit the new state by compare-and-set, then ack (`persisting`). The host never
- * reads the machine's counters to decide anything. Crash anywhere: the committed state and the unacked
- * message are still there, and the re-run produces the same outputs (they are
- * deterministic), which downstream de-duplicates. A failed CAS means a newer owner
- * exists: the actor stops at once (invariant 1).
+ * Per message: ask the machine which input it awaits (`awaitedInput`) → take that from
+ * the port's streamed mailbox → validate → tell the machine (MESSAGE / INVALID) → do
+ * what the state it moved to says: skip a duplicate (`skipping.*`), dead-letter and ack
+ * (`rejecting`), or compute (`processing`) → send the outputs with de-duplicating
+ * message ids, without waiting for each (`publishing`) → and when the machine says a
+ * checkpoint is due (`checkpointing`), capture the state and commit it in the
+ * background (docs/checkpoints.md).
+ *
+ * A checkpoint commit waits for the sends of every message it covers, writes the
+ * changed blobs and CASes the meta, then acks those messages (invariant 2). Between
+ * checkpoints the state is in memory only: crash anywhere, and the new owner restores
+ * the last checkpoint and replays the unacked inputs, which are still in the mailbox,
+ * producing the same outputs under the same message ids (determinism), which downstream
+ * de-duplicates — even those of a zombie owner. A failed CAS means a newer owner exists:
+ * the actor stops at once (invariant 1). The host never reads the machine's counters to
+ * decide anything.
  */
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { createActor, type Actor } from 'xstate';
 import type { Kernels } from './kernels/types.js';
-import { Mailbox, MailboxTakenError } from './mailbox.js';
-import type { ResolvedModel, ResolvedVNode } from './model.js';
+import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
+import { checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
 import { sendMessage } from './envelope.js';
 import {
   Header,
@@ -33,13 +40,20 @@ import { startSpan, telemetryMetrics } from './telemetry.js';
 import { FencedError, StateStore, type Committed } from './state-store.js';
 import type { Tensor } from './tensor.js';
 import { validateMessage, type InboundMessage } from './validate.js';
-import { awaitedInput, vnodeMachine, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
+import { awaitedInput, vnodeMachine, type CheckpointPolicy, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
 import { parseMachineSnapshot, toStateWrite } from './vnode-record.js';
 import type { LossDefinition, Tensors, TransformDefinition, VNodeContext } from './vnode-type.js';
 
 /** What an actor tells its host about (for metrics, logs and tests). */
 export type ActorEvent =
-  | { type: 'activated'; vnode: string; epoch: number; restored: boolean; ms: number }
+  /**
+   * Running again, caught up: `ms` from the start of activation to the end of the replay;
+   * `replayed` messages taken from the backlog found in its mailbox (those after its
+   * checkpoint) in `replayMs`.
+   */
+  | { type: 'activated'; vnode: string; epoch: number; restored: boolean; ms: number; replayed: number; replayMs: number }
+  /** A checkpoint committed: it covers `messages` messages and wrote `bytes` bytes. */
+  | { type: 'checkpointed'; vnode: string; messages: number; bytes: number; ms: number }
   | { type: 'applied'; vnode: string; kind: MessageKind; seq: number }
   | { type: 'duplicate'; vnode: string; port: Port; seq: number }
   | { type: 'rejected'; vnode: string; subject: string; error: string }
@@ -83,6 +97,19 @@ export type ActorExit = 'done' | 'fenced' | 'stopped' | 'passivated';
 
 type Output = { to: number; kind: MessageKind; tensor?: Tensor };
 
+/** Sends in flight per actor, at most; past it the actor waits for the oldest (memory bound). */
+const SENDS_IN_FLIGHT = 256;
+
+/** The backlog a restored VNode replays first: per port, messages not yet taken. */
+interface Replay {
+  remaining: Record<Port, number>;
+  taken: number;
+  startedAt: number;
+  activationStartedAt: number;
+  restoreMs: number;
+  restored: boolean;
+}
+
 /** Row count kept with every stash entry, so later inputs can be checked against it. */
 const rowsOf = (stash: Float32Array[] | undefined) => (stash ? stash[0][0] : undefined);
 
@@ -97,6 +124,17 @@ export class VNodeActor {
   #machine: Actor<typeof vnodeMachine>;
   #mailboxes = new Map<Port, Mailbox>();
   #stopping = false;
+  readonly #policy: CheckpointPolicy;
+  /** Inputs applied (or duplicates of them) since the last capture: acked by the next checkpoint. */
+  #held: JsMsg[] = [];
+  /** Sends since the last capture: the next checkpoint waits for them. */
+  #sends: Promise<unknown>[] = [];
+  /** The checkpoint commit in flight (one at most), and the messages it acks. */
+  #inflight: { done: Promise<void>; acks: JsMsg[] } | null = null;
+  #lastCapture = performance.now();
+  /** An error of a background send or commit: `run()` throws it. */
+  #failure: unknown = null;
+  #replay: Replay | null = null;
 
   private constructor(
     o: VNodeActorOptions,
@@ -113,6 +151,7 @@ export class VNodeActor {
     this.#tensors = tensors;
     this.#stash = stash;
     this.#machine = machine;
+    this.#policy = checkpointPolicy(o.model.spec);
   }
 
   /**
@@ -130,7 +169,8 @@ export class VNodeActor {
       const committed = await o.store.write(deployment, o.index, prev, write);
       return new VNodeActor(o, committed, tensors, stash, machine);
     };
-    const input = { role: v.def.role, depth: o.model.spec.pipelineDepth };
+    const checkpoint = checkpointPolicy(o.model.spec);
+    const input = { role: v.def.role, depth: o.model.spec.pipelineDepth, checkpoint };
     for (let attempt = 0; ; attempt++) {
       const stored = await o.store.read(deployment, o.index);
       if (stored && stored.meta.generation > o.generation) {
@@ -180,12 +220,16 @@ export class VNodeActor {
             tensors = v.def.upgrade(meta.typeVersion, tensors, v.config);
           }
           const machine = createActor(vnodeMachine, { snapshot: snapshot.value, input }).start();
-          machine.send({ type: 'RESTORED', epoch: o.epoch });
+          machine.send({ type: 'RESTORED', epoch: o.epoch, checkpoint });
           // The takeover write: after it, every write of an older owner fails its CAS.
           actor = await commit(found, tensors, stash, machine);
         }
+        const restoreMs = Date.now() - started;
         await actor.#openMailboxes();
-        o.onEvent?.({ type: 'activated', vnode: actor.id, epoch: o.epoch, restored: !!found, ms: Date.now() - started });
+        // Announced once the backlog found in the mailbox is replayed (`run`), or now if there is none.
+        const remaining = Object.fromEntries([...actor.#mailboxes].map(([port, m]) => [port, m.backlog])) as Record<Port, number>;
+        actor.#replay = { remaining, taken: 0, startedAt: Date.now(), activationStartedAt: started, restoreMs, restored: !!found };
+        if (Object.values(remaining).every((n) => n === 0)) actor.#endReplay();
         return actor;
       } catch (err) {
         // A concurrent writer between our read and our write: read again, unless we are outranked.
@@ -233,47 +277,164 @@ export class VNodeActor {
 
   /** Process messages until the machine is done, the actor is fenced, passivated or stopped. */
   async run(): Promise<ActorExit> {
+    try {
+      return await this.#loop();
+    } catch (err) {
+      if (err instanceof FencedError || err instanceof MailboxTakenError) {
+        await this.#settled();
+        this.#machine.send({ type: 'FENCED' });
+        this.#o.onEvent?.({ type: 'fenced', vnode: this.id, epoch: this.#o.epoch, cause: err instanceof FencedError ? 'write' : 'mailbox' });
+        return 'fenced';
+      }
+      // The in-memory state may be ahead of the checkpoint: the host restores from KV.
+      await this.#settled();
+      this.#machine.send({ type: 'FAILED', error: String(err) });
+      throw err;
+    } finally {
+      await Promise.all([...this.#mailboxes.values()].map((m) => m.close()));
+    }
+  }
+
+  async #loop(): Promise<ActorExit> {
     let lastMessage = Date.now();
     while (!this.#stopping) {
+      this.#throwIfFailed();
       const now = this.#machine.getSnapshot();
       if (now.matches('done')) {
+        // The last message's checkpoint (always due) must be committed: completion is read from KV.
+        await this.#checkpointCommitted();
+        this.#endReplay();
         this.#o.onEvent?.({ type: 'done', vnode: this.id });
         return 'done';
       }
       const want = awaitedInput(now);
       if (!want) throw new Error(`${this.id}: the machine awaits no input in state ${JSON.stringify(now.value)}`);
-      try {
-        const msg = await this.#mailboxes.get(want.port)!.next();
-        if (!msg) {
-          // Idle: leave memory (state is in KV); the host wakes us on the next message.
-          if (!this.#stopping && this.#o.passivateAfterMs !== undefined && Date.now() - lastMessage >= this.#o.passivateAfterMs) {
-            if (this.#tell({ type: 'PASSIVATE' }).matches('passivated')) {
-              this.#o.onEvent?.({ type: 'passivated', vnode: this.id });
-              return 'passivated';
-            }
+      // The replay ends where the schedule asks for a message that was not in the mailbox at activation.
+      if (this.#replay && this.#replay.remaining[want.port] <= 0) this.#endReplay();
+      const msg = await this.#mailboxes.get(want.port)!.next(Math.min(1000, this.#policy.ms));
+      if (!msg) {
+        this.#endReplay(); // the backlog is not coming (a safety net: it was there at activation)
+        await this.#tick(false);
+        // Idle: leave memory (state is in KV once flushed); the host wakes us on the next message.
+        if (!this.#stopping && this.#o.passivateAfterMs !== undefined && Date.now() - lastMessage >= this.#o.passivateAfterMs) {
+          await this.#tick(true);
+          await this.#checkpointCommitted();
+          if (this.#tell({ type: 'PASSIVATE' }).matches('passivated')) {
+            this.#o.onEvent?.({ type: 'passivated', vnode: this.id });
+            return 'passivated';
           }
-          continue;
         }
-        lastMessage = Date.now();
-        await this.#handle(want, msg);
-      } catch (err) {
-        if (err instanceof FencedError || err instanceof MailboxTakenError) {
-          this.#machine.send({ type: 'FENCED' });
-          this.#o.onEvent?.({ type: 'fenced', vnode: this.id, epoch: this.#o.epoch, cause: err instanceof FencedError ? 'write' : 'mailbox' });
-          return 'fenced';
-        }
-        this.#machine.send({ type: 'FAILED', error: String(err) });
-        throw err;
+        continue;
       }
+      if (this.#replay) {
+        this.#replay.remaining[want.port]--;
+        this.#replay.taken++;
+      }
+      lastMessage = Date.now();
+      await this.#handle(want, msg);
+    }
+    // Stopped (released, moved, shut down): checkpoint what is applied, so the next owner need not replay it.
+    try {
+      await this.#tick(true);
+      await this.#checkpointCommitted();
+    } catch (err) {
+      if (!(err instanceof FencedError)) throw err; // a newer owner has it already: nothing to save
     }
     this.#machine.send({ type: 'STOP' });
     return 'stopped';
   }
 
+  #throwIfFailed(): void {
+    if (this.#failure !== null) throw this.#failure;
+  }
+
+  /** Let the machine decide whether a checkpoint is due now (`flush`: whatever is applied). */
+  async #tick(flush: boolean): Promise<void> {
+    const sinceCheckpointMs = performance.now() - this.#lastCapture;
+    if (this.#tell({ type: 'TICK', sinceCheckpointMs, flush }).matches('checkpointing')) await this.#capture();
+  }
+
+  /** Wait until the last captured checkpoint is committed; throws what went wrong in the background. */
+  async #checkpointCommitted(): Promise<void> {
+    await this.#inflight?.done;
+    this.#throwIfFailed();
+  }
+
+  /** Wait for background work to end, ignoring its outcome (we are failing or fenced anyway). */
+  async #settled(): Promise<void> {
+    await Promise.allSettled([this.#inflight?.done, ...this.#sends]);
+  }
+
+  /** Announce the activation once (see `ActorEvent`): at the end of the replay. */
+  #endReplay(): void {
+    const r = this.#replay;
+    if (!r) return;
+    this.#replay = null;
+    const now = Date.now();
+    this.#o.onEvent?.({
+      type: 'activated',
+      vnode: this.id,
+      epoch: this.#o.epoch,
+      restored: r.restored,
+      ms: now - r.activationStartedAt,
+      replayed: r.taken,
+      replayMs: r.taken === 0 ? 0 : now - r.startedAt,
+    });
+  }
+
+  /**
+   * Take this state (the machine is in `checkpointing`) as a checkpoint and commit it in
+   * the background: after the sends it covers, CAS after the previous commit (one in
+   * flight at most: a second one waits), then ack what it covers.
+   */
+  async #capture(): Promise<void> {
+    const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash });
+    this.#tell({ type: 'CAPTURED' });
+    const acks = this.#held;
+    const sends = this.#sends;
+    this.#held = [];
+    this.#sends = [];
+    this.#lastCapture = performance.now();
+    if (this.#inflight) await this.#inflight.done;
+    this.#throwIfFailed();
+    const done = (async () => {
+      const t0 = performance.now();
+      const before = this.#o.store.bytesWritten;
+      try {
+        // Outputs durable first: a committed checkpoint never covers an input whose outputs could be lost.
+        await Promise.all(sends);
+        this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, write);
+      } catch (err) {
+        if (err instanceof FencedError) telemetryMetrics().fencedWrites.add(1);
+        this.#failure ??= err;
+        return;
+      }
+      const ms = performance.now() - t0;
+      telemetryMetrics().persistMs.record(ms);
+      // Acked only once a committed checkpoint holds their effect (invariant 2).
+      for (const m of acks) m.ack();
+      this.#o.onEvent?.({ type: 'checkpointed', vnode: this.id, messages: acks.length, bytes: this.#o.store.bytesWritten - before, ms });
+    })();
+    this.#inflight = { done, acks };
+    void done.finally(() => {
+      if (this.#inflight?.done === done) this.#inflight = null;
+    });
+  }
+
+  /** Send without waiting; the next checkpoint waits for it. A failure stops the actor. */
+  async #send(p: Promise<unknown>): Promise<void> {
+    p.catch((err) => {
+      this.#failure ??= err;
+    });
+    this.#sends.push(p);
+    if (this.#sends.length >= SENDS_IN_FLIGHT) await Promise.allSettled(this.#sends.splice(0, SENDS_IN_FLIGHT / 2));
+  }
+
   async #openMailboxes() {
     const ports: Port[] = this.#v.def.role === 'loss' ? ['fwd', 'target'] : ['fwd', 'bwd'];
+    const limits = mailboxLimits(this.#policy);
     for (const port of ports) {
-      this.#mailboxes.set(port, await Mailbox.open(this.#o.js, this.#o.jsm, this.#deployment, this.#o.index, port, this.#o.epoch));
+      this.#mailboxes.set(port, await Mailbox.open(this.#o.js, this.#o.jsm, this.#deployment, this.#o.index, port, this.#o.epoch, limits));
     }
   }
 
@@ -309,8 +470,15 @@ export class VNodeActor {
     if (verdict.matches('skipping')) {
       startSpan('vnode replay', m.traceparent, attributes).end();
       this.#o.onEvent?.({ type: 'duplicate', vnode: this.id, port: m.port, seq: m.seq });
-      raw.ack();
-      this.#tell({ type: 'ACKED' });
+      if (verdict.matches({ skipping: 'covered' })) {
+        // Covered by the last captured checkpoint: acked with it (now, if it is committed).
+        if (this.#inflight) this.#inflight.acks.push(raw);
+        else raw.ack();
+      } else {
+        // Applied since that checkpoint (a redelivery): held like the message it repeats, never acked early.
+        this.#held.push(raw);
+      }
+      this.#tell({ type: 'SKIPPED' });
       return;
     }
     if (verdict.matches({ rejecting: 'outOfOrder' })) {
@@ -330,27 +498,15 @@ export class VNodeActor {
       meters.computeMs.record(performance.now() - t0, KIND_ATTRIBUTES[m.kind]);
       this.#expect(this.#tell({ type: 'COMPUTED' }), 'publishing');
 
-      // Outputs go out before the commit: if we die in between, the re-run sends the
-      // same bytes under the same message ids, and they are dropped as duplicates.
-      await Promise.all(outputs.map((out) => this.#publish(out, m, span.traceparent ?? m.traceparent)));
-
-      // Today every message is committed (`persisting`); with checkpoints the machine
-      // will choose here whether this one is.
-      if (this.#tell({ type: 'PUBLISHED' }).matches('persisting')) {
-        const endPersist = span.child('persist');
-        const t1 = performance.now();
-        const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash });
-        this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, write);
-        endPersist();
-        meters.persistMs.record(performance.now() - t1);
-        this.#tell({ type: 'PERSISTED' });
-        // Acked only once a committed state holds its effect (invariant 2).
-        raw.ack();
-      }
+      // Outputs go out before the checkpoint that covers this message: if we die in
+      // between, the replay sends the same bytes under the same message ids, and they
+      // are dropped as duplicates.
+      for (const out of outputs) await this.#send(this.#publish(out, m, span.traceparent ?? m.traceparent));
+      this.#held.push(raw);
+      if (this.#tell({ type: 'PUBLISHED', sinceCheckpointMs: performance.now() - this.#lastCapture }).matches('checkpointing')) await this.#capture();
       meters.messages.add(1, KIND_ATTRIBUTES[m.kind]);
       span.end();
     } catch (err) {
-      if (err instanceof FencedError) meters.fencedWrites.add(1);
       span.end(err);
       throw err;
     }
@@ -398,7 +554,7 @@ export class VNodeActor {
       const { loss, dx } = await def.loss(ctx, { shape: [rows, v.inFeatures], data: logits }, m.tensor!);
       this.#stash = withoutKey(this.#stash, m.seq);
       if (!Number.isFinite(loss)) throw new Error(`${this.id}: loss is ${loss} at seq ${m.seq} (diverged)`);
-      await this.#publishMetric({ seq: m.seq, loss, batch: rows, vnode: this.id });
+      await this.#send(this.#publishMetric({ seq: m.seq, loss, batch: rows, vnode: this.id }));
       return index > 0 ? [out(index - 1, 'bwd', dx)] : [];
     }
 
@@ -432,8 +588,8 @@ export class VNodeActor {
     });
   }
 
-  async #publishMetric(metric: StepMetric) {
-    await this.#o.js.publish(Subject.metrics(this.#deployment), JSON.stringify(metric), {
+  #publishMetric(metric: StepMetric) {
+    return this.#o.js.publish(Subject.metrics(this.#deployment), JSON.stringify(metric), {
       msgID: `${this.#deployment}.metric.${metric.seq}`,
     });
   }

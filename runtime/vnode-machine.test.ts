@@ -6,8 +6,9 @@ import { PORT_OF_KIND } from './protocol.js';
 import type { Role } from './schedule.js';
 import { awaitedInput, vnodeMachine } from './vnode-machine.js';
 
-const start = (role: Role = 'layer', depth = 1) => {
-  const a = createActor(vnodeMachine, { input: { role, depth } }).start();
+const EVERY_MESSAGE = { every: 1, ms: 1000 };
+const start = (role: Role = 'layer', depth = 1, checkpoint = EVERY_MESSAGE) => {
+  const a = createActor(vnodeMachine, { input: { role, depth, checkpoint } }).start();
   a.send({ type: 'ACTIVATED', epoch: 1 });
   return a;
 };
@@ -19,13 +20,12 @@ const apply = (a: A, kind: MessageKind, seq: number) => {
   assert.is(a.getSnapshot().value, 'processing', `${kind}${seq} accepted`);
   a.send({ type: 'COMPUTED' });
   assert.is(a.getSnapshot().value, 'publishing');
-  a.send({ type: 'PUBLISHED' });
-  assert.is(a.getSnapshot().value, 'persisting');
-  a.send({ type: 'PERSISTED' });
+  a.send({ type: 'PUBLISHED', sinceCheckpointMs: 0 });
+  if (a.getSnapshot().value === 'checkpointing') a.send({ type: 'CAPTURED' });
 };
 
-test('lifecycle: activating → waiting → processing → publishing → persisting → waiting', () => {
-  const a = createActor(vnodeMachine, { input: { role: 'layer', depth: 1 } }).start();
+test('lifecycle: activating → waiting → processing → publishing → checkpointing → waiting', () => {
+  const a = createActor(vnodeMachine, { input: { role: 'layer', depth: 1, checkpoint: EVERY_MESSAGE } }).start();
   assert.is(a.getSnapshot().value, 'activating');
   assert.is(awaitedInput(a.getSnapshot()), null, 'awaits nothing before activation');
   a.send({ type: 'ACTIVATED', epoch: 3 });
@@ -36,8 +36,9 @@ test('lifecycle: activating → waiting → processing → publishing → persis
   assert.is(awaitedInput(a.getSnapshot()), null, 'awaits nothing while busy');
   a.send({ type: 'COMPUTED' });
   assert.is(a.getSnapshot().context.schedule.fwdNext, 1);
-  a.send({ type: 'PUBLISHED' });
-  a.send({ type: 'PERSISTED' });
+  a.send({ type: 'PUBLISHED', sinceCheckpointMs: 0 });
+  assert.is(a.getSnapshot().value, 'checkpointing', 'checkpointEvery 1: every message is a checkpoint');
+  a.send({ type: 'CAPTURED' });
   assert.is(a.getSnapshot().value, 'waiting');
   assert.equal(awaitedInput(a.getSnapshot()), { port: 'fwd', seq: 1 });
   assert.is(a.getSnapshot().context.epoch, 3);
@@ -64,9 +65,9 @@ test('guard: a duplicate (seq already applied) is skipped and counted, then the 
   const a = start();
   apply(a, 'fwd', 0);
   a.send(message('fwd', 0));
-  assert.is(a.getSnapshot().value, 'skipping');
+  assert.ok(a.getSnapshot().matches({ skipping: 'covered' }), 'its checkpoint covers it: ack it');
   assert.is(a.getSnapshot().context.duplicates, 1);
-  a.send({ type: 'ACKED' });
+  a.send({ type: 'SKIPPED' });
   assert.is(a.getSnapshot().value, 'waiting');
   assert.equal(a.getSnapshot().context.schedule.fwdNext, 1, 'nothing applied');
 });
@@ -100,7 +101,7 @@ test('guard: the awaited message that does not fit the state is rejected; a dupl
   apply(a, 'bwd', 0);
   apply(a, 'fwd', 1);
   a.send(message('bwd', 0, 'bwd', false));
-  assert.is(a.getSnapshot().value, 'skipping');
+  assert.ok(a.getSnapshot().matches('skipping'));
 });
 
 test('INVALID (the validator refused it) is counted as a rejection', () => {
@@ -131,13 +132,13 @@ test('a snapshot persisted mid-pipeline survives JSON and resumes, role and dept
   apply(a, 'fwd', 1);
   a.send(message('bwd', 0));
   a.send({ type: 'COMPUTED' });
-  a.send({ type: 'PUBLISHED' });
-  assert.is(a.getSnapshot().value, 'persisting');
+  a.send({ type: 'PUBLISHED', sinceCheckpointMs: 0 });
+  assert.is(a.getSnapshot().value, 'checkpointing');
   const stored = JSON.parse(JSON.stringify(a.getPersistedSnapshot()));
   // The input given on restore is ignored: the snapshot carries its own.
-  const b = createActor(vnodeMachine, { snapshot: stored, input: { role: 'loss', depth: 7 } }).start();
-  assert.is(b.getSnapshot().value, 'persisting');
-  b.send({ type: 'RESTORED', epoch: 2 });
+  const b = createActor(vnodeMachine, { snapshot: stored, input: { role: 'loss', depth: 7, checkpoint: EVERY_MESSAGE } }).start();
+  assert.is(b.getSnapshot().value, 'checkpointing');
+  b.send({ type: 'RESTORED', epoch: 2, checkpoint: { every: 50, ms: 500 } });
   assert.is(b.getSnapshot().value, 'waiting');
   const c = b.getSnapshot().context;
   assert.equal(c.schedule, { fwdNext: 2, bwdNext: 1, targetNext: 0, endAt: null });
@@ -145,6 +146,8 @@ test('a snapshot persisted mid-pipeline survives JSON and resumes, role and dept
   assert.is(c.epoch, 2);
   assert.is(c.role, 'layer');
   assert.is(c.depth, 1);
+  assert.equal(c.checkpoint, { every: 50, ms: 500 }, 'the policy is the deployment\'s now, not the stored one');
+  assert.equal(c.captured, c.schedule, 'what was restored is covered');
   assert.equal(awaitedInput(b.getSnapshot()), { port: 'fwd', seq: 2 });
 });
 
@@ -160,7 +163,7 @@ test('fenced, failed, stopped and passivated are final; passivation only while w
     reach(a);
     assert.is(a.getSnapshot().value, state);
     assert.is(a.getSnapshot().status, 'done', `${state} is final`);
-    a.send({ type: 'RESTORED', epoch: 9 });
+    a.send({ type: 'RESTORED', epoch: 9, checkpoint: EVERY_MESSAGE });
     assert.is(a.getSnapshot().value, state, 'nothing leaves a final state');
   }
   const busy = start();
@@ -174,11 +177,80 @@ test('done is not final: a finished VNode re-activated under a new epoch stays d
   apply(a, 'end', 0);
   assert.is(a.getSnapshot().value, 'done');
   assert.is(a.getSnapshot().status, 'active');
-  a.send({ type: 'RESTORED', epoch: 4 });
+  a.send({ type: 'RESTORED', epoch: 4, checkpoint: EVERY_MESSAGE });
   assert.is(a.getSnapshot().value, 'done');
   assert.is(a.getSnapshot().context.epoch, 4);
   a.send({ type: 'STOP' });
   assert.is(a.getSnapshot().value, 'stopped');
+});
+
+const SPARSE = { every: 3, ms: 1000 };
+/** Apply one accepted message; return whether the machine then wanted a checkpoint. */
+const applyAt = (a: A, kind: MessageKind, seq: number, sinceCheckpointMs = 0): boolean => {
+  a.send(message(kind, seq));
+  a.send({ type: 'COMPUTED' });
+  a.send({ type: 'PUBLISHED', sinceCheckpointMs });
+  const due = a.getSnapshot().value === 'checkpointing';
+  if (due) a.send({ type: 'CAPTURED' });
+  return due;
+};
+
+test('checkpoints: due after `every` applied messages; in between the effect is in memory', () => {
+  const a = start('layer', 8, SPARSE);
+  assert.equal([0, 1, 2, 3, 4, 5].map((s) => applyAt(a, 'fwd', s)), [false, false, true, false, false, true]);
+  assert.is(a.getSnapshot().context.sinceCheckpoint, 0);
+  assert.equal(a.getSnapshot().context.captured.fwdNext, 6);
+});
+
+test('checkpoints: due after `ms`, on a TICK past `ms`, on a flush — never with nothing applied', () => {
+  const a = start('layer', 8, SPARSE);
+  assert.is(applyAt(a, 'fwd', 0, 1500), true, 'PUBLISHED past ms');
+  a.send({ type: 'TICK', sinceCheckpointMs: 5000, flush: true });
+  assert.is(a.getSnapshot().value, 'waiting', 'nothing applied since: no checkpoint, even on a flush');
+  applyAt(a, 'fwd', 1);
+  a.send({ type: 'TICK', sinceCheckpointMs: 10 });
+  assert.is(a.getSnapshot().value, 'waiting', 'a TICK before ms: not yet');
+  a.send({ type: 'TICK', sinceCheckpointMs: 1000 });
+  assert.is(a.getSnapshot().value, 'checkpointing');
+  a.send({ type: 'CAPTURED' });
+  applyAt(a, 'fwd', 2);
+  a.send({ type: 'TICK', sinceCheckpointMs: 0, flush: true });
+  assert.is(a.getSnapshot().value, 'checkpointing', 'a flush takes what is applied');
+});
+
+test('checkpoints: the last message of the schedule is always checkpointed (completion is read from KV)', () => {
+  const a = start('layer', 0, { every: 1000, ms: 60_000 });
+  assert.is(applyAt(a, 'fwd', 0), false);
+  assert.is(applyAt(a, 'bwd', 0), false);
+  assert.is(applyAt(a, 'end', 1), true);
+  assert.is(a.getSnapshot().value, 'done');
+});
+
+test('duplicates: covered by the captured checkpoint → skipping.covered; applied since → skipping.held (never acked early)', () => {
+  const a = start('layer', 8, SPARSE);
+  applyAt(a, 'fwd', 0);
+  applyAt(a, 'fwd', 1);
+  applyAt(a, 'fwd', 2); // checkpoint: covers fwd 0..2
+  applyAt(a, 'fwd', 3); // in memory only
+  a.send(message('fwd', 1));
+  assert.ok(a.getSnapshot().matches({ skipping: 'covered' }));
+  a.send({ type: 'SKIPPED' });
+  a.send(message('fwd', 3));
+  assert.ok(a.getSnapshot().matches({ skipping: 'held' }), 'applied but not checkpointed: held');
+  a.send({ type: 'SKIPPED' });
+  assert.is(a.getSnapshot().context.duplicates, 2);
+  assert.equal(awaitedInput(a.getSnapshot()), { port: 'fwd', seq: 4 });
+});
+
+test('passivation only with nothing uncheckpointed', () => {
+  const a = start('layer', 8, SPARSE);
+  applyAt(a, 'fwd', 0);
+  a.send({ type: 'PASSIVATE' });
+  assert.is(a.getSnapshot().value, 'waiting', 'fwd 0 is only in memory');
+  a.send({ type: 'TICK', sinceCheckpointMs: 0, flush: true });
+  a.send({ type: 'CAPTURED' });
+  a.send({ type: 'PASSIVATE' });
+  assert.is(a.getSnapshot().value, 'passivated');
 });
 
 test.run();

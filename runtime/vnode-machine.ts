@@ -1,37 +1,45 @@
 /**
  * The lifecycle of a VNode as an xstate v5 machine: it decides, the host does the IO.
  *
- *                    ┌───────────── [scheduleComplete] ─────────────▶ done ──STOP──▶ stopped
- *   activating ──ACTIVATED──▶ waiting ◀──────────────ACKED──── skipping      (duplicate: ack it)
- *                              │  │ ▲  ◀─────────────ACKED──── rejecting.*   (dead-letter, ack it)
- *                              │  │ └───PERSISTED─── persisting ◀──PUBLISHED── publishing ◀──COMPUTED── processing
- *                              │  └─ MESSAGE ─┬─ [wrongPort]  ▶ rejecting.wrongPort                      ▲
- *                              │              ├─ [duplicate]  ▶ skipping                                  │
- *                              │              ├─ [outOfOrder] ▶ rejecting.outOfOrder                      │
- *                              │              ├─ [doesNotFit] ▶ rejecting.doesNotFit                      │
- *                              │              └─ (accepted) ─────────────────────────────────────────────┘
- *                              ├─ INVALID ▶ rejecting.invalid       ├─ PASSIVATE ▶ passivated
+ *                    ┌──────────────── [scheduleComplete] ────────────────▶ done ──STOP──▶ stopped
+ *   activating ──ACTIVATED──▶ waiting ◀───SKIPPED──── skipping.covered | skipping.held   (duplicate)
+ *                              │ │ │ ▲ ◀───ACKED────── rejecting.*                       (dead-letter, ack)
+ *                              │ │ │ └──CAPTURED── checkpointing ◀─[checkpointDue]─┐
+ *                              │ │ │                     ▲                         PUBLISHED ◀── publishing ◀──COMPUTED── processing
+ *                              │ │ │                     │                         └─(else: kept in memory)─▶ waiting      ▲
+ *                              │ │ └─ TICK [checkpointDue: time, or a flush] ────────┘                                   │
+ *                              │ └─ MESSAGE ─┬─ [wrongPort]  ▶ rejecting.wrongPort                                       │
+ *                              │             ├─ [duplicate]  ▶ skipping.covered (a captured checkpoint covers it) / .held │
+ *                              │             ├─ [outOfOrder] ▶ rejecting.outOfOrder                                      │
+ *                              │             ├─ [doesNotFit] ▶ rejecting.doesNotFit                                      │
+ *                              │             └─ (accepted) ──────────────────────────────────────────────────────────────┘
+ *                              ├─ INVALID ▶ rejecting.invalid       ├─ PASSIVATE [nothing uncheckpointed] ▶ passivated
  *   every live state: FENCED ▶ fenced · FAILED ▶ failed · STOP ▶ stopped   (the four final states)
- *   waiting / persisting / done: RESTORED (a stored snapshot resumed under a new epoch)
+ *   waiting / checkpointing / done: RESTORED (a stored snapshot resumed under a new epoch)
  *
  * What the VNode waits for is `awaitedInput(snapshot)`: the schedule rule of
  * schedule.ts applied to the role and pipeline depth the machine was given as input
  * (kept in context, so a stored snapshot carries them). The host pulls that input,
  * validates it (validate.ts), sends MESSAGE, and acts on the state the machine moved
- * to: ack a duplicate (`skipping`), dead-letter a bad one (`rejecting.*`), compute
- * (`processing`), publish the outputs (`publishing`), commit the state and then ack
- * (`persisting`). It reports each step back (COMPUTED, PUBLISHED, PERSISTED, ACKED).
+ * to: skip a duplicate (`skipping.*`), dead-letter a bad one (`rejecting.*`), compute
+ * (`processing`), publish the outputs (`publishing`), and — when `checkpointDue` says
+ * so — capture a checkpoint (`checkpointing`). It reports each step back.
  *
- * The snapshot the host stores is taken in `persisting` (the counters of the state
- * being written) or, at activation, in `waiting`/`done`; restored through
- * `createActor(vnodeMachine, { snapshot })` + RESTORED it goes on from `waiting`.
- * No `after` timers and no invoked children: nothing here needs re-arming on restore.
+ * Checkpoints (docs/checkpoints.md): between them the effect of applied messages lives
+ * in memory only and their acks are held; a checkpoint is due after `checkpoint.every`
+ * applied messages, after `checkpoint.ms` (PUBLISHED and TICK carry the time since the
+ * last one), on a flush (stop, passivation), and always when the schedule completes.
+ * The snapshot taken in `checkpointing` IS the checkpoint; the host commits it by CAS
+ * (off the hot path) and acks every message it covers once committed. A duplicate a
+ * captured checkpoint covers (`skipping.covered`) is acked with that checkpoint; one it
+ * does not (`skipping.held`: applied since, redelivered) is held like the message it
+ * repeats — never acked early.
  *
- * Planned (checkpoints every K messages): PUBLISHED will choose by a guard between
- * `persisting` (a checkpoint is due) and `waiting` (effect kept in memory, ack
- * deferred); PERSISTED then acks every message the checkpoint covers.
+ * Restored through `createActor(vnodeMachine, { snapshot })` + RESTORED, a snapshot
+ * goes on from `waiting`. No `after` timers and no invoked children: nothing here
+ * needs re-arming on restore.
  */
-import { assign, setup, type SnapshotFrom } from 'xstate';
+import { and, assign, setup, type SnapshotFrom } from 'xstate';
 import { PORT_OF_KIND, type MessageKind, type Port } from './protocol.js';
 import { advance, initialSchedule, nextInput, type Role, type ScheduleState } from './schedule.js';
 
@@ -40,6 +48,13 @@ export interface VNodeMachineInput {
   role: Role;
   /** The model's pipeline depth (schedule.ts). */
   depth: number;
+  /** When checkpoints are due: every `every` applied messages, or `ms` after the last one. */
+  checkpoint: CheckpointPolicy;
+}
+
+export interface CheckpointPolicy {
+  every: number;
+  ms: number;
 }
 
 export interface VNodeMachineContext extends VNodeMachineInput {
@@ -54,11 +69,16 @@ export interface VNodeMachineContext extends VNodeMachineInput {
   epoch: number;
   /** Kind of the accepted message being processed; null between messages (and in every stored snapshot). */
   inHand: MessageKind | null;
+  /** Messages applied since the last captured checkpoint (0 in every stored snapshot). */
+  sinceCheckpoint: number;
+  /** The schedule the last captured checkpoint holds: inputs below it are covered. */
+  captured: ScheduleState;
 }
 
 export type VNodeMachineEvent =
   | { type: 'ACTIVATED'; epoch: number }
-  | { type: 'RESTORED'; epoch: number }
+  /** A stored snapshot resumed under `epoch`, with the deployment's checkpoint policy now. */
+  | { type: 'RESTORED'; epoch: number; checkpoint: CheckpointPolicy }
   /**
    * A valid message pulled from `port`. `fits`: the host's check against its state
    * (a backward or target has the rows of its forward) — decided on only if the
@@ -67,11 +87,17 @@ export type VNodeMachineEvent =
   | { type: 'MESSAGE'; port: Port; kind: MessageKind; seq: number; fits: boolean }
   /** A message the validator refused. */
   | { type: 'INVALID' }
-  /** The skipped or rejected message was acked (and dead-lettered). */
+  /** The rejected message was dead-lettered and acked. */
   | { type: 'ACKED' }
+  /** The duplicate was acked with its checkpoint (covered) or held for the next (held). */
+  | { type: 'SKIPPED' }
   | { type: 'COMPUTED' }
-  | { type: 'PUBLISHED' }
-  | { type: 'PERSISTED' }
+  /** The outputs were sent; `sinceCheckpointMs`: time since the last captured checkpoint. */
+  | { type: 'PUBLISHED'; sinceCheckpointMs: number }
+  /** No awaited message came for a while. `flush`: the host wants a checkpoint of what is applied (stop, passivation). */
+  | { type: 'TICK'; sinceCheckpointMs: number; flush?: boolean }
+  /** The host took this state's snapshot as a checkpoint (its commit runs in the background). */
+  | { type: 'CAPTURED' }
   | { type: 'PASSIVATE' }
   | { type: 'FAILED'; error: string }
   | { type: 'FENCED' }
@@ -104,9 +130,35 @@ export const vnodeMachine = setup({
     /** Ahead of the schedule: a genuine sender never does this. */
     outOfOrder: ({ context, event }) => (asMessage(event)?.seq ?? -Infinity) > awaited(context)!.seq,
     doesNotFit: ({ event }) => asMessage(event)?.fits === false,
+    /** The duplicate's seq is below what the last captured checkpoint holds on its port. */
+    covered: ({ context, event }) => {
+      const m = asMessage(event);
+      return !!m && m.seq < coveredBelow(context.captured, m.port);
+    },
+    /**
+     * A checkpoint is due: the schedule is complete (a finished VNode is read from KV),
+     * or — with something applied since the last — the count or the time is reached,
+     * or the host flushes.
+     */
+    checkpointDue: ({ context, event }) => {
+      if (event.type === 'PUBLISHED') {
+        if (awaited(context) === null) return true;
+        return context.sinceCheckpoint + 1 >= context.checkpoint.every || event.sinceCheckpointMs >= context.checkpoint.ms;
+      }
+      if (event.type === 'TICK') return context.sinceCheckpoint > 0 && (!!event.flush || event.sinceCheckpointMs >= context.checkpoint.ms);
+      return false;
+    },
+    /** Nothing applied is only in memory: leaving memory loses no work. */
+    allCheckpointed: ({ context }) => context.sinceCheckpoint === 0,
   },
   actions: {
     setEpoch: assign({ epoch: ({ event }) => ('epoch' in event ? event.epoch : 0) }),
+    restore: assign(({ context, event }) =>
+      event.type === 'RESTORED' ? { epoch: event.epoch, checkpoint: event.checkpoint, sinceCheckpoint: 0, captured: context.schedule } : {},
+    ),
+    /** This state is the checkpoint: what it holds is covered from now on. */
+    capture: assign(({ context }) => ({ sinceCheckpoint: 0, captured: context.schedule })),
+    countUncheckpointed: assign({ sinceCheckpoint: ({ context }) => context.sinceCheckpoint + 1 }),
     countDuplicate: assign({ duplicates: ({ context }) => context.duplicates + 1 }),
     countRejected: assign({ rejected: ({ context }) => context.rejected + 1 }),
     /** Apply the message in hand to the schedule: what it awaited is now consumed. */
@@ -125,7 +177,10 @@ export const vnodeMachine = setup({
   context: ({ input }) => ({
     role: input.role,
     depth: input.depth,
+    checkpoint: input.checkpoint,
     schedule: initialSchedule(),
+    sinceCheckpoint: 0,
+    captured: initialSchedule(),
     applied: 0,
     duplicates: 0,
     rejected: 0,
@@ -141,37 +196,50 @@ export const vnodeMachine = setup({
       on: {
         MESSAGE: [
           { guard: 'wrongPort', target: 'rejecting.wrongPort', actions: 'countRejected' },
-          { guard: 'duplicate', target: 'skipping', actions: 'countDuplicate' },
+          { guard: and(['duplicate', 'covered']), target: 'skipping.covered', actions: 'countDuplicate' },
+          { guard: 'duplicate', target: 'skipping.held', actions: 'countDuplicate' },
           { guard: 'outOfOrder', target: 'rejecting.outOfOrder', actions: 'countRejected' },
           { guard: 'doesNotFit', target: 'rejecting.doesNotFit', actions: 'countRejected' },
           { target: 'processing', actions: assign({ inHand: ({ event }) => asMessage(event)!.kind }) },
         ],
         INVALID: { target: 'rejecting.invalid', actions: 'countRejected' },
-        RESTORED: { actions: 'setEpoch' },
-        PASSIVATE: 'passivated',
+        TICK: { guard: 'checkpointDue', target: 'checkpointing' },
+        RESTORED: { actions: 'restore' },
+        PASSIVATE: { guard: 'allCheckpointed', target: 'passivated' },
         ...whileLive,
       },
     },
-    skipping: { on: { ACKED: 'waiting', ...whileLive } },
+    skipping: {
+      initial: 'held',
+      states: { covered: {}, held: {} },
+      on: { SKIPPED: 'waiting', ...whileLive },
+    },
     rejecting: {
       initial: 'invalid',
       states: { invalid: {}, wrongPort: {}, outOfOrder: {}, doesNotFit: {} },
       on: { ACKED: 'waiting', ...whileLive },
     },
     processing: { on: { COMPUTED: { target: 'publishing', actions: 'advanceSchedule' }, ...whileLive } },
-    // Outputs go out before the commit: if the VNode dies in between, the re-run sends
-    // the same bytes under the same message ids, and downstream drops them.
-    publishing: { on: { PUBLISHED: 'persisting', ...whileLive } },
-    persisting: {
+    // Outputs go out before the checkpoint that covers them: if the VNode dies in
+    // between, the replay sends the same bytes under the same message ids, and
+    // downstream drops them.
+    publishing: {
       on: {
-        PERSISTED: 'waiting',
-        // A snapshot stored in `persisting` was committed: restored, it waits for the next input.
-        RESTORED: { target: 'waiting', actions: 'setEpoch' },
+        PUBLISHED: [{ guard: 'checkpointDue', target: 'checkpointing' }, { target: 'waiting', actions: 'countUncheckpointed' }],
+        ...whileLive,
+      },
+    },
+    checkpointing: {
+      entry: 'capture',
+      on: {
+        CAPTURED: 'waiting',
+        // A snapshot stored in `checkpointing` was committed: restored, it waits for the next input.
+        RESTORED: { target: 'waiting', actions: 'restore' },
         ...whileLive,
       },
     },
     // Not final: a finished VNode can still be re-activated (moved, restarted) and stopped.
-    done: { on: { RESTORED: { actions: 'setEpoch' }, ...whileLive } },
+    done: { on: { RESTORED: { actions: 'restore' }, ...whileLive } },
     fenced: { type: 'final' },
     // The in-memory state may be ahead of what is stored: the host discards this
     // actor and restores the VNode from KV.
@@ -195,4 +263,9 @@ export function awaitedInput(snapshot: VNodeMachineSnapshot): { port: Port; seq:
 }
 
 /** States a stored snapshot may be in (the ones the host persists in). */
-export const RESTORABLE_STATES = ['waiting', 'persisting', 'done'] as const;
+export const RESTORABLE_STATES = ['waiting', 'checkpointing', 'done'] as const;
+
+/** The first seq on `port` that a checkpoint holding `s` does not cover. */
+export function coveredBelow(s: ScheduleState, port: Port): number {
+  return port === 'fwd' ? s.fwdNext : port === 'bwd' ? s.bwdNext : s.targetNext;
+}

@@ -6,10 +6,10 @@ import { parseMachineSnapshot, readProgress, toStateWrite } from './vnode-record
 
 /**
  * A depth-0 layer machine after F0 B0 … F(n-1) B(n-1) (and `end` at n if `ended`), as
- * the host stores it: taken in `persisting` of the last message.
+ * the host stores it: taken in `checkpointing` of the last message (checkpointEvery 1).
  */
 function storedSnapshot(n: number, ended = false): unknown {
-  const a = createActor(vnodeMachine, { input: { role: 'layer', depth: 0 } }).start();
+  const a = createActor(vnodeMachine, { input: { role: 'layer', depth: 0, checkpoint: { every: 1, ms: 1000 } } }).start();
   a.send({ type: 'ACTIVATED', epoch: 1 });
   const steps: Array<['fwd' | 'bwd' | 'end', number]> = [];
   for (let s = 0; s < n; s++) steps.push(['fwd', s], ['bwd', s]);
@@ -17,15 +17,15 @@ function storedSnapshot(n: number, ended = false): unknown {
   steps.forEach(([kind, seq], i) => {
     a.send({ type: 'MESSAGE', port: kind === 'bwd' ? 'bwd' : 'fwd', kind, seq, fits: true });
     a.send({ type: 'COMPUTED' });
-    a.send({ type: 'PUBLISHED' });
-    if (i < steps.length - 1) a.send({ type: 'PERSISTED' });
+    a.send({ type: 'PUBLISHED', sinceCheckpointMs: 0 });
+    if (i < steps.length - 1) a.send({ type: 'CAPTURED' });
   });
   return JSON.parse(JSON.stringify(a.getPersistedSnapshot()));
 }
 
 const write = suite('toStateWrite');
 write('takes the snapshot of the machine as it is now, with the type and ownership', () => {
-  const machine = createActor(vnodeMachine, { input: { role: 'loss', depth: 2 } }).start();
+  const machine = createActor(vnodeMachine, { input: { role: 'loss', depth: 2, checkpoint: { every: 1, ms: 1000 } } }).start();
   machine.send({ type: 'ACTIVATED', epoch: 7 });
   const tensors = { W: new Float32Array(2) };
   const stash = new Map([[0, [Float32Array.of(1)]]]);
@@ -42,8 +42,8 @@ const parse = suite('parseMachineSnapshot');
 parse('a stored snapshot round-trips and resumes', () => {
   const r = parseMachineSnapshot(storedSnapshot(2));
   assert.ok(r.ok);
-  const b = createActor(vnodeMachine, { snapshot: r.value, input: { role: 'layer', depth: 0 } }).start();
-  b.send({ type: 'RESTORED', epoch: 2 });
+  const b = createActor(vnodeMachine, { snapshot: r.value, input: { role: 'layer', depth: 0, checkpoint: { every: 1, ms: 1000 } } }).start();
+  b.send({ type: 'RESTORED', epoch: 2, checkpoint: { every: 1, ms: 1000 } });
   assert.is(b.getSnapshot().value, 'waiting');
   assert.equal(b.getSnapshot().context.schedule, { fwdNext: 2, bwdNext: 2, targetNext: 0, endAt: null });
 });

@@ -38,10 +38,15 @@ export function toStateWrite(s: VNodeRecordSource): StateWrite {
 }
 
 const count = z.number().int().min(0);
+const scheduleSchema = z.object({ fwdNext: count, bwdNext: count, targetNext: count, endAt: count.nullable() });
 const contextSchema = z.object({
   role: z.enum(['layer', 'activation', 'loss']),
   depth: count,
-  schedule: z.object({ fwdNext: count, bwdNext: count, targetNext: count, endAt: count.nullable() }),
+  checkpoint: z.object({ every: z.number().int().min(1), ms: z.number().int().min(1) }),
+  schedule: scheduleSchema,
+  // Every stored snapshot is a checkpoint: nothing applied is outside it.
+  sinceCheckpoint: z.literal(0),
+  captured: scheduleSchema,
   applied: count,
   duplicates: count,
   rejected: count,
