@@ -96,7 +96,7 @@ export const hopBenchmark: Benchmark<HopBench> = {
   description: 'one VNode hop (durable mailbox, persisted state) vs a raw NATS message, p50/p99',
   async run(ctx) {
     const server = await startNatsServer({ storeDir: join(ctx.workDir, 'hop') });
-    const nc = await connect({ servers: server.url });
+    const nc = await connect({ servers: server.url, noAsyncTraces: true });
     const n = ctx.quick ? 150 : 500;
     const sizes: HopSize[] = [];
     try {

@@ -80,7 +80,7 @@ function timeMethod<T extends object>(obj: T, method: keyof T & string, total: {
 /** Train in this process with timed kernels, state commits and JetStream publishes. */
 async function breakdown(ctx: BenchContext, steps: number, batch: number): Promise<TrainBench['breakdown']> {
   const server = await startNatsServer({ storeDir: join(ctx.workDir, 'breakdown') });
-  const nc = await connect({ servers: server.url });
+  const nc = await connect({ servers: server.url, noAsyncTraces: true });
   const kernelTime = { ms: 0 };
   const persistTime = { ms: 0 };
   const publishTime = { ms: 0 };

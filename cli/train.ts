@@ -95,7 +95,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
 
 /** Connect, wait for the cluster's PNodes (unless local), train with progress, print the result. */
 async function runTraining(opts: TrainCliOptions, where: Placement, model: ResolvedModel, url: string, connected: (nc: NatsConnection) => void): Promise<void> {
-  const nc = await connect({ servers: url, name: `dcnr-train-${process.pid}` }).catch((err) => fail(`cannot connect to NATS at ${url}: ${err.message}`));
+  const nc = await connect({ servers: url, name: `dcnr-train-${process.pid}`, noAsyncTraces: true }).catch((err) => fail(`cannot connect to NATS at ${url}: ${err.message}`));
   connected(nc); // the caller closes it on exit and on Ctrl-C
   let pnodeCount = 0;
   let clusterModes: string[] = [];

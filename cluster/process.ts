@@ -10,12 +10,14 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 export const PARENT_ENV = 'DCNR_PARENT_PID';
 
 /**
- * Connect with endless reconnects (a restarted nats-server must not kill a PNode).
+ * Connect with endless reconnects (a restarted nats-server must not kill a PNode), and
+ * without an Error (stack capture) made ahead of every request: measured, 5% of a
+ * training process's CPU went to building them (`noAsyncTraces`).
  * @throws Error naming the URL when the first connection fails.
  */
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
   try {
-    return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
   } catch (err) {
     throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
   }

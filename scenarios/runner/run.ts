@@ -59,7 +59,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
   let keepLogs: string | undefined;
   try {
     cluster = await startScenarioCluster({ pnodes: spec.pnodes, dir, detectMs: spec.detectMs, needs });
-    nc = await connect({ servers: cluster.url.split(','), name: `dcnr-scenario-${spec.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    nc = await connect({ servers: cluster.url.split(","), name: `dcnr-scenario-${spec.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
     await waitForPNodes(nc, spec.pnodes, 120_000);
     const kernels = await createKernels();
     const run = (extra: Partial<Parameters<typeof train>[0]>) => train({ nc: nc!, model, steps: spec.steps, batch: spec.batch, seed, kernels, ...extra });
