@@ -194,8 +194,8 @@ export type ClusterEvent =
   | { type: 'fenced'; vnode: string; pnode: string; epoch: number; at: number; cause: 'write' | 'mailbox' | 'activation' }
   | { type: 'escalated'; vnode: string; pnode: string; error: string; at: number }
   | { type: 'rejected'; vnode: string; pnode: string; error: string; at: number }
-  /** A dead PNode's VNodes all run again elsewhere: detection = death declared − last heartbeat; resume = last re-activation − death declared. */
-  | { type: 'recovered'; pnode: string; vnodes: string[]; detectMs: number; resumeMs: number; at: number };
+  /** A dead PNode's VNodes all run again elsewhere: detection = death declared − last heartbeat; resume = last re-activation (replay included) − death declared; `replayed` messages in all. */
+  | { type: 'recovered'; pnode: string; vnodes: string[]; detectMs: number; resumeMs: number; replayed?: number; at: number };
 
 /** A fault-injection request on `Subject.faultControl(pnode)`: delay every message this PNode handles. */
 export interface FaultControlRequest {

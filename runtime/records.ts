@@ -100,7 +100,7 @@ const ClusterEventSchema: z.ZodType<ClusterEvent> = z.discriminatedUnion('type',
   z.object({ type: z.literal('escalated'), vnode, pnode: name, error: z.string(), at: time }),
   z.object({ type: z.literal('refused'), vnode, pnode: name, error: z.string(), at: time }),
   z.object({ type: z.literal('rejected'), vnode, pnode: name, error: z.string(), at: time }),
-  z.object({ type: z.literal('recovered'), pnode: name, vnodes: z.array(vnode), detectMs: z.number().finite(), resumeMs: z.number().finite(), at: time }),
+  z.object({ type: z.literal('recovered'), pnode: name, vnodes: z.array(vnode), detectMs: z.number().finite(), resumeMs: z.number().finite(), replayed: count.optional(), at: time }),
 ]);
 
 const StepMetricSchema: z.ZodType<StepMetric> = z.object({ seq: count, loss: z.number().finite(), batch: z.number().int().positive(), vnode: z.string() });

@@ -1,9 +1,9 @@
 /**
  * OpenTelemetry for DCNR, in one place: off by default, on when asked.
  *
- * - Tracing: a span per message a VNode handles (`vnode fwd|bwd|target|end`, child
- *   spans `persist`; `vnode replay` for a re-delivered seq, `vnode reject` for a bad
- *   message), parented through the W3C `traceparent` NATS header, and a root span per
+ * - Tracing: a span per message a VNode handles (`vnode fwd|bwd|target|end`; `vnode
+ *   checkpoint` for a checkpoint commit, in the trace of the message that made it due;
+ *   `vnode replay` for a re-delivered seq, `vnode reject` for a bad message), parented through the W3C `traceparent` NATS header, and a root span per
  *   training step in the trainer — so one step is one trace across PNodes.
  * - Metrics: messages by kind, compute and persist time, rejected messages, fenced
  *   writes, steps and samples, migrations, detection and resume times.
@@ -218,7 +218,7 @@ function createInstruments() {
   return {
     messages: m.createCounter('dcnr.messages', { description: 'messages a VNode handled, by kind' }),
     computeMs: m.createHistogram('dcnr.compute.ms', { description: 'kernel time per message (compute)', unit: 'ms' }),
-    persistMs: m.createHistogram('dcnr.persist.ms', { description: 'state commit time per message (KV blobs + CAS)', unit: 'ms' }),
+    persistMs: m.createHistogram('dcnr.persist.ms', { description: 'checkpoint commit time (waiting for the sends it covers, KV blobs, CAS)', unit: 'ms' }),
     rejected: m.createCounter('dcnr.rejected', { description: 'messages rejected by the validator' }),
     fencedWrites: m.createCounter('dcnr.fenced_writes', { description: 'stale state writes refused by compare-and-set' }),
     steps: m.createCounter('dcnr.steps', { description: 'training steps completed (losses received)' }),

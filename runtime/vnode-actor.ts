@@ -387,7 +387,7 @@ export class VNodeActor {
    * the background: after the sends it covers, CAS after the previous commit (one in
    * flight at most: a second one waits), then ack what it covers.
    */
-  async #capture(): Promise<void> {
+  async #capture(traceparent?: string): Promise<void> {
     const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash });
     this.#tell({ type: 'CAPTURED' });
     const acks = this.#held;
@@ -397,6 +397,7 @@ export class VNodeActor {
     this.#lastCapture = performance.now();
     if (this.#inflight) await this.#inflight.done;
     this.#throwIfFailed();
+    const span = startSpan('vnode checkpoint', traceparent, () => ({ ...this.#spanAttributes(), 'dcnr.messages': acks.length }));
     const done = (async () => {
       const t0 = performance.now();
       const before = this.#o.store.bytesWritten;
@@ -407,8 +408,10 @@ export class VNodeActor {
       } catch (err) {
         if (err instanceof FencedError) telemetryMetrics().fencedWrites.add(1);
         this.#failure ??= err;
+        span.end(err);
         return;
       }
+      span.end();
       const ms = performance.now() - t0;
       telemetryMetrics().persistMs.record(ms);
       // Acked only once a committed checkpoint holds their effect (invariant 2).
@@ -503,7 +506,7 @@ export class VNodeActor {
       // are dropped as duplicates.
       for (const out of outputs) await this.#send(this.#publish(out, m, span.traceparent ?? m.traceparent));
       this.#held.push(raw);
-      if (this.#tell({ type: 'PUBLISHED', sinceCheckpointMs: performance.now() - this.#lastCapture }).matches('checkpointing')) await this.#capture();
+      if (this.#tell({ type: 'PUBLISHED', sinceCheckpointMs: performance.now() - this.#lastCapture }).matches('checkpointing')) await this.#capture(span.traceparent);
       meters.messages.add(1, KIND_ATTRIBUTES[m.kind]);
       span.end();
     } catch (err) {

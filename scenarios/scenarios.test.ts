@@ -109,6 +109,23 @@ for (const name of quickSet.filter((n) => n !== 'kill-pnode')) {
   });
 }
 
+// The checkpoint interval is not part of the math: both ends of it must give the
+// fault-free parameters. checkpointEvery 1 commits every message (no replay); 1000
+// never checkpoints by count in this 200-step run, so the kill lands between two
+// time checkpoints and the moved VNodes replay what they had applied since.
+for (const checkpointEvery of [1, 1000]) {
+  test(`kill-pnode at checkpointEvery ${checkpointEvery}: identical, nothing lost or applied twice`, async () => {
+    const report = await runScenario(await loadScenario('kill-pnode'), { reportsDir: reports, log, checkpointEvery });
+    const failed = report.checks.filter((c) => !c.passed);
+    assert.is(report.passed, true, failed.map((c) => `${c.name}: ${c.detail}`).join('; '));
+    assert.is(report.identical, true);
+    assert.equal({ lost: report.updates.lost, duplicated: report.updates.duplicated }, { lost: 0, duplicated: 0 });
+    assert.ok(report.recovery.length >= 1, 'the PNode was declared dead and its VNodes moved');
+    const replayed = report.recovery.reduce((n, r) => n + r.replayed, 0);
+    if (checkpointEvery === 1000) assert.ok(replayed > 0, `the moved VNodes replayed their backlog since the checkpoint (${replayed})`);
+  });
+}
+
 test('the runner says no: every PNode killed for good → passed false, a reason, exit code 1', () => {
   const file = fileURLToPath(new URL('./examples/no-survivors.ts', import.meta.url));
   const r = dcnr(['scenario', file, '--json', '--reports', reports]);

@@ -95,7 +95,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   const escalated = new Map<string, string>();
   const events = subscribeClusterEvents(nc, (e) => {
     if (e.type === 'activated') {
-      recoveries.activated(e.vnode, Date.now());
+      recoveries.activated(e.vnode, Date.now(), e.replayed);
       drains.activated(e.vnode);
     }
     if (e.type === 'escalated' || e.type === 'refused') escalated.set(e.vnode, e.pnode);

@@ -14,7 +14,8 @@ export interface ScenarioReport {
   checks: Array<{ name: string; passed: boolean; detail: string }>;
   faults: Array<{ kind: string; target: string; atStep: number; at: number; healedAt?: number; detail: string; injectedMessages?: number }>;
   /** One entry per PNode declared dead while faults ran. */
-  recovery: Array<{ pnode: string; detectMs: number; resumeMs: number; vnodes: number }>;
+  /** Per dead PNode: detection, resumption (replay included), VNodes moved, messages they replayed from their checkpoints. */
+  recovery: Array<{ pnode: string; detectMs: number; resumeMs: number; vnodes: number; replayed: number }>;
   updates: { expected: number; applied: number; lost: number; duplicated: number };
   fencedWrites: number;
   rejectedMessages: number;
@@ -47,8 +48,8 @@ export function formatReport(r: ScenarioReport): string {
     'FAULT                 AT STEP  TARGET          DETAIL',
     ...r.faults.map((f) => `${pad(f.kind, 21)} ${pad(String(f.atStep), 8)} ${pad(f.target, 15)} ${f.detail.length > 90 ? `${f.detail.slice(0, 87)}…` : f.detail}`),
     '',
-    r.recovery.length ? 'RECOVERY    PNODE        DETECT MS  RESUME MS  VNODES' : 'RECOVERY    (no PNode declared dead)',
-    ...r.recovery.map((x) => `            ${pad(x.pnode, 12)} ${pad(String(x.detectMs), 10)} ${pad(String(x.resumeMs), 10)} ${x.vnodes}`),
+    r.recovery.length ? 'RECOVERY    PNODE        DETECT MS  RESUME MS  VNODES  REPLAYED' : 'RECOVERY    (no PNode declared dead)',
+    ...r.recovery.map((x) => `            ${pad(x.pnode, 12)} ${pad(String(x.detectMs), 10)} ${pad(String(x.resumeMs), 10)} ${pad(String(x.vnodes), 7)} ${x.replayed}`),
     '',
     `updates     expected ${r.updates.expected}, applied ${r.updates.applied}, lost ${r.updates.lost}, duplicated ${r.updates.duplicated}`,
     `fenced      ${r.fencedWrites} stale writes refused`,
