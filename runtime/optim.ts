@@ -84,3 +84,26 @@ export function applyUpdate(
   }
   return { [name]: out, [`${name}_m`]: m, [`${name}_v`]: v };
 }
+
+/**
+ * Parameter `name` extrapolated `steps` optimizer steps ahead along the direction the
+ * optimizer moves it now (weight prediction, as in SpecTrain, for a forward whose
+ * gradient lands `steps` updates later): W − steps·lr·m/(√v+ε) for Adam (its moments
+ * as stored, without bias correction: the prediction is damped while they warm up),
+ * W − steps·lr·m for SGD with momentum. Plain SGD, or `steps` 0: W itself.
+ */
+export function predictParameter(opt: OptimizerConfig, tensors: Readonly<Record<string, Float32Array>>, name: string, steps: number): Float32Array {
+  const p = tensors[name];
+  const m = tensors[`${name}_m`];
+  if (steps <= 0 || !m || (opt.kind === 'sgd' && opt.momentum === 0)) return p;
+  const out = new Float32Array(p.length);
+  const step = steps * opt.lr;
+  if (opt.kind === 'sgd') {
+    for (let i = 0; i < p.length; i++) out[i] = p[i] - step * m[i];
+    return out;
+  }
+  const v = tensors[`${name}_v`];
+  const { eps } = opt;
+  for (let i = 0; i < p.length; i++) out[i] = p[i] - (step * m[i]) / (Math.sqrt(v[i]) + eps);
+  return out;
+}

@@ -50,3 +50,10 @@ export function advance(s: ScheduleState, kind: MessageKind, seq: number): Sched
       return { ...s, targetNext: seq + 1 };
   }
 }
+
+/**
+ * Updates a layer applies between forward `seq` and the update from that seq's own
+ * gradient, at pipeline depth d: F(s) runs once B(s−d−1) is applied and B(s) after
+ * B(s−1), so min(s, d) — a pure function of the schedule, never of timing.
+ */
+export const staleness = (seq: number, depth: number): number => Math.min(seq, depth);

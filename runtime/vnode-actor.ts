@@ -36,6 +36,7 @@ import {
   type StepMetric,
 } from './protocol.js';
 import { createRng } from './rng.js';
+import { staleness } from './schedule.js';
 import { startSpan, telemetryMetrics } from './telemetry.js';
 import { FencedError, StateStore, type Committed } from './state-store.js';
 import type { Tensor } from './tensor.js';
@@ -540,7 +541,13 @@ export class VNodeActor {
     const v = this.#v;
     const { index } = this.#o;
     const last = this.#o.model.vnodes.length - 1;
-    const ctx: VNodeContext<unknown> = { k: this.#o.kernels, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
+    const ctx: VNodeContext<unknown> = {
+      k: this.#o.kernels,
+      config: v.config,
+      inFeatures: v.inFeatures,
+      outFeatures: v.outFeatures,
+      staleness: m.kind === 'fwd' ? staleness(m.seq, this.#o.model.spec.pipelineDepth) : 0,
+    };
     const out = (to: number, kind: MessageKind, tensor?: Tensor): Output => ({ to, kind, tensor });
 
     if (m.kind === 'end') return index < last ? [out(index + 1, 'end')] : [];

@@ -23,6 +23,12 @@ export interface VNodeContext<C> {
   inFeatures: number;
   /** Features per row of the forward output. */
   outFeatures: number;
+  /**
+   * In a forward: how many updates of this VNode land between this forward and the
+   * update from its own gradient — min(seq, pipeline depth), fixed by the schedule. A
+   * layer may use it to counter staleness (see layer.dense). Absent (0) elsewhere.
+   */
+  staleness?: number;
 }
 
 /** What a forward pass returns: the output and what backward will need for the same seq. */

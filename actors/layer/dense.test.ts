@@ -22,7 +22,8 @@ for (const k of kernelsList) {
     const x = randomArray(ROWS * IN, 'x');
     const { y, stash } = await dense.forward({ k, config, inFeatures: IN, outFeatures: OUT }, t, { shape: [ROWS, IN], data: x });
     assert.equal(y.shape, [ROWS, OUT]);
-    assert.is(stash!.length, 1);
+    assert.equal(stash!.length, 2);
+    assert.is(stash![1], t.W, 'no staleness: the forward used (and stashed) W itself');
     const want = reference.forward(x, t.W, t.b, ROWS, IN, OUT);
     want.forEach((w, i) => assert.ok(close(y.data[i], w, FWD.rtol, FWD.atol), `y[${i}] = ${y.data[i]}, want ${w}`));
   });
@@ -82,6 +83,38 @@ for (const k of kernelsList) {
     for (let i = 0; i < t.W.length; i++) assert.ok(Math.abs(Math.abs(t.W[i] - res.tensors!.W[i]) - 0.001) < 1e-4, `W[${i}] moved by lr`);
   });
 }
+
+test('staleness: the forward runs with W predicted `staleness` Adam steps ahead; the backward computes dx with that W, and updates the current W', async () => {
+  const k = kernelsList[0];
+  const config = dense.config.parse({ units: OUT });
+  const t0 = dense.init!({ config, inFeatures: IN, outFeatures: OUT, rng: createRng('stale') });
+  // Non-zero Adam moments, as after some updates.
+  const t = { ...t0, W_m: randomArray(t0.W.length, 'm'), W_v: randomArray(t0.W.length, 'v').map(Math.abs), b_m: randomArray(OUT, 'bm'), b_v: randomArray(OUT, 'bv').map(Math.abs) };
+  const x = randomArray(ROWS * IN, 'xs');
+  const ctx = { k, config, inFeatures: IN, outFeatures: OUT };
+  const staleness = 3;
+  const { y, stash } = await dense.forward({ ...ctx, staleness }, t, { shape: [ROWS, IN], data: x });
+  const lr = 0.001;
+  const eps = 1e-8;
+  const predict = (p: Float32Array, m: Float32Array, v: Float32Array) => Float32Array.from(p, (w, i) => w - (staleness * lr * m[i]) / (Math.sqrt(v[i]) + eps));
+  const W = predict(t.W, t.W_m, t.W_v);
+  const b = predict(t.b, t.b_m, t.b_v);
+  const want = reference.forward(x, W, b, ROWS, IN, OUT);
+  want.forEach((w, i) => assert.ok(close(y.data[i], w, FWD.rtol, FWD.atol), `y[${i}] = ${y.data[i]}, want ${w} (predicted weights)`));
+  assert.ok(stash![1] !== t.W && close(stash![1][5], W[5], 1e-6, 1e-7), 'the predicted W is stashed');
+  // dx = dy · Wᵀ with the stashed W; the update starts from the current W.
+  const dy = randomArray(ROWS * OUT, 'dys');
+  const res = await dense.backward({ ...ctx, step: 2, needDx: true }, t, { shape: [ROWS, OUT], data: dy }, stash!);
+  for (const [r, i] of [[0, 0], [ROWS - 1, IN - 1], [1, 4]]) {
+    let want = 0;
+    for (let c = 0; c < OUT; c++) want += dy[r * OUT + c] * W[i * OUT + c];
+    assert.ok(close(res.dx!.data[r * IN + i], want, FWD.rtol, FWD.atol), `dx[${r},${i}] uses the stashed W`);
+  }
+  const moved = Math.abs(res.tensors!.W[0] - t.W[0]);
+  assert.ok(moved < 0.01, `the update moves the current W by about lr (${moved}), not from the predicted one`);
+  const { stash: plain } = await dense.forward({ ...ctx, staleness: 0 }, t, { shape: [ROWS, IN], data: x });
+  assert.is(plain![1], t.W, 'staleness 0: W itself, no copy');
+});
 
 test('layer.dense init is seeded: same seed, same weights', () => {
   const config = dense.config.parse({ units: 64 });

@@ -3,9 +3,19 @@
  * downstream neighbour sends (gradient locality).
  *
  * W is stored in×out (row-major), b is out.
+ *
+ * Staleness at pipeline depth d (docs/checkpoints.md#staleness): the update of seq s
+ * lands `ctx.staleness` updates after its forward ran. Two deterministic measures:
+ * - weight prediction (as in SpecTrain): the forward runs with W extrapolated that many
+ *   optimizer steps ahead along the optimizer's own direction (`predictParameter`), so
+ *   the gradient is taken near the weights it will be applied to;
+ * - weight stashing (as in PipeDream): the backward computes dx with the W its forward
+ *   used, so the gradient sent upstream is that of the forward that made the
+ *   activations. A reference, not a copy: tensors are immutable.
+ * At depth 0 the staleness is 0 and both are the identity: the math is the plain one.
  */
 import { z } from 'zod';
-import { applyUpdate, initSlots, OptimizerConfig } from '../../runtime/optim.js';
+import { applyUpdate, initSlots, OptimizerConfig, predictParameter } from '../../runtime/optim.js';
 import { defineVNodeType } from '../../runtime/vnode-type.js';
 
 const DenseConfig = z.object({
@@ -19,7 +29,7 @@ type DenseConfig = z.infer<typeof DenseConfig>;
 
 export const dense = defineVNodeType<DenseConfig>({
   type: 'layer.dense',
-  version: 1,
+  version: 2,
   role: 'layer',
   description: 'fully connected layer y = x·W + b with SGD-momentum or Adam',
   config: DenseConfig,
@@ -39,19 +49,21 @@ export const dense = defineVNodeType<DenseConfig>({
     };
   },
 
-  async forward({ k, inFeatures, outFeatures }, { W, b }, x) {
+  async forward({ k, config, inFeatures, outFeatures, staleness }, tensors, x) {
+    const W = predictParameter(config.optimizer, tensors, 'W', staleness ?? 0);
+    const b = predictParameter(config.optimizer, tensors, 'b', staleness ?? 0);
     const rows = x.shape[0];
     const xw = await k.matmul(x.data, W, rows, inFeatures, outFeatures);
     const y = await k.addBias(xw, b, rows, outFeatures);
-    return { y: { shape: [rows, outFeatures], data: y }, stash: [x.data] };
+    return { y: { shape: [rows, outFeatures], data: y }, stash: [x.data, W] };
   },
 
-  async backward({ k, config, inFeatures, outFeatures, step, needDx }, tensors, dy, [x]) {
+  async backward({ k, config, inFeatures, outFeatures, step, needDx }, tensors, dy, [x, forwardW]) {
     const rows = dy.shape[0];
     const dW = await k.matmul(x, dy.data, inFeatures, rows, outFeatures, { transA: true });
     const db = await k.sumRows(dy.data, rows, outFeatures);
-    // dx uses the weights as they are before this update.
-    const dx = needDx ? await k.matmul(dy.data, tensors.W, rows, outFeatures, inFeatures, { transB: true }) : undefined;
+    // dx uses the weights the forward of this seq used (weight stashing; see above).
+    const dx = needDx ? await k.matmul(dy.data, forwardW, rows, outFeatures, inFeatures, { transB: true }) : undefined;
     return {
       dx: dx && { shape: [rows, inFeatures], data: dx },
       tensors: {
