@@ -139,10 +139,10 @@ function torchData(ctx: BenchContext): { x: string; y: string; n: number } {
  * wide-mlp: one process, 3 PNodes, PyTorch, batch 256. Steps measured on the 2-core
  * machine (old per-message persistence path, ≈1.6 steps/s one process, ≈1.3 on 3
  * PNodes, plus ≈5–8 s of start-up each): 100 steps ≈ 2.5 min for the three runs,
- * 30 steps (--quick) ≈ 1 min.
+ * 20 steps (--quick) ≈ 45 s.
  */
 async function wideRuns(ctx: BenchContext, data: { x: string; y: string; n: number } | null): Promise<WideTrainBench> {
-  const steps = ctx.quick ? 30 : 100;
+  const steps = ctx.quick ? 20 : 100;
   const batch = 256;
   const common = ['train', '--model', 'wide-mlp', '--steps', String(steps), '--batch', String(batch), '--seed', '1'];
   ctx.progress(`train: wide-mlp batch ${batch}, one process, ${steps} steps …`);
