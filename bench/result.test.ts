@@ -39,6 +39,7 @@ function complete(): BenchResult {
       torchSps: null,
       perBackend: [{ kernelMode: 'js', sps: 100, testAccuracy: 0.5 }],
       breakdown: { kernelMode: 'js', wallMsPerStep: 30, kernelMsPerStep: 3, persistMsPerStep: 40, publishMsPerStep: 10 },
+      wide: { steps: 100, batch: 256, singleProcessSps: 400, clusterSps: 340, torchSps: 1900, testAccuracy: 0.8, identical: true },
     },
     recovery: { n: 2, p50Ms: 1, maxMs: 2, detect: p, resume: p, killToDead: p, detectTimeoutMs: 1000, paramsHash: 'x' },
     memory: { parameters: 5e7, pnodes: [{ id: 'pnode-1', vnodes: ['m.0'], peakRssMiB: 500 }], maxPNodePeakRssMiB: 500, singleProcessPeakRssMiB: 900, steps: 2, batch: 8 },
@@ -85,6 +86,21 @@ test('the tables show every backend with its ratio to BLAS, and a torch-less run
   assert.match(md, /gpu\.js:headlessgl \| not run: no GL/);
   assert.match(md, /PyTorch \| — \(no torch\)/);
   assert.match(md, /\| 3 PNodes \| 1700 \| 0\.68× \|/);
+});
+
+test('the training table has the wide-mlp runs beside mnist-mlp, each against its own one-process run', () => {
+  const md = formatTables(complete());
+  assert.match(md, /\*\*Training\*\* \(samples\/s; mnist-mlp, batch 64, 10 steps; wide-mlp, batch 256, 100 steps;/);
+  assert.match(md, /\| mnist-mlp, batch 64 \| 3 PNodes \| 1700 \| 0\.68× \|/);
+  assert.match(md, /\| wide-mlp, batch 256 \| one process \(default\) \| 400 \| 1\.0× \|/);
+  assert.match(md, /\| wide-mlp, batch 256 \| 3 PNodes \| 340 \| 0\.85× \|/);
+  assert.match(md, /\| wide-mlp, batch 256 \| PyTorch \| 1900 \| 4\.8× \|/);
+  assert.match(md, /wide-mlp test accuracy 80\.0% after 100 steps; one process and 3 PNodes ended with identical parameters/);
+  // A result saved before wide-mlp existed still prints.
+  const old = complete() as unknown as { train: Record<string, unknown> };
+  delete old.train.wide;
+  assert.not.match(formatTables(old as unknown as BenchResult), /wide-mlp/);
+  assert.throws(() => checkBenchResult(old), /train\.wide/);
 });
 
 test('dcnr bench --only hop --json: tables, then the JSON object as the last line, saved under --results', () => {

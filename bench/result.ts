@@ -39,6 +39,16 @@ export const BenchResult = z.object({
     torchSps: num.nullable(),
     perBackend: z.array(z.object({ kernelMode: z.string(), sps: num, testAccuracy: num })),
     breakdown: z.object({ kernelMode: z.string(), wallMsPerStep: num, kernelMsPerStep: num, persistMsPerStep: num, publishMsPerStep: num }),
+    /** wide-mlp (784-2048-2048-10), batch 256: the compute-bound model. */
+    wide: z.object({
+      steps: z.number().int(),
+      batch: z.number().int(),
+      singleProcessSps: num,
+      clusterSps: num,
+      torchSps: num.nullable(),
+      testAccuracy: num,
+      identical: z.boolean(),
+    }),
   }),
   recovery: z.object({
     n: z.number().int().positive(),
@@ -104,10 +114,25 @@ export function formatTables(r: Partial<BenchResult>): string {
   }
   if (r.train) {
     const t = r.train;
-    out.push(`**Training** (mnist-mlp, batch ${t.batch}, ${t.steps} steps, samples/s)`, '', '| run | samples/s | vs one process |', '|---|---:|---:|');
-    t.perBackend.forEach((b, i) => out.push(`| one process, ${b.kernelMode}${i === 0 ? ' (default)' : ''} | ${b.sps} | ${ratio(b.sps, t.singleProcessSps)} |`));
-    out.push(`| 3 PNodes | ${t.clusterSps} | ${ratio(t.clusterSps, t.singleProcessSps)} |`);
-    out.push(`| PyTorch | ${t.torchSps ?? '— (no torch)'} | ${ratio(t.torchSps, t.singleProcessSps)} |`, '');
+    const w = t.wide as BenchResult['train']['wide'] | undefined; // absent from results saved before it existed
+    const mnist = `mnist-mlp, batch ${t.batch}`;
+    const wide = w && `wide-mlp, batch ${w.batch}`;
+    out.push(
+      `**Training** (samples/s; ${mnist}, ${t.steps} steps${w ? `; ${wide}, ${w.steps} steps` : ''}; "vs one process" is against the same model's default-backend run)`,
+      '',
+      '| model | run | samples/s | vs one process |',
+      '|---|---|---:|---:|',
+    );
+    t.perBackend.forEach((b, i) => out.push(`| ${mnist} | one process, ${b.kernelMode}${i === 0 ? ' (default)' : ''} | ${b.sps} | ${ratio(b.sps, t.singleProcessSps)} |`));
+    out.push(`| ${mnist} | 3 PNodes | ${t.clusterSps} | ${ratio(t.clusterSps, t.singleProcessSps)} |`);
+    out.push(`| ${mnist} | PyTorch | ${t.torchSps ?? '— (no torch)'} | ${ratio(t.torchSps, t.singleProcessSps)} |`);
+    if (w) {
+      out.push(`| ${wide} | one process (default) | ${w.singleProcessSps} | ${ratio(w.singleProcessSps, w.singleProcessSps)} |`);
+      out.push(`| ${wide} | 3 PNodes | ${w.clusterSps} | ${ratio(w.clusterSps, w.singleProcessSps)} |`);
+      out.push(`| ${wide} | PyTorch | ${w.torchSps ?? '— (no torch)'} | ${ratio(w.torchSps, w.singleProcessSps)} |`);
+      out.push('', `wide-mlp test accuracy ${(w.testAccuracy * 100).toFixed(1)}% after ${w.steps} steps; one process and 3 PNodes ${w.identical ? 'ended with identical parameters' : 'ended with DIFFERENT parameters (a determinism bug)'}.`);
+    }
+    out.push('');
     const b = t.breakdown;
     out.push(
       `Step time (${b.kernelMode}, one process, instrumented): wall ${b.wallMsPerStep} ms/step. Busy time per step, summed over the ` +

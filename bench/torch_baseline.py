@@ -5,9 +5,11 @@ object on stdout. Commands:
   info                                   torch version, threads, which BLAS is loaded
   matmul SIZE BUDGET_MS                  float32 SIZE^3 matmul, median GFLOP/s
   dense SIZE_B SIZE_IN SIZE_OUT BUDGET   dense forward+backward (x@W+b, dW, db, dx)
-  train DATA.f32 LABELS.u8 N STEPS BATCH SEED
-                                         the mnist-mlp (784-128-64-10, Adam 1e-3,
-                                         batch BATCH) on the same digits, samples/s
+  train DATA.f32 LABELS.u8 N STEPS BATCH SEED [HIDDEN]
+                                         an MLP 784-HIDDEN-10 (ReLU, Adam 1e-3, batch
+                                         BATCH) on the same digits, samples/s; HIDDEN
+                                         is comma-separated, default 128,64 (mnist-mlp;
+                                         2048,2048 is wide-mlp)
 """
 import json
 import os
@@ -71,16 +73,16 @@ def main(argv):
         print(json.dumps({"ms": ms, "runs": runs, "gflops": 3 * 2 * bs * fin * fout / (ms / 1000) / 1e9}))
     elif cmd == "train":
         data, labels, n, steps, batch, seed = argv[1], argv[2], int(argv[3]), int(argv[4]), int(argv[5]), int(argv[6])
+        hidden = [int(h) for h in (argv[7] if len(argv) > 7 else "128,64").split(",")]
         import numpy as np
 
         x = torch.from_numpy(np.fromfile(data, dtype=np.float32).reshape(n, 784))
         y = torch.from_numpy(np.fromfile(labels, dtype=np.uint8).astype(np.int64))
         torch.manual_seed(seed)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(784, 128), torch.nn.ReLU(),
-            torch.nn.Linear(128, 64), torch.nn.ReLU(),
-            torch.nn.Linear(64, 10),
-        )
+        layers = []
+        for fin, fout in zip([784] + hidden, hidden):
+            layers += [torch.nn.Linear(fin, fout), torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers, torch.nn.Linear(hidden[-1], 10))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
         g = torch.Generator().manual_seed(seed)
@@ -94,7 +96,7 @@ def main(argv):
             loss.backward()
             opt.step()
         ms = (time.perf_counter() - t) * 1000
-        print(json.dumps({"sps": steps * batch / (ms / 1000), "ms": ms, "finalLoss": float(loss)}))
+        print(json.dumps({"sps": steps * batch / (ms / 1000), "ms": ms, "finalLoss": float(loss), "layers": [784] + hidden + [10]}))
     else:
         raise SystemExit(f"unknown command {cmd!r}")
 

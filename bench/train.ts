@@ -2,6 +2,8 @@
  * train: samples/s on mnist-mlp, batch 64 — one process (`--pnodes 0`) per kernel
  * backend, a 3-PNode cluster, and the same model in PyTorch — and where a step's
  * time goes (kernels, persistence, the rest: messaging) in an instrumented run.
+ * Then the same three on the compute-bound wide-mlp at batch 256 (`wide`), whose
+ * 2 MiB messages need the 8 MiB max_payload of the servers DCNR starts.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +29,19 @@ interface TrainJson {
   paramsHash: string;
 }
 
+/** wide-mlp (784-2048-2048-10) at batch 256: the same runs as mnist-mlp's, default backend only. */
+export interface WideTrainBench {
+  steps: number;
+  batch: number;
+  singleProcessSps: number;
+  clusterSps: number;
+  torchSps: number | null;
+  /** Of the one-process run. */
+  testAccuracy: number;
+  /** The one-process and the 3-PNode runs ended with the same paramsHash (invariant 3). */
+  identical: boolean;
+}
+
 export interface TrainBench {
   steps: number;
   batch: number;
@@ -42,6 +57,7 @@ export interface TrainBench {
    * so their sum can exceed the wall time per step.
    */
   breakdown: { kernelMode: string; wallMsPerStep: number; kernelMsPerStep: number; persistMsPerStep: number; publishMsPerStep: number };
+  wide: WideTrainBench;
 }
 
 /** Kernels whose every call is timed (for the breakdown). */
@@ -109,9 +125,51 @@ async function breakdown(ctx: BenchContext, steps: number, batch: number): Promi
   }
 }
 
+/** The training digits as raw files for torch_baseline.py (written once per run). */
+function torchData(ctx: BenchContext): { x: string; y: string; n: number } {
+  const data = loadMnist();
+  const x = join(ctx.workDir, 'mnist-train.f32');
+  const y = join(ctx.workDir, 'mnist-train.u8');
+  writeFileSync(x, new Uint8Array(data.train.x.buffer, data.train.x.byteOffset, data.train.x.byteLength));
+  writeFileSync(y, data.train.y);
+  return { x, y, n: data.train.n };
+}
+
+/**
+ * wide-mlp: one process, 3 PNodes, PyTorch, batch 256. Steps measured on the 2-core
+ * machine (old per-message persistence path, ≈1.6 steps/s one process, ≈1.3 on 3
+ * PNodes, plus ≈5–8 s of start-up each): 100 steps ≈ 2.5 min for the three runs,
+ * 20 steps (--quick) ≈ 45 s.
+ */
+async function wideRuns(ctx: BenchContext, data: { x: string; y: string; n: number } | null): Promise<WideTrainBench> {
+  const steps = ctx.quick ? 20 : 100;
+  const batch = 256;
+  const common = ['train', '--model', 'wide-mlp', '--steps', String(steps), '--batch', String(batch), '--seed', '1'];
+  ctx.progress(`train: wide-mlp batch ${batch}, one process, ${steps} steps …`);
+  const single = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--store', join(ctx.workDir, 'wide-single')]);
+  ctx.progress(`train: wide-mlp one process ${sig(single.samplesPerSec)} samples/s (${single.kernelMode})`);
+  ctx.progress(`train: wide-mlp 3 PNodes …`);
+  const cluster = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--store', join(ctx.workDir, 'wide-cluster')]);
+  ctx.progress(`train: wide-mlp 3 PNodes ${sig(cluster.samplesPerSec)} samples/s`);
+  let torchSps: number | null = null;
+  if (data) {
+    torchSps = sig(runTorch<{ sps: number }>(['train', data.x, data.y, data.n, steps, batch, 1, '2048,2048']).sps);
+    ctx.progress(`train: wide-mlp PyTorch ${torchSps} samples/s`);
+  }
+  return {
+    steps,
+    batch,
+    singleProcessSps: sig(single.samplesPerSec),
+    clusterSps: sig(cluster.samplesPerSec),
+    torchSps,
+    testAccuracy: single.testAccuracy,
+    identical: single.paramsHash === cluster.paramsHash,
+  };
+}
+
 export const trainBenchmark: Benchmark<TrainBench> = {
   name: 'train',
-  description: 'samples/s on mnist-mlp batch 64: one process per backend, 3 PNodes, PyTorch',
+  description: 'samples/s on mnist-mlp batch 64 (one process per backend, 3 PNodes, PyTorch) and wide-mlp batch 256 (one process, 3 PNodes, PyTorch)',
   async run(ctx) {
     const steps = ctx.quick ? 200 : 600;
     const batch = 64;
@@ -138,18 +196,15 @@ export const trainBenchmark: Benchmark<TrainBench> = {
     ctx.progress(`train: 3 PNodes ${sig(cluster.samplesPerSec)} samples/s (${cluster.kernelMode})`);
 
     let torchSps: number | null = null;
-    if (torchInfo()) {
-      const data = loadMnist();
-      const x = join(ctx.workDir, 'mnist-train.f32');
-      const y = join(ctx.workDir, 'mnist-train.u8');
-      writeFileSync(x, new Uint8Array(data.train.x.buffer, data.train.x.byteOffset, data.train.x.byteLength));
-      writeFileSync(y, data.train.y);
-      const r = runTorch<{ sps: number }>(['train', x, y, data.train.n, steps, batch, 1]);
+    const data = torchInfo() ? torchData(ctx) : null;
+    if (data) {
+      const r = runTorch<{ sps: number }>(['train', data.x, data.y, data.n, steps, batch, 1]);
       torchSps = sig(r.sps);
       ctx.progress(`train: PyTorch ${torchSps} samples/s`);
     }
     ctx.progress(`train: step-time breakdown (one process, instrumented, ${Math.min(steps, 300)} steps) …`);
     const split = await breakdown(ctx, Math.min(steps, 300), batch);
+    const wide = await wideRuns(ctx, data);
     return {
       steps,
       batch,
@@ -158,6 +213,7 @@ export const trainBenchmark: Benchmark<TrainBench> = {
       torchSps,
       perBackend,
       breakdown: split,
+      wide,
     };
   },
 };

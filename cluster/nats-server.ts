@@ -17,7 +17,10 @@ export interface NatsServerOptions {
   storeDir: string;
   /** Port to listen on. @default a free loopback port */
   port?: number;
-  /** Largest message payload in bytes. @default 1 MiB (the nats-server default) */
+  /**
+   * Largest message payload in bytes (`max_payload` in the config file; nats-server has
+   * no flag for it). @default {@link DEFAULT_MAX_PAYLOAD} (8 MiB, not the server's own 1 MiB)
+   */
   maxPayload?: number;
   /** Print the server's log lines to our stderr. @default false */
   verbose?: boolean;
@@ -42,6 +45,14 @@ export interface NatsServer {
   /** Start it again after `stop` or `kill`: same port, store and configuration. */
   restart(): Promise<NatsServer>;
 }
+
+/**
+ * The `max_payload` of every nats-server DCNR starts: 8 MiB. The server's own default,
+ * 1 MiB, is smaller than one message of wide-mlp at batch 256 (256×2048 f32 = 2 MiB);
+ * 8 MiB is the largest value nats-server accepts without warning, and the same as
+ * `Limits.maxTensorBytes` and docker-compose.yml's nats.conf.
+ */
+export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
 
 /** A free TCP port on 127.0.0.1 (the OS picks; there is a small race, as with every such helper). */
 export async function freePort(): Promise<number> {
@@ -85,7 +96,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
     config,
     [
       `listen: "127.0.0.1:${port}"`,
-      `max_payload: ${opts.maxPayload ?? 1024 * 1024}`,
+      `max_payload: ${opts.maxPayload ?? DEFAULT_MAX_PAYLOAD}`,
       `jetstream { store_dir: ${JSON.stringify(opts.storeDir)} }`,
       ...(opts.serverName ? [`server_name: ${JSON.stringify(opts.serverName)}`] : []),
       ...(opts.cluster

@@ -95,6 +95,24 @@ export const BUILTIN_MODELS: Record<string, ModelSpec> = {
       { type: 'loss.softmaxCrossEntropy', config: {} },
     ],
   },
+  /**
+   * Compute-bound: 784-2048-2048-10 (5.8M parameters), meant for `--batch 256`. Its
+   * activations are 256×2048×4 = 2 MiB per message, over NATS's default 1 MiB
+   * max_payload: the servers DCNR starts allow 8 MiB (README, "Message size").
+   */
+  'wide-mlp': {
+    name: 'wide-mlp',
+    dataset: 'mnist',
+    pipelineDepth: 2,
+    vnodes: [
+      { type: 'layer.dense', config: { units: 2048, init: 'he', optimizer: { kind: 'adam', lr: 0.001 } } },
+      { type: 'activation.relu', config: {} },
+      { type: 'layer.dense', config: { units: 2048, init: 'he', optimizer: { kind: 'adam', lr: 0.001 } } },
+      { type: 'activation.relu', config: {} },
+      { type: 'layer.dense', config: { units: 10, init: 'xavier', optimizer: { kind: 'adam', lr: 0.001 } } },
+      { type: 'loss.softmaxCrossEntropy', config: {} },
+    ],
+  },
 };
 
 const DATASET_SHAPES = { mnist: { features: 784, classes: 10 } } as const;

@@ -64,8 +64,12 @@ export type DType = (typeof DTYPES)[number];
 
 /** Limits every inbound message is checked against. */
 export const Limits = {
-  /** Largest tensor payload accepted, in bytes (NATS default max_payload is 1 MiB). */
-  maxTensorBytes: 1024 * 1024,
+  /**
+   * Largest tensor payload accepted, in bytes: 8 MiB. NATS's default max_payload is
+   * 1 MiB; the servers DCNR starts (and docker-compose's) allow 8 MiB, and a sender
+   * checks the server it is connected to (runtime/envelope.ts).
+   */
+  maxTensorBytes: 8 * 1024 * 1024,
   /** Largest rank of a tensor. */
   maxRank: 4,
   /** Largest seq number (seq is a JS safe integer). */

@@ -4,7 +4,8 @@ import { cleanup, setup } from '../test/helpers/nats.js';
 import { openBuckets } from './cluster-state.js';
 import { FencedError, StateStore, type StateWrite } from './state-store.js';
 
-const { ns, nc } = await setup();
+// NATS's own default max_payload (1 MiB), not DCNR's 8 MiB: the 4 MiB layer below must be chunked.
+const { ns, nc } = await setup({ maxPayload: 1024 * 1024 });
 const buckets = await openBuckets(nc);
 const store = new StateStore(buckets.state);
 

@@ -69,7 +69,7 @@ test('NaN and Infinity', () => {
   rejects(msg({}, Float32Array.of(0, 0, NaN, 0, 0, 0)), /non-finite value \(NaN\) at element 2/);
   rejects(msg({}, Float32Array.of(0, 0, 0, 0, 0, -Infinity)), /non-finite value \(-Infinity\) at element 5/);
 });
-test('oversize', () => rejects(msg({ [Header.Shape]: '100000,3' }, new Float32Array(300000)), /over the 1048576-byte limit/));
+test('oversize', () => rejects(msg({ [Header.Shape]: '1000000,3' }, new Float32Array(300000)), /is 12000000 bytes, over the 8388608-byte limit/));
 test('end carries no payload', () => {
   assert.ok(msg({ [Header.Kind]: 'end', [Header.Shape]: undefined, [Header.DType]: undefined }, new Uint8Array(0)).ok);
   rejects(msg({ [Header.Kind]: 'end' }, new Uint8Array(4)), /end message carries no payload/);

@@ -31,7 +31,8 @@ const STEPS = 30;
 const BATCH = 16;
 
 test('malformed messages are rejected, counted and dead-lettered; training is unaffected', async () => {
-  const { ns, nc } = await setup({ maxPayload: 4 * 1024 * 1024 });
+  // Above Limits.maxTensorBytes (8 MiB), so an oversize tensor reaches the validator.
+  const { ns, nc } = await setup({ maxPayload: 12 * 1024 * 1024 });
   try {
     const model = resolveModel({ ...BUILTIN_MODELS['mnist-mlp'], name: 'clean' });
     const clean = await train({ nc, model, steps: STEPS, batch: BATCH, seed: 3, kernels, hostLocally: true });
@@ -59,7 +60,7 @@ test('malformed messages are rejected, counted and dead-lettered; training is un
       { name: 'shape mismatch', subject: Subject.mailbox('attacked', 2, 'bwd'), payload: toBytes(new Float32Array(BATCH * 5)), headers: h({ [Header.Kind]: 'bwd', [Header.VNode]: '2', [Header.Shape]: `${BATCH},5` }), error: /must be \[rows, 64\]/ },
       { name: 'NaN', subject: Subject.mailbox('attacked', 0, 'fwd'), payload: toBytes(nan), headers: h({}), error: /non-finite value \(NaN\)/ },
       { name: 'Infinity', subject: Subject.mailbox('attacked', 5, 'target'), payload: toBytes(inf.subarray(0, BATCH * 10)), headers: h({ [Header.Kind]: 'target', [Header.VNode]: '5', [Header.Shape]: `${BATCH},10` }), error: /non-finite value \(Infinity\)/ },
-      { name: 'oversize', subject: Subject.mailbox('attacked', 0, 'fwd'), payload: new Uint8Array(2 * 1024 * 1024), headers: h({ [Header.Shape]: `${(2 * 1024 * 1024) / 4 / 784 | 0},784` }), error: /over the 1048576-byte limit/ },
+      { name: 'oversize', subject: Subject.mailbox('attacked', 0, 'fwd'), payload: new Uint8Array(9 * 1024 * 1024), headers: h({ [Header.Shape]: `${(9 * 1024 * 1024) / 4 / 784 | 0},784` }), error: /over the 8388608-byte limit/ },
       { name: 'garbage', subject: Subject.mailbox('attacked', 0, 'fwd'), payload: new Uint8Array([0xde, 0xad, 0xbe, 0xef, 1, 2, 3]), error: /not a DCNR message/ },
       { name: 'out of order', subject: Subject.mailbox('attacked', 0, 'fwd'), payload: toBytes(good), headers: h({ [Header.Seq]: '1000' }), error: /out of order/ },
     ];
