@@ -89,7 +89,7 @@ test('staleness: the forward runs with W predicted `staleness` Adam steps ahead;
   const config = dense.config.parse({ units: OUT });
   const t0 = dense.init!({ config, inFeatures: IN, outFeatures: OUT, rng: createRng('stale') });
   // Non-zero Adam moments, as after some updates.
-  const t = { ...t0, W_m: randomArray(t0.W.length, 'm'), W_v: randomArray(t0.W.length, 'v').map(Math.abs), b_m: randomArray(OUT, 'bm'), b_v: randomArray(OUT, 'bv').map(Math.abs) };
+  const t: Record<string, Float32Array> = { ...t0, W_m: randomArray(t0.W.length, 'm'), W_v: randomArray(t0.W.length, 'v').map(Math.abs), b_m: randomArray(OUT, 'bm'), b_v: randomArray(OUT, 'bv').map(Math.abs) };
   const x = randomArray(ROWS * IN, 'xs');
   const ctx = { k, config, inFeatures: IN, outFeatures: OUT };
   const staleness = 3;
