@@ -5,11 +5,14 @@
  * - NATS one-way: core publish on one connection → delivery on another.
  * - VNode hop: a `fwd` tensor stored in a VNode's durable mailbox (JetStream) →
  *   that VNode's output appearing on the next VNode's mailbox: consumer pull,
- *   validation, de-duplication, compute and the JetStream publish of its output.
- *   (Its state commit — CAS on KV — follows the output publish and precedes the ack.)
+ *   validation, de-duplication, compute and the JetStream publish of its output (its
+ *   checkpoint commits in the background, every `checkpointEvery` messages).
+ * - JetStream one-way: a bare publish to a file work-queue stream → delivery to a
+ *   streamed consumer, same bytes: the floor under a durable hop.
  *   The hop is measured at a ReLU VNode of a 4-VNode model, steps sent one at a time.
  *   1 KiB = batch 1 × 256 features; 64 KiB = batch 64 × 256.
  */
+import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { join } from 'node:path';
 import '../actors/index.js';
@@ -24,6 +27,8 @@ import type { Benchmark } from './types.js';
 export interface HopSize {
   bytes: number;
   natsOneWayUs: { p50: number; p99: number };
+  /** A bare JetStream publish (file stream) → delivery to a streamed consumer, same bytes: the floor a durable hop stands on. */
+  jetstreamOneWayUs: { p50: number; p99: number };
   vnodeHopUs: { p50: number; p99: number };
   n: number;
 }
@@ -31,6 +36,7 @@ export interface HopSize {
 export interface HopBench {
   /** p50 at 1 KiB (the contract's headline numbers). */
   natsOneWayUs: number;
+  jetstreamOneWayUs: number;
   vnodeHopUs: number;
   sizes: HopSize[];
 }
@@ -57,6 +63,39 @@ async function natsOneWay(url: string, bytes: number, n: number): Promise<number
     pub.publish('bench.hop', payload);
     await arrived;
   }
+  await pub.close();
+  await sub.close();
+  return samples.slice(20); // warm-up
+}
+
+async function jetstreamOneWay(url: string, bytes: number, n: number): Promise<number[]> {
+  const pub = await connect({ servers: url, noAsyncTraces: true });
+  const sub = await connect({ servers: url, noAsyncTraces: true });
+  const jsm = await jetstreamManager(pub);
+  const stream = `BENCH_JS_${bytes}`;
+  await jsm.streams.add({ name: stream, subjects: [`bench.js.${bytes}`], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
+  await jsm.consumers.add(stream, { durable_name: 'c', ack_policy: AckPolicy.Explicit });
+  const messages = await jetstream(sub).consumers.get(stream, 'c').then((c) => c.consume({ max_messages: 64 }));
+  const payload = new Uint8Array(bytes);
+  const samples: number[] = [];
+  let sentAt = 0;
+  let got: (() => void) | undefined;
+  void (async () => {
+    for await (const m of messages) {
+      samples.push((performance.now() - sentAt) * 1000);
+      m.ack();
+      got?.();
+    }
+  })();
+  const js = jetstream(pub);
+  for (let i = 0; i < n + 20; i++) {
+    const arrived = new Promise<void>((r) => (got = r));
+    sentAt = performance.now();
+    void js.publish(`bench.js.${bytes}`, payload);
+    await arrived;
+  }
+  await messages.close();
+  await jsm.streams.delete(stream);
   await pub.close();
   await sub.close();
   return samples.slice(20); // warm-up
@@ -103,19 +142,21 @@ export const hopBenchmark: Benchmark<HopBench> = {
       for (const batch of [1, 64]) {
         const bytes = batch * FEATURES * 4;
         const raw = summarize(await natsOneWay(server.url, bytes, n));
+        const js = summarize(await jetstreamOneWay(server.url, bytes, n));
         const hop = summarize(await vnodeHop(nc, batch, n + 10));
         sizes.push({
           bytes,
           n: hop.n,
           natsOneWayUs: { p50: sig(raw.p50), p99: sig(raw.p99) },
+          jetstreamOneWayUs: { p50: sig(js.p50), p99: sig(js.p99) },
           vnodeHopUs: { p50: sig(hop.p50), p99: sig(hop.p99) },
         });
-        ctx.progress(`hop: ${bytes / 1024} KiB: NATS one-way p50 ${sig(raw.p50)} µs, VNode hop p50 ${sig(hop.p50)} µs`);
+        ctx.progress(`hop: ${bytes / 1024} KiB: NATS one-way p50 ${sig(raw.p50)} µs, JetStream ${sig(js.p50)} µs, VNode hop p50 ${sig(hop.p50)} µs`);
       }
     } finally {
       await nc.close();
       await server.stop();
     }
-    return { natsOneWayUs: sizes[0].natsOneWayUs.p50, vnodeHopUs: sizes[0].vnodeHopUs.p50, sizes };
+    return { natsOneWayUs: sizes[0].natsOneWayUs.p50, jetstreamOneWayUs: sizes[0].jetstreamOneWayUs.p50, vnodeHopUs: sizes[0].vnodeHopUs.p50, sizes };
   },
 };

@@ -100,6 +100,7 @@ export const recoveryBenchmark: Benchmark<RecoveryBench> = {
         killToDead: k2d.length ? stat(k2d) : { p50Ms: NaN, maxMs: NaN },
         detectTimeoutMs: DETECT_MS,
         paramsHash: result.paramsHash,
+        replayed: { p50: percentile(mine.map((r) => r.replayed ?? 0), 50), max: Math.max(...mine.map((r) => r.replayed ?? 0)) },
       };
     } finally {
       await nc.close();

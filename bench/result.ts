@@ -28,8 +28,18 @@ export const BenchResult = z.object({
   torch: z.object({ version: z.string(), blas: z.string(), threads: z.number().int() }).nullable(),
   hop: z.object({
     natsOneWayUs: num,
+    jetstreamOneWayUs: num.optional(),
     vnodeHopUs: num,
-    sizes: z.array(z.object({ bytes: z.number().int(), n: z.number().int(), natsOneWayUs: z.object({ p50: num, p99: num }), vnodeHopUs: z.object({ p50: num, p99: num }) })),
+    sizes: z.array(
+      z.object({
+        bytes: z.number().int(),
+        n: z.number().int(),
+        natsOneWayUs: z.object({ p50: num, p99: num }),
+        /** A bare JetStream publish → consume of the same bytes (absent in results saved before it existed). */
+        jetstreamOneWayUs: z.object({ p50: num, p99: num }).optional(),
+        vnodeHopUs: z.object({ p50: num, p99: num }),
+      }),
+    ),
   }),
   train: z.object({
     steps: z.number().int(),
@@ -39,6 +49,18 @@ export const BenchResult = z.object({
     torchSps: num.nullable(),
     perBackend: z.array(z.object({ kernelMode: z.string(), sps: num, testAccuracy: num })),
     breakdown: z.object({ kernelMode: z.string(), wallMsPerStep: num, kernelMsPerStep: num, persistMsPerStep: num, publishMsPerStep: num }),
+    checkpoints: z
+      .object({
+        defaultEvery: z.number().int(),
+        defaultMs: z.number().int(),
+        defaultSps: num,
+        defaultBytesPerStep: num.nullable(),
+        every1Sps: num,
+        every1BytesPerStep: num.nullable(),
+        identical: z.boolean(),
+      })
+      .optional(),
+    depths: z.array(z.object({ depth: z.number().int(), sps: num, testAccuracy: num })).optional(),
     /** wide-mlp (784-2048-2048-10), batch 256: the compute-bound model. */
     wide: z.object({
       steps: z.number().int(),
@@ -59,6 +81,8 @@ export const BenchResult = z.object({
     killToDead: pct,
     detectTimeoutMs: num,
     paramsHash: z.string(),
+    /** Messages the moved VNodes replayed from their checkpoints, per recovery (absent before checkpoints). */
+    replayed: z.object({ p50: num, max: num }).optional(),
   }),
   memory: z.object({
     parameters: z.number().int(),
@@ -106,9 +130,17 @@ export function formatTables(r: Partial<BenchResult>): string {
     out.push('');
   }
   if (r.hop) {
-    out.push('**Hop** (one-way latency, µs)', '', '| tensor | NATS p50 | NATS p99 | VNode hop p50 | VNode hop p99 | hop / NATS (p50) |', '|---|---:|---:|---:|---:|---:|');
+    out.push(
+      '**Hop** (one-way latency, µs)',
+      '',
+      '| tensor | NATS p50 | NATS p99 | JetStream p50 | VNode hop p50 | VNode hop p99 | hop / NATS (p50) | hop / JetStream (p50) |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const s of r.hop.sizes) {
-      out.push(`| ${s.bytes / 1024} KiB | ${s.natsOneWayUs.p50} | ${s.natsOneWayUs.p99} | ${s.vnodeHopUs.p50} | ${s.vnodeHopUs.p99} | ${ratio(s.vnodeHopUs.p50, s.natsOneWayUs.p50)} |`);
+      const js = s.jetstreamOneWayUs?.p50;
+      out.push(
+        `| ${s.bytes / 1024} KiB | ${s.natsOneWayUs.p50} | ${s.natsOneWayUs.p99} | ${js ?? '—'} | ${s.vnodeHopUs.p50} | ${s.vnodeHopUs.p99} | ${ratio(s.vnodeHopUs.p50, s.natsOneWayUs.p50)} | ${js ? ratio(s.vnodeHopUs.p50, js) : '—'} |`,
+      );
     }
     out.push('');
   }
@@ -136,16 +168,36 @@ export function formatTables(r: Partial<BenchResult>): string {
     const b = t.breakdown;
     out.push(
       `Step time (${b.kernelMode}, one process, instrumented): wall ${b.wallMsPerStep} ms/step. Busy time per step, summed over the ` +
-        `VNodes (they work concurrently, so the sum can exceed the wall): kernels ${b.kernelMsPerStep} ms, persistence (KV blobs + CAS) ` +
-        `${b.persistMsPerStep} ms, JetStream publishes ${b.publishMsPerStep} ms.`,
+        `VNodes (they work concurrently, so the sum can exceed the wall): kernels ${b.kernelMsPerStep} ms, checkpoint commits (in the ` +
+        `background: waiting for the sends they cover, KV blobs, CAS) ${b.persistMsPerStep} ms, JetStream publishes (in flight, not waited for ` +
+        `one by one) ${b.publishMsPerStep} ms.`,
       '',
     );
+    const c = t.checkpoints;
+    if (c) {
+      out.push(
+        `**Checkpoints** (mnist-mlp, one process): default (every ${c.defaultEvery} messages or ${c.defaultMs} ms) ${c.defaultSps} samples/s, ` +
+          `${c.defaultBytesPerStep ?? '—'} B persisted per step; checkpointEvery 1 (a commit per message) ${c.every1Sps} samples/s, ` +
+          `${c.every1BytesPerStep ?? '—'} B per step (${ratio(c.defaultSps, c.every1Sps)} faster); same parameters: ${c.identical ? 'yes' : 'NO (a bug)'}.`,
+        '',
+      );
+    }
+    if (t.depths?.length) {
+      const d0 = t.depths.find((d) => d.depth === 0);
+      out.push('**Pipeline depth** (mnist-mlp, 3 PNodes)', '', '| depth | samples/s | vs depth 0 | test accuracy | vs depth 0 |', '|---:|---:|---:|---:|---:|');
+      for (const d of t.depths) {
+        const dAcc = d0 ? `${((d.testAccuracy - d0.testAccuracy) * 100 >= 0 ? '+' : '')}${((d.testAccuracy - d0.testAccuracy) * 100).toFixed(2)} pt` : '—';
+        out.push(`| ${d.depth} | ${d.sps} | ${d0 ? ratio(d.sps, d0.sps) : '—'} | ${(d.testAccuracy * 100).toFixed(2)}% | ${dAcc} |`);
+      }
+      out.push('');
+    }
   }
   if (r.recovery) {
     const x = r.recovery;
     out.push(`**Recovery** (${x.n} SIGKILLs of a PNode during training, detection timeout ${x.detectTimeoutMs} ms)`, '', '| | p50 ms | max ms |', '|---|---:|---:|');
-    out.push(`| detection (last heartbeat → dead) | ${x.detect.p50Ms} | ${x.detect.maxMs} |`, `| resume (dead → all VNodes running) | ${x.resume.p50Ms} | ${x.resume.maxMs} |`);
+    out.push(`| detection (last heartbeat → dead) | ${x.detect.p50Ms} | ${x.detect.maxMs} |`, `| resume (dead → all VNodes running and caught up: replay included) | ${x.resume.p50Ms} | ${x.resume.maxMs} |`);
     out.push(`| total | ${x.p50Ms} | ${x.maxMs} |`, `| SIGKILL → dead event | ${x.killToDead.p50Ms} | ${x.killToDead.maxMs} |`, '');
+    if (x.replayed) out.push(`Messages the moved VNodes replayed from their checkpoints, per recovery: p50 ${x.replayed.p50}, max ${x.replayed.max}.`, '');
   }
   if (r.memory) {
     const m = r.memory;

@@ -27,6 +27,9 @@ interface TrainJson {
   kernelMode: string;
   testAccuracy: number;
   paramsHash: string;
+  checkpointEvery: number;
+  checkpointMs: number;
+  persistedBytesPerStep: number | null;
 }
 
 /** wide-mlp (784-2048-2048-10) at batch 256: the same runs as mnist-mlp's, default backend only. */
@@ -57,6 +60,22 @@ export interface TrainBench {
    * so their sum can exceed the wall time per step.
    */
   breakdown: { kernelMode: string; wallMsPerStep: number; kernelMsPerStep: number; persistMsPerStep: number; publishMsPerStep: number };
+  /**
+   * One process at the default checkpoint interval (the `single` run) and at
+   * checkpointEvery 1 (a commit per message, the old mode): samples/s and KV bytes
+   * written per step; `identical`: both ended with the same paramsHash.
+   */
+  checkpoints: {
+    defaultEvery: number;
+    defaultMs: number;
+    defaultSps: number;
+    defaultBytesPerStep: number | null;
+    every1Sps: number;
+    every1BytesPerStep: number | null;
+    identical: boolean;
+  };
+  /** 3 PNodes at pipeline depth 0, 2 (the default: the `cluster` run) and 4: samples/s and test accuracy. */
+  depths: Array<{ depth: number; sps: number; testAccuracy: number }>;
   wide: WideTrainBench;
 }
 
@@ -195,6 +214,29 @@ export const trainBenchmark: Benchmark<TrainBench> = {
     const cluster = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--store', join(ctx.workDir, 'train-cluster')]);
     ctx.progress(`train: 3 PNodes ${sig(cluster.samplesPerSec)} samples/s (${cluster.kernelMode})`);
 
+    ctx.progress(`train: one process, checkpointEvery 1 (a commit per message) …`);
+    const every1 = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--checkpoint-every', '1', '--store', join(ctx.workDir, 'train-every1')]);
+    ctx.progress(`train: checkpointEvery 1: ${sig(every1.samplesPerSec)} samples/s, ${every1.persistedBytesPerStep} B/step (default ${single.checkpointEvery}: ${single.persistedBytesPerStep} B/step)`);
+    const checkpoints: TrainBench['checkpoints'] = {
+      defaultEvery: single.checkpointEvery,
+      defaultMs: single.checkpointMs,
+      defaultSps: sig(single.samplesPerSec),
+      defaultBytesPerStep: single.persistedBytesPerStep,
+      every1Sps: sig(every1.samplesPerSec),
+      every1BytesPerStep: every1.persistedBytesPerStep,
+      identical: every1.paramsHash === single.paramsHash,
+    };
+    const depths: TrainBench['depths'] = [];
+    for (const depth of [0, 2, 4]) {
+      let r = cluster;
+      if (depth !== 2) {
+        ctx.progress(`train: 3 PNodes, pipeline depth ${depth} …`);
+        r = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--depth', String(depth), '--store', join(ctx.workDir, `train-depth${depth}`)]);
+      }
+      depths.push({ depth, sps: sig(r.samplesPerSec), testAccuracy: r.testAccuracy });
+      ctx.progress(`train: 3 PNodes depth ${depth}: ${sig(r.samplesPerSec)} samples/s, test accuracy ${(r.testAccuracy * 100).toFixed(2)}%`);
+    }
+
     let torchSps: number | null = null;
     const data = torchInfo() ? torchData(ctx) : null;
     if (data) {
@@ -213,6 +255,8 @@ export const trainBenchmark: Benchmark<TrainBench> = {
       torchSps,
       perBackend,
       breakdown: split,
+      checkpoints,
+      depths,
       wide,
     };
   },

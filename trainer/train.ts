@@ -20,7 +20,7 @@ import { ActorHost, type HostEvent, type HostedExit } from '../runtime/actor-hos
 import { assignOwner, openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
 import { loadMnist } from '../runtime/data/mnist.js';
 import type { Kernels } from '../runtime/kernels/types.js';
-import type { ResolvedModel } from '../runtime/model.js';
+import { checkpointPolicy, type ResolvedModel } from '../runtime/model.js';
 import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
 import { lossProgress, waitUntilDone } from './completion.js';
 import { deploy } from './deploy.js';
@@ -64,6 +64,12 @@ export interface TrainResult {
   durationMs: number;
   /** First step this process sent (0 unless resumed). */
   resumedFrom: number;
+  /** Pipeline depth and checkpoint policy the run used. */
+  pipelineDepth: number;
+  checkpointEvery: number;
+  checkpointMs: number;
+  /** KV bytes the VNodes' checkpoints wrote per step (blobs + metas); null when they ran elsewhere (PNodes). */
+  persistedBytesPerStep: number | null;
   losses: number[];
 }
 
@@ -107,6 +113,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const data = loadMnist();
     const from = o.resume ? await lossProgress(store, model) : 0;
     const trainStarted = Date.now();
+    const bytesBefore = store.bytesWritten;
     const window = o.window ?? model.spec.pipelineDepth + 2;
     await feed({ js, model, data, seed: o.seed, batch: o.batch, from, steps: o.steps, window, losses, telemetry, signal: o.signal });
     await waitUntilDone(store, model, hosted, o.signal);
@@ -126,6 +133,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       samplesPerSec: ((o.steps - from) * o.batch) / Math.max(trainMs / 1000, 1e-3),
       durationMs: Date.now() - started,
       resumedFrom: from,
+      pipelineDepth: model.spec.pipelineDepth,
+      checkpointEvery: checkpointPolicy(model.spec).every,
+      checkpointMs: checkpointPolicy(model.spec).ms,
+      persistedBytesPerStep: o.hostLocally ? Math.round((store.bytesWritten - bytesBefore) / Math.max(1, o.steps - from)) : null,
       losses: losses.losses,
     };
   } finally {
