@@ -48,7 +48,7 @@ export const BenchResult = z.object({
     clusterSps: num,
     torchSps: num.nullable(),
     perBackend: z.array(z.object({ kernelMode: z.string(), sps: num, testAccuracy: num })),
-    breakdown: z.object({ kernelMode: z.string(), wallMsPerStep: num, kernelMsPerStep: num, persistMsPerStep: num, publishMsPerStep: num }),
+    breakdown: z.object({ kernelMode: z.string(), wallMsPerStep: num, kernelMsPerStep: num, persistMsPerStep: num, publishMsPerStep: num, durabilityWaitMsPerStep: num.optional() }),
     checkpoints: z
       .object({
         defaultEvery: z.number().int(),
@@ -170,7 +170,10 @@ export function formatTables(r: Partial<BenchResult>): string {
       `Step time (${b.kernelMode}, one process, instrumented): wall ${b.wallMsPerStep} ms/step. Busy time per step, summed over the ` +
         `VNodes (they work concurrently, so the sum can exceed the wall): kernels ${b.kernelMsPerStep} ms, checkpoint commits (in the ` +
         `background: waiting for the sends they cover, KV blobs, CAS) ${b.persistMsPerStep} ms, JetStream publishes (in flight, not waited for ` +
-        `one by one) ${b.publishMsPerStep} ms.`,
+        `one by one) ${b.publishMsPerStep} ms.` +
+        (b.durabilityWaitMsPerStep !== undefined
+          ? ` What the VNodes waited for (checkpoint backpressure, the send bound): ${b.durabilityWaitMsPerStep} ms/step = ${((100 * b.durabilityWaitMsPerStep) / b.wallMsPerStep).toFixed(1)}% of the step.`
+          : ''),
       '',
     );
     const c = t.checkpoints;

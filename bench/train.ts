@@ -14,6 +14,7 @@ import type { Kernels } from '../runtime/kernels/types.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { startNatsServer } from '../cluster/nats-server.js';
 import { StateStore } from '../runtime/state-store.js';
+import { durabilityWaits } from '../runtime/vnode-actor.js';
 import { train } from '../trainer/train.js';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
@@ -59,7 +60,15 @@ export interface TrainBench {
    * stream's ack). Busy times are summed over the VNodes, which run concurrently (pipelined),
    * so their sum can exceed the wall time per step.
    */
-  breakdown: { kernelMode: string; wallMsPerStep: number; kernelMsPerStep: number; persistMsPerStep: number; publishMsPerStep: number };
+  breakdown: {
+    kernelMode: string;
+    wallMsPerStep: number;
+    kernelMsPerStep: number;
+    persistMsPerStep: number;
+    publishMsPerStep: number;
+    /** Of the above, what the VNodes waited for (checkpoint backpressure, the send bound): the share of the step durability costs. */
+    durabilityWaitMsPerStep: number;
+  };
   /**
    * One process at the default checkpoint interval (the `single` run) and at
    * checkpointEvery 1 (a commit per message, the old mode): samples/s and KV bytes
@@ -127,6 +136,7 @@ async function breakdown(ctx: BenchContext, steps: number, batch: number): Promi
     const base = await createKernels();
     const kernels = timedKernels(base, kernelTime);
     const model = resolveModel(loadModelSpec('mnist-mlp'));
+    const waited = { ...durabilityWaits };
     const t = performance.now();
     await train({ nc, model, steps, batch, seed: 1, kernels, hostLocally: true });
     const wall = performance.now() - t;
@@ -136,6 +146,7 @@ async function breakdown(ctx: BenchContext, steps: number, batch: number): Promi
       kernelMsPerStep: sig(kernelTime.ms / steps),
       persistMsPerStep: sig(persistTime.ms / steps),
       publishMsPerStep: sig(publishTime.ms / steps),
+      durabilityWaitMsPerStep: sig((durabilityWaits.checkpointMs - waited.checkpointMs + durabilityWaits.sendsMs - waited.sendsMs) / steps),
     };
   } finally {
     for (const u of undo) u();

@@ -98,6 +98,13 @@ export type ActorExit = 'done' | 'fenced' | 'stopped' | 'passivated';
 
 type Output = { to: number; kind: MessageKind; tensor?: Tensor };
 
+/**
+ * Time the actors of this process spent blocked on durability — waiting for a previous
+ * checkpoint commit before capturing the next (backpressure), or for sends past the
+ * in-flight bound — as opposed to the background time those take (for `dcnr bench`).
+ */
+export const durabilityWaits = { checkpointMs: 0, sendsMs: 0 };
+
 /** Sends in flight per actor, at most; past it the actor waits for the oldest (memory bound). */
 const SENDS_IN_FLIGHT = 256;
 
@@ -396,7 +403,11 @@ export class VNodeActor {
     this.#held = [];
     this.#sends = [];
     this.#lastCapture = performance.now();
-    if (this.#inflight) await this.#inflight.done;
+    if (this.#inflight) {
+      const t = performance.now();
+      await this.#inflight.done;
+      durabilityWaits.checkpointMs += performance.now() - t;
+    }
     this.#throwIfFailed();
     const span = startSpan('vnode checkpoint', traceparent, () => ({ ...this.#spanAttributes(), 'dcnr.messages': acks.length }));
     const done = (async () => {
@@ -431,7 +442,11 @@ export class VNodeActor {
       this.#failure ??= err;
     });
     this.#sends.push(p);
-    if (this.#sends.length >= SENDS_IN_FLIGHT) await Promise.allSettled(this.#sends.splice(0, SENDS_IN_FLIGHT / 2));
+    if (this.#sends.length >= SENDS_IN_FLIGHT) {
+      const t = performance.now();
+      await Promise.allSettled(this.#sends.splice(0, SENDS_IN_FLIGHT / 2));
+      durabilityWaits.sendsMs += performance.now() - t;
+    }
   }
 
   async #openMailboxes() {
