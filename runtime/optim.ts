@@ -1,12 +1,15 @@
 /**
- * Optimizers, as pure functions over typed arrays: same inputs, bit-identical
- * outputs on every backend (they are elementwise and cheap next to the matmuls,
- * so they stay in plain JS for determinism across kernel modes).
+ * Optimizers, as functions over typed arrays: same inputs, bit-identical outputs on
+ * every backend. SGD is plain JS here; Adam runs on the kernels (`k.adam`, C on the
+ * OpenBLAS backend: on wide layers it took as long as the matmuls in JS), whose every
+ * implementation gives the bits of the JS reference — so the optimizer is not part
+ * of the kernel mode.
  *
  * Each step returns NEW arrays: the actor host persists only tensors whose
  * identity changed, so replacing (never mutating) is what marks them dirty.
  */
 import { z } from 'zod';
+import type { Kernels } from './kernels/types.js';
 
 export const OptimizerConfig = z.discriminatedUnion('kind', [
   z.object({
@@ -43,20 +46,22 @@ export function initSlots(opt: OptimizerConfig, name: string, size: number): Rec
 
 /**
  * One optimizer step for parameter `name` in `tensors` with gradient `grad`.
- * `step` is 1 for the first update (Adam's bias correction needs it).
+ * `step` is 1 for the first update (Adam's bias correction needs it). Adam runs on
+ * the kernels (`k.adam`: C on the OpenBLAS backend, the same bits everywhere).
  * Returns the replaced tensors (the parameter and its slots).
  */
-export function applyUpdate(
+export async function applyUpdate(
+  k: Pick<Kernels, 'adam'>,
   opt: OptimizerConfig,
   tensors: Record<string, Float32Array>,
   name: string,
   grad: Float32Array,
   step: number,
-): Record<string, Float32Array> {
+): Promise<Record<string, Float32Array>> {
   const p = tensors[name];
   if (!p || p.length !== grad.length) throw new Error(`applyUpdate: ${name} has ${p?.length} elements, gradient ${grad.length}`);
-  const out = new Float32Array(p.length);
   if (opt.kind === 'sgd') {
+    const out = new Float32Array(p.length);
     if (opt.momentum === 0) {
       for (let i = 0; i < p.length; i++) out[i] = p[i] - opt.lr * grad[i];
       return { [name]: out };
@@ -69,20 +74,9 @@ export function applyUpdate(
     }
     return { [name]: out, [`${name}_m`]: m };
   }
-  const m0 = tensors[`${name}_m`];
-  const v0 = tensors[`${name}_v`];
-  const m = new Float32Array(p.length);
-  const v = new Float32Array(p.length);
   const { lr, beta1, beta2, eps } = opt;
-  const c1 = 1 - Math.pow(beta1, step);
-  const c2 = 1 - Math.pow(beta2, step);
-  for (let i = 0; i < p.length; i++) {
-    const g = grad[i];
-    m[i] = beta1 * m0[i] + (1 - beta1) * g;
-    v[i] = beta2 * v0[i] + (1 - beta2) * g * g;
-    out[i] = p[i] - (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
-  }
-  return { [name]: out, [`${name}_m`]: m, [`${name}_v`]: v };
+  const r = await k.adam(p, tensors[`${name}_m`], tensors[`${name}_v`], grad, { lr, beta1, beta2, eps, c1: 1 - Math.pow(beta1, step), c2: 1 - Math.pow(beta2, step) });
+  return { [name]: r.p, [`${name}_m`]: r.m, [`${name}_v`]: r.v };
 }
 
 /**
@@ -92,18 +86,21 @@ export function applyUpdate(
  * as stored, without bias correction: the prediction is damped while they warm up),
  * W − steps·lr·m for SGD with momentum. Plain SGD, or `steps` 0: W itself.
  */
-export function predictParameter(opt: OptimizerConfig, tensors: Readonly<Record<string, Float32Array>>, name: string, steps: number): Float32Array {
+export async function predictParameter(
+  k: Pick<Kernels, 'adamPredict'>,
+  opt: OptimizerConfig,
+  tensors: Readonly<Record<string, Float32Array>>,
+  name: string,
+  steps: number,
+): Promise<Float32Array> {
   const p = tensors[name];
   const m = tensors[`${name}_m`];
   if (steps <= 0 || !m || (opt.kind === 'sgd' && opt.momentum === 0)) return p;
-  const out = new Float32Array(p.length);
   const step = steps * opt.lr;
   if (opt.kind === 'sgd') {
+    const out = new Float32Array(p.length);
     for (let i = 0; i < p.length; i++) out[i] = p[i] - step * m[i];
     return out;
   }
-  const v = tensors[`${name}_v`];
-  const { eps } = opt;
-  for (let i = 0; i < p.length; i++) out[i] = p[i] - (step * m[i]) / (Math.sqrt(v[i]) + eps);
-  return out;
+  return k.adamPredict(p, m, tensors[`${name}_v`], step, opt.eps);
 }

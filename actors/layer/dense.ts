@@ -50,8 +50,8 @@ export const dense = defineVNodeType<DenseConfig>({
   },
 
   async forward({ k, config, inFeatures, outFeatures, staleness }, tensors, x) {
-    const W = predictParameter(config.optimizer, tensors, 'W', staleness ?? 0);
-    const b = predictParameter(config.optimizer, tensors, 'b', staleness ?? 0);
+    const W = await predictParameter(k, config.optimizer, tensors, 'W', staleness ?? 0);
+    const b = await predictParameter(k, config.optimizer, tensors, 'b', staleness ?? 0);
     const rows = x.shape[0];
     const xw = await k.matmul(x.data, W, rows, inFeatures, outFeatures);
     const y = await k.addBias(xw, b, rows, outFeatures);
@@ -67,8 +67,8 @@ export const dense = defineVNodeType<DenseConfig>({
     return {
       dx: dx && { shape: [rows, inFeatures], data: dx },
       tensors: {
-        ...applyUpdate(config.optimizer, tensors, 'W', dW, step),
-        ...applyUpdate(config.optimizer, tensors, 'b', db, step),
+        ...(await applyUpdate(k, config.optimizer, tensors, 'W', dW, step)),
+        ...(await applyUpdate(k, config.optimizer, tensors, 'b', db, step)),
       },
     };
   },

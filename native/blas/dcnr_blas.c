@@ -7,6 +7,12 @@
  *       the Float32Arrays' own memory (no copies). m, n, k are the shapes AFTER
  *       transposition: op(A) is m x k, op(B) is k x n, C is m x n; so with
  *       transA, `a` is stored k x m, with transB, `b` is stored n x k.
+ *   adam(p, m0, v0, g, out, m, v, lr, beta1, beta2, eps, c1, c2) -> undefined
+ *       one Adam step into out/m/v (new arrays the caller made), in the same double
+ *       arithmetic, in the same order, as runtime/kernels/typed-array-ops.ts
+ *       `adamStep` — bit-identical to it (no FMA contraction: -ffp-contract=off).
+ *   adamPredict(p, m, v, out, step, eps) -> undefined
+ *       out = p − step·m/(√v+ε), as typed-array-ops.ts `adamPredict`.
  *   setThreads(n) -> undefined, getThreads() -> number, config() -> string,
  *   coreName() -> string (the CPU kernel set OpenBLAS picked, e.g. "Haswell":
  *       results are bit-identical only for the same core name AND thread count)
@@ -111,7 +117,7 @@ static int get_f32(napi_env env, napi_value v, const char *name, float **data, s
   napi_typedarray_type type;
   void *ptr = NULL;
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) {
-    snprintf(msg, sizeof msg, "sgemm: %s must be a Float32Array", name);
+    snprintf(msg, sizeof msg, "%s must be a Float32Array", name);
     throw_error(env, msg);
     return 0;
   }
@@ -121,7 +127,7 @@ static int get_f32(napi_env env, napi_value v, const char *name, float **data, s
     return 0;
   }
   if (type != napi_float32_array) {
-    snprintf(msg, sizeof msg, "sgemm: %s must be a Float32Array", name);
+    snprintf(msg, sizeof msg, "%s must be a Float32Array", name);
     throw_error(env, msg);
     return 0;
   }
@@ -194,6 +200,71 @@ static napi_value js_sgemm(napi_env env, napi_callback_info info) {
   return NULL; /* undefined */
 }
 
+/* `n` Float32Arrays of one length, none sharing memory with an output (the first `outputs`). */
+static int get_vectors(napi_env env, napi_value *argv, const char *fn, const char **names, int n, int outputs, float **arrays, size_t *len) {
+  char msg[200];
+  for (int i = 0; i < n; i++) {
+    size_t l;
+    if (!get_f32(env, argv[i], names[i], &arrays[i], &l)) return 0;
+    if (i == 0) *len = l;
+    if (l != *len) {
+      snprintf(msg, sizeof msg, "%s: %s has %zu elements, %s has %zu", fn, names[i], l, names[0], *len);
+      throw_error(env, msg);
+      return 0;
+    }
+  }
+  for (int o = n - outputs; o < n; o++)
+    for (int i = 0; i < n; i++)
+      if (i != o && overlaps(arrays[o], *len, arrays[i], *len)) {
+        snprintf(msg, sizeof msg, "%s: %s must not share memory with %s", fn, names[o], names[i]);
+        throw_error(env, msg);
+        return 0;
+      }
+  return 1;
+}
+
+static napi_value js_adam(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  static const char *names[] = {"p", "m0", "v0", "g", "out", "m", "v"};
+  float *a[7];
+  size_t len;
+  double h[6];
+  static const char *hn[] = {"lr", "beta1", "beta2", "eps", "c1", "c2"};
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL), "could not read arguments");
+  if (argc != 13) return throw_error(env, "adam: expected 13 arguments (p, m0, v0, g, out, m, v, lr, beta1, beta2, eps, c1, c2)");
+  if (!get_vectors(env, argv, "adam", names, 7, 3, a, &len)) return NULL;
+  for (int i = 0; i < 6; i++)
+    if (!get_finite(env, argv[7 + i], "adam", hn[i], &h[i])) return NULL;
+  const float *p = a[0], *m0 = a[1], *v0 = a[2], *g = a[3];
+  float *out = a[4], *m = a[5], *v = a[6];
+  const double lr = h[0], beta1 = h[1], beta2 = h[2], eps = h[3], c1 = h[4], c2 = h[5];
+  const double ob1 = 1 - beta1, ob2 = 1 - beta2;
+  for (size_t i = 0; i < len; i++) {
+    const double gi = g[i];
+    m[i] = (float)(beta1 * m0[i] + ob1 * gi);
+    v[i] = (float)(beta2 * v0[i] + ob2 * gi * gi);
+    out[i] = (float)(p[i] - (lr * ((double)m[i] / c1)) / (sqrt((double)v[i] / c2) + eps));
+  }
+  return NULL;
+}
+
+static napi_value js_adam_predict(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  static const char *names[] = {"p", "m", "v", "out"};
+  float *a[4];
+  size_t len;
+  double step, eps;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL), "could not read arguments");
+  if (argc != 6) return throw_error(env, "adamPredict: expected 6 arguments (p, m, v, out, step, eps)");
+  if (!get_vectors(env, argv, "adamPredict", names, 4, 1, a, &len)) return NULL;
+  if (!get_finite(env, argv[4], "adamPredict", "step", &step)) return NULL;
+  if (!get_finite(env, argv[5], "adamPredict", "eps", &eps)) return NULL;
+  for (size_t i = 0; i < len; i++) a[3][i] = (float)(a[0][i] - (step * a[1][i]) / (sqrt((double)a[2][i]) + eps));
+  return NULL;
+}
+
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -232,6 +303,8 @@ static napi_value js_core_name(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adam", NULL, js_adam, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adamPredict", NULL, js_adam_predict, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"config", NULL, js_config, NULL, NULL, NULL, napi_enumerable, NULL},

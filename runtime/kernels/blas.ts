@@ -1,6 +1,6 @@
 /**
  * The OpenBLAS kernel backend: matmul through `cblas_sgemm` in a small N-API addon
- * (native/blas), every other op from ./typed-array-ops.ts, the same code the `js`
+ * (native/blas), Adam in C there too (bit-identical to the JS one), every other op from ./typed-array-ops.ts, the same code the `js`
  * reference backend runs: a BLAS PNode and a `js` PNode differ only in matmul.
  *
  * OpenBLAS runs its own thread pool; we set its size deliberately and put no worker
@@ -31,6 +31,8 @@ interface BlasAddon {
     beta: number,
     c: Float32Array,
   ): void;
+  adam(p: Float32Array, m0: Float32Array, v0: Float32Array, g: Float32Array, out: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number, c1: number, c2: number): void;
+  adamPredict(p: Float32Array, m: Float32Array, v: Float32Array, out: Float32Array, step: number, eps: number): void;
   setThreads(n: number): void;
   getThreads(): number;
   config(): string;
@@ -131,6 +133,23 @@ export async function createBlasKernels(opts: BlasKernelOptions = {}): Promise<B
     },
 
     ...cpuOps(live),
+
+    // The optimizer in C: the same double arithmetic in the same order as the JS
+    // reference (bit-identical, tested), several times faster on big layers.
+    async adam(p, m0, v0, g, h) {
+      live('adam');
+      const out = new Float32Array(p.length);
+      const m = new Float32Array(p.length);
+      const v = new Float32Array(p.length);
+      blas.adam(p, m0, v0, g, out, m, v, h.lr, h.beta1, h.beta2, h.eps, h.c1, h.c2);
+      return { p: out, m, v };
+    },
+    async adamPredict(p, m, v, step, eps) {
+      live('adamPredict');
+      const out = new Float32Array(p.length);
+      blas.adamPredict(p, m, v, out, step, eps);
+      return out;
+    },
 
     dispose(): void {
       // Nothing native to free: the addon holds no per-instance state.

@@ -44,6 +44,7 @@ import {
   checkSumRows,
 } from './checks.js';
 import type { ActivationFn, Kernels, LossResult, MatmulOptions } from './types.js';
+import { adamPredict, adamStep } from './typed-array-ops.js';
 
 /** gpu.js modes this backend can be asked for (`gpu` = gpu.js chooses). */
 export type GpuJsMode = 'gpu' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
@@ -380,6 +381,13 @@ export function createGpuJsKernels(opts: GpuJsKernelOptions = {}): Kernels {
       return { loss: total / rows, grad };
     },
 
+    // The optimizer is not a GPU kernel here: the plain-JS one (bits as every backend).
+    async adam(p, m, v, g, h) {
+      return adamStep(p, m, v, g, h);
+    },
+    async adamPredict(p, m, v, step, eps) {
+      return adamPredict(p, m, v, step, eps);
+    },
     async mse(pred, target) {
       checkMse(pred, target);
       const n = pred.length;

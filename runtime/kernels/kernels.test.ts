@@ -22,6 +22,7 @@ import { KERNEL_MODES, createKernels } from './index.js';
 import { createReferenceKernels } from './reference.js';
 import { act64, actGrad64, bitsEqual, addBias64, matmul64, mse64, softmaxCrossEntropy64, sumRows64 } from './float64-oracle.js';
 import type { ActivationFn, Kernels } from './types.js';
+import { adamPredict, adamStep } from './typed-array-ops.js';
 import { mulberry32, rand } from '../../test/helpers/random.js';
 
 // ------------------------------------------------------------------ helpers
@@ -170,6 +171,37 @@ for (const b of BACKENDS) {
 }
 
 for (const { b, k } of available) {
+  test(`${b.name}: adam and adamPredict give the bits of the plain-JS reference (the optimizer is not part of the mode), which matches float64 formulas`, async () => {
+    const n = 100_003;
+    let p = rand(n, 71, 1);
+    let m = new Float32Array(n);
+    let v = new Float32Array(n);
+    let ref = { p, m, v };
+    const [lr, beta1, beta2, eps] = [0.001, 0.9, 0.999, 1e-8];
+    for (let step = 1; step <= 5; step++) {
+      // Gradients over many magnitudes, zeros included.
+      const g = rand(n, 100 + step, 1).map((x, i) => (i % 7 === 0 ? 0 : x * 10 ** ((i % 9) - 4)));
+      const h = { lr, beta1, beta2, eps, c1: 1 - beta1 ** step, c2: 1 - beta2 ** step };
+      const got = await k.adam(p, m, v, g, h);
+      const want = adamStep(ref.p, ref.m, ref.v, g, h);
+      assert.ok(bitsEqual(got.p, want.p) && bitsEqual(got.m, want.m) && bitsEqual(got.v, want.v), `step ${step}: same bits as the JS reference`);
+      for (const i of [0, 1, 8, 1234, n - 1]) {
+        const m64 = beta1 * m[i] + (1 - beta1) * g[i];
+        const v64 = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+        const p64 = p[i] - (lr * (m64 / h.c1)) / (Math.sqrt(v64 / h.c2) + eps);
+        assert.ok(Math.abs(got.p[i] - p64) <= 1e-6 * Math.abs(p64) + 1e-7, `p[${i}] = ${got.p[i]}, float64 ${p64}`);
+      }
+      ({ p, m, v } = got);
+      ref = want;
+    }
+    const pred = await k.adamPredict(p, m, v, 0.003, eps);
+    assert.ok(bitsEqual(pred, adamPredict(p, m, v, 0.003, eps)), 'adamPredict: same bits');
+    await k.adam(p, m, v, new Float32Array(3), { lr, beta1, beta2, eps, c1: 0.1, c2: 0.001 }).then(
+      () => assert.unreachable('a gradient of the wrong length is refused'),
+      (err: Error) => assert.match(err.message, /elements/),
+    );
+  });
+
   test(`${b.name}: reports its mode`, () => {
     assert.match(k.mode, b.mode);
   });

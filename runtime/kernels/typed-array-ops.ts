@@ -21,7 +21,7 @@
  * checked up front by ./checks.ts, the checks every backend shares.
  */
 import { checkActivation, checkActivationGrad, checkAddBias, checkMse, checkSoftmaxCrossEntropy, checkSumRows } from './checks.js';
-import type { ActivationFn, Kernels, LossResult } from './types.js';
+import type { ActivationFn, AdamStep, Kernels, LossResult } from './types.js';
 
 /** y[r,c] = x[r,c] + bias[c] for a rows×cols matrix. */
 export function addBias(x: Float32Array, bias: Float32Array, rows: number, cols: number): Float32Array {
@@ -145,8 +145,49 @@ export type CpuOps = Omit<Kernels, 'mode' | 'matmul' | 'dispose'>;
  * OpenBLAS backend refuses work once disposed). The methods are async, so a bad
  * argument rejects the returned promise instead of throwing at the call.
  */
+/** One Adam step (the reference every backend matches bit for bit; see Kernels.adam). */
+export function adamStep(p: Float32Array, m0: Float32Array, v0: Float32Array, g: Float32Array, h: AdamStep): { p: Float32Array; m: Float32Array; v: Float32Array } {
+  checkSameLength('adam', { p, m: m0, v: v0, g });
+  const out = new Float32Array(p.length);
+  const m = new Float32Array(p.length);
+  const v = new Float32Array(p.length);
+  const { lr, beta1, beta2, eps, c1, c2 } = h;
+  const ob1 = 1 - beta1;
+  const ob2 = 1 - beta2;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i];
+    m[i] = beta1 * m0[i] + ob1 * gi;
+    v[i] = beta2 * v0[i] + ob2 * gi * gi;
+    out[i] = p[i] - (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
+  }
+  return { p: out, m, v };
+}
+
+/** p − step·m/(√v+ε) (see Kernels.adamPredict). */
+export function adamPredict(p: Float32Array, m: Float32Array, v: Float32Array, step: number, eps: number): Float32Array {
+  checkSameLength('adamPredict', { p, m, v });
+  const out = new Float32Array(p.length);
+  for (let i = 0; i < p.length; i++) out[i] = p[i] - (step * m[i]) / (Math.sqrt(v[i]) + eps);
+  return out;
+}
+
+function checkSameLength(op: string, arrays: Record<string, Float32Array>): void {
+  const [[first, a], ...rest] = Object.entries(arrays);
+  for (const [name, b] of rest) {
+    if (!(b instanceof Float32Array) || b.length !== a.length) throw new Error(`${op}: ${name} has ${b?.length} elements, ${first} has ${a.length}`);
+  }
+}
+
 export function cpuOps(guard: (op: string) => void = () => {}): CpuOps {
   return {
+    async adam(p, m, v, g, h) {
+      guard('adam');
+      return adamStep(p, m, v, g, h);
+    },
+    async adamPredict(p, m, v, step, eps) {
+      guard('adamPredict');
+      return adamPredict(p, m, v, step, eps);
+    },
     async addBias(x, bias, rows, cols) {
       guard('addBias');
       return addBias(x, bias, rows, cols);

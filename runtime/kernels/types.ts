@@ -44,8 +44,27 @@ export interface Kernels {
   /** Mean squared error: loss = mean((pred − target)²) over all elements; grad = 2(pred − target)/n. */
   mse(pred: Float32Array, target: Float32Array): Promise<LossResult>;
 
+  /**
+   * One Adam step for parameter `p` with moments `m`, `v` and gradient `g`: the new
+   * parameter and moments (new arrays). `c1`, `c2` are the bias corrections
+   * 1 − β₁ᵗ, 1 − β₂ᵗ. Every backend gives the bits of the plain-JS one
+   * (typed-array-ops.ts `adamStep`): the optimizer is not part of the kernel mode.
+   */
+  adam(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, h: AdamStep): Promise<{ p: Float32Array; m: Float32Array; v: Float32Array }>;
+  /** p − step·m/(√v+ε) (a new array): Adam's direction extrapolated (weight prediction). Bits as `adamPredict` in typed-array-ops.ts. */
+  adamPredict(p: Float32Array, m: Float32Array, v: Float32Array, step: number, eps: number): Promise<Float32Array>;
+
   /** Release compiled kernels and device resources. */
   dispose(): void;
+}
+
+export interface AdamStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  c1: number;
+  c2: number;
 }
 
 export interface MatmulOptions {

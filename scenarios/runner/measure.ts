@@ -4,17 +4,27 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { readView } from '../../cluster/view.js';
 import { openBuckets } from '../../runtime/cluster-state.js';
 import type { ResolvedModel } from '../../runtime/model.js';
-import { Stream, Subject, type ClusterEvent } from '../../runtime/protocol.js';
+import { Stream, Subject, type ClusterEvent, type SupervisorView } from '../../runtime/protocol.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Rng } from '../../runtime/rng.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
 import { readProgress } from '../../runtime/vnode-record.js';
 import type { ScenarioReport } from './report.js';
 
-/** Live PNodes matching a target: `busiest` (default), `random`, `all`, or an id. */
-export async function pickPNodes(nc: NatsConnection, target: string | undefined, rng: Rng): Promise<string[]> {
-  const view = await readView(nc);
-  const live = (view?.pnodes ?? []).filter((p) => p.alive);
-  if (live.length === 0) throw new Error('no live PNode to inject a fault into');
+/**
+ * Live PNodes matching a target: `busiest` (default), `random`, `all`, or an id. A
+ * supervisor that has just been replaced publishes no live PNode until its start-up
+ * grace is over: wait for one (up to `waitMs`) rather than fail the fault.
+ */
+export async function pickPNodes(nc: NatsConnection, target: string | undefined, rng: Rng, waitMs = 10_000): Promise<string[]> {
+  const deadline = Date.now() + waitMs;
+  let live: SupervisorView['pnodes'] = [];
+  for (;;) {
+    live = ((await readView(nc))?.pnodes ?? []).filter((p) => p.alive);
+    if (live.length > 0 || Date.now() >= deadline) break;
+    await sleep(100);
+  }
+  if (live.length === 0) throw new Error(`no live PNode to inject a fault into (none in the supervisor's view for ${waitMs / 1000} s)`);
   const t = target ?? 'busiest';
   if (t === 'all') return live.map((p) => p.id);
   if (t === 'busiest') return [[...live].sort((a, b) => b.vnodes.length - a.vnodes.length || a.id.localeCompare(b.id))[0].id];
