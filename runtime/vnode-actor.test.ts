@@ -27,6 +27,11 @@ import { readProgress } from './vnode-record.js';
 import { defineVNodeType, type TransformDefinition, type Tensors } from './vnode-type.js';
 
 const kernels = await createKernels();
+const progressOf = (meta: Parameters<typeof readProgress>[0]) => {
+  const p = readProgress(meta);
+  if (!p.ok) throw new Error(p.error);
+  return p.value;
+};
 const STEPS = 30;
 const BATCH = 16;
 
@@ -238,6 +243,71 @@ test('a stored machine snapshot of the wrong shape is refused with a reason, and
     assert.instance(refused, Error, 'activation must refuse a malformed snapshot');
     assert.match(refused!.message, /stored state cannot be resumed: not a VNode machine snapshot/);
   } finally {
+    await cleanup(f.ns, f.nc);
+  }
+});
+
+test('checkpoints: acks wait for the checkpoint that covers them; a redelivered applied message is held, not acked early; a restore replays from the checkpoint to the same state', async () => {
+  const f = await layer0Fixture('held');
+  // A relu alone (VNode 1 of mnist-mlp, 128 features), depth 8: forwards only, in memory until 3 are applied.
+  const model: ResolvedModel = { ...f.model, spec: { ...f.model.spec, pipelineDepth: 8, checkpointEvery: 3, checkpointMs: 600_000 } };
+  const base = { ...f.base, index: 1, model };
+  const x = (seq: number) => ({ shape: [2, 128], data: Float32Array.from({ length: 256 }, (_, i) => Math.sin(seq + i)) });
+  const fwd = (seq: number, msgSuffix = '') =>
+    f.js.publish(Subject.mailbox('held', 1, 'fwd'), toBytes(x(seq).data), {
+      headers: envelope(seq),
+      msgID: `test.${seq}${msgSuffix}`,
+    });
+  const envelope = (seq: number) => {
+    const h = headers();
+    for (const [k, v] of Object.entries({ [Header.Version]: String(PROTOCOL_VERSION), [Header.Kind]: 'fwd', [Header.Deployment]: 'held', [Header.VNode]: '1', [Header.Seq]: String(seq), [Header.Epoch]: '0', [Header.From]: 'test', [Header.Shape]: '2,128', [Header.DType]: 'f32' })) h.set(k, v);
+    return h;
+  };
+  const consumer = async () => (await f.jsm.consumers.info(Stream.mailbox('held'), `held_1_fwd_e${epoch}`));
+  let epoch = 1;
+  const events: ActorEvent[] = [];
+  const a = await VNodeActor.activate({ ...base, epoch, onEvent: (e) => void events.push(e) });
+  const running = a.run();
+  const until = async (what: string, pred: () => boolean | Promise<boolean>) => {
+    const deadline = Date.now() + 10_000;
+    while (!(await pred())) {
+      if (Date.now() > deadline) assert.unreachable(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  try {
+    await fwd(0);
+    await fwd(1);
+    // fwd 0 again under another message id: a real duplicate delivery, applied but not checkpointed.
+    await fwd(0, '-again');
+    await until('two applied and one duplicate', () => events.filter((e) => e.type === 'applied').length === 2 && events.some((e) => e.type === 'duplicate'));
+    assert.is((await consumer()).num_ack_pending, 3, 'nothing acked: no checkpoint yet (the duplicate is held too)');
+    assert.is(progressOf((await f.store.read('held', 1))!.meta).schedule.fwdNext, 0, 'KV still holds the activation state');
+    await fwd(2); // the third applied: a checkpoint is due
+    await until('the checkpoint', () => events.some((e) => e.type === 'checkpointed'));
+    await until('the acks', async () => (await consumer()).num_ack_pending === 0);
+    assert.is(progressOf((await f.store.read('held', 1))!.meta).schedule.fwdNext, 3);
+    const cp = events.find((e) => e.type === 'checkpointed') as Extract<ActorEvent, { type: 'checkpointed' }>;
+    assert.is(cp.messages, 4, 'it acked the three applied and the held duplicate');
+    // Two more, in memory only; then the owner "dies" (stopped without a flush: a new owner takes over).
+    await fwd(3);
+    await fwd(4);
+    await until('fwd 4 applied', () => events.filter((e) => e.type === 'applied').length === 5);
+    epoch = 2;
+    const events2: ActorEvent[] = [];
+    const b = await VNodeActor.activate({ ...base, epoch, onEvent: (e) => void events2.push(e) });
+    const running2 = b.run();
+    assert.is(await running, 'fenced', 'the old owner lost its mailbox');
+    await until('the replay', () => events2.some((e) => e.type === 'activated'));
+    const act = events2.find((e) => e.type === 'activated') as Extract<ActorEvent, { type: 'activated' }>;
+    assert.is(act.restored, true);
+    assert.is(act.replayed, 2, 'fwd 3 and 4, applied after the checkpoint, replayed');
+    assert.is(b.context.schedule.fwdNext, 5);
+    b.stop();
+    assert.is(await running2, 'stopped');
+    assert.is(progressOf((await f.store.read('held', 1))!.meta).schedule.fwdNext, 5, 'a stop flushes a checkpoint');
+  } finally {
+    a.stop();
     await cleanup(f.ns, f.nc);
   }
 });

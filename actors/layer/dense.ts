@@ -29,7 +29,7 @@ type DenseConfig = z.infer<typeof DenseConfig>;
 
 export const dense = defineVNodeType<DenseConfig>({
   type: 'layer.dense',
-  version: 2,
+  version: 1,
   role: 'layer',
   description: 'fully connected layer y = x·W + b with SGD-momentum or Adam',
   config: DenseConfig,
@@ -63,7 +63,8 @@ export const dense = defineVNodeType<DenseConfig>({
     const dW = await k.matmul(x, dy.data, inFeatures, rows, outFeatures, { transA: true });
     const db = await k.sumRows(dy.data, rows, outFeatures);
     // dx uses the weights the forward of this seq used (weight stashing; see above).
-    const dx = needDx ? await k.matmul(dy.data, forwardW, rows, outFeatures, inFeatures, { transB: true }) : undefined;
+    // (A stash from before weight stashing holds only x: then the current W.)
+    const dx = needDx ? await k.matmul(dy.data, forwardW ?? tensors.W, rows, outFeatures, inFeatures, { transB: true }) : undefined;
     return {
       dx: dx && { shape: [rows, inFeatures], data: dx },
       tensors: {

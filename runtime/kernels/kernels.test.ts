@@ -173,10 +173,10 @@ for (const b of BACKENDS) {
 for (const { b, k } of available) {
   test(`${b.name}: adam and adamPredict give the bits of the plain-JS reference (the optimizer is not part of the mode), which matches float64 formulas`, async () => {
     const n = 100_003;
-    let p = rand(n, 71, 1);
-    let m = new Float32Array(n);
-    let v = new Float32Array(n);
-    let ref = { p, m, v };
+    let p: Float32Array = rand(n, 71, 1);
+    let m: Float32Array = new Float32Array(n);
+    let v: Float32Array = new Float32Array(n);
+    let ref: { p: Float32Array; m: Float32Array; v: Float32Array } = { p, m, v };
     const [lr, beta1, beta2, eps] = [0.001, 0.9, 0.999, 1e-8];
     for (let step = 1; step <= 5; step++) {
       // Gradients over many magnitudes, zeros included.
