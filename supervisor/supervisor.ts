@@ -122,6 +122,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     if (from !== null) telemetryMetrics().migrations.add(1, { 'dcnr.reason': m.reason });
   }
 
+  let graceOver = false;
   async function tick(): Promise<void> {
     const now = Date.now();
     if (now - startedAt < detectMs) {
@@ -135,8 +136,21 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
       emit({ type: 'dead', pnode: m.hb.pnode, at: now, lastHeartbeat: m.lastHeartbeat });
       recoveries.died(m.hb.pnode, now, m.lastHeartbeat, ownedBy(m.hb.pnode));
     }
+    // Owners never heard in the whole grace died while no supervisor watched (before this
+    // one started, or during its grace): dead now, their last heartbeat before our start.
+    let unheard: string[] = [];
+    if (!graceOver) {
+      graceOver = true;
+      const clusterHosted = new Set(wantedVNodes().map((w) => w.vnode)); // not a trainer's own (`hostedBy`)
+      const owning = [...owners.records].filter(([k]) => clusterHosted.has(k)).map(([, r]) => r.pnode);
+      unheard = [...new Set(owning)].filter((p) => !members.members.has(p)).sort();
+      for (const pnode of unheard) {
+        emit({ type: 'dead', pnode, at: now, lastHeartbeat: startedAt });
+        recoveries.died(pnode, now, startedAt, ownedBy(pnode));
+      }
+    }
     // A death reaches readers of the view (dcnr status, the dashboard) at once.
-    if (dead.length) await publishView();
+    if (dead.length || unheard.length) await publishView();
 
     const wanted = wantedVNodes();
     const wantedSet = new Set(wanted.map((w) => w.vnode));
