@@ -218,6 +218,25 @@ test('checkpoints: due after `ms`, on a TICK past `ms`, on a flush — never wit
   assert.is(a.getSnapshot().value, 'checkpointing', 'a flush takes what is applied');
 });
 
+test('checkpoints: never sooner than minGapMs after the last (big states), but the end and a flush always', () => {
+  const a = start('layer', 8, { every: 1, ms: 1000 });
+  a.send(message('fwd', 0));
+  a.send({ type: 'COMPUTED' });
+  a.send({ type: 'PUBLISHED', sinceCheckpointMs: 100, minGapMs: 900 });
+  assert.is(a.getSnapshot().value, 'waiting', 'due by count, but within the gap');
+  a.send({ type: 'TICK', sinceCheckpointMs: 1200, minGapMs: 1500 });
+  assert.is(a.getSnapshot().value, 'waiting', 'due by time, but within the gap');
+  a.send({ type: 'TICK', sinceCheckpointMs: 1600, minGapMs: 1500 });
+  assert.is(a.getSnapshot().value, 'checkpointing');
+  a.send({ type: 'CAPTURED' });
+  a.send(message('fwd', 1));
+  a.send({ type: 'COMPUTED' });
+  a.send({ type: 'PUBLISHED', sinceCheckpointMs: 0, minGapMs: 1e9 });
+  assert.is(a.getSnapshot().value, 'waiting');
+  a.send({ type: 'TICK', sinceCheckpointMs: 0, minGapMs: 1e9, flush: true });
+  assert.is(a.getSnapshot().value, 'checkpointing', 'a flush ignores the gap');
+});
+
 test('checkpoints: the last message of the schedule is always checkpointed (completion is read from KV)', () => {
   const a = start('layer', 0, { every: 1000, ms: 60_000 });
   assert.is(applyAt(a, 'fwd', 0), false);

@@ -28,7 +28,9 @@
  * Checkpoints (docs/checkpoints.md): between them the effect of applied messages lives
  * in memory only and their acks are held; a checkpoint is due after `checkpoint.every`
  * applied messages, after `checkpoint.ms` (PUBLISHED and TICK carry the time since the
- * last one), on a flush (stop, passivation), and always when the schedule completes.
+ * last one) — but not sooner than the host's `minGapMs` after the last (big states:
+ * committing stays a small share of the time) — on a flush (stop, passivation), and
+ * always when the schedule completes.
  * The snapshot taken in `checkpointing` IS the checkpoint; the host commits it by CAS
  * (off the hot path) and acks every message it covers once committed. A duplicate a
  * captured checkpoint covers (`skipping.covered`) is acked with that checkpoint; one it
@@ -92,10 +94,14 @@ export type VNodeMachineEvent =
   /** The duplicate was acked with its checkpoint (covered) or held for the next (held). */
   | { type: 'SKIPPED' }
   | { type: 'COMPUTED' }
-  /** The outputs were sent; `sinceCheckpointMs`: time since the last captured checkpoint. */
-  | { type: 'PUBLISHED'; sinceCheckpointMs: number }
+  /**
+   * The outputs were sent. `sinceCheckpointMs`: time since the last captured checkpoint;
+   * `minGapMs`: the least time between two (the host derives it from how long commits
+   * take, so that committing stays a small share of the time; 0 = none).
+   */
+  | { type: 'PUBLISHED'; sinceCheckpointMs: number; minGapMs?: number }
   /** No awaited message came for a while. `flush`: the host wants a checkpoint of what is applied (stop, passivation). */
-  | { type: 'TICK'; sinceCheckpointMs: number; flush?: boolean }
+  | { type: 'TICK'; sinceCheckpointMs: number; minGapMs?: number; flush?: boolean }
   /** The host took this state's snapshot as a checkpoint (its commit runs in the background). */
   | { type: 'CAPTURED' }
   | { type: 'PASSIVATE' }
@@ -143,9 +149,14 @@ export const vnodeMachine = setup({
     checkpointDue: ({ context, event }) => {
       if (event.type === 'PUBLISHED') {
         if (awaited(context) === null) return true;
+        if (event.sinceCheckpointMs < (event.minGapMs ?? 0)) return false;
         return context.sinceCheckpoint + 1 >= context.checkpoint.every || event.sinceCheckpointMs >= context.checkpoint.ms;
       }
-      if (event.type === 'TICK') return context.sinceCheckpoint > 0 && (!!event.flush || event.sinceCheckpointMs >= context.checkpoint.ms);
+      if (event.type === 'TICK') {
+        if (context.sinceCheckpoint === 0) return false;
+        if (event.flush) return true;
+        return event.sinceCheckpointMs >= Math.max(context.checkpoint.ms, event.minGapMs ?? 0);
+      }
       return false;
     },
     /** Nothing applied is only in memory: leaving memory loses no work. */
