@@ -6,7 +6,7 @@
       "target_name": "dcnr_blas",
       "sources": ["dcnr_blas.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-ffp-contract=off"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-ffp-contract=off", "-fno-math-errno"],
       "cflags_c": ["-std=c11"],
       # -lopenblas, not -lblas: on Debian -lblas may resolve to the slow reference BLAS.
       "libraries": ["-lopenblas"]

@@ -8,9 +8,10 @@
  *       transposition: op(A) is m x k, op(B) is k x n, C is m x n; so with
  *       transA, `a` is stored k x m, with transB, `b` is stored n x k.
  *   adam(p, m0, v0, g, out, m, v, lr, beta1, beta2, eps, c1, c2) -> undefined
- *       one Adam step into out/m/v (new arrays the caller made), in the same double
+ *       one Adam step into out/m/v (new arrays the caller made), in the same float
  *       arithmetic, in the same order, as runtime/kernels/typed-array-ops.ts
- *       `adamStep` — bit-identical to it (no FMA contraction: -ffp-contract=off).
+ *       `adamStep` — bit-identical to it (no FMA contraction: -ffp-contract=off;
+ *       -fno-math-errno only lets sqrtf vectorize).
  *   adamPredict(p, m, v, out, step, eps) -> undefined
  *       out = p − step·m/(√v+ε), as typed-array-ops.ts `adamPredict`.
  *   setThreads(n) -> undefined, getThreads() -> number, config() -> string,
@@ -223,6 +224,23 @@ static int get_vectors(napi_env env, napi_value *argv, const char *fn, const cha
   return 1;
 }
 
+/* One Adam step over n weights (see `adam` above); a loop of its own so it vectorizes. */
+static void adam_loop(size_t n, const float *restrict p, const float *restrict m0, const float *restrict v0, const float *restrict g,
+                      float *restrict out, float *restrict m, float *restrict v, const double *h) {
+  /* The constants as typed-array-ops.ts `adamConstants` makes them: double, then float. */
+  const float b1 = (float)h[1], ob1 = (float)(1 - h[1]), b2 = (float)h[2], ob2 = (float)(1 - h[2]);
+  const float step_size = (float)(h[0] / h[4]), inv_sqrt_c2 = (float)(1 / sqrt(h[5])), eps = (float)h[3];
+  /* Float arithmetic, one rounding per operation, the JS reference's order (no contraction). */
+  for (size_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float mi = b1 * m0[i] + ob1 * gi;
+    const float vi = b2 * v0[i] + (ob2 * gi) * gi;
+    m[i] = mi;
+    v[i] = vi;
+    out[i] = p[i] - (step_size * mi) / (sqrtf(vi) * inv_sqrt_c2 + eps);
+  }
+}
+
 static napi_value js_adam(napi_env env, napi_callback_info info) {
   size_t argc = 13;
   napi_value argv[13];
@@ -236,16 +254,7 @@ static napi_value js_adam(napi_env env, napi_callback_info info) {
   if (!get_vectors(env, argv, "adam", names, 7, 3, a, &len)) return NULL;
   for (int i = 0; i < 6; i++)
     if (!get_finite(env, argv[7 + i], "adam", hn[i], &h[i])) return NULL;
-  const float *p = a[0], *m0 = a[1], *v0 = a[2], *g = a[3];
-  float *out = a[4], *m = a[5], *v = a[6];
-  const double lr = h[0], beta1 = h[1], beta2 = h[2], eps = h[3], c1 = h[4], c2 = h[5];
-  const double ob1 = 1 - beta1, ob2 = 1 - beta2;
-  for (size_t i = 0; i < len; i++) {
-    const double gi = g[i];
-    m[i] = (float)(beta1 * m0[i] + ob1 * gi);
-    v[i] = (float)(beta2 * v0[i] + ob2 * gi * gi);
-    out[i] = (float)(p[i] - (lr * ((double)m[i] / c1)) / (sqrt((double)v[i] / c2) + eps));
-  }
+  adam_loop(len, a[0], a[1], a[2], a[3], a[4], a[5], a[6], h);
   return NULL;
 }
 
@@ -261,7 +270,12 @@ static napi_value js_adam_predict(napi_env env, napi_callback_info info) {
   if (!get_vectors(env, argv, "adamPredict", names, 4, 1, a, &len)) return NULL;
   if (!get_finite(env, argv[4], "adamPredict", "step", &step)) return NULL;
   if (!get_finite(env, argv[5], "adamPredict", "eps", &eps)) return NULL;
-  for (size_t i = 0; i < len; i++) a[3][i] = (float)(a[0][i] - (step * a[1][i]) / (sqrt((double)a[2][i]) + eps));
+  {
+    const float s = (float)step, e = (float)eps;
+    const float *p = a[0], *m = a[1], *v = a[2];
+    float *restrict out = a[3];
+    for (size_t i = 0; i < len; i++) out[i] = p[i] - (s * m[i]) / (sqrtf(v[i]) + e);
+  }
   return NULL;
 }
 

@@ -145,29 +145,51 @@ export type CpuOps = Omit<Kernels, 'mode' | 'matmul' | 'dispose'>;
  * OpenBLAS backend refuses work once disposed). The methods are async, so a bad
  * argument rejects the returned promise instead of throwing at the call.
  */
-/** One Adam step (the reference every backend matches bit for bit; see Kernels.adam). */
+/**
+ * One Adam step (the reference every backend matches bit for bit; see Kernels.adam), in
+ * float32 arithmetic: every operation rounded to float32 (`Math.fround` of the double
+ * result is the correctly rounded float32 result for + − × ÷ √), so a C loop over
+ * floats — vectorized — gives the same bits. PyTorch's form: one √ and one ÷ per weight.
+ *   m = β₁m + (1−β₁)g;  v = β₂v + (1−β₂)g²;  p −= (lr/c1)·m / (√v·(1/√c2) + ε)
+ */
 export function adamStep(p: Float32Array, m0: Float32Array, v0: Float32Array, g: Float32Array, h: AdamStep): { p: Float32Array; m: Float32Array; v: Float32Array } {
   checkSameLength('adam', { p, m: m0, v: v0, g });
   const out = new Float32Array(p.length);
   const m = new Float32Array(p.length);
   const v = new Float32Array(p.length);
-  const { lr, beta1, beta2, eps, c1, c2 } = h;
-  const ob1 = 1 - beta1;
-  const ob2 = 1 - beta2;
+  const f = Math.fround;
+  const { b1, ob1, b2, ob2, stepSize, invSqrtC2, eps } = adamConstants(h);
   for (let i = 0; i < p.length; i++) {
     const gi = g[i];
-    m[i] = beta1 * m0[i] + ob1 * gi;
-    v[i] = beta2 * v0[i] + ob2 * gi * gi;
-    out[i] = p[i] - (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
+    const mi = (m[i] = f(f(b1 * m0[i]) + f(ob1 * gi)));
+    const vi = (v[i] = f(f(b2 * v0[i]) + f(f(ob2 * gi) * gi)));
+    out[i] = f(p[i] - f(f(stepSize * mi) / f(f(f(Math.sqrt(vi)) * invSqrtC2) + eps)));
   }
   return { p: out, m, v };
 }
 
-/** p − step·m/(√v+ε) (see Kernels.adamPredict). */
+/** The float32 constants of one Adam step, as every backend computes them (double, then rounded). */
+export function adamConstants(h: AdamStep) {
+  const f = Math.fround;
+  return {
+    b1: f(h.beta1),
+    ob1: f(1 - h.beta1),
+    b2: f(h.beta2),
+    ob2: f(1 - h.beta2),
+    stepSize: f(h.lr / h.c1),
+    invSqrtC2: f(1 / Math.sqrt(h.c2)),
+    eps: f(h.eps),
+  };
+}
+
+/** p − step·m/(√v+ε) in float32 arithmetic (see Kernels.adamPredict). */
 export function adamPredict(p: Float32Array, m: Float32Array, v: Float32Array, step: number, eps: number): Float32Array {
   checkSameLength('adamPredict', { p, m, v });
   const out = new Float32Array(p.length);
-  for (let i = 0; i < p.length; i++) out[i] = p[i] - (step * m[i]) / (Math.sqrt(v[i]) + eps);
+  const f = Math.fround;
+  const s = f(step);
+  const e = f(eps);
+  for (let i = 0; i < p.length; i++) out[i] = f(p[i] - f(f(s * m[i]) / f(f(Math.sqrt(v[i])) + e)));
   return out;
 }
 
