@@ -112,23 +112,24 @@ static int get_pos_int(napi_env env, napi_value v, const char *fn, const char *n
   return 1;
 }
 
-static int get_f32(napi_env env, napi_value v, const char *name, float **data, size_t *len) {
+static int get_f32(napi_env env, napi_value v, const char *fn, const char *name, float **data, size_t *len) {
   char msg[160];
   bool is_ta = false;
   napi_typedarray_type type;
   void *ptr = NULL;
   if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) {
-    snprintf(msg, sizeof msg, "%s must be a Float32Array", name);
+    snprintf(msg, sizeof msg, "%s: %s must be a Float32Array", fn, name);
     throw_error(env, msg);
     return 0;
   }
   /* `ptr` already includes the view's byteOffset. */
   if (napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok) {
-    throw_error(env, "sgemm: could not read typed array");
+    snprintf(msg, sizeof msg, "%s: could not read typed array %s", fn, name);
+    throw_error(env, msg);
     return 0;
   }
   if (type != napi_float32_array) {
-    snprintf(msg, sizeof msg, "%s must be a Float32Array", name);
+    snprintf(msg, sizeof msg, "%s: %s must be a Float32Array", fn, name);
     throw_error(env, msg);
     return 0;
   }
@@ -178,10 +179,10 @@ static napi_value js_sgemm(napi_env env, napi_callback_info info) {
   if (!get_pos_int(env, argv[3], "sgemm", "n", MAX_DIM, &n)) return NULL;
   if (!get_pos_int(env, argv[4], "sgemm", "k", MAX_DIM, &k)) return NULL;
   if (!get_finite(env, argv[5], "sgemm", "alpha", &alpha)) return NULL;
-  if (!get_f32(env, argv[6], "a", &a, &alen)) return NULL;
-  if (!get_f32(env, argv[7], "b", &b, &blen)) return NULL;
+  if (!get_f32(env, argv[6], "sgemm", "a", &a, &alen)) return NULL;
+  if (!get_f32(env, argv[7], "sgemm", "b", &b, &blen)) return NULL;
   if (!get_finite(env, argv[8], "sgemm", "beta", &beta)) return NULL;
-  if (!get_f32(env, argv[9], "c", &c, &clen)) return NULL;
+  if (!get_f32(env, argv[9], "sgemm", "c", &c, &clen)) return NULL;
 
   /* Stored shapes: a is m x k (k x m with transA), b is k x n (n x k with transB). */
   if (!check_len(env, "a", alen, ta ? k : m, ta ? m : k)) return NULL;
@@ -206,7 +207,7 @@ static int get_vectors(napi_env env, napi_value *argv, const char *fn, const cha
   char msg[200];
   for (int i = 0; i < n; i++) {
     size_t l;
-    if (!get_f32(env, argv[i], names[i], &arrays[i], &l)) return 0;
+    if (!get_f32(env, argv[i], fn, names[i], &arrays[i], &l)) return 0;
     if (i == 0) *len = l;
     if (l != *len) {
       snprintf(msg, sizeof msg, "%s: %s has %zu elements, %s has %zu", fn, names[i], l, names[0], *len);

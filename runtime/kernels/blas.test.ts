@@ -269,6 +269,12 @@ test('bad addon calls throw clear errors and never crash the process', () => {
     () => addon.sgemm(false, false, 2, 2, 2, 1, f(4), new Float32Array(buf, 0, 4), 0, new Float32Array(buf, 8, 4)),
     /c must not share memory with b/,
   );
+  const adam = (addon as unknown as { adam: (...a: unknown[]) => void; adamPredict: (...a: unknown[]) => void });
+  throws(() => adam.adam(f(4), f(4), f(4), f(3), f(4), f(4), f(4), 0.001, 0.9, 0.999, 1e-8, 0.1, 0.001), /adam: g has 3 elements, p has 4/);
+  throws(() => adam.adam(f(4), f(4), f(4), f(4), x, f(4), x, 0.001, 0.9, 0.999, 1e-8, 0.1, 0.001), /adam: out must not share memory with v/);
+  throws(() => adam.adam(f(4), f(4), f(4), f(4), f(4), f(4), f(4), NaN, 0.9, 0.999, 1e-8, 0.1, 0.001), /adam: lr must be finite/);
+  throws(() => adam.adam(f(4), f(4), [1], f(4), f(4), f(4), f(4), 0.001, 0.9, 0.999, 1e-8, 0.1, 0.001), /adam: v0 must be a Float32Array/);
+  throws(() => adam.adamPredict(f(4), f(4), f(4), f(4), 0.1), /adamPredict: expected 6 arguments/);
   // Adjacent, non-overlapping views of one buffer are fine.
   addon.sgemm(false, false, 2, 2, 2, 1, new Float32Array(buf, 0, 4), f(4), 0, new Float32Array(buf, 16, 4));
   // A detached buffer reads as length 0.
