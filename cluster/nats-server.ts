@@ -84,12 +84,43 @@ export function natsServerBinary(): string {
 // SIGKILLed trainer's store came back stale after restart).
 const GUARD = 'log="$1"; shift; nats-server "$@" >>"$log" 2>&1 </dev/null & p=$!; echo "$p"; read _ignored; kill "$p" 2>/dev/null; wait "$p"';
 
+const PID_FILE = 'nats-server.pid';
+
+/**
+ * A store directory is one server's: a server of an earlier run (its parent SIGKILLed,
+ * it is still flushing on its way out) must be gone before another opens the same
+ * store, or the new one reads a store the old one is still writing — checkpoints and
+ * mailbox acks from different moments (seen: `--resume` right after a SIGKILL ended
+ * with other parameters). Waits up to 20 s for it, then refuses.
+ */
+async function waitForPreviousServer(storeDir: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(storeDir, PID_FILE), 'utf8').trim());
+  } catch {
+    return;
+  }
+  const alive = () => {
+    try {
+      return Number.isInteger(pid) && pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nats-server');
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 20_000;
+  while (alive()) {
+    if (Date.now() > deadline) throw new Error(`nats-server pid ${pid} still uses the store ${storeDir}: stop it first (kill ${pid})`);
+    await sleep(50);
+  }
+}
+
 /** Start a nats-server with JetStream on 127.0.0.1 and wait until it accepts connections. */
 // Long on purpose: one sequence — config file, spawn, readiness, stop/kill/restart —
 // whose steps share the process handle and the port.
 export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServer> {
   natsServerBinary();
   mkdirSync(opts.storeDir, { recursive: true });
+  await waitForPreviousServer(opts.storeDir);
   const port = opts.port ?? (await freePort());
   const config = join(opts.storeDir, 'nats-server.conf');
   writeFileSync(
@@ -134,6 +165,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
     });
     child.once('exit', (code) => reject(new Error(`nats-server guard exited (${code}) before starting: ${log}`)));
   });
+  writeFileSync(join(opts.storeDir, PID_FILE), `${pid}\n`);
   // The guard keeps our end of stdin open for as long as we live.
   child.stdin!.on('error', () => {});
   let exited = false;
