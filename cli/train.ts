@@ -12,6 +12,7 @@ import { checkpointPolicy, loadModelSpec, resolveModel, withOverrides, type Reso
 import { startNatsServer, type NatsServer } from '../cluster/nats-server.js';
 import { startLocalCluster, type LocalCluster } from '../cluster/local-cluster.js';
 import { waitForPNodes } from '../cluster/view.js';
+import { noAsyncTraces } from '../cluster/process.js';
 import { train } from '../trainer/train.js';
 import { initTelemetry } from '../runtime/telemetry.js';
 import { createProgress, fail, printResult } from './output.js';
@@ -95,7 +96,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
 
 /** Connect, wait for the cluster's PNodes (unless local), train with progress, print the result. */
 async function runTraining(opts: TrainCliOptions, where: Placement, model: ResolvedModel, url: string, connected: (nc: NatsConnection) => void): Promise<void> {
-  const nc = await connect({ servers: url, name: `dcnr-train-${process.pid}`, noAsyncTraces: true }).catch((err) => fail(`cannot connect to NATS at ${url}: ${err.message}`));
+  const nc = await connect({ servers: url, name: `dcnr-train-${process.pid}`, noAsyncTraces: noAsyncTraces() }).catch((err) => fail(`cannot connect to NATS at ${url}: ${err.message}`));
   connected(nc); // the caller closes it on exit and on Ctrl-C
   let pnodeCount = 0;
   let clusterModes: string[] = [];

@@ -9,6 +9,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 /** Environment variable a launcher sets to its own pid. */
 export const PARENT_ENV = 'DCNR_PARENT_PID';
 
+/** `DCNR_NATS_ASYNC_TRACES=1` brings nats.js's async stack traces back (to find where a request timed out). */
+export const noAsyncTraces = (): boolean => process.env.DCNR_NATS_ASYNC_TRACES !== '1';
+
 /**
  * Connect with endless reconnects (a restarted nats-server must not kill a PNode), and
  * without an Error (stack capture) made ahead of every request: measured, 5% of a
@@ -17,7 +20,7 @@ export const PARENT_ENV = 'DCNR_PARENT_PID';
  */
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
   try {
-    return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
+    return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: noAsyncTraces() });
   } catch (err) {
     throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
   }

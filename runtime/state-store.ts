@@ -81,12 +81,13 @@ export interface StateWrite {
 }
 
 /**
- * KV operations on blobs in flight per store (so per process): ≤ 32 MiB of 1 MiB chunks.
- * Why a bound: a big layer is hundreds of 1 MiB chunks; put all at once (times every
- * VNode of a PNode activating together) and the server's queue outgrows the 5 s
- * JetStream publish timeout — measured: a 50M-parameter model could not persist at all.
+ * Blob bytes in flight per store (so per process): 32 MiB, in as many KV operations as
+ * chunks of that size fit (32 of 1 MiB, 8 of 4 MiB). Why a bound: a big layer is
+ * hundreds of chunks; put all at once (times every VNode of a PNode checkpointing
+ * together) and the server's queue outgrows the 5 s JetStream publish timeout —
+ * measured: a 50M-parameter model could not persist at all.
  */
-const BLOB_OPS_IN_FLIGHT = 32;
+const BLOB_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 
 /** KV blob chunk size for a connection: under the server's max payload with room for headers. */
 export function chunkBytesFor(nc: NatsConnection): number {
@@ -98,7 +99,7 @@ export class StateStore {
   /** Blob each array was last written as; lets a write skip unchanged tensors. */
   readonly #written = new WeakMap<Float32Array, BlobRef>();
   readonly #chunkBytes: number;
-  readonly #io = pLimit(BLOB_OPS_IN_FLIGHT);
+  readonly #io: ReturnType<typeof pLimit>;
 
   readonly #reject: RejectRecord | undefined;
   #bytesWritten = 0;
@@ -113,6 +114,7 @@ export class StateStore {
     opts: { chunkBytes?: number; reject?: RejectRecord } = {},
   ) {
     this.#chunkBytes = opts.chunkBytes ?? Limits.kvChunkBytes;
+    this.#io = pLimit(Math.max(2, Math.floor(BLOB_BYTES_IN_FLIGHT / this.#chunkBytes)));
     this.#reject = opts.reject;
   }
 
