@@ -59,7 +59,7 @@ export const scaleBenchmark: Benchmark<ScaleBench> = {
       ],
     })) as ModelSpec[];
     for (const spec of specs) resolveModel(spec);
-    const cluster = await startLocalCluster({ pnodes: 2, storeDir: join(ctx.workDir, 'scale'), pnodeArgs: ['--passivate-ms', String(PASSIVATE_MS)] });
+    const cluster = await startLocalCluster({ pnodes: 2, storeDir: join(ctx.workDir, 'scale'), pnodeArgs: ['--passivate-ms', String(PASSIVATE_MS), '--max-vnodes', String(count)] });
     const nc = await connectNats(cluster.url, 'bench-scale');
     const assigned = new Map<string, number>();
     const activated: Array<{ vnode: string; at: number; ms: number }> = [];
