@@ -115,7 +115,7 @@ async function hostThrowing(name: string, opts: { maxRestarts: number; backoffMs
     await sendMessage(js, { deployment: name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor });
     await sendMessage(js, { deployment: name, to: 1, kind: 'bwd', seq: 0, epoch: 0, from: 'test', tensor });
     const exit = host.host({ model, seed: 1, generation }, 1, 1);
-    const outcome = await Promise.race([exit, sleep(60_000).then(() => 'still running after 60 s')]);
+    const outcome = await Promise.race([exit, sleep(60_000, undefined, { ref: false }).then(() => 'still running after 60 s')]);
     await host.stopAll();
     const committed = await store.read(name, 1);
     return { outcome, events, schedule: progressOf(committed!.meta).schedule };
