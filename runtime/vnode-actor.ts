@@ -269,7 +269,7 @@ export class VNodeActor {
     return this.#tensors;
   }
 
-  /** Messages waiting in this VNode's ports, not yet delivered (JetStream `num_pending`: one delivered but unacked is not counted). */
+  /** Messages in this VNode's ports not yet acked: not delivered, or delivered and not yet covered by a checkpoint (`num_pending` + `num_ack_pending`). */
   async pendingMessages(): Promise<number> {
     let n = 0;
     for (const m of this.#mailboxes.values()) n += await m.pending();
