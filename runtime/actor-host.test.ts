@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import '../actors/index.js';
 import { cleanup, setup } from '../test/helpers/nats.js';
+import { waitFor } from '../test/helpers/wait.js';
 import { ActorHost, type HostEvent } from './actor-host.js';
 import { openBuckets, writeDeployment } from './cluster-state.js';
 import { sendMessage } from './envelope.js';
@@ -43,21 +44,14 @@ test('an idle VNode passivates and its next message reactivates it', async () =>
     const host = new ActorHost({ nc, js, jsm, store, kernels: await createKernels(), passivateAfterMs: 200, onEvent: (e) => void events.push(e) });
     // VNode 1 (relu over 128 features) alone.
     const exit = host.host({ model, seed: 1, generation }, 1, 1);
-    const waitFor = async (pred: () => boolean, what: string) => {
-      const deadline = Date.now() + 10_000;
-      while (!pred()) {
-        if (Date.now() > deadline) assert.unreachable(`timed out waiting for ${what}`);
-        await sleep(20);
-      }
-    };
-    await waitFor(() => events.some((e) => e.type === 'passivated'), 'passivation');
+    await waitFor('passivation', () => events.some((e) => e.type === 'passivated'));
     assert.is(host.actor(model.spec.name, 1), undefined, 'no actor in memory while passivated');
 
     await sendMessage(js, { deployment: model.spec.name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [2, 128], data: new Float32Array(256).fill(1) } });
-    await waitFor(() => events.filter((e) => e.type === 'activated').length === 2, 'reactivation');
-    await waitFor(() => events.some((e) => e.type === 'applied'), 'the message applied');
+    await waitFor('reactivation', () => events.filter((e) => e.type === 'activated').length === 2);
+    await waitFor('the message applied', () => events.some((e) => e.type === 'applied'));
     // Passivation checkpoints first: what it applied is in KV when it leaves memory.
-    await waitFor(() => events.filter((e) => e.type === 'passivated').length === 2, 'second passivation');
+    await waitFor('second passivation', () => events.filter((e) => e.type === 'passivated').length === 2);
     const committed = await store.read(model.spec.name, 1);
     assert.is(progressOf(committed!.meta).schedule.fwdNext, 1, 'its state advanced, from KV');
 

@@ -81,6 +81,20 @@ test('unchanged tensors are not rewritten; replaced ones are, and old blobs are 
   assert.ok(!old || old.operation !== 'PUT', 'old b blob purged');
 });
 
+test('a fenced write forgets the blobs it purged: the same arrays written again are stored again, and load', async () => {
+  const first = await store.write('refw', 0, null, write());
+  const W = new Float32Array(1000).fill(7);
+  await store.write('refw', 0, first, write({ epoch: 2 })); // a newer owner commits in between
+  await store.write('refw', 0, first, write({ tensors: { W } })).then(
+    () => assert.unreachable('the stale write is fenced'),
+    (err) => assert.instance(err, FencedError),
+  );
+  const now = await store.read('refw', 0);
+  const again = await store.write('refw', 0, now, write({ epoch: 2, tensors: { W } }));
+  const { tensors } = await new StateStore(buckets.state).load(again.meta);
+  assert.is(tensors.W[999], 7, 'the blob exists: it was written again, not taken from the purged one');
+});
+
 test('remove deletes meta and blobs', async () => {
   const c = await store.write('rm', 0, null, write({ tensors: { W: Float32Array.of(1) } }));
   await store.remove('rm', 0);

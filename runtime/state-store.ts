@@ -170,12 +170,12 @@ export class StateStore {
    */
   async write(deployment: string, index: number, prev: Committed | null, next: StateWrite): Promise<Committed> {
     const version = (prev?.meta.version ?? 0) + 1;
-    const fresh: string[] = [];
+    const fresh: Array<{ data: Float32Array; ref: BlobRef }> = [];
     const put = async (name: string, data: Float32Array): Promise<BlobRef> => {
       const known = this.#written.get(data);
       if (known) return known;
       const ref = await this.#writeBlob(stateBlobKey(deployment, index, name, next.epoch, version), data);
-      fresh.push(ref.key);
+      fresh.push({ data, ref });
       this.#written.set(data, ref);
       return ref;
     };
@@ -220,8 +220,10 @@ export class StateStore {
         // revision: the owner's state in memory is the truth it replaced.
         const now = await this.#readMeta(deployment, index);
         if (now === null || 'meta' in now || attempt >= 3) {
-          // Our blobs are named by our epoch and version: nobody else references them.
-          await this.#purgeRefs(fresh.map((k) => ({ key: k })));
+          // Our blobs are named by our epoch and version: nobody else references them. They
+          // are gone, so no later write may take those arrays for written.
+          for (const f of fresh) this.#written.delete(f.data);
+          await this.#purgeRefs(fresh.map((f) => f.ref));
           throw new FencedError(key, String((err as Error).message));
         }
         expected = now.revision;

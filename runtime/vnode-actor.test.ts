@@ -10,6 +10,7 @@ import { headers } from '@nats-io/transport-node';
 import { z } from 'zod';
 import '../actors/index.js';
 import { cleanup, setup } from '../test/helpers/nats.js';
+import { waitFor } from '../test/helpers/wait.js';
 import { createKernels } from './kernels/index.js';
 import { BUILTIN_MODELS, resolveModel } from './model.js';
 import { Header, PROTOCOL_VERSION, Stream, Subject } from './protocol.js';
@@ -268,37 +269,30 @@ test('checkpoints: acks wait for the checkpoint that covers them; a redelivered 
   const events: ActorEvent[] = [];
   const a = await VNodeActor.activate({ ...base, epoch, onEvent: (e) => void events.push(e) });
   const running = a.run();
-  const until = async (what: string, pred: () => boolean | Promise<boolean>) => {
-    const deadline = Date.now() + 10_000;
-    while (!(await pred())) {
-      if (Date.now() > deadline) assert.unreachable(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
   try {
     await fwd(0);
     await fwd(1);
     // fwd 0 again under another message id: a real duplicate delivery, applied but not checkpointed.
     await fwd(0, '-again');
-    await until('two applied and one duplicate', () => events.filter((e) => e.type === 'applied').length === 2 && events.some((e) => e.type === 'duplicate'));
+    await waitFor('two applied and one duplicate', () => events.filter((e) => e.type === 'applied').length === 2 && events.some((e) => e.type === 'duplicate'));
     assert.is((await consumer()).num_ack_pending, 3, 'nothing acked: no checkpoint yet (the duplicate is held too)');
     assert.is(progressOf((await f.store.read('held', 1))!.meta).schedule.fwdNext, 0, 'KV still holds the activation state');
     await fwd(2); // the third applied: a checkpoint is due
-    await until('the checkpoint', () => events.some((e) => e.type === 'checkpointed'));
-    await until('the acks', async () => (await consumer()).num_ack_pending === 0);
+    await waitFor('the checkpoint', () => events.some((e) => e.type === 'checkpointed'));
+    await waitFor('the acks', async () => (await consumer()).num_ack_pending === 0);
     assert.is(progressOf((await f.store.read('held', 1))!.meta).schedule.fwdNext, 3);
     const cp = events.find((e) => e.type === 'checkpointed') as Extract<ActorEvent, { type: 'checkpointed' }>;
     assert.is(cp.messages, 4, 'it acked the three applied and the held duplicate');
     // Two more, in memory only; then the owner "dies" (stopped without a flush: a new owner takes over).
     await fwd(3);
     await fwd(4);
-    await until('fwd 4 applied', () => events.filter((e) => e.type === 'applied').length === 5);
+    await waitFor('fwd 4 applied', () => events.filter((e) => e.type === 'applied').length === 5);
     epoch = 2;
     const events2: ActorEvent[] = [];
     const b = await VNodeActor.activate({ ...base, epoch, onEvent: (e) => void events2.push(e) });
     const running2 = b.run();
     assert.is(await running, 'fenced', 'the old owner lost its mailbox');
-    await until('the replay', () => events2.some((e) => e.type === 'activated'));
+    await waitFor('the replay', () => events2.some((e) => e.type === 'activated'));
     const act = events2.find((e) => e.type === 'activated') as Extract<ActorEvent, { type: 'activated' }>;
     assert.is(act.restored, true);
     assert.is(act.replayed, 2, 'fwd 3 and 4, applied after the checkpoint, replayed');

@@ -121,7 +121,6 @@ interface Replay {
   taken: number;
   startedAt: number;
   activationStartedAt: number;
-  restoreMs: number;
   restored: boolean;
 }
 
@@ -241,11 +240,10 @@ export class VNodeActor {
           // The takeover write: after it, every write of an older owner fails its CAS.
           actor = await commit(found, tensors, stash, machine);
         }
-        const restoreMs = Date.now() - started;
         await actor.#openMailboxes();
         // Announced once the backlog found in the mailbox is replayed (`run`), or now if there is none.
         const remaining = Object.fromEntries([...actor.#mailboxes].map(([port, m]) => [port, m.backlog])) as Record<Port, number>;
-        actor.#replay = { remaining, taken: 0, startedAt: Date.now(), activationStartedAt: started, restoreMs, restored: !!found };
+        actor.#replay = { remaining, taken: 0, startedAt: Date.now(), activationStartedAt: started, restored: !!found };
         if (Object.values(remaining).every((n) => n === 0)) actor.#endReplay();
         return actor;
       } catch (err) {
