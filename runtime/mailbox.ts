@@ -115,6 +115,7 @@ export class Mailbox {
   readonly #queue: JsMsg[] = [];
   #wake: (() => void) | null = null;
   #taken = false;
+  #closed = false;
   #error: unknown = null;
 
   private constructor(
@@ -181,8 +182,6 @@ export class Mailbox {
       }
     }
   }
-
-  #closed = false;
 
   /**
    * The next message, or null if none came within `timeoutMs`.
