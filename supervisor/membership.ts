@@ -21,6 +21,9 @@ export interface Membership {
   takeJoined(): string[];
   /** Declare dead every live member the detector gives up on; returns them. */
   sweep(now: number): Member[];
+  /** The supervisor could not hear until `now` (it was away from NATS): the silence
+   * before counts against no PNode; each live one is judged from `now` on. */
+  excuse(now: number): void;
   stop(): void;
 }
 
@@ -68,6 +71,9 @@ export function watchMembership(o: MembershipOptions): Membership {
         }
       }
       return dead;
+    },
+    excuse(now) {
+      for (const [id, m] of members) if (m.alive) o.detector.heartbeat(id, now);
     },
     stop: () => sub.unsubscribe(),
   };

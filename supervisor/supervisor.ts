@@ -90,6 +90,14 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     onNewIncarnation: (pnode) => drains.forget(pnode),
   });
   const members = membership;
+  // Heartbeats sent while this supervisor was away from NATS never reach it.
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type !== 'reconnect') continue;
+      members.excuse(Date.now());
+      log.line('reconnected to NATS: the silence while away counts against no PNode');
+    }
+  })();
   const recoveries = trackRecoveries();
   /** VNode → the PNode that gave up on it (escalated) or could not host it (refused). */
   const escalated = new Map<string, string>();
@@ -124,6 +132,12 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
 
   let graceOver = false;
   async function tick(): Promise<void> {
+    // Hear before judging: a round trip to the server reads every heartbeat it delivered
+    // before it. A supervisor that was itself stalled (descheduled on a loaded machine)
+    // wakes with its timer due and the heartbeats of the stall still unread in the
+    // socket; judged first, every PNode would look silent. A flush that fails (NATS away)
+    // throws: no judging while deaf.
+    await nc.flush();
     const now = Date.now();
     if (now - startedAt < detectMs) {
       // Grace: listen to heartbeats before judging. PNodes first heard now were there

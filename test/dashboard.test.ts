@@ -121,7 +121,8 @@ test('browser: three live PNodes; one SIGKILLed is shown dead and its VNodes on 
   // The loss curve is live: steps are drawn as they are trained.
   await page.waitForFunction(() => Number(document.querySelector('[data-testid="loss"]')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 120_000 });
 
-  assert.is(await page.locator('[data-testid="events"] li[data-type="joined"]').count(), 3, 'three joins on the timeline');
+  const timeline = await page.locator('[data-testid="events"] li').allTextContents();
+  assert.is(await page.locator('[data-testid="events"] li[data-type="joined"]').count(), 3, `three joins on the timeline:\n${timeline.reverse().join('\n')}`);
 
   // A malformed message in a VNode's mailbox is rejected by its PNode, and the timeline says so.
   nc.publish(Subject.mailbox('mnist-mlp', 1, 'fwd'), 'not a tensor');
