@@ -62,7 +62,7 @@ export const recoveryBenchmark: Benchmark<RecoveryBench> = {
         killedAt.set(victim.id, Date.now());
         ctx.progress(`recovery: SIGKILL ${victim.id} (${victim.vnodes.length} VNodes) — kill ${killedAt.size}/${kills}`);
         const name = `pnode-${next++}`;
-        cluster.spawnPNode(name);
+        await cluster.spawnPNode(name);
       };
       let pending: Promise<void> = Promise.resolve();
       let fired = 0;

@@ -2,13 +2,17 @@
  * `dcnr` — the command line of the Distributed Composable Neural Runtime.
  * Every command's `--json` output is one JSON object on the last stdout line.
  */
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { CREDS_ENV, readCreds } from '../cluster/process.js';
 import { LOG_LEVELS, logLevelFromEnv } from '../runtime/log.js';
 import { OTEL_MODES } from '../runtime/telemetry.js';
 import { loadVNodeTypes, typeFiles, TYPES_ENV } from '../runtime/types-loader.js';
 import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
 import { pnodeCommand } from './pnode.js';
+import { revokeCommand } from './revoke.js';
+import { authInitCommand } from './auth.js';
 import { scenarioCommand } from './scenario.js';
 import { statusCommand } from './status.js';
 import { supervisorCommand } from './supervisor.js';
@@ -26,12 +30,21 @@ const program = new Command()
   .description('Distributed Composable Neural Runtime: durable VNode actors on NATS JetStream')
   .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')} (env DCNR_LOG_LEVEL)`)
   .option('--otel <mode>', `OpenTelemetry: ${OTEL_MODES.join(', ')} (default: off unless OTEL_* env vars ask for it; env DCNR_OTEL)`)
+  .option('--creds <file>', 'NATS credentials to connect with (env DCNR_CREDS; `dcnr up` writes them under <store>/auth/)')
   .showHelpAfterError();
 
 // Global options become environment variables, so every child process (dcnr up,
 // train --pnodes N, scenarios) inherits them.
 program.hook('preAction', () => {
-  const { logLevel, otel } = program.opts<{ logLevel?: string; otel?: string }>();
+  const { logLevel, otel, creds } = program.opts<{ logLevel?: string; otel?: string; creds?: string }>();
+  if (creds !== undefined) {
+    try {
+      readCreds(creds);
+    } catch (err) {
+      program.error((err as Error).message);
+    }
+    process.env[CREDS_ENV] = resolve(creds);
+  }
   if (logLevel !== undefined) {
     if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) program.error(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
     process.env.DCNR_LOG_LEVEL = logLevel;
@@ -46,6 +59,11 @@ program.hook('preAction', () => {
   } catch (err) {
     program.error(`DCNR_LOG_LEVEL: ${(err as Error).message}`);
   }
+});
+
+// `--no-auth` on a launcher: its private nats-server (and its children) without auth.
+program.hook('preAction', (_program, action) => {
+  if (action.opts<{ auth?: boolean }>().auth === false) process.env.DCNR_AUTH = 'off';
 });
 
 // VNode types from the user's files: `--types` (absolute paths into DCNR_TYPES, which every
@@ -72,6 +90,7 @@ program
   .option('--pnodes <n>', '0 = every VNode in this process; N = a private cluster of N PNode processes (default: 0, or the running cluster with --nats)', int(0))
   .option('--nats <url>', 'use a running NATS server (and its cluster\'s PNodes, unless --pnodes 0)')
   .option('--store <dir>', 'JetStream store of the private nats-server (kept for --resume)', '.dcnr/store')
+  .option('--no-auth', 'private nats-server without auth (on by default: docs/threat-model.md)')
   .option('--resume', 'continue the interrupted run stored in KV', false)
   .option('--depth <n>', 'pipeline depth (default: the model\'s; part of the math)', int(0))
   .option('--checkpoint-every <n>', 'messages a VNode applies between checkpoints; 1 = commit every message (default: the model\'s, else 100)', int(1))
@@ -89,6 +108,7 @@ program
   .option('--nats <url>', 'use a running NATS server instead of starting one')
   .option('--store <dir>', 'JetStream store of the private nats-server (wiped at start unless --keep-store)', '.dcnr/cluster')
   .option('--keep-store', 'keep the store from the last run', false)
+  .option('--no-auth', 'nats-server without auth (on by default: docs/threat-model.md)')
   .option('--dashboard-port <port>', 'port of the live dashboard (0 = any free port)', int(0), 7070)
   .option('--dashboard-host <host>', 'address the dashboard listens on', '127.0.0.1')
   .option('--no-dashboard', 'do not serve the dashboard')
@@ -103,6 +123,11 @@ program
   .option('--placement <name>', 'placement strategy: least-loaded | round-robin', 'least-loaded')
   .option('--dashboard-port <port>', 'also serve the live dashboard on this port (off unless given)', int(0))
   .option('--dashboard-host <host>', 'address the dashboard listens on (0.0.0.0 inside a container)', '127.0.0.1')
+  .option('--authority <dir>', 'the network authority (authority.json) its registrar admits and revokes with (env DCNR_AUTHORITY)')
+  .option('--registrar-port <port>', 'serve the registrar (PNodes join with `dcnr pnode --join URL`) on this port (0 = any free port)', int(0))
+  .option('--registrar-host <host>', 'address the registrar listens on', '127.0.0.1')
+  .option('--admission <policy>', 'who the registrar admits: open | allowlist:FILE | pow:BITS', 'open')
+  .option('--join-nats <url>', 'the NATS URL the registrar gives joining PNodes (default: --nats)')
   .action((opts) => supervisorCommand(opts));
 
 program
@@ -113,8 +138,31 @@ program
   .option('--heartbeat-ms <ms>', 'heartbeat period', int(10), 250)
   .option('--passivate-ms <ms>', 'a VNode idle this long leaves memory; its next message brings it back', int(100), 300_000)
   .option('--max-vnodes <n>', 'VNodes hosted at most (placement gives it no more; an assignment past it is refused)', int(1), 256)
+  .option('--join <url>', 'join a network through its registrar (`dcnr up` prints the URL): admitted, it gets PNode credentials')
+  .option('--identity <file>', 'the PNode\'s nkey seed for --join (made on first use)', undefined)
   .option('--types <files>', TYPES_HELP)
-  .action((opts) => pnodeCommand(opts));
+  .action((opts, cmd: Command) => pnodeCommand({ ...opts, natsGiven: cmd.getOptionValueSource('nats') === 'cli' || process.env.DCNR_NATS_URL !== undefined }));
+
+program
+  .command('auth')
+  .description('network credentials for deployments not launched by `dcnr up`')
+  .command('init')
+  .description('create (or reuse) a network authority in --dir and write the role credentials, optionally the nats-server config')
+  .requiredOption('--dir <dir>', 'where the authority and the .creds files go')
+  .option('--pnodes <names>', 'comma-separated PNode names to write credentials for', '')
+  .option('--server-config <file>', 'also write a nats-server config with auth on')
+  .option('--listen <host:port>', 'listen address in that config', '0.0.0.0:4222')
+  .option('--jetstream-dir <dir>', 'JetStream store in that config (its jwt/ resolver directory beside)', '/data')
+  .option('--json', 'print JSON on the last stdout line', false)
+  .action((opts) => authInitCommand(opts));
+
+program
+  .command('revoke')
+  .description('revoke a PNode admitted by the registrar: its connections close and it cannot reconnect (supervisor credentials)')
+  .argument('<pnode>', 'PNode name')
+  .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
+  .option('--json', 'print JSON on the last stdout line', false)
+  .action((pnode, opts) => revokeCommand(pnode, opts));
 
 program
   .command('status')
@@ -133,6 +181,7 @@ program
   .option('--all', 'run every built-in scenario', false)
   .option('--quick-set', 'run the quick set (what CI runs)', false)
   .option('--checkpoint-every <n>', 'override every scenario model\'s checkpoint interval (1 = commit every message)', int(1))
+  .option('--no-auth', 'scenario clusters without auth (on by default)')
   .option('--json', 'print the report as JSON on the last stdout line', false)
   .option('--types <files>', TYPES_HELP)
   .action((name, opts) => scenarioCommand(name, opts));

@@ -4,19 +4,48 @@ import { createPlacement } from '../supervisor/placement/index.js';
 import { startDashboard, type Dashboard } from '../dashboard/server.js';
 import { componentLog } from '../runtime/log.js';
 import { initTelemetry } from '../runtime/telemetry.js';
+import { parseAdmission, startRegistrar, type Registrar } from '../supervisor/registrar.js';
+import { AUTHORITY_ENV, loadAuthority } from '../runtime/security/authority.js';
 import { fail } from './output.js';
 import { connectNats, onShutdown } from '../cluster/process.js';
 
-export async function supervisorCommand(opts: { nats: string; detectMs: number; placement: string; dashboardPort?: number; dashboardHost: string }): Promise<void> {
+export interface SupervisorCliOptions {
+  nats: string;
+  detectMs: number;
+  placement: string;
+  dashboardPort?: number;
+  dashboardHost: string;
+  authority?: string;
+  registrarPort?: number;
+  registrarHost: string;
+  admission: string;
+  joinNats?: string;
+}
+
+export async function supervisorCommand(opts: SupervisorCliOptions): Promise<void> {
   let placement;
+  let authority;
+  let admission;
   try {
     placement = createPlacement(opts.placement);
+    const authorityDir = opts.authority ?? process.env[AUTHORITY_ENV];
+    authority = authorityDir ? loadAuthority(authorityDir) : undefined;
+    admission = parseAdmission(opts.admission);
+    if (opts.registrarPort !== undefined && !authority) throw new Error(`--registrar-port needs the network authority: --authority DIR (or ${AUTHORITY_ENV})`);
   } catch (err) {
     fail((err as Error).message);
   }
   const stopTelemetry = await initTelemetry({ service: 'dcnr-supervisor', mode: process.env.DCNR_OTEL }).catch((err) => fail(err.message));
   const nc = await connectNats(opts.nats, 'dcnr-supervisor').catch((err) => fail(err.message));
   const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log: componentLog('supervisor') });
+  let registrar: Registrar | undefined;
+  if (authority && opts.registrarPort !== undefined) {
+    try {
+      registrar = await startRegistrar({ nc, authority, natsUrl: opts.joinNats ?? opts.nats, port: opts.registrarPort, host: opts.registrarHost, admission, log: (l) => componentLog('supervisor').line(l) });
+    } catch (err) {
+      fail((err as Error).message, 1);
+    }
+  }
   let dashboard: Dashboard | undefined;
   if (opts.dashboardPort !== undefined) {
     try {
@@ -27,6 +56,7 @@ export async function supervisorCommand(opts: { nats: string; detectMs: number; 
     }
   }
   onShutdown(async () => {
+    await registrar?.close();
     await dashboard?.close();
     await supervisor.stop();
     await stopTelemetry?.();

@@ -5,14 +5,14 @@
  */
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { checkpointPolicy, loadModelSpec, resolveModel, withOverrides, type ResolvedModel } from '../runtime/model.js';
-import { startNatsServer, type NatsServer } from '../cluster/nats-server.js';
-import { startLocalCluster, type LocalCluster } from '../cluster/local-cluster.js';
+import type { NatsServer } from '../cluster/nats-server.js';
+import { startLocalCluster, startPrivateNats, type LocalCluster } from '../cluster/local-cluster.js';
 import { waitForPNodes } from '../cluster/view.js';
-import { noAsyncTraces } from '../cluster/process.js';
+import { connectNats } from '../cluster/process.js';
 import { train } from '../trainer/train.js';
 import { initTelemetry } from '../runtime/telemetry.js';
 import { createProgress, fail, printResult } from './output.js';
@@ -83,7 +83,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
       process.stderr.write(`dcnr train: starting a private cluster of ${where.pnodes} PNodes (logs in ${storeDir}/logs)\n`);
       cluster = await startLocalCluster({ pnodes: where.pnodes, storeDir });
     } else if (!opts.nats) {
-      server = await startNatsServer({ storeDir });
+      server = (await startPrivateNats(storeDir)).server;
     }
     const url = opts.nats ?? cluster?.url ?? server!.url;
     await runTraining(opts, where, model, url, (c) => (nc = c));
@@ -96,7 +96,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
 
 /** Connect, wait for the cluster's PNodes (unless local), train with progress, print the result. */
 async function runTraining(opts: TrainCliOptions, where: Placement, model: ResolvedModel, url: string, connected: (nc: NatsConnection) => void): Promise<void> {
-  const nc = await connect({ servers: url, name: `dcnr-train-${process.pid}`, noAsyncTraces: noAsyncTraces() }).catch((err) => fail(`cannot connect to NATS at ${url}: ${err.message}`));
+  const nc = await connectNats(url, `dcnr-train-${process.pid}`).catch((err) => fail(err.message));
   connected(nc); // the caller closes it on exit and on Ctrl-C
   let pnodeCount = 0;
   let clusterModes: string[] = [];

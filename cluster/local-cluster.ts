@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { humanLogLine } from '../runtime/log.js';
-import { startNatsServer, type NatsServer } from './nats-server.js';
-import { PARENT_ENV } from './process.js';
+import { freePort, startNatsServer, type NatsServer } from './nats-server.js';
+import { authDefault, AUTHORITY_ENV, ensureAuthority, writeCreds, type Authority } from '../runtime/security/authority.js';
+import { CREDS_ENV, forgetCreds, PARENT_ENV, registerCreds } from './process.js';
 
 const BIN = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
 
@@ -33,6 +34,17 @@ export interface LocalClusterOptions {
   pnodeUrl?: (name: string) => string;
   /** Extra environment of one PNode (over `env`); a value of `undefined` removes a variable. */
   pnodeEnv?: (name: string) => Record<string, string | undefined>;
+  /**
+   * Auth on (the default for a private nats-server): a network authority in
+   * `<storeDir>/auth` (kept with the store), role credentials for each child, and
+   * `<storeDir>/auth/admin.creds` for our own connections (see `registerCreds`).
+   * With `nats` given, children use `DCNR_CREDS` as they find it, unless `authority`
+   * (that server's) is given too. `DCNR_AUTH=off` turns the default off.
+   * @default true
+   */
+  auth?: boolean;
+  /** The authority of the `nats` server(s) given: children get credentials it issues. */
+  authority?: Authority;
 }
 
 export interface LocalCluster {
@@ -40,15 +52,47 @@ export interface LocalCluster {
   server: NatsServer | undefined;
   /** Child processes by name: `supervisor`, `pnode-1` … */
   procs: Map<string, ChildProcess>;
+  /** The network authority when auth is on (its directory holds every credentials file). */
+  authority: Authority | undefined;
+  /** Where PNodes join (`dcnr pnode --join URL`) when auth is on: the supervisor's registrar. */
+  registrarUrl: string | undefined;
+  /** Credentials files by role (`admin` is ours: the network's creator). */
+  creds: { admin: string; trainer: string; observer: string } | undefined;
   spawnSupervisor(): ChildProcess;
-  spawnPNode(name: string): ChildProcess;
+  /** A PNode process (its PNode credentials issued first when auth is on). */
+  spawnPNode(name: string): Promise<ChildProcess>;
   /** Stop every child (SIGTERM, then SIGKILL) and the private nats-server. */
   stop(): Promise<void>;
 }
 
+/**
+ * A private nats-server on `storeDir`, auth on unless `auth` is false (or `DCNR_AUTH=off`):
+ * its authority in `<storeDir>/auth`, and `admin.creds` there registered for our own
+ * connections to it (`connectNats`). Used by `startLocalCluster` and `train --pnodes 0`.
+ */
+export async function startPrivateNats(storeDir: string, auth = authDefault()): Promise<{ server: NatsServer; authority?: Authority; adminCreds?: string }> {
+  const authority = auth ? ensureAuthority(join(storeDir, 'auth')) : undefined;
+  const server = await startNatsServer({ storeDir, auth: authority });
+  if (!authority) return { server };
+  const adminCreds = await writeCreds(authority, 'supervisor', 'admin');
+  registerCreds(server.url, adminCreds);
+  return { server, authority, adminCreds };
+}
+
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
-  const server = o.nats ? undefined : await startNatsServer({ storeDir: o.storeDir });
+  const own = o.nats ? undefined : await startPrivateNats(o.storeDir, o.auth);
+  const server = own?.server;
   const url = o.nats ?? server!.url;
+  const authority = o.authority ?? own?.authority;
+  const creds = authority && {
+    admin: own?.adminCreds ?? (await writeCreds(authority, 'supervisor', 'admin')),
+    trainer: await writeCreds(authority, 'trainer', 'trainer'),
+    observer: await writeCreds(authority, 'observer', 'observer'),
+  };
+  const supervisorCreds = authority && (await writeCreds(authority, 'supervisor', 'supervisor'));
+  // The registrar's port is fixed for the cluster's life: a restarted supervisor serves it again.
+  const registrarPort = authority && (await freePort());
+  if (creds) registerCreds(url, creds.admin);
   const procs = new Map<string, ChildProcess>();
   const logDir = join(o.storeDir, 'logs');
   if ((o.logs ?? 'files') === 'files') mkdirSync(logDir, { recursive: true });
@@ -78,8 +122,19 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     url,
     server,
     procs,
-    spawnSupervisor: () => launch('supervisor', ['supervisor', '--nats', url, '--detect-ms', String(o.detectMs ?? 1000)]),
-    spawnPNode: (name) => launch(name, ['pnode', '--nats', o.pnodeUrl?.(name) ?? url, '--name', name, ...(o.pnodeArgs ?? [])], o.pnodeEnv?.(name)),
+    authority,
+    creds,
+    registrarUrl: registrarPort ? `http://127.0.0.1:${registrarPort}/` : undefined,
+    spawnSupervisor: () =>
+      launch(
+        'supervisor',
+        ['supervisor', '--nats', url, '--detect-ms', String(o.detectMs ?? 1000), ...(registrarPort ? ['--registrar-port', String(registrarPort)] : [])],
+        authority ? { [CREDS_ENV]: supervisorCreds, [AUTHORITY_ENV]: authority.dir } : {},
+      ),
+    async spawnPNode(name) {
+      const auth = authority ? { [CREDS_ENV]: await writeCreds(authority, 'pnode', name) } : {};
+      return launch(name, ['pnode', '--nats', o.pnodeUrl?.(name) ?? url, '--name', name, ...(o.pnodeArgs ?? [])], { ...auth, ...o.pnodeEnv?.(name) });
+    },
     async stop() {
       await Promise.all(
         [...procs.values()].map(
@@ -98,9 +153,10 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
         ),
       );
       await server?.stop();
+      if (creds) forgetCreds(url);
     },
   };
   cluster.spawnSupervisor();
-  for (let i = 1; i <= o.pnodes; i++) cluster.spawnPNode(`pnode-${i}`);
+  for (let i = 1; i <= o.pnodes; i++) await cluster.spawnPNode(`pnode-${i}`);
   return cluster;
 }

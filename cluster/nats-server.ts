@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { serverAuthConfig, type Authority } from '../runtime/security/authority.js';
 
 export interface NatsServerOptions {
   /** JetStream store directory; created if missing. */
@@ -28,6 +29,8 @@ export interface NatsServerOptions {
   serverName?: string;
   /** Join a cluster: listen for routes on `port`, route to the others' ports. */
   cluster?: { name: string; port: number; routes: number[] };
+  /** Auth on: operator mode with this network authority (runtime/security/authority.ts). */
+  auth?: Authority;
 }
 
 export interface NatsServer {
@@ -50,7 +53,7 @@ export interface NatsServer {
  * The `max_payload` of every nats-server DCNR starts: 8 MiB. The server's own default,
  * 1 MiB, is smaller than one message of wide-mlp at batch 256 (256×2048 f32 = 2 MiB);
  * 8 MiB is the largest value nats-server accepts without warning, and the same as
- * `Limits.maxTensorBytes` and docker-compose.yml's nats.conf.
+ * `Limits.maxTensorBytes` and the config `dcnr auth init` writes (docker-compose.yml).
  */
 export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
 
@@ -130,6 +133,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
       `max_payload: ${opts.maxPayload ?? DEFAULT_MAX_PAYLOAD}`,
       `jetstream { store_dir: ${JSON.stringify(opts.storeDir)} }`,
       ...(opts.serverName ? [`server_name: ${JSON.stringify(opts.serverName)}`] : []),
+      ...(opts.auth ? await serverAuthConfig(opts.auth, join(opts.storeDir, 'jwt')) : []),
       ...(opts.cluster
         ? [
             `cluster {`,
@@ -226,7 +230,7 @@ export interface NatsCluster {
  * A JetStream cluster of `nodes` servers on loopback (names `nats-1` …, stores under
  * `storeDir/nats-<i>`), ready when its JetStream meta group has a leader.
  */
-export async function startNatsCluster(o: { storeDir: string; nodes?: number }): Promise<NatsCluster> {
+export async function startNatsCluster(o: { storeDir: string; nodes?: number; auth?: Authority }): Promise<NatsCluster> {
   const n = o.nodes ?? 3;
   const clientPorts: number[] = [];
   const routePorts: number[] = [];
@@ -241,6 +245,7 @@ export async function startNatsCluster(o: { storeDir: string; nodes?: number }):
         port,
         serverName: `nats-${i + 1}`,
         cluster: { name: 'dcnr', port: routePorts[i], routes: routePorts.filter((_, j) => j !== i) },
+        auth: o.auth,
       }),
     ),
   );

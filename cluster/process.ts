@@ -4,7 +4,8 @@
  * spawned us (a cluster launched by `dcnr up` or `dcnr train --pnodes N` must not
  * leave orphans behind when its launcher is SIGKILLed).
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 
 /** Environment variable a launcher sets to its own pid. */
 export const PARENT_ENV = 'DCNR_PARENT_PID';
@@ -12,17 +13,48 @@ export const PARENT_ENV = 'DCNR_PARENT_PID';
 /** `DCNR_NATS_ASYNC_TRACES=1` brings nats.js's async stack traces back (to find where a request timed out). */
 export const noAsyncTraces = (): boolean => process.env.DCNR_NATS_ASYNC_TRACES !== '1';
 
+/** The credentials file a process connects with: `--creds FILE` (which sets it) or this variable. */
+export const CREDS_ENV = 'DCNR_CREDS';
+
+/**
+ * Credentials of the networks this process created (a launcher holds the authority of
+ * its private nats-server): `connectNats` to such a URL uses them when no other is given.
+ */
+const ownNetworks = new Map<string, string>();
+export const registerCreds = (url: string, file: string): void => void ownNetworks.set(url, file);
+export const forgetCreds = (url: string): void => void ownNetworks.delete(url);
+
+/** Read a `.creds` file (a user JWT and its seed); one clear line when it is not one. */
+export function readCreds(file: string): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the credentials ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  if (!/-----BEGIN NATS USER JWT-----\s*\n\s*[A-Za-z0-9_.-]+\s*\n/.test(text) || !/-----BEGIN USER NKEY SEED-----\s*\n\s*SU[A-Z0-9]+\s*\n/.test(text)) {
+    throw new Error(`${file} is not a NATS credentials file (a user JWT and a user seed, as \`dcnr up\` writes them)`);
+  }
+  return new TextEncoder().encode(text);
+}
+
 /**
  * Connect with endless reconnects (a restarted nats-server must not kill a PNode), and
  * without an Error (stack capture) made ahead of every request: measured, 5% of a
- * training process's CPU went to building them (`noAsyncTraces`).
+ * training process's CPU went to building them (`noAsyncTraces`). Credentials come from
+ * `creds` or `DCNR_CREDS`; a server that refuses them (or wants some) is one line.
  * @throws Error naming the URL when the first connection fails.
  */
-export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+export async function connectNats(url: string, name: string, creds = process.env[CREDS_ENV] ?? ownNetworks.get(url)): Promise<NatsConnection> {
+  const authenticator = creds ? credsAuthenticator(readCreds(creds)) : undefined;
   try {
-    return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: noAsyncTraces() });
+    return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: noAsyncTraces(), ...(authenticator ? { authenticator } : {}) });
   } catch (err) {
-    throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
+    const e = err as Error;
+    if (/authorization|authentication/i.test(`${e.name} ${e.message}`)) {
+      throw new Error(creds ? `NATS at ${url} refused the credentials ${creds} (${e.message}): revoked, or of another network` : `NATS at ${url} requires credentials: pass --creds FILE or set ${CREDS_ENV} (\`dcnr up\` writes them under <store>/auth/)`);
+    }
+    throw new Error(`cannot connect to NATS at ${url}: ${e.message}`);
   }
 }
 

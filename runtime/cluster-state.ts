@@ -16,10 +16,29 @@ export interface Buckets {
   members: KV;
 }
 
-/** Create (or bind to) the buckets. History 1: old values are garbage, CAS needs only the last revision. */
-export async function openBuckets(nc: NatsConnection): Promise<Buckets> {
+/**
+ * Create (or bind to) the buckets. History 1: old values are garbage, CAS needs only the
+ * last revision. Credentials that may not create streams (a PNode's, an observer's) bind
+ * to the buckets the supervisor made, waiting up to `waitMs` for them to exist.
+ */
+export async function openBuckets(nc: NatsConnection, waitMs = 60_000): Promise<Buckets> {
   const kvm = new Kvm(nc);
-  const open = (name: string) => kvm.create(name, { history: 1, replicas: replicas() });
+  const open = async (name: string): Promise<KV> => {
+    try {
+      return await kvm.create(name, { history: 1, replicas: replicas() });
+    } catch (err) {
+      if (!/permissions violation/i.test((err as Error).message)) throw err;
+    }
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      try {
+        return await kvm.open(name);
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`KV bucket ${name} does not exist and these credentials may not create it: start the supervisor first (${(err as Error).message})`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  };
   const [state, owners, deployments, members] = await Promise.all([
     open(Bucket.State),
     open(Bucket.Owners),

@@ -76,7 +76,7 @@ export async function sendMessage(js: JetStreamClient, e: Envelope): Promise<voi
   if (max !== undefined && payload.byteLength + headerBytes(hdrs, msgID) > max) {
     throw new Error(
       `cannot send ${e.kind} seq ${e.seq} to VNode ${e.to} of ${e.deployment}: its tensor [${e.tensor?.shape}] is ${mib(payload.byteLength)} ` +
-        `and the NATS server's max_payload is ${mib(max)}; raise max_payload in the server's config file (e.g. \`max_payload: 8MB\`, as docker-compose.yml's nats.conf does) or use a smaller batch`,
+        `and the NATS server's max_payload is ${mib(max)}; raise max_payload in the server's config file (e.g. \`max_payload: 8MB\`, as the config dcnr auth init writes does) or use a smaller batch`,
     );
   }
   await js.publish(Subject.mailbox(e.deployment, e.to, port), payload, { headers: hdrs, msgID });

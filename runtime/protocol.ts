@@ -133,7 +133,7 @@ export const Subject = {
   events: (source: string) => `dcnr.events.${source}`,
   eventsAll: 'dcnr.events.*',
   /** Requests to the supervisor (JSON request/reply). */
-  control: (verb: 'drain' | 'view') => `dcnr.ctl.${verb}`,
+  control: (verb: 'drain' | 'view' | 'revoke') => `dcnr.ctl.${verb}`,
   /** Fault-injection requests to one PNode (`FaultControlRequest`); only PNodes started with DCNR_FAULT_INJECTION=1 listen. */
   faultControl: (pnode: string) => `dcnr.ctl.fault.${pnode}`,
 } as const;

@@ -65,7 +65,7 @@ async function busiestPNode(): Promise<{ name: string; vnodes: string[] }> {
 async function topUp() {
   const view = await readView(nc);
   const alive = view!.pnodes.filter((p) => p.alive).length;
-  for (let i = alive; i < 3; i++) cluster.spawnPNode(`pnode-${nextPNode++}`);
+  for (let i = alive; i < 3; i++) await cluster.spawnPNode(`pnode-${nextPNode++}`);
   await waitForPNodes(nc, 3);
 }
 
@@ -139,7 +139,7 @@ test('(c) dcnr drain mid-training: every VNode moves off, nothing lost', async (
   let victim = '';
   const result = await run(STEPS / 3, async () => {
     victim = (await busiestPNode()).name;
-    const out = spawnSync(process.execPath, [bin, 'drain', victim, '--nats', cluster.url, '--json'], { encoding: 'utf8' });
+    const out = spawnSync(process.execPath, [bin, 'drain', victim, '--nats', cluster.url, '--json'], { encoding: 'utf8', env: { ...process.env, DCNR_CREDS: cluster.creds!.admin } });
     reply = JSON.parse(out.stdout.trim().split('\n').pop()!);
   });
   assert.ok(reply.ok, JSON.stringify(reply));

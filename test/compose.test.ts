@@ -13,13 +13,20 @@ import { parse } from 'yaml';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
-const compose = parse(readFileSync(`${root}/docker-compose.yml`, 'utf8')) as { services: Record<string, { image?: string; build?: unknown; command?: string[] }> };
+const compose = parse(readFileSync(`${root}/docker-compose.yml`, 'utf8')) as { services: Record<string, { image?: string; build?: unknown; command?: string[]; environment?: Record<string, string> }> };
 
 const dcnrServices = Object.entries(compose.services).filter(([, s]) => s.build !== undefined || s.image?.startsWith('dcnr'));
 
-test('the compose file has nats, a supervisor, three PNodes and a trainer', () => {
+test('the compose file has auth, nats, a supervisor, three PNodes and a trainer, each with its own credentials', () => {
   const commands = dcnrServices.map(([, s]) => s.command?.[0]);
   assert.ok(compose.services.nats, 'a nats service');
+  assert.is(commands.filter((c) => c === 'auth').length, 1, 'an auth service writes the credentials');
+  assert.equal(compose.services.nats.command, ['-c', '/auth/nats.conf', '-m', '8222'], 'nats runs the generated config (auth on)');
+  for (const [name, s] of dcnrServices.filter(([, s]) => s.command?.[0] !== 'auth')) {
+    const creds = s.environment?.DCNR_CREDS;
+    const role = s.command![0] === 'pnode' ? name : s.command![0] === 'train' ? 'trainer' : s.command![0];
+    assert.is(creds, `/auth/${role}.creds`, `${name} connects with its own role's credentials`);
+  }
   assert.is(commands.filter((c) => c === 'supervisor').length, 1);
   assert.is(commands.filter((c) => c === 'pnode').length, 3);
   assert.is(commands.filter((c) => c === 'train').length, 1);
@@ -30,8 +37,8 @@ for (const [name, service] of dcnrServices) {
     const out = spawnSync(process.execPath, [bin, ...service.command!], { encoding: 'utf8', env: { ...process.env, DCNR_DRY_RUN: '1' } });
     assert.is(out.status, 0, out.stderr);
     const parsed = JSON.parse(out.stdout.trim().split('\n').pop()!);
-    assert.is(parsed.command, service.command![0]);
-    assert.is(parsed.options.nats, 'nats://nats:4222');
+    assert.is(parsed.command, service.command![0] === 'auth' ? service.command![1] : service.command![0]);
+    if (service.command![0] !== 'auth') assert.is(parsed.options.nats, 'nats://nats:4222');
   });
 }
 

@@ -84,7 +84,8 @@ test('dcnr up --pnodes 2 --dashboard-port 0: the page, /api/status with pids, a 
   // The same object `dcnr status --json` prints (the view's age aside).
   const natsUrl = await until('the NATS URL in the banner', async () => /on (nats:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1]);
   const cli = await new Promise<string>((resolve) => {
-    const c = spawn(process.execPath, [bin, 'status', '--nats', natsUrl, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Auth is on in `dcnr up`: status reads with the observer's credentials it wrote.
+    const c = spawn(process.execPath, [bin, '--creds', join(dir, 'store', 'auth', 'observer.creds'), 'status', '--nats', natsUrl, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.on('close', () => resolve(out));

@@ -124,7 +124,7 @@ test('a PNode that does not know a type never gets a VNode of it', async () => {
           // The only PNode that knows the type dies: the VNode waits for one that does.
           killed = true;
           cluster.procs.get('pnode-1')!.kill('SIGKILL');
-          setTimeout(() => cluster.spawnPNode('pnode-3'), 1500);
+          setTimeout(() => void cluster.spawnPNode("pnode-3"), 1500);
         }
       },
     });

@@ -7,6 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { startLocalCluster, type LocalCluster } from '../../cluster/local-cluster.js';
+import { authDefault, ensureAuthority } from '../../runtime/security/authority.js';
 import { startNatsCluster, startNatsServer, type NatsServer } from '../../cluster/nats-server.js';
 import type { ClusterNeeds } from '../faults/types.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
@@ -49,12 +50,14 @@ export interface ScenarioClusterOptions {
 
 export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<ScenarioCluster> {
   const nats: NatsServer[] = [];
+  // Auth on, as in `dcnr up`: every child connects with its role's credentials.
+  const authority = authDefault() ? ensureAuthority(join(o.dir, 'auth')) : undefined;
   let natsCluster: Awaited<ReturnType<typeof startNatsCluster>> | undefined;
   if (o.needs.natsCluster) {
-    natsCluster = await startNatsCluster({ storeDir: join(o.dir, 'nats'), nodes: 3 });
+    natsCluster = await startNatsCluster({ storeDir: join(o.dir, 'nats'), nodes: 3, auth: authority });
     nats.push(...natsCluster.servers);
   } else {
-    nats.push(await startNatsServer({ storeDir: join(o.dir, 'nats') }));
+    nats.push(await startNatsServer({ storeDir: join(o.dir, 'nats'), auth: authority }));
   }
   const url = natsCluster ? natsCluster.url : nats[0].url;
   const proxies = new Map<string, TcpProxy>();
@@ -69,6 +72,7 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
     pnodes: 0,
     nats: url,
     storeDir: o.dir,
+    authority,
     detectMs: o.detectMs,
     env,
     pnodeUrl: o.needs.proxy ? (name) => proxies.get(name)?.url ?? url : undefined,
@@ -89,7 +93,7 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
       expected.delete(id);
       // A proxy per PNode, and (for a restarted PNode) the same one again.
       if (o.needs.proxy && !proxies.has(id)) proxies.set(id, await startTcpProxy(natsCluster ? natsCluster.servers[0].url : nats[0].url));
-      watch(id, local.spawnPNode(id));
+      watch(id, await local.spawnPNode(id));
       return id;
     },
     spawnSupervisor() {

@@ -5,12 +5,13 @@
  * cluster), inject.ts (faults at their steps), watchdog.ts (a run that cannot go on
  * stops with a reason), measure.ts (what is read off the run), checks.ts, report.ts.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import '../../actors/index.js';
+import { connectNats } from '../../cluster/process.js';
 import { readView, waitForPNodes } from '../../cluster/view.js';
 import { subscribeClusterEvents } from '../../runtime/cluster-state.js';
 import { createKernels } from '../../runtime/kernels/index.js';
@@ -59,7 +60,7 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
   let keepLogs: string | undefined;
   try {
     cluster = await startScenarioCluster({ pnodes: spec.pnodes, dir, detectMs: spec.detectMs, needs });
-    nc = await connect({ servers: cluster.url.split(","), name: `dcnr-scenario-${spec.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
+    nc = await connectNats(cluster.url, `dcnr-scenario-${spec.name}`);
     await waitForPNodes(nc, spec.pnodes, 120_000);
     const kernels = await createKernels();
     const run = (extra: Partial<Parameters<typeof train>[0]>) => train({ nc: nc!, model, steps: spec.steps, batch: spec.batch, seed, kernels, ...extra });
