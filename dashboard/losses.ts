@@ -7,7 +7,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type ConsumerMessages } from '@nats-io/jetstream';
-import { Stream } from '../runtime/protocol.js';
+import { Stream, Subject } from '../runtime/protocol.js';
 import { parseStepMetric } from '../runtime/records.js';
 
 /** One deployment's points, `[seq, loss]`, in arrival order (seq order, give or take a resend). */
@@ -42,8 +42,9 @@ export function createLossFollower(nc: NatsConnection, onPoints: (deployment: st
     followed.set(name, f);
     void (async () => {
       try {
-        // No consumer name = an ordered consumer from the stream's first record.
-        f.messages = await (await js.consumers.get(Stream.metrics(name))).consume({ expires: 2000 });
+        // No consumer name = an ordered consumer from the stream's first record. The filter
+        // is what lets an observer's credentials create it (runtime/security/roles.ts).
+        f.messages = await (await js.consumers.get(Stream.metrics(name), { filter_subjects: Subject.metrics(name) })).consume({ expires: 2000 });
         if (f.stopped) return f.messages.stop();
         for await (const m of f.messages) {
           const metric = parseStepMetric(m.data);

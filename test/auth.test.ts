@@ -8,13 +8,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import { ensureDeploymentStreams } from '../runtime/mailbox.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startPrivateNats } from '../cluster/local-cluster.js';
 import { connectNats, forgetCreds } from '../cluster/process.js';
 import type { NatsServer } from '../cluster/nats-server.js';
 import { openBuckets } from '../runtime/cluster-state.js';
-import { Bucket, Subject } from '../runtime/protocol.js';
+import { Bucket, Stream, Subject } from '../runtime/protocol.js';
 import { writeCreds, type Authority } from '../runtime/security/authority.js';
 import { tempDir } from './helpers/nats.js';
 import { waitFor } from './helpers/wait.js';
@@ -96,6 +98,24 @@ test('an observer reads but cannot publish into a mailbox, write KV or send hear
   assert.not.ok(await delivered(obs, Subject.mailbox('mnist-mlp', 1, 'fwd')), 'mailbox publish refused');
   assert.not.ok(await delivered(obs, Subject.heartbeat('pnode-1')), 'heartbeat refused');
   assert.not.ok(await delivered(obs, Subject.control('drain')), 'control refused');
+});
+
+test('an observer follows KV and metrics with ordered consumers, but cannot attach one to a mailbox', async () => {
+  const jsm = await jetstreamManager(admin);
+  await ensureDeploymentStreams(jsm, 'watched');
+  admin.publish(Subject.metrics('watched'), JSON.stringify({ probe: true }));
+  await admin.flush();
+  const obs = await as('observer', 'observer-consumers');
+  const js = jetstream(obs);
+  const metrics = await js.consumers.get(Stream.metrics('watched'), { filter_subjects: Subject.metrics('watched') });
+  assert.ok(await metrics.next({ expires: 2000 }), 'the metrics record is read');
+  const watch = await (await new Kvm(obs).open(Bucket.Owners)).watch();
+  watch.stop();
+  const mailbox = await js.consumers.get(Stream.mailbox('watched'), { filter_subjects: Subject.mailbox('watched', 0, 'fwd') }).then(
+    () => 'created',
+    (e: Error) => e.message,
+  );
+  assert.match(mailbox, /permissions violation/i, 'no consumer on a mailbox stream');
 });
 
 test('a PNode sends its own heartbeats only, and never writes ownership, deployments or others\' member records', async () => {

@@ -65,8 +65,10 @@ export function rolePermissions(role: Role, name?: string): RolePermissions {
       };
     }
     case 'observer':
+      // Ordered consumers only over KV and metrics subjects (the create subject carries the
+      // filter): never one on a mailbox stream, where it could take a VNode's inputs.
       return {
-        pub: { allow: [...JS_READ, ...PLUMBING, '$JS.API.CONSUMER.CREATE.>', '$JS.API.CONSUMER.DELETE.>', '$JS.API.CONSUMER.MSG.NEXT.>'], deny: [] },
+        pub: { allow: [...JS_READ, ...PLUMBING, '$JS.API.CONSUMER.CREATE.*.*.$KV.>', '$JS.API.CONSUMER.CREATE.*.*.dcnr.metrics.>', '$JS.API.CONSUMER.MSG.NEXT.*.*'], deny: [] },
         sub: { allow: ['>'], deny: [] },
       };
   }
