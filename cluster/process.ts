@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { attachSigner, signerFromCreds } from '../runtime/security/signing.js';
 
 /** Environment variable a launcher sets to its own pid. */
 export const PARENT_ENV = 'DCNR_PARENT_PID';
@@ -46,9 +47,13 @@ export function readCreds(file: string): Uint8Array {
  * @throws Error naming the URL when the first connection fails.
  */
 export async function connectNats(url: string, name: string, creds = process.env[CREDS_ENV] ?? ownNetworks.get(url)): Promise<NatsConnection> {
-  const authenticator = creds ? credsAuthenticator(readCreds(creds)) : undefined;
+  const text = creds ? readCreds(creds) : undefined;
+  const authenticator = text ? credsAuthenticator(text) : undefined;
   try {
-    return await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: noAsyncTraces(), ...(authenticator ? { authenticator } : {}) });
+    const nc = await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: noAsyncTraces(), ...(authenticator ? { authenticator } : {}) });
+    // Whoever connects with credentials signs what it sends with their seed (and requires signatures).
+    if (text) attachSigner(nc, signerFromCreds(new TextDecoder().decode(text)));
+    return nc;
   } catch (err) {
     const e = err as Error;
     if (/authorization|authentication/i.test(`${e.name} ${e.message}`)) {

@@ -43,6 +43,8 @@ export interface HostedDeployment {
   seed: number;
   /** The deployment's generation (the KV revision of its record). */
   generation: number;
+  /** Who deployed it (its feeds are signed by this key when auth is on). */
+  trainerKey?: string;
 }
 
 /** The outcome of hosting one VNode. */

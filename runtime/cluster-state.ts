@@ -5,7 +5,7 @@
 import { replicas } from './replicas.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
-import { Bucket, ownerKey, Subject, type ClusterEvent } from './protocol.js';
+import { Bucket, epochKey, ownerKey, Subject, type ClusterEvent } from './protocol.js';
 import { parseClusterEvent, parseDeploymentRecord, parseOwnershipRecord, readRecord, type RejectRecord } from './records.js';
 import type { ModelSpec, VNodeShapes } from './model.js';
 
@@ -14,6 +14,7 @@ export interface Buckets {
   owners: KV;
   deployments: KV;
   members: KV;
+  epochs: KV;
 }
 
 /**
@@ -39,13 +40,14 @@ export async function openBuckets(nc: NatsConnection, waitMs = 60_000): Promise<
       }
     }
   };
-  const [state, owners, deployments, members] = await Promise.all([
+  const [state, owners, deployments, members, epochs] = await Promise.all([
     open(Bucket.State),
     open(Bucket.Owners),
     open(Bucket.Deployments),
     open(Bucket.Members),
+    open(Bucket.Epochs),
   ]);
-  return { state, owners, deployments, members };
+  return { state, owners, deployments, members, epochs };
 }
 
 /** What is deployed under a name: the model and the training run's fixed arguments. */
@@ -62,6 +64,14 @@ export interface DeploymentRecord {
    * supervisor then leaves the deployment alone instead of placing it on PNodes.
    */
   hostedBy?: 'local';
+  /** The key of the trainer that deployed it: its feeds must carry its signature (auth on). */
+  trainerKey?: string;
+}
+
+/** Who owned a VNode at one epoch (`Bucket.Epochs`). */
+export interface EpochRecord {
+  pnode: string;
+  publicKey: string;
 }
 
 /**
@@ -93,7 +103,7 @@ export interface OwnershipRecord {
  * an ownership record (anyone can write one) hides the real epoch, and is replaced by
  * CAS on its revision with an epoch above both.
  */
-export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0): Promise<OwnershipRecord> {
+export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0, signed?: { epochs: KV; publicKey: string }): Promise<OwnershipRecord> {
   const key = ownerKey(deployment, index);
   for (let attempt = 0; attempt < 10; attempt++) {
     const e = await kv.get(key);
@@ -101,6 +111,8 @@ export async function assignOwner(kv: KV, deployment: string, index: number, pno
     const epoch = Math.max(parsed?.ok ? parsed.value.epoch : 0, knownEpoch) + 1;
     const record: OwnershipRecord = { pnode, epoch, assignedAt: new Date().toISOString() };
     const bytes = JSON.stringify(record);
+    // The epoch's key first: by the time anyone runs under the epoch, its signer is known.
+    if (signed) await signed.epochs.put(epochKey(deployment, index, epoch), JSON.stringify({ pnode, publicKey: signed.publicKey } satisfies EpochRecord));
     try {
       if (e) await kv.update(key, bytes, e.revision);
       else await kv.create(key, bytes);

@@ -5,6 +5,8 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind } from './protocol.js';
+import { messageDigest, signToText, type Signer } from './security/signing.js';
+import { signedMessageId } from './security/verifier.js';
 import { toBytes, type Tensor } from './tensor.js';
 
 export interface Envelope {
@@ -62,16 +64,23 @@ function headerBytes(h: MsgHdrs, msgID: string): number {
 /**
  * Publish to the receiver's durable mailbox and wait for the stream's ack. The
  * message id makes re-sending the same (deployment, to, port, kind, seq) a no-op.
+ * With a `signer` (auth on) the message is signed and its id carries the signature's tag.
  *
  * Throws, before publishing, when the message would exceed the server's
  * `max_payload` (1 MiB unless configured; DCNR's own servers use 8 MiB): retrying
  * cannot help, so the error says what to change.
  */
-export async function sendMessage(js: JetStreamClient, e: Envelope): Promise<void> {
+export async function sendMessage(js: JetStreamClient, e: Envelope, signer?: Signer): Promise<void> {
   const port = PORT_OF_KIND[e.kind];
   const payload = e.tensor ? toBytes(e.tensor.data) : new Uint8Array(0);
   const hdrs = envelopeHeaders(e);
-  const msgID = messageId(e.deployment, e.to, port, e.kind, e.seq);
+  let msgID = messageId(e.deployment, e.to, port, e.kind, e.seq);
+  if (signer) {
+    const signature = signToText(signer, messageDigest({ ...e, shape: e.tensor ? e.tensor.shape.join(',') : '' }, payload));
+    hdrs.set(Header.Signer, signer.publicKey);
+    hdrs.set(Header.Signature, signature);
+    msgID = signedMessageId(msgID, signature);
+  }
   const max = serverMaxPayload(js);
   if (max !== undefined && payload.byteLength + headerBytes(hdrs, msgID) > max) {
     throw new Error(

@@ -55,6 +55,9 @@ export const Header = {
   Error: 'Dcnr-Error',
   /** Set on dead-lettered copies: the subject the message was sent to. */
   OriginalSubject: 'Dcnr-Original-Subject',
+  /** With auth on: the sender's nkey (`U…`) and its ed25519 signature (runtime/security/signing.ts). */
+  Signer: 'Dcnr-Signer',
+  Signature: 'Dcnr-Sig',
 } as const;
 
 /** The only dtype on the wire today. */
@@ -91,6 +94,13 @@ export const Bucket = {
   Deployments: 'dcnr_deployments',
   /** PNode registrations under `<pnode>`, and the supervisor's own state under `supervisor.*`. */
   Members: 'dcnr_members',
+  /**
+   * Who owned a VNode at each epoch, with that owner's key (`EpochRecord` under
+   * `<vnodeKey>.<epoch>`), written before the ownership record that starts the epoch;
+   * only the supervisor (or the local trainer) may write it. Receivers check signatures
+   * against it (runtime/security/verifier.ts).
+   */
+  Epochs: 'dcnr_epochs',
 } as const;
 
 /** Keys of the supervisor's state in the members bucket. */
@@ -161,6 +171,8 @@ export interface Heartbeat {
   /** `<deployment>.<index>` of every VNode it hosts now. */
   vnodes: string[];
   counters: { fencedWrites: number; rejected: number; restarts: number; escalations: number; activations: number };
+  /** The nkey it signs with (auth on). Only its own credentials may publish its heartbeat subject. */
+  publicKey?: string;
 }
 
 /** One PNode as the supervisor sees it. */
@@ -230,6 +242,7 @@ export const stateMetaKey = (deployment: string, index: number) => `${deployment
 export const stateBlobKey = (deployment: string, index: number, tensor: string, epoch: number, version: number) =>
   `${deployment}.${index}.t.${tensor}.${epoch}.${version}`;
 export const ownerKey = (deployment: string, index: number) => `${deployment}.${index}`;
+export const epochKey = (deployment: string, index: number, epoch: number) => `${deployment}.${index}.${epoch}`;
 
 /** JetStream message id used to de-duplicate re-sent outputs (a resend after a crash or a move). */
 export const messageId = (deployment: string, index: number, port: Port, kind: MessageKind, seq: number) =>

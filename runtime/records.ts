@@ -11,7 +11,7 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
-import type { DeploymentRecord, OwnershipRecord } from './cluster-state.js';
+import type { DeploymentRecord, EpochRecord, OwnershipRecord } from './cluster-state.js';
 import { ModelSpec } from './model.js';
 import { NAME_PATTERN, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type StepMetric, type SupervisorView } from './protocol.js';
 import type { StateMeta } from './state-store.js';
@@ -39,6 +39,8 @@ const name = z.string().regex(NAME_PATTERN);
 const count = z.number().int().nonnegative();
 const time = z.number().finite();
 
+const userKey = z.string().regex(/^U[A-Z2-7]{55}$/, 'an nkey user public key');
+
 const OwnershipSchema: z.ZodType<OwnershipRecord> = z.object({ pnode: name, epoch: count, assignedAt: z.string() });
 
 const DeploymentSchema: z.ZodType<DeploymentRecord> = z.object({
@@ -49,7 +51,10 @@ const DeploymentSchema: z.ZodType<DeploymentRecord> = z.object({
   createdAt: z.string(),
   shapes: z.array(z.object({ inFeatures: z.number().int().positive(), outFeatures: z.number().int().positive() })).optional(),
   hostedBy: z.literal('local').optional(),
+  trainerKey: userKey.optional(),
 });
+
+const EpochSchema: z.ZodType<EpochRecord> = z.object({ pnode: z.string().min(1).max(64), publicKey: userKey });
 
 const CapacitySchema = z.object({
   cores: count,
@@ -69,6 +74,7 @@ const HeartbeatSchema: z.ZodType<Heartbeat> = z.object({
   capacity: CapacitySchema,
   vnodes: z.array(z.string()),
   counters: CountersSchema,
+  publicKey: userKey.optional(),
 });
 
 const ViewSchema: z.ZodType<SupervisorView> = z.object({
@@ -113,7 +119,7 @@ const FaultControlSchema: z.ZodType<FaultControlRequest> = z.object({ messageDel
 const DrainReplySchema: z.ZodType<DrainReply> = z.object({ ok: z.boolean(), pnode: z.string(), moved: z.array(z.string()), error: z.string().optional() });
 const FaultControlReplySchema: z.ZodType<FaultControlReply> = z.object({ ok: z.boolean(), pnode: z.string(), messageDelayMs: z.number(), error: z.string().optional() });
 
-const BlobRefSchema = z.object({ key: z.string(), length: count, chunks: count });
+const BlobRefSchema = z.object({ key: z.string(), length: count, chunks: count, sha256: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional() });
 const StateMetaSchema: z.ZodType<StateMeta> = z.object({
   format: z.literal(1),
   deployment: name,
@@ -131,6 +137,7 @@ const StateMetaSchema: z.ZodType<StateMeta> = z.object({
 
 export const parseOwnershipRecord = (d: Uint8Array | string) => parseWith('ownership record', OwnershipSchema, d);
 export const parseDeploymentRecord = (d: Uint8Array | string) => parseWith('deployment record', DeploymentSchema, d);
+export const parseEpochRecord = (d: Uint8Array | string) => parseWith('epoch record', EpochSchema, d);
 export const parseHeartbeat = (d: Uint8Array | string) => parseWith('heartbeat', HeartbeatSchema, d);
 export const parseSupervisorView = (d: Uint8Array | string) => parseWith('supervisor view', ViewSchema, d);
 export const parseDrainingList = (d: Uint8Array | string) => parseWith('draining list', z.array(name), d);

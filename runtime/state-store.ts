@@ -13,11 +13,13 @@
  * marker replaces the value: the bucket keeps one revision per key).
  * Blobs larger than a KV value may be (1 MiB by default) are split into chunks.
  */
+import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pLimit from 'p-limit';
 import { Bucket, Limits, stateBlobKey, stateMetaKey } from './protocol.js';
 import { parseStateMeta, type RejectRecord } from './records.js';
+import { signToText, verifySignature, type Signer } from './security/signing.js';
 import { fromBytes, toBytes } from './tensor.js';
 
 /** Where one tensor's bytes are. */
@@ -27,6 +29,18 @@ export interface BlobRef {
   length: number;
   /** 0 = stored whole under `key`; n > 0 = under `key.c0` … `key.c{n-1}`. */
   chunks: number;
+  /** With auth on: sha256 (base64url) of the bytes, covered by the meta's signature. */
+  sha256?: string;
+}
+
+/**
+ * Auth on: every meta this store writes is signed, and a meta is valid only when it
+ * is signed by the owner of its epoch (and its blobs hash as it says). A meta anyone
+ * else wrote is junk: never loaded, written over by the owner's next commit.
+ */
+export interface StateAuth {
+  signer: Signer;
+  ownerKey(deployment: string, index: number, epoch: number): Promise<string | null>;
 }
 
 /** The committed record of a VNode's state. */
@@ -109,10 +123,13 @@ export class StateStore {
     return this.#bytesWritten;
   }
 
+  readonly #auth: StateAuth | undefined;
+
   constructor(
     readonly kv: KV,
-    opts: { chunkBytes?: number; reject?: RejectRecord } = {},
+    opts: { chunkBytes?: number; reject?: RejectRecord; auth?: StateAuth } = {},
   ) {
+    this.#auth = opts.auth;
     this.#chunkBytes = opts.chunkBytes ?? Limits.kvChunkBytes;
     this.#io = pLimit(Math.max(2, Math.floor(BLOB_BYTES_IN_FLIGHT / this.#chunkBytes)));
     this.#reject = opts.reject;
@@ -137,6 +154,7 @@ export class StateStore {
     const parsed = parseStateMeta(entry.value);
     let error = parsed.ok ? null : parsed.error;
     if (parsed.ok && (parsed.value.deployment !== deployment || parsed.value.index !== index)) error = `it is the meta of ${parsed.value.deployment}.${parsed.value.index}`;
+    if (error === null && parsed.ok && this.#auth) error = await this.#unsigned(entry.value, parsed.value);
     if (error === null && parsed.ok) return { meta: parsed.value, revision: entry.revision };
     this.#reject?.(Bucket.State, key, entry.revision, error!);
     return { revision: entry.revision, error: error! };
@@ -204,7 +222,8 @@ export class StateStore {
       updatedAt: new Date().toISOString(),
     };
     const key = stateMetaKey(deployment, index);
-    const bytes = new TextEncoder().encode(JSON.stringify(meta));
+    const text = JSON.stringify(meta);
+    const bytes = new TextEncoder().encode(this.#auth ? JSON.stringify({ ...meta, signer: this.#auth.signer.publicKey, signature: signToText(this.#auth.signer, metaDigest(text)) }) : text);
     this.#bytesWritten += bytes.byteLength;
     let revision: number | undefined;
     let expected = prev ? prev.revision : null;
@@ -246,9 +265,10 @@ export class StateStore {
   async #writeBlob(key: string, data: Float32Array): Promise<BlobRef> {
     const bytes = toBytes(data);
     this.#bytesWritten += bytes.byteLength;
+    const hash = this.#auth ? { sha256: sha256Of([bytes]) } : {};
     if (bytes.byteLength <= this.#chunkBytes) {
       await this.#io(() => this.kv.put(key, bytes));
-      return { key, length: data.length, chunks: 0 };
+      return { key, length: data.length, chunks: 0, ...hash };
     }
     const chunks = Math.ceil(bytes.byteLength / this.#chunkBytes);
     await Promise.all(
@@ -256,7 +276,18 @@ export class StateStore {
         this.#io(() => this.kv.put(`${key}.c${c}`, bytes.subarray(c * this.#chunkBytes, (c + 1) * this.#chunkBytes))),
       ),
     );
-    return { key, length: data.length, chunks };
+    return { key, length: data.length, chunks, ...hash };
+  }
+
+  /** Null when the meta's bytes are signed by the owner of its epoch and its blobs are hashed; else why not. */
+  async #unsigned(raw: Uint8Array, meta: StateMeta): Promise<string | null> {
+    const { signer, signature, ...rest } = JSON.parse(new TextDecoder().decode(raw)) as Record<string, unknown>;
+    if (typeof signer !== 'string' || typeof signature !== 'string') return 'unsigned: this network requires state signed by its owner';
+    if (!verifySignature(signer, metaDigest(JSON.stringify(rest)), signature)) return `bad signature from ${signer.slice(0, 12)}…`;
+    const owner = await this.#auth!.ownerKey(meta.deployment, meta.index, meta.epoch);
+    if (owner !== signer) return `not written by the owner of epoch ${meta.epoch} (signed by ${signer.slice(0, 12)}…)`;
+    if (blobRefs(meta).some((r) => r.sha256 === undefined)) return 'a blob without a hash';
+    return null;
   }
 
   async #readBlob(ref: BlobRef): Promise<Float32Array> {
@@ -270,6 +301,7 @@ export class StateStore {
     );
     const total = parts.reduce((n, p) => n + p.byteLength, 0);
     if (total !== ref.length * 4) throw new Error(`state blob ${ref.key} has ${total} bytes, expected ${ref.length * 4}`);
+    if (this.#auth && ref.sha256 !== sha256Of(parts)) throw new Error(`state blob ${ref.key} does not hash as its signed meta says: it was overwritten`);
     if (parts.length === 1) return fromBytes(parts[0]);
     const joined = new Uint8Array(total);
     let at = 0;
@@ -285,6 +317,13 @@ export class StateStore {
     // Garbage collection only: a failed purge leaves an orphan blob, never a wrong state.
     await Promise.all(keys.map((k) => this.#io(() => this.kv.delete(k)).catch(() => {})));
   }
+}
+
+const metaDigest = (text: string): Uint8Array => new Uint8Array(createHash('sha256').update('dcnr-state-v1\n').update(text).digest());
+function sha256Of(parts: Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('base64url');
 }
 
 function blobRefs(meta: StateMeta): BlobRef[] {

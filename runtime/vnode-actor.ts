@@ -25,6 +25,8 @@ import type { Kernels } from './kernels/types.js';
 import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
 import { checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
 import { sendMessage } from './envelope.js';
+import { signerOf, type Signer } from './security/signing.js';
+import { senderCheckOf } from './security/verifier.js';
 import {
   Header,
   MESSAGE_KINDS,
@@ -88,6 +90,8 @@ export interface VNodeActorOptions {
   messageDelayMs?: () => number;
   /** The hosting PNode's id, for traces. */
   pnode?: string;
+  /** The deployment's trainer key: with auth on, feeds must carry its signature. */
+  trainerKey?: string;
 }
 
 /** Metric attributes per message kind, made once (they are recorded for every message). */
@@ -151,6 +155,8 @@ export class VNodeActor {
   /** An error of a background send or commit: `run()` throws it. */
   #failure: unknown = null;
   #replay: Replay | null = null;
+  /** Auth on (our connection has credentials): we sign what we send and check who sent what we get. */
+  readonly #signer: Signer | undefined;
 
   private constructor(
     o: VNodeActorOptions,
@@ -160,6 +166,7 @@ export class VNodeActor {
     machine: Actor<typeof vnodeMachine>,
   ) {
     this.#o = o;
+    this.#signer = signerOf(o.nc);
     this.#v = o.model.vnodes[o.index];
     this.#deployment = o.model.spec.name;
     this.id = vnodeId(this.#deployment, o.index, this.#v.def.type);
@@ -494,6 +501,14 @@ export class VNodeActor {
       return this.#reject(raw, checked.error);
     }
     const m = checked.msg;
+    if (this.#signer) {
+      const shape = raw.headers?.get(Header.Shape) ?? '';
+      const forged = await (await senderCheckOf(this.#o.nc)).message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey);
+      if (forged) {
+        this.#expect(this.#tell({ type: 'INVALID' }), 'rejecting');
+        return this.#reject(raw, forged);
+      }
+    }
     const attributes = () => ({ ...this.#spanAttributes(), 'dcnr.kind': m.kind, 'dcnr.seq': m.seq });
     // A fact about our state the machine weighs only if this is the awaited message.
     const mismatch = this.#checkAgainstState(m);
@@ -623,7 +638,7 @@ export class VNodeActor {
       from: this.id,
       tensor: o.tensor,
       traceparent,
-    });
+    }, this.#signer);
   }
 
   #publishMetric(metric: StepMetric) {

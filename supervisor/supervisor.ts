@@ -123,7 +123,9 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     const [dep, index] = m.vnode.split('.');
     const was = owners.records.get(m.vnode);
     const from = was?.pnode ?? null;
-    const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, was?.epoch);
+    // Auth on: the new owner's key (from its heartbeat) is recorded for the epoch first.
+    const key = members.members.get(m.pnode)?.hb.publicKey;
+    const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, was?.epoch, key ? { epochs: buckets.epochs, publicKey: key } : undefined);
     owners.records.set(m.vnode, record); // ahead of the watch: the next tick must see it
     escalated.delete(m.vnode);
     emit({ type: 'assigned', vnode: m.vnode, pnode: m.pnode, epoch: record.epoch, from, reason: m.reason, at: Date.now() });

@@ -8,6 +8,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { trainingBatch, type Dataset } from '../runtime/data/mnist.js';
 import { sendMessage } from '../runtime/envelope.js';
+import type { Signer } from '../runtime/security/signing.js';
 import type { ResolvedModel } from '../runtime/model.js';
 import type { LossReader } from './losses.js';
 import { retrying } from './retry.js';
@@ -26,6 +27,8 @@ export interface FeedOptions {
   losses: LossReader;
   telemetry: StepTelemetry;
   signal?: AbortSignal;
+  /** Auth on: every feed is signed with the trainer's key. */
+  signer?: Signer;
 }
 
 export async function feed(o: FeedOptions): Promise<void> {
@@ -40,8 +43,8 @@ export async function feed(o: FeedOptions): Promise<void> {
     const { x, t } = trainingBatch(o.data, o.seed, seq, o.batch);
     const traceparent = o.telemetry.started(seq, o.batch);
     const common = { deployment: dep, seq, epoch: 0, from: 'trainer', traceparent };
-    await retrying(o.signal, () => sendMessage(js, { ...common, to: 0, kind: 'fwd', tensor: { shape: [o.batch, model.inputFeatures], data: x } }));
-    await retrying(o.signal, () => sendMessage(js, { ...common, to: last, kind: 'target', tensor: { shape: [o.batch, model.outputFeatures], data: t } }));
+    await retrying(o.signal, () => sendMessage(js, { ...common, to: 0, kind: 'fwd', tensor: { shape: [o.batch, model.inputFeatures], data: x } }, o.signer));
+    await retrying(o.signal, () => sendMessage(js, { ...common, to: last, kind: 'target', tensor: { shape: [o.batch, model.outputFeatures], data: t } }, o.signer));
   }
-  await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: 0, kind: 'end', seq: o.steps, epoch: 0, from: 'trainer' }));
+  await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: 0, kind: 'end', seq: o.steps, epoch: 0, from: 'trainer' }, o.signer));
 }

@@ -17,6 +17,8 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ActorHost, type HostEvent, type HostedExit } from '../runtime/actor-host.js';
+import { stateAuthOf } from '../runtime/security/verifier.js';
+import { signerOf } from '../runtime/security/signing.js';
 import { assignOwner, openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
 import { loadMnist } from '../runtime/data/mnist.js';
 import type { Kernels } from '../runtime/kernels/types.js';
@@ -81,7 +83,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const buckets = await openBuckets(nc);
-  const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc) });
+  const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
+  // Auth on: we sign our feeds, and the record names our key as the only one that may.
+  const signer = signerOf(nc);
   const record: DeploymentRecord = {
     spec: model.spec,
     seed: o.seed,
@@ -90,6 +94,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     createdAt: new Date().toISOString(),
     shapes: model.vnodes.map((v) => ({ inFeatures: v.inFeatures, outFeatures: v.outFeatures })),
     ...(o.hostLocally ? { hostedBy: 'local' as const } : {}),
+    ...(signer ? { trainerKey: signer.publicKey } : {}),
   };
   const generation = await deploy({ jsm, buckets, store, model, record, resume: !!o.resume });
 
@@ -99,8 +104,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const pnode = o.pnode ?? `local-${process.pid}`;
     host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
     for (const v of model.vnodes) {
-      const owner = await assignOwner(buckets.owners, dep, v.index, pnode);
-      hosted.push(host.host({ model, seed: o.seed, generation }, v.index, owner.epoch));
+      const owner = await assignOwner(buckets.owners, dep, v.index, pnode, 0, signer && { epochs: buckets.epochs, publicKey: signer.publicKey });
+      hosted.push(host.host({ model, seed: o.seed, generation, trainerKey: signer?.publicKey }, v.index, owner.epoch));
     }
   }
   const telemetry = stepTelemetry(dep);
@@ -115,7 +120,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const trainStarted = Date.now();
     const bytesBefore = store.bytesWritten;
     const window = o.window ?? model.spec.pipelineDepth + 2;
-    await feed({ js, model, data, seed: o.seed, batch: o.batch, from, steps: o.steps, window, losses, telemetry, signal: o.signal });
+    await feed({ js, model, data, seed: o.seed, batch: o.batch, from, steps: o.steps, window, losses, telemetry, signal: o.signal, signer });
     await waitUntilDone(store, model, hosted, o.signal);
     const trainMs = Date.now() - trainStarted;
     losses.stop();

@@ -16,6 +16,8 @@ import { openBuckets } from '../cluster-state.js';
 import type { Kernels } from '../kernels/types.js';
 import { silentLog, type ComponentLog } from '../log.js';
 import { NAME_PATTERN, Subject, type ClusterEvent, type Heartbeat, type PNodeCapacity } from '../protocol.js';
+import { signerOf } from '../security/signing.js';
+import { stateAuthOf } from '../security/verifier.js';
 import { rejectOnce } from '../records.js';
 import { chunkBytesFor, StateStore } from '../state-store.js';
 import { telemetryEnabled, telemetryMetrics } from '../telemetry.js';
@@ -61,7 +63,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
   const log = o.log ?? silentLog;
   const buckets = await openBuckets(nc);
   const reject = rejectOnce((line) => log.line(line, 'warn'));
-  const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), reject });
+  const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), reject, auth: await stateAuthOf(nc) });
   const capacity = await measureCapacity(kernels, o.maxVNodes ?? 256);
   const counters: Heartbeat['counters'] = { fencedWrites: 0, rejected: 0, restarts: 0, escalations: 0, activations: 0 };
   const emit = (e: ClusterEvent) => {
@@ -92,9 +94,11 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     reject,
   });
 
+  // Auth on: the key we sign with, announced on the heartbeat subject only our credentials may use.
+  const publicKey = signerOf(nc)?.publicKey;
   await buckets.members.put(id, JSON.stringify({ id, pid: process.pid, capacity, startedAt: new Date().toISOString() }));
   const beat = () => {
-    const hb: Heartbeat = { pnode: id, pid: process.pid, at: Date.now(), capacity, vnodes: ownership.hosted(), counters };
+    const hb: Heartbeat = { pnode: id, pid: process.pid, at: Date.now(), capacity, vnodes: ownership.hosted(), counters, ...(publicKey ? { publicKey } : {}) };
     nc.publish(Subject.heartbeat(id), JSON.stringify(hb));
   };
   beat();

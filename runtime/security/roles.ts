@@ -39,7 +39,7 @@ export function rolePermissions(role: Role, name?: string): RolePermissions {
       return { pub: { allow: ['>'], deny: [] }, sub: { allow: ['>'], deny: [] } };
     case 'trainer':
       return {
-        pub: { allow: ['>'], deny: [kv(Bucket.Members), 'dcnr.hb.>', 'dcnr.ctl.fault.>', 'dcnr.ctl.revoke'] },
+        pub: { allow: ['>'], deny: [kv(Bucket.Members), kv(Bucket.Epochs), 'dcnr.hb.>', 'dcnr.ctl.fault.>', 'dcnr.ctl.revoke'] },
         sub: { allow: ['>'], deny: [] },
       };
     case 'pnode': {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Rng } from '../../runtime/rng.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
 import { readProgress } from '../../runtime/vnode-record.js';
+import { stateAuthOf } from '../../runtime/security/verifier.js';
 import type { ScenarioReport } from './report.js';
 
 /**
@@ -35,7 +36,7 @@ export async function pickPNodes(nc: NatsConnection, target: string | undefined,
 
 /** Updates every VNode applied (its persisted counter) vs one per step per VNode. */
 export async function countUpdates(nc: NatsConnection, model: ResolvedModel, steps: number): Promise<ScenarioReport['updates']> {
-  const store = new StateStore((await openBuckets(nc)).state, { chunkBytes: chunkBytesFor(nc) });
+  const store = new StateStore((await openBuckets(nc)).state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
   let applied = 0;
   let lost = 0;
   let duplicated = 0;

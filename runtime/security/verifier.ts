@@ -1,0 +1,74 @@
+/**
+ * Who may have sent a message or written a state: the receiving side of
+ * runtime/security/signing.ts. A VNode's outputs must be signed by the PNode that owned
+ * it at the epoch the message names (the supervisor's `dcnr_epochs` record, cached: a
+ * record never changes); a trainer's feeds by the deployment's `trainerKey`.
+ */
+import { Kvm, type KV } from '@nats-io/kv';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import { Bucket, epochKey, Header } from '../protocol.js';
+import { parseEpochRecord } from '../records.js';
+import { messageDigest, signatureTag, signerOf, verifySignature, type Signer } from './signing.js';
+
+export interface SenderCheck {
+  /** Null when `from` was entitled to send this; else why not (the message is rejected). */
+  message(h: MsgHdrs | undefined, payload: Uint8Array, m: { deployment: string; to: number; kind: string; seq: number; epoch: number; from: string; shape: string }, trainerKey: string | undefined): Promise<string | null>;
+  /** The key that owned VNode `index` at `epoch`, or null when no valid record says. */
+  ownerKey(deployment: string, index: number, epoch: number): Promise<string | null>;
+}
+
+export function createSenderCheck(o: { epochs: KV }): SenderCheck {
+  const owners = new Map<string, string>();
+  const ownerKey = async (deployment: string, index: number, epoch: number): Promise<string | null> => {
+    const key = epochKey(deployment, index, epoch);
+    const cached = owners.get(key);
+    if (cached) return cached;
+    const e = await o.epochs.get(key).catch(() => null);
+    if (!e || e.operation !== 'PUT' || e.length === 0) return null;
+    const r = parseEpochRecord(e.value);
+    if (!r.ok) return null;
+    if (owners.size > 100_000) owners.clear();
+    owners.set(key, r.value.publicKey);
+    return r.value.publicKey;
+  };
+  return {
+    ownerKey,
+    async message(h, payload, m, trainerKey) {
+      const signer = h?.get(Header.Signer) ?? '';
+      const signature = h?.get(Header.Signature) ?? '';
+      if (!signer || !signature) return 'unsigned: this network requires every message to be signed by its sender';
+      if (!verifySignature(signer, messageDigest(m, payload), signature)) return `bad signature from ${signer.slice(0, 12)}…`;
+      let entitled: string | null;
+      if (m.from === 'trainer') entitled = trainerKey ?? null;
+      else {
+        const index = Number(/^[A-Za-z0-9_-]+\.(\d+)\./.exec(m.from)?.[1] ?? NaN);
+        entitled = Number.isInteger(index) ? await ownerKey(m.deployment, index, m.epoch) : null;
+      }
+      if (entitled === null) return `no record of who may send as ${m.from} at epoch ${m.epoch}`;
+      if (entitled !== signer) return `forged sender: ${m.from} at epoch ${m.epoch} is ${entitled.slice(0, 12)}…, signed by ${signer.slice(0, 12)}…`;
+      return null;
+    },
+  };
+}
+
+// One check (and one cache of epoch records) per connection: every actor of a PNode shares it.
+const checks = new WeakMap<NatsConnection, Promise<SenderCheck>>();
+/** The sender check of `nc`'s process, bound to the epochs bucket (opened once). */
+export function senderCheckOf(nc: NatsConnection): Promise<SenderCheck> {
+  let c = checks.get(nc);
+  if (!c) {
+    c = new Kvm(nc).open(Bucket.Epochs).then((epochs) => createSenderCheck({ epochs }));
+    c.catch(() => checks.delete(nc));
+    checks.set(nc, c);
+  }
+  return c;
+}
+
+/** The message id of a signed message: the plain id plus a tag of its signature (no one can take it first). */
+export const signedMessageId = (plain: string, signature: string): string => `${plain}.${signatureTag(signature)}`;
+
+/** The state store's auth for `nc`'s process (auth on: it has a signer), else undefined. */
+export async function stateAuthOf(nc: NatsConnection): Promise<{ signer: Signer; ownerKey: SenderCheck['ownerKey'] } | undefined> {
+  const signer = signerOf(nc);
+  return signer && { signer, ownerKey: (await senderCheckOf(nc)).ownerKey };
+}
