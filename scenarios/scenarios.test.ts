@@ -33,7 +33,7 @@ test('a scenario definition is validated, naming the bad field', () => {
 
 test('the built-ins load; an unknown name or a file that is not a scenario gets a clear error', async () => {
   const names = builtinScenarios();
-  for (const n of ['kill-pnode', 'pause-pnode', 'restart-pnode', 'slow-pnode', 'kill-supervisor', 'restart-nats', 'kill-nats-node', 'partition', 'malformed-messages', 'churn']) {
+  for (const n of ['kill-pnode', 'pause-pnode', 'restart-pnode', 'slow-pnode', 'kill-supervisor', 'restart-nats', 'kill-nats-node', 'partition', 'malformed-messages', 'churn', 'hostile-client', 'rogue-pnode']) {
     assert.ok(names.includes(n), `built-in ${n}`);
     assert.is((await loadScenario(n)).spec.name, n);
   }
@@ -102,6 +102,11 @@ for (const name of quickSet.filter((n) => n !== 'kill-pnode')) {
     if (recoveries) assert.ok(report.recovery.length >= recoveries, `${report.recovery.length} PNodes recovered, want >= ${recoveries}`);
     // Slow is not dead: it heartbeats on, so nothing may be moved off it.
     if (name === 'slow-pnode') assert.is(report.recovery.length, 0, 'no PNode declared dead');
+    if (name === 'hostile-client' || name === 'rogue-pnode') {
+      assert.ok(report.attacks.attempted >= 7, `${report.attacks.attempted} attacks tried`);
+      assert.is(report.attacks.refused, report.attacks.attempted, JSON.stringify(report.attacks.list.filter((a) => !a.refused)));
+      assert.is(report.rejectedMessages, report.faults[0].injectedMessages, 'every forged message rejected by its signature');
+    }
     if (name === 'malformed-messages') {
       assert.ok(report.faults[0].injectedMessages! >= 10_000);
       assert.is(report.rejectedMessages, report.faults[0].injectedMessages);

@@ -1,5 +1,7 @@
 /** Every fault kind, by name (one line each). */
 import { churn } from './churn.js';
+import { hostileClient } from './hostile-client.js';
+import { roguePNode } from './rogue-pnode.js';
 import { killNatsNode } from './kill-nats-node.js';
 import { killPNode } from './kill-pnode.js';
 import { killSupervisor } from './kill-supervisor.js';
@@ -12,5 +14,5 @@ import { slowPNode } from './slow-pnode.js';
 import type { FaultKind } from './types.js';
 
 export const FAULT_KINDS: Record<string, FaultKind> = Object.fromEntries(
-  [killPNode, pausePNode, restartPNode, slowPNode, killSupervisor, restartNats, killNatsNode, partition, malformedMessages, churn].map((f) => [f.kind, f]),
+  [killPNode, pausePNode, restartPNode, slowPNode, killSupervisor, restartNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode].map((f) => [f.kind, f]),
 );

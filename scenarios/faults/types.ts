@@ -7,6 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { ResolvedModel } from '../../runtime/model.js';
 import type { Rng } from '../../runtime/rng.js';
 import type { ScenarioCluster } from '../runner/cluster.js';
+import type { Authority } from '../../runtime/security/authority.js';
 
 /** What the private cluster must provide for a fault kind. */
 export interface ClusterNeeds {
@@ -44,6 +45,8 @@ export interface FaultContext {
   /** The supervisor's detection timeout. */
   detectMs: number;
   log(line: string): void;
+  /** The network authority (auth on): attackers' credentials are issued from it. */
+  authority: Authority | undefined;
   /** Resolve a target to live PNode ids (`all` gives several). Throws when none is alive. */
   pickPNodes(target: string | undefined): Promise<string[]>;
 }
@@ -61,6 +64,15 @@ export interface InjectedFault {
   expectDead: string[];
   /** Bad envelopes injected (malformed-messages): each must be rejected and counted. */
   injectedMessages?: number;
+  /** Attacks tried (hostile-client, rogue-pnode): each refused by nats-server or by a signature check. */
+  attacks?: Attack[];
+  detail: string;
+}
+
+/** One attack and whether it was refused (by nats-server's permissions, or by a check that must hold). */
+export interface Attack {
+  name: string;
+  refused: boolean;
   detail: string;
 }
 

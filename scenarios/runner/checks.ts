@@ -30,6 +30,10 @@ export function judge(report: ScenarioReport, scenario: Scenario, c: CheckInput)
     check('no message rejected', report.rejectedMessages === 0, `${report.rejectedMessages} rejected`);
   }
   check('a PNode alive at the end', c.alive > 0, `${c.alive} alive`);
+  if (report.attacks.attempted > 0) {
+    const through = report.attacks.list.filter((a) => !a.refused).map((a) => a.name);
+    check('every attack refused', through.length === 0, through.length ? `not refused: ${through.join('; ')}` : `${report.attacks.refused} of ${report.attacks.attempted} refused`);
+  }
   for (const own of scenario.checks) report.checks.push(own(report));
   report.passed = report.checks.every((x) => x.passed);
   const failed = report.checks.find((x) => !x.passed);

@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { startLocalCluster, type LocalCluster } from '../../cluster/local-cluster.js';
-import { authDefault, ensureAuthority } from '../../runtime/security/authority.js';
+import { authDefault, ensureAuthority, type Authority } from '../../runtime/security/authority.js';
 import { startNatsCluster, startNatsServer, type NatsServer } from '../../cluster/nats-server.js';
 import type { ClusterNeeds } from '../faults/types.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
@@ -28,6 +28,8 @@ export interface ScenarioCluster {
   nats: NatsServer[];
   /** Child processes by name: `supervisor`, `pnode-1` … */
   procs: Map<string, ChildProcess>;
+  /** The network authority when auth is on. */
+  authority: Authority | undefined;
   /** Proxies by PNode name (when the scenario needs them). */
   proxies: Map<string, TcpProxy>;
   exits: ChildExit[];
@@ -85,6 +87,7 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
     url,
     nats,
     procs: local.procs,
+    authority,
     proxies,
     exits,
     expectExit: (name) => void expected.add(name),

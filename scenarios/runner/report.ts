@@ -19,6 +19,8 @@ export interface ScenarioReport {
   updates: { expected: number; applied: number; lost: number; duplicated: number };
   fencedWrites: number;
   rejectedMessages: number;
+  /** Attacks the faults tried (hostile-client, rogue-pnode) and how many were refused. */
+  attacks: { attempted: number; refused: number; list: Array<{ name: string; refused: boolean; detail: string }> };
   /** Unexpected process exits (crashes). */
   crashes: Array<{ name: string; code: number | null; signal: string | null }>;
   paramsHash: string | null;
@@ -54,6 +56,7 @@ export function formatReport(r: ScenarioReport): string {
     `updates     expected ${r.updates.expected}, applied ${r.updates.applied}, lost ${r.updates.lost}, duplicated ${r.updates.duplicated}`,
     `fenced      ${r.fencedWrites} stale writes refused`,
     `rejected    ${r.rejectedMessages} messages (dead-lettered, counted)`,
+    ...(r.attacks.attempted ? [`attacks     ${r.attacks.refused} of ${r.attacks.attempted} refused`, ...r.attacks.list.map((a) => `  ${a.refused ? 'refused' : 'NOT REFUSED'}  ${a.name}: ${a.detail}`)] : []),
     `params      ${r.paramsHash?.slice(0, 16) ?? '—'}… vs baseline ${r.baselineParamsHash?.slice(0, 16) ?? '—'}… ${r.identical ? 'IDENTICAL' : 'DIFFERENT'}`,
     `final loss  ${r.finalLoss?.toFixed(4) ?? '—'} (baseline ${r.baselineFinalLoss?.toFixed(4) ?? '—'})`,
     '',

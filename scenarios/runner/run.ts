@@ -132,6 +132,7 @@ async function faultedRun(
     rng: createRng(`scenario:${spec.name}:${seed}`),
     detectMs: spec.detectMs,
     log,
+    authority: cluster.authority,
     pickPNodes: (target) => pickPNodes(nc, target, createRng(`pick:${spec.name}:${seed}:${injector?.injected.length ?? 0}`)),
   };
   const faults = (injector = scheduleFaults(spec.faults, ctx, log));
@@ -185,6 +186,10 @@ async function reportOf(
     updates: r.trainError ? { expected, applied: 0, lost: expected, duplicated: 0 } : await countUpdates(r.nc, r.model, spec.steps),
     fencedWrites: r.events.filter((e) => e.type === 'fenced' && e.cause === 'write').length,
     rejectedMessages: await deadLettered(r.nc, r.model.spec.name),
+    attacks: (() => {
+      const list = r.injector.injected.flatMap((f) => f.attacks ?? []);
+      return { attempted: list.length, refused: list.filter((a) => a.refused).length, list };
+    })(),
     crashes: r.cluster.exits.filter((x) => !x.expected).map(({ name, code, signal }) => ({ name, code, signal })),
     paramsHash: r.result?.paramsHash ?? null,
     baselineParamsHash: r.baseline.paramsHash,
