@@ -61,6 +61,8 @@ export const BenchResult = z.object({
       })
       .optional(),
     depths: z.array(z.object({ depth: z.number().int(), sps: num, testAccuracy: num })).optional(),
+    /** Auth on (signed messages and state, the default) against --no-auth, same run. */
+    auth: z.object({ singleSps: num, singleNoAuthSps: num, clusterSps: num, clusterNoAuthSps: num, identical: z.boolean() }).optional(),
     /** wide-mlp (784-2048-2048-10), batch 256: the compute-bound model. */
     wide: z.object({
       steps: z.number().int(),

@@ -85,6 +85,12 @@ export interface TrainBench {
   };
   /** 3 PNodes at pipeline depth 0, 2 (the default: the `cluster` run) and 4: samples/s and test accuracy. */
   depths: Array<{ depth: number; sps: number; testAccuracy: number }>;
+  /**
+   * What security costs: the one-process and 3-PNode runs above have auth on (every
+   * message and state commit signed and verified, the default); the same with `--no-auth`.
+   * `identical`: all four ended with the same paramsHash.
+   */
+  auth: { singleSps: number; singleNoAuthSps: number; clusterSps: number; clusterNoAuthSps: number; identical: boolean };
   wide: WideTrainBench;
 }
 
@@ -248,6 +254,18 @@ export const trainBenchmark: Benchmark<TrainBench> = {
       ctx.progress(`train: 3 PNodes depth ${depth}: ${sig(r.samplesPerSec)} samples/s, test accuracy ${(r.testAccuracy * 100).toFixed(2)}%`);
     }
 
+    ctx.progress(`train: one process and 3 PNodes with --no-auth (the cost of signing) …`);
+    const singleNoAuth = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--no-auth', '--store', join(ctx.workDir, 'train-noauth-single')]);
+    const clusterNoAuth = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--no-auth', '--store', join(ctx.workDir, 'train-noauth-cluster')]);
+    const auth: TrainBench['auth'] = {
+      singleSps: sig(single.samplesPerSec),
+      singleNoAuthSps: sig(singleNoAuth.samplesPerSec),
+      clusterSps: sig(cluster.samplesPerSec),
+      clusterNoAuthSps: sig(clusterNoAuth.samplesPerSec),
+      identical: [singleNoAuth, cluster, clusterNoAuth].every((r) => r.paramsHash === single.paramsHash),
+    };
+    ctx.progress(`train: auth on/off: one process ${auth.singleSps}/${auth.singleNoAuthSps}, 3 PNodes ${auth.clusterSps}/${auth.clusterNoAuthSps} samples/s`);
+
     let torchSps: number | null = null;
     const data = torchInfo() ? torchData(ctx) : null;
     if (data) {
@@ -268,6 +286,7 @@ export const trainBenchmark: Benchmark<TrainBench> = {
       breakdown: split,
       checkpoints,
       depths,
+      auth,
       wide,
     };
   },
