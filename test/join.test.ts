@@ -1,6 +1,6 @@
 /**
  * Permissionless join and revocation, for real: a `dcnr pnode --join` process joins a
- * running cluster (auth on) through the supervisor's registrar with nothing but the
+ * running `dcnr up` cluster (auth on) through the supervisor's registrar with nothing but the
  * registrar's URL, gets VNodes of a training run, and is revoked with `dcnr revoke`:
  * nats-server closes its connection, the process exits, its VNodes move, the run
  * completes, and the same key is refused if it tries again. The admission policies
@@ -13,7 +13,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../actors/index.js';
-import { startLocalCluster, startPrivateNats } from '../cluster/local-cluster.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { startPrivateNats } from '../cluster/local-cluster.js';
 import { connectNats, forgetCreds } from '../cluster/process.js';
 import { readView, waitForPNodes } from '../cluster/view.js';
 import { createKernels } from '../runtime/kernels/index.js';
@@ -26,17 +27,26 @@ import { waitFor } from './helpers/wait.js';
 
 const BIN = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
 
-test('a PNode joins a running cluster with one command, gets VNodes, and is revoked', async () => {
+test('a PNode joins a running `dcnr up` cluster with one command, gets VNodes, and is revoked', async () => {
   const dir = tempDir('dcnr-join-');
-  const cluster = await startLocalCluster({ pnodes: 1, storeDir: dir });
-  const nc = await connectNats(cluster.url, 'join-test');
+  const store = join(dir, 'store');
+  const up = spawn(process.execPath, [BIN, 'up', '--pnodes', '1', '--no-dashboard', '--store', store], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let banner = '';
+  up.stdout!.on('data', (d) => (banner += d));
+  up.stderr!.resume();
   let joiner: ChildProcess | undefined;
+  let nc: NatsConnection | undefined;
   try {
-    assert.ok(cluster.registrarUrl, 'auth on: the cluster has a registrar');
+    await waitFor('the banner of dcnr up', () => banner.includes('Ctrl-C stops everything'), 60_000);
+    const natsUrl = /on (nats:\/\/127\.0\.0\.1:\d+)/.exec(banner)![1];
+    const registrarUrl = /pnode --join (http:\/\/127\.0\.0\.1:\d+\/)/.exec(banner)?.[1];
+    assert.ok(registrarUrl, `dcnr up prints the join command:\n${banner}`);
+    const admin = join(store, 'auth', 'admin.creds');
+    nc = await connectNats(natsUrl, 'join-test', admin);
     await waitForPNodes(nc, 1);
-    // Nothing but the registrar's URL: no credentials, no NATS URL.
+    // From "another shell": nothing but the registrar's URL — no credentials, no NATS URL.
     const identity = join(dir, 'joiner.nk');
-    joiner = spawn(process.execPath, [BIN, 'pnode', '--join', cluster.registrarUrl!, '--name', 'joiner', '--identity', identity], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DCNR_CREDS: '' } });
+    joiner = spawn(process.execPath, [BIN, 'pnode', '--join', registrarUrl!, '--name', 'joiner', '--identity', identity], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DCNR_CREDS: '' } });
     let out = '';
     joiner.stdout!.on('data', (d) => (out += d));
     joiner.stderr!.on('data', (d) => (out += d));
@@ -46,36 +56,38 @@ test('a PNode joins a running cluster with one command, gets VNodes, and is revo
     const model = resolveModel(loadModelSpec('mnist-mlp'));
     const stop = new AbortController();
     const training = train({ nc, model, steps: 3000, batch: 16, seed: 3, kernels: await createKernels(), signal: stop.signal });
-    await waitFor('the joiner to host VNodes', async () => ((await readView(nc))?.pnodes.find((p) => p.id === 'joiner')?.vnodes.length ?? 0) > 0, 60_000);
+    await waitFor('the joiner to host VNodes', async () => ((await readView(nc!))?.pnodes.find((p) => p.id === 'joiner')?.vnodes.length ?? 0) > 0, 60_000);
 
-    const revoke = spawnSync(process.execPath, [BIN, 'revoke', 'joiner', '--nats', cluster.url, '--json'], { encoding: 'utf8', env: { ...process.env, DCNR_CREDS: cluster.creds!.admin } });
+    const revoke = spawnSync(process.execPath, [BIN, '--creds', admin, 'revoke', 'joiner', '--nats', natsUrl, '--json'], { encoding: 'utf8' });
     assert.is(revoke.status, 0, `dcnr revoke failed: ${revoke.stderr}`);
     const reply = JSON.parse(revoke.stdout.trim().split('\n').at(-1)!) as { ok: boolean; keys: string[] };
     assert.ok(reply.ok && reply.keys.length === 1, `revoke reply: ${revoke.stdout}`);
-    assert.is(reply.keys[0], loadOrCreateIdentity(identity).getPublicKey(), 'the joiner\'s own key is revoked');
+    assert.is(reply.keys[0], loadOrCreateIdentity(identity).getPublicKey(), "the joiner's own key is revoked");
 
     const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 30_000))]);
     assert.is(code, 1, `the revoked PNode exits (it cannot talk to NATS any more); output:\n${out}`);
     assert.match(out, /NATS closed our connection/);
     await waitFor('the joiner to be dead and its VNodes moved', async () => {
-      const v = await readView(nc);
+      const v = await readView(nc!);
       return v?.pnodes.find((p) => p.id === 'joiner')?.alive === false && (v?.pnodes.find((p) => p.id === 'pnode-1')?.vnodes.length ?? 0) === model.vnodes.length;
     }, 30_000);
     stop.abort();
     await training.catch(() => {});
 
     // The same key again: refused with the registrar's reason, one line.
-    const again = spawnSync(process.execPath, [BIN, 'pnode', '--join', cluster.registrarUrl!, '--name', 'joiner', '--identity', identity], { encoding: 'utf8', env: { ...process.env, DCNR_CREDS: '' }, timeout: 60_000 });
+    const again = spawnSync(process.execPath, [BIN, 'pnode', '--join', registrarUrl!, '--name', 'joiner', '--identity', identity], { encoding: 'utf8', env: { ...process.env, DCNR_CREDS: '' }, timeout: 60_000 });
     assert.is(again.status, 1);
     assert.match(again.stderr, /refused joiner: this key was revoked/);
     // Another key under the revoked PNode's name: the name is taken.
-    const other = spawnSync(process.execPath, [BIN, 'pnode', '--join', cluster.registrarUrl!, '--name', 'joiner', '--identity', join(dir, 'other.nk')], { encoding: 'utf8', env: { ...process.env, DCNR_CREDS: '' }, timeout: 60_000 });
+    const other = spawnSync(process.execPath, [BIN, 'pnode', '--join', registrarUrl!, '--name', 'joiner', '--identity', join(dir, 'other.nk')], { encoding: 'utf8', env: { ...process.env, DCNR_CREDS: '' }, timeout: 60_000 });
     assert.is(other.status, 1);
     assert.match(other.stderr, /the name joiner belongs to another key/);
   } finally {
     joiner?.kill('SIGKILL');
-    await nc.close();
-    await cluster.stop();
+    await nc?.close();
+    const gone = new Promise((r) => up.once('exit', r));
+    up.kill('SIGINT');
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 15_000))]);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,0 +1,123 @@
+/**
+ * Signed state against a real nats-server with auth: a PNode may write `dcnr_state`
+ * (ownership moves), so what keeps it from writing another VNode's state is the owner's
+ * signature. A meta the owner of its epoch did not sign is never loaded and is written
+ * over by the owner's next commit; a blob that does not hash as the signed meta says is
+ * refused; a verifier without the epoch record refuses too. Messages: a forged sender is
+ * told apart from the owner.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { rmSync } from 'node:fs';
+import { Kvm } from '@nats-io/kv';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { startPrivateNats } from '../cluster/local-cluster.js';
+import { connectNats, forgetCreds } from '../cluster/process.js';
+import type { NatsServer } from '../cluster/nats-server.js';
+import { assignOwner, openBuckets, type Buckets } from '../runtime/cluster-state.js';
+import { Bucket, Header, stateMetaKey } from '../runtime/protocol.js';
+import { writeCreds, type Authority } from '../runtime/security/authority.js';
+import { messageDigest, signerOf, signToText } from '../runtime/security/signing.js';
+import { senderCheckOf, stateAuthOf } from '../runtime/security/verifier.js';
+import { StateStore } from '../runtime/state-store.js';
+import { tempDir } from './helpers/nats.js';
+
+const dir = tempDir('dcnr-signed-state-');
+let server: NatsServer;
+let authority: Authority;
+let admin: NatsConnection;
+let buckets: Buckets;
+const conns: NatsConnection[] = [];
+
+test.before(async () => {
+  const own = await startPrivateNats(dir, true);
+  server = own.server;
+  authority = own.authority!;
+  admin = await connectNats(server.url, 'signed-state-admin', own.adminCreds);
+  buckets = await openBuckets(admin);
+});
+
+test.after(async () => {
+  for (const c of conns) await c.close().catch(() => {});
+  await admin?.close();
+  forgetCreds(server.url);
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function pnode(name: string): Promise<NatsConnection> {
+  const nc = await connectNats(server.url, name, await writeCreds(authority, 'pnode', name));
+  conns.push(nc);
+  return nc;
+}
+
+const write = (epoch: number, w: number) => ({ type: 'layer.dense', typeVersion: 1, generation: 1, epoch, snapshot: { w }, tensors: { W: new Float32Array([w, w + 1, w + 2]) }, stash: new Map() });
+
+test("a rogue PNode's meta over another's VNode is never loaded, and the owner writes over it", async () => {
+  const owner = await pnode('owner');
+  const rogue = await pnode('rogue');
+  const record = await assignOwner(buckets.owners, 'dep', 1, 'owner', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey });
+  const ownerStore = new StateStore(await new Kvm(owner).open(Bucket.State), { auth: await stateAuthOf(owner) });
+  const first = await ownerStore.write('dep', 1, null, write(record.epoch, 1));
+  const reader = new StateStore(await new Kvm(admin).open(Bucket.State), { auth: await stateAuthOf(admin) });
+  assert.ok(await reader.read('dep', 1), "the owner's meta verifies");
+
+  // The rogue's own signed state, over the owner's meta: its permissions allow the write.
+  const rogueStore = new StateStore(await new Kvm(rogue).open(Bucket.State), { auth: await stateAuthOf(rogue) });
+  await rogueStore.write('dep', 1, first, write(record.epoch, 666));
+  await reader.read('dep', 1).then(
+    () => assert.unreachable('the forged meta was loaded'),
+    (err: Error) => assert.match(err.message, /damaged: not written by the owner of epoch 1/),
+  );
+  // The owner's next commit writes over it (junk, not a newer owner: it is not fenced).
+  const second = await ownerStore.write('dep', 1, first, write(record.epoch, 2));
+  const back = await reader.read('dep', 1);
+  assert.is(back?.revision, second.revision);
+  assert.equal((await reader.load(back!.meta)).tensors.W, new Float32Array([2, 3, 4]));
+
+  // A blob overwritten under the signed meta: refused at load.
+  const blob = second.meta.tensors.W.key;
+  await (await new Kvm(rogue).open(Bucket.State)).put(blob, new Uint8Array(new Float32Array([9, 9, 9]).buffer));
+  await reader.load(second.meta).then(
+    () => assert.unreachable('a tampered blob was loaded'),
+    (err: Error) => assert.match(err.message, /does not hash as its signed meta says/),
+  );
+  // Unsigned state (a store without auth wrote it) is refused by a reader with auth.
+  const plain = new StateStore(await new Kvm(owner).open(Bucket.State));
+  const c = await plain.write('dep', 2, null, write(record.epoch, 5));
+  assert.ok(c);
+  await reader.read('dep', 2).then(
+    () => assert.unreachable('unsigned state was loaded'),
+    (err: Error) => assert.match(err.message, /unsigned/),
+  );
+  await (await new Kvm(admin).open(Bucket.State)).delete(stateMetaKey('dep', 2));
+});
+
+test('a message is entitled only when its signer owned the sending VNode at that epoch', async () => {
+  const owner = await pnode('owner-m');
+  const rogue = await pnode('rogue-m');
+  const r = await assignOwner(buckets.owners, 'msgs', 0, 'owner-m', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey });
+  const check = await senderCheckOf(admin);
+  const fields = { deployment: 'msgs', to: 1, kind: 'fwd', seq: 3, epoch: r.epoch, from: 'msgs.0.layer.dense', shape: '1,2' };
+  const payload = new Uint8Array(new Float32Array([1, 2]).buffer);
+  const signed = (nc: NatsConnection, p = payload) => {
+    const h = headers();
+    const s = signerOf(nc)!;
+    h.set(Header.Signer, s.publicKey);
+    h.set(Header.Signature, signToText(s, messageDigest(fields, p)));
+    return h;
+  };
+  assert.is(await check.message(signed(owner), payload, fields, undefined), null, "the owner's message is entitled");
+  assert.match((await check.message(signed(rogue), payload, fields, undefined)) ?? 'accepted', /forged sender: msgs\.0\.layer\.dense at epoch 1/);
+  assert.match((await check.message(signed(owner), new Uint8Array(8), fields, undefined)) ?? 'accepted', /bad signature/, 'a changed payload breaks the signature');
+  assert.match((await check.message(headers(), payload, fields, undefined)) ?? 'accepted', /unsigned/);
+  assert.match((await check.message(signed(owner), payload, { ...fields, epoch: 9 }, undefined)) ?? 'accepted', /bad signature|no record of who may send/, 'another epoch is not what was signed');
+  const asTrainer = { ...fields, from: 'trainer', epoch: 0 };
+  const t = headers();
+  t.set(Header.Signer, signerOf(rogue)!.publicKey);
+  t.set(Header.Signature, signToText(signerOf(rogue)!, messageDigest(asTrainer, payload)));
+  assert.match((await check.message(t, payload, asTrainer, signerOf(owner)!.publicKey)) ?? 'accepted', /forged sender: trainer/);
+  assert.is(await check.message(t, payload, asTrainer, signerOf(rogue)!.publicKey), null, 'the deployment\'s own trainer key is entitled');
+});
+
+test.run();
