@@ -103,7 +103,7 @@ export interface OwnershipRecord {
  * an ownership record (anyone can write one) hides the real epoch, and is replaced by
  * CAS on its revision with an epoch above both.
  */
-export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0, signed?: { epochs: KV; publicKey: string }): Promise<OwnershipRecord> {
+export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0, signed?: { epochs: KV; publicKey: string; generation: number }): Promise<OwnershipRecord> {
   const key = ownerKey(deployment, index);
   for (let attempt = 0; attempt < 10; attempt++) {
     const e = await kv.get(key);
@@ -112,7 +112,7 @@ export async function assignOwner(kv: KV, deployment: string, index: number, pno
     const record: OwnershipRecord = { pnode, epoch, assignedAt: new Date().toISOString() };
     const bytes = JSON.stringify(record);
     // The epoch's key first: by the time anyone runs under the epoch, its signer is known.
-    if (signed) await signed.epochs.put(epochKey(deployment, index, epoch), JSON.stringify({ pnode, publicKey: signed.publicKey } satisfies EpochRecord));
+    if (signed) await signed.epochs.put(epochKey(deployment, signed.generation, index, epoch), JSON.stringify({ pnode, publicKey: signed.publicKey } satisfies EpochRecord));
     try {
       if (e) await kv.update(key, bytes, e.revision);
       else await kv.create(key, bytes);

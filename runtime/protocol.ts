@@ -96,7 +96,7 @@ export const Bucket = {
   Members: 'dcnr_members',
   /**
    * Who owned a VNode at each epoch, with that owner's key (`EpochRecord` under
-   * `<vnodeKey>.<epoch>`), written before the ownership record that starts the epoch;
+   * `<deployment>.<generation>.<index>.<epoch>`), written before the ownership record that starts the epoch;
    * only the supervisor (or the local trainer) may write it. Receivers check signatures
    * against it (runtime/security/verifier.ts).
    */
@@ -242,7 +242,8 @@ export const stateMetaKey = (deployment: string, index: number) => `${deployment
 export const stateBlobKey = (deployment: string, index: number, tensor: string, epoch: number, version: number) =>
   `${deployment}.${index}.t.${tensor}.${epoch}.${version}`;
 export const ownerKey = (deployment: string, index: number) => `${deployment}.${index}`;
-export const epochKey = (deployment: string, index: number, epoch: number) => `${deployment}.${index}.${epoch}`;
+/** Epochs restart with each generation of a deployment (a fresh run under the same name): both name the record. */
+export const epochKey = (deployment: string, generation: number, index: number, epoch: number) => `${deployment}.${generation}.${index}.${epoch}`;
 
 /** JetStream message id used to de-duplicate re-sent outputs (a resend after a crash or a move). */
 export const messageId = (deployment: string, index: number, port: Port, kind: MessageKind, seq: number) =>

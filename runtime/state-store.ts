@@ -40,7 +40,7 @@ export interface BlobRef {
  */
 export interface StateAuth {
   signer: Signer;
-  ownerKey(deployment: string, index: number, epoch: number): Promise<string | null>;
+  ownerKey(deployment: string, generation: number, index: number, epoch: number): Promise<string | null>;
 }
 
 /** The committed record of a VNode's state. */
@@ -284,7 +284,7 @@ export class StateStore {
     const { signer, signature, ...rest } = JSON.parse(new TextDecoder().decode(raw)) as Record<string, unknown>;
     if (typeof signer !== 'string' || typeof signature !== 'string') return 'unsigned: this network requires state signed by its owner';
     if (!verifySignature(signer, metaDigest(JSON.stringify(rest)), signature)) return `bad signature from ${signer.slice(0, 12)}…`;
-    const owner = await this.#auth!.ownerKey(meta.deployment, meta.index, meta.epoch);
+    const owner = await this.#auth!.ownerKey(meta.deployment, meta.generation, meta.index, meta.epoch);
     if (owner !== signer) return `not written by the owner of epoch ${meta.epoch} (signed by ${signer.slice(0, 12)}…)`;
     if (blobRefs(meta).some((r) => r.sha256 === undefined)) return 'a blob without a hash';
     return null;

@@ -503,7 +503,7 @@ export class VNodeActor {
     const m = checked.msg;
     if (this.#signer) {
       const shape = raw.headers?.get(Header.Shape) ?? '';
-      const forged = await (await senderCheckOf(this.#o.nc)).message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey);
+      const forged = await (await senderCheckOf(this.#o.nc)).message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey, this.#o.generation);
       if (forged) {
         this.#expect(this.#tell({ type: 'INVALID' }), 'rejecting');
         return this.#reject(raw, forged);

@@ -20,7 +20,7 @@
  * and replays from the oldest unacked message; seq watermarks drop what was applied.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { assignOwner, openBuckets, subscribeClusterEvents, type DeploymentRecord, type OwnershipRecord } from '../runtime/cluster-state.js';
+import { assignOwner, openBuckets, readDeployment, subscribeClusterEvents, type DeploymentRecord, type OwnershipRecord } from '../runtime/cluster-state.js';
 import { silentLog, type ComponentLog } from '../runtime/log.js';
 import { Subject, type ClusterEvent, type SupervisorView } from '../runtime/protocol.js';
 import { parseDeploymentRecord, parseOwnershipRecord, rejectOnce } from '../runtime/records.js';
@@ -125,7 +125,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     const from = was?.pnode ?? null;
     // Auth on: the new owner's key (from its heartbeat) is recorded for the epoch first.
     const key = members.members.get(m.pnode)?.hb.publicKey;
-    const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, was?.epoch, key ? { epochs: buckets.epochs, publicKey: key } : undefined);
+    const generation = key ? (await readDeployment(buckets.deployments, dep))?.generation : undefined;
+    const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, was?.epoch, key && generation ? { epochs: buckets.epochs, publicKey: key, generation } : undefined);
     owners.records.set(m.vnode, record); // ahead of the watch: the next tick must see it
     escalated.delete(m.vnode);
     emit({ type: 'assigned', vnode: m.vnode, pnode: m.pnode, epoch: record.epoch, from, reason: m.reason, at: Date.now() });

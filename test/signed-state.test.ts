@@ -56,7 +56,7 @@ const write = (epoch: number, w: number) => ({ type: 'layer.dense', typeVersion:
 test("a rogue PNode's meta over another's VNode is never loaded, and the owner writes over it", async () => {
   const owner = await pnode('owner');
   const rogue = await pnode('rogue');
-  const record = await assignOwner(buckets.owners, 'dep', 1, 'owner', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey });
+  const record = await assignOwner(buckets.owners, 'dep', 1, 'owner', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 1 });
   const ownerStore = new StateStore(await new Kvm(owner).open(Bucket.State), { auth: await stateAuthOf(owner) });
   const first = await ownerStore.write('dep', 1, null, write(record.epoch, 1));
   const reader = new StateStore(await new Kvm(admin).open(Bucket.State), { auth: await stateAuthOf(admin) });
@@ -96,7 +96,7 @@ test("a rogue PNode's meta over another's VNode is never loaded, and the owner w
 test('a message is entitled only when its signer owned the sending VNode at that epoch', async () => {
   const owner = await pnode('owner-m');
   const rogue = await pnode('rogue-m');
-  const r = await assignOwner(buckets.owners, 'msgs', 0, 'owner-m', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey });
+  const r = await assignOwner(buckets.owners, 'msgs', 0, 'owner-m', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 7 });
   const check = await senderCheckOf(admin);
   const fields = { deployment: 'msgs', to: 1, kind: 'fwd', seq: 3, epoch: r.epoch, from: 'msgs.0.layer.dense', shape: '1,2' };
   const payload = new Uint8Array(new Float32Array([1, 2]).buffer);
@@ -107,17 +107,18 @@ test('a message is entitled only when its signer owned the sending VNode at that
     h.set(Header.Signature, signToText(s, messageDigest(fields, p)));
     return h;
   };
-  assert.is(await check.message(signed(owner), payload, fields, undefined), null, "the owner's message is entitled");
-  assert.match((await check.message(signed(rogue), payload, fields, undefined)) ?? 'accepted', /forged sender: msgs\.0\.layer\.dense at epoch 1/);
-  assert.match((await check.message(signed(owner), new Uint8Array(8), fields, undefined)) ?? 'accepted', /bad signature/, 'a changed payload breaks the signature');
-  assert.match((await check.message(headers(), payload, fields, undefined)) ?? 'accepted', /unsigned/);
-  assert.match((await check.message(signed(owner), payload, { ...fields, epoch: 9 }, undefined)) ?? 'accepted', /bad signature|no record of who may send/, 'another epoch is not what was signed');
+  assert.is(await check.message(signed(owner), payload, fields, undefined, 7), null, "the owner's message is entitled");
+  assert.match((await check.message(signed(owner), payload, fields, undefined, 8)) ?? 'accepted', /no record of who may send/, 'another generation (a fresh run under the same name) has its own owners');
+  assert.match((await check.message(signed(rogue), payload, fields, undefined, 7)) ?? 'accepted', /forged sender: msgs\.0\.layer\.dense at epoch 1/);
+  assert.match((await check.message(signed(owner), new Uint8Array(8), fields, undefined, 7)) ?? 'accepted', /bad signature/, 'a changed payload breaks the signature');
+  assert.match((await check.message(headers(), payload, fields, undefined, 7)) ?? 'accepted', /unsigned/);
+  assert.match((await check.message(signed(owner), payload, { ...fields, epoch: 9 }, undefined, 7)) ?? 'accepted', /bad signature|no record of who may send/, 'another epoch is not what was signed');
   const asTrainer = { ...fields, from: 'trainer', epoch: 0 };
   const t = headers();
   t.set(Header.Signer, signerOf(rogue)!.publicKey);
   t.set(Header.Signature, signToText(signerOf(rogue)!, messageDigest(asTrainer, payload)));
-  assert.match((await check.message(t, payload, asTrainer, signerOf(owner)!.publicKey)) ?? 'accepted', /forged sender: trainer/);
-  assert.is(await check.message(t, payload, asTrainer, signerOf(rogue)!.publicKey), null, 'the deployment\'s own trainer key is entitled');
+  assert.match((await check.message(t, payload, asTrainer, signerOf(owner)!.publicKey, 7)) ?? 'accepted', /forged sender: trainer/);
+  assert.is(await check.message(t, payload, asTrainer, signerOf(rogue)!.publicKey, 7), null, 'the deployment\'s own trainer key is entitled');
 });
 
 test.run();

@@ -104,7 +104,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const pnode = o.pnode ?? `local-${process.pid}`;
     host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
     for (const v of model.vnodes) {
-      const owner = await assignOwner(buckets.owners, dep, v.index, pnode, 0, signer && { epochs: buckets.epochs, publicKey: signer.publicKey });
+      const owner = await assignOwner(buckets.owners, dep, v.index, pnode, 0, signer && { epochs: buckets.epochs, publicKey: signer.publicKey, generation });
       hosted.push(host.host({ model, seed: o.seed, generation, trainerKey: signer?.publicKey }, v.index, owner.epoch));
     }
   }

@@ -1,8 +1,9 @@
 /**
  * Who may have sent a message or written a state: the receiving side of
  * runtime/security/signing.ts. A VNode's outputs must be signed by the PNode that owned
- * it at the epoch the message names (the supervisor's `dcnr_epochs` record, cached: a
- * record never changes); a trainer's feeds by the deployment's `trainerKey`.
+ * it at the epoch the message names, in the receiver's generation of the deployment
+ * (the supervisor's `dcnr_epochs` record, cached: a record of one generation never
+ * changes); a trainer's feeds by the deployment's `trainerKey`.
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
@@ -12,15 +13,15 @@ import { messageDigest, signatureTag, signerOf, verifySignature, type Signer } f
 
 export interface SenderCheck {
   /** Null when `from` was entitled to send this; else why not (the message is rejected). */
-  message(h: MsgHdrs | undefined, payload: Uint8Array, m: { deployment: string; to: number; kind: string; seq: number; epoch: number; from: string; shape: string }, trainerKey: string | undefined): Promise<string | null>;
-  /** The key that owned VNode `index` at `epoch`, or null when no valid record says. */
-  ownerKey(deployment: string, index: number, epoch: number): Promise<string | null>;
+  message(h: MsgHdrs | undefined, payload: Uint8Array, m: { deployment: string; to: number; kind: string; seq: number; epoch: number; from: string; shape: string }, trainerKey: string | undefined, generation: number): Promise<string | null>;
+  /** The key that owned VNode `index` of that generation at `epoch`, or null when no valid record says. */
+  ownerKey(deployment: string, generation: number, index: number, epoch: number): Promise<string | null>;
 }
 
 export function createSenderCheck(o: { epochs: KV }): SenderCheck {
   const owners = new Map<string, string>();
-  const ownerKey = async (deployment: string, index: number, epoch: number): Promise<string | null> => {
-    const key = epochKey(deployment, index, epoch);
+  const ownerKey = async (deployment: string, generation: number, index: number, epoch: number): Promise<string | null> => {
+    const key = epochKey(deployment, generation, index, epoch);
     const cached = owners.get(key);
     if (cached) return cached;
     const e = await o.epochs.get(key).catch(() => null);
@@ -33,7 +34,7 @@ export function createSenderCheck(o: { epochs: KV }): SenderCheck {
   };
   return {
     ownerKey,
-    async message(h, payload, m, trainerKey) {
+    async message(h, payload, m, trainerKey, generation) {
       const signer = h?.get(Header.Signer) ?? '';
       const signature = h?.get(Header.Signature) ?? '';
       if (!signer || !signature) return 'unsigned: this network requires every message to be signed by its sender';
@@ -42,7 +43,7 @@ export function createSenderCheck(o: { epochs: KV }): SenderCheck {
       if (m.from === 'trainer') entitled = trainerKey ?? null;
       else {
         const index = Number(/^[A-Za-z0-9_-]+\.(\d+)\./.exec(m.from)?.[1] ?? NaN);
-        entitled = Number.isInteger(index) ? await ownerKey(m.deployment, index, m.epoch) : null;
+        entitled = Number.isInteger(index) ? await ownerKey(m.deployment, generation, index, m.epoch) : null;
       }
       if (entitled === null) return `no record of who may send as ${m.from} at epoch ${m.epoch}`;
       if (entitled !== signer) return `forged sender: ${m.from} at epoch ${m.epoch} is ${entitled.slice(0, 12)}…, signed by ${signer.slice(0, 12)}…`;
