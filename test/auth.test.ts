@@ -12,42 +12,27 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { ensureDeploymentStreams } from '../runtime/mailbox.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { startPrivateNats } from '../cluster/local-cluster.js';
-import { connectNats, forgetCreds } from '../cluster/process.js';
+import { connectNats } from '../cluster/process.js';
 import type { NatsServer } from '../cluster/nats-server.js';
 import { openBuckets } from '../runtime/cluster-state.js';
 import { Bucket, Stream, Subject } from '../runtime/protocol.js';
-import { writeCreds, type Authority } from '../runtime/security/authority.js';
-import { tempDir } from './helpers/nats.js';
+import { createAuthority, writeCreds } from '../runtime/security/authority.js';
+import { setupAuth, tempDir, type AuthFixture } from './helpers/nats.js';
 import { waitFor } from './helpers/wait.js';
 
-const dir = tempDir('dcnr-auth-');
+let fx: AuthFixture;
 let server: NatsServer;
-let authority: Authority;
 let admin: NatsConnection;
-const conns: NatsConnection[] = [];
 
 test.before(async () => {
-  const own = await startPrivateNats(dir, true);
-  server = own.server;
-  authority = own.authority!;
-  admin = await connectNats(server.url, 'auth-test-admin', own.adminCreds);
+  fx = await setupAuth();
+  ({ server, admin } = fx);
   await openBuckets(admin); // the buckets exist, as in a running cluster
 });
 
-test.after(async () => {
-  for (const c of conns) await c.close().catch(() => {});
-  await admin?.close();
-  forgetCreds(server.url);
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+test.after(() => fx?.stop());
 
-async function as(role: 'pnode' | 'observer' | 'trainer', name: string): Promise<NatsConnection> {
-  const nc = await connectNats(server.url, `auth-test-${name}`, await writeCreds(authority, role, name));
-  conns.push(nc);
-  return nc;
-}
+const as = (role: 'pnode' | 'observer' | 'trainer', name: string) => fx.as(role, name);
 
 /** Publish `subject` from `nc`; true when the admin's subscriber got it. */
 async function delivered(nc: NatsConnection, subject: string): Promise<boolean> {
@@ -72,15 +57,15 @@ const putRefused = async (nc: NatsConnection, bucket: string, key: string) => {
 
 test('without credentials nothing connects, and the error says what to do', async () => {
   const err = await connectNats(server.url, 'anon', '').then(
-    (nc) => (conns.push(nc), undefined),
+    (nc) => (void nc.close(), undefined),
     (e: Error) => e,
   );
   assert.ok(err, 'an anonymous client connected');
   assert.match(err!.message, /requires credentials: pass --creds FILE or set DCNR_CREDS/);
   const other = join(tempDir('dcnr-auth-other-'), 'auth');
-  const stranger = await writeCreds((await import('../runtime/security/authority.js')).createAuthority(other), 'supervisor', 'stranger');
+  const stranger = await writeCreds(createAuthority(other), 'supervisor', 'stranger');
   const err2 = await connectNats(server.url, 'stranger', stranger).then(
-    (nc) => (conns.push(nc), undefined),
+    (nc) => (void nc.close(), undefined),
     (e: Error) => e,
   );
   assert.match(err2?.message ?? 'connected', /refused the credentials .*stranger\.creds/, 'credentials of another network are refused');

@@ -8,48 +8,28 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
 import { Kvm } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import { startPrivateNats } from '../cluster/local-cluster.js';
-import { connectNats, forgetCreds } from '../cluster/process.js';
-import type { NatsServer } from '../cluster/nats-server.js';
 import { assignOwner, openBuckets, type Buckets } from '../runtime/cluster-state.js';
 import { Bucket, Header, stateMetaKey } from '../runtime/protocol.js';
-import { writeCreds, type Authority } from '../runtime/security/authority.js';
 import { messageDigest, signerOf, signToText } from '../runtime/security/signing.js';
 import { senderCheckOf, stateAuthOf } from '../runtime/security/verifier.js';
 import { StateStore } from '../runtime/state-store.js';
-import { tempDir } from './helpers/nats.js';
+import { setupAuth, type AuthFixture } from './helpers/nats.js';
 
-const dir = tempDir('dcnr-signed-state-');
-let server: NatsServer;
-let authority: Authority;
+let fx: AuthFixture;
 let admin: NatsConnection;
 let buckets: Buckets;
-const conns: NatsConnection[] = [];
 
 test.before(async () => {
-  const own = await startPrivateNats(dir, true);
-  server = own.server;
-  authority = own.authority!;
-  admin = await connectNats(server.url, 'signed-state-admin', own.adminCreds);
+  fx = await setupAuth();
+  admin = fx.admin;
   buckets = await openBuckets(admin);
 });
 
-test.after(async () => {
-  for (const c of conns) await c.close().catch(() => {});
-  await admin?.close();
-  forgetCreds(server.url);
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+test.after(() => fx?.stop());
 
-async function pnode(name: string): Promise<NatsConnection> {
-  const nc = await connectNats(server.url, name, await writeCreds(authority, 'pnode', name));
-  conns.push(nc);
-  return nc;
-}
+const pnode = (name: string) => fx.as('pnode', name);
 
 const write = (epoch: number, w: number) => ({ type: 'layer.dense', typeVersion: 1, generation: 1, epoch, snapshot: { w }, tensors: { W: new Float32Array([w, w + 1, w + 2]) }, stash: new Map() });
 
