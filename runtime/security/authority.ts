@@ -123,14 +123,30 @@ export async function systemCreds(a: Authority): Promise<string> {
   return dec.decode(fmtCreds(jwt, user));
 }
 
-/** Issue `role` credentials and write them to `<dir>/<file>` (0600); returns the path. */
+/**
+ * Issue `role` credentials and write them to `<dir>/<file>` (0600); returns the path. An
+ * identity is stable: when the file already holds a seed, that key gets the new JWT (a
+ * restarted or resumed process signs as before — a resumed run's feeds must be signed
+ * by the key its deployment record names).
+ */
 export async function writeCreds(a: Authority, role: Role, name: string, file = `${name}.creds`): Promise<string> {
   const path = join(a.dir, file);
   mkdirSync(dirname(path), { recursive: true });
-  const issued = await issueUser(a, role, name);
-  writeFileSync(path, issued.creds!, { mode: 0o600 });
+  const seed = existsSync(path) ? /-----BEGIN USER NKEY SEED-----\s*\n\s*(SU[A-Z2-7]+)\s*\n/.exec(readFileSync(path, 'utf8'))?.[1] : undefined;
+  let creds: string;
+  let publicKey: string;
+  if (seed) {
+    const kp = fromSeed(enc.encode(seed));
+    publicKey = kp.getPublicKey();
+    creds = dec.decode(fmtCreds((await issueUser(a, role, name, publicKey)).jwt, kp));
+  } else {
+    const issued = await issueUser(a, role, name);
+    ({ publicKey } = issued);
+    creds = issued.creds!;
+    recordIssued(a, { role, name, publicKey });
+  }
+  writeFileSync(path, creds, { mode: 0o600 });
   chmodSync(path, 0o600);
-  recordIssued(a, { role, name, publicKey: issued.publicKey });
   return path;
 }
 
