@@ -5,7 +5,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind } from './protocol.js';
-import { messageDigest, signToText, type Signer } from './security/signing.js';
+import { localTag, messageDigest, signToText, type Signer } from './security/signing.js';
 import { signedMessageId } from './security/verifier.js';
 import { toBytes, type Tensor } from './tensor.js';
 
@@ -76,9 +76,11 @@ export async function sendMessage(js: JetStreamClient, e: Envelope, signer?: Sig
   const hdrs = envelopeHeaders(e);
   let msgID = messageId(e.deployment, e.to, port, e.kind, e.seq);
   if (signer) {
-    const signature = signToText(signer, messageDigest({ ...e, shape: e.tensor ? e.tensor.shape.join(',') : '' }, payload));
+    const digest = messageDigest({ ...e, shape: e.tensor ? e.tensor.shape.join(',') : '' }, payload);
+    const signature = signToText(signer, digest);
     hdrs.set(Header.Signer, signer.publicKey);
     hdrs.set(Header.Signature, signature);
+    hdrs.set(Header.LocalTag, localTag(digest));
     msgID = signedMessageId(msgID, signature);
   }
   const max = serverMaxPayload(js);

@@ -58,6 +58,8 @@ export const Header = {
   /** With auth on: the sender's nkey (`U…`) and its ed25519 signature (runtime/security/signing.ts). */
   Signer: 'Dcnr-Signer',
   Signature: 'Dcnr-Sig',
+  /** The sending process's own HMAC tag: lets a receiver in that same process skip the ed25519 check. */
+  LocalTag: 'Dcnr-Local',
 } as const;
 
 /** The only dtype on the wire today. */

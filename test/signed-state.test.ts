@@ -12,8 +12,8 @@ import { Kvm } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { assignOwner, openBuckets, type Buckets } from '../runtime/cluster-state.js';
 import { Bucket, Header, stateMetaKey } from '../runtime/protocol.js';
-import { messageDigest, signerOf, signToText } from '../runtime/security/signing.js';
-import { senderCheckOf, stateAuthOf } from '../runtime/security/verifier.js';
+import { localTag, messageDigest, signerOf, signToText } from '../runtime/security/signing.js';
+import { createSenderCheck, senderCheckOf, stateAuthOf } from '../runtime/security/verifier.js';
 import { StateStore } from '../runtime/state-store.js';
 import { setupAuth, type AuthFixture } from './helpers/nats.js';
 
@@ -99,6 +99,25 @@ test('a message is entitled only when its signer owned the sending VNode at that
   t.set(Header.Signature, signToText(signerOf(rogue)!, messageDigest(asTrainer, payload)));
   assert.match((await check.message(t, payload, asTrainer, signerOf(owner)!.publicKey, 7)) ?? 'accepted', /forged sender: trainer/);
   assert.is(await check.message(t, payload, asTrainer, signerOf(rogue)!.publicKey, 7), null, 'the deployment\'s own trainer key is entitled');
+});
+
+test("a message this process sent itself is checked by its local tag, anyone else's by the signature", async () => {
+  const owner = await pnode('owner-l');
+  const r = await assignOwner(buckets.owners, 'local', 0, 'owner-l', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 1 });
+  const check = createSenderCheck({ epochs: buckets.epochs, ownKey: signerOf(owner)!.publicKey });
+  const fields = { deployment: 'local', to: 1, kind: 'fwd', seq: 1, epoch: r.epoch, from: 'local.0.layer.dense', shape: '1,1' };
+  const payload = new Uint8Array(4);
+  const digest = messageDigest(fields, payload);
+  const h = headers();
+  h.set(Header.Signer, signerOf(owner)!.publicKey);
+  h.set(Header.Signature, 'A'.repeat(86)); // not a valid signature: only the tag can pass it
+  h.set(Header.LocalTag, localTag(digest));
+  assert.is(await check.message(h, payload, fields, undefined, 1), null, 'our own tag is enough');
+  h.set(Header.LocalTag, localTag(messageDigest({ ...fields, seq: 2 }, payload)));
+  assert.match((await check.message(h, payload, fields, undefined, 1)) ?? 'accepted', /bad signature/, 'a tag of other content falls back to the signature, which fails');
+  const stranger = createSenderCheck({ epochs: buckets.epochs, ownKey: signerOf(admin)!.publicKey });
+  h.set(Header.LocalTag, localTag(digest));
+  assert.match((await stranger.message(h, payload, fields, undefined, 1)) ?? 'accepted', /bad signature/, 'another key holder checks the signature');
 });
 
 test.run();

@@ -16,7 +16,7 @@
  * Node's own ed25519 (OpenSSL) signs and verifies; nkeys' pure-JS one is several times
  * slower. The keys are the same bytes, so nkeys and nats-server agree with us.
  */
-import { createHash, createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes, sign as edSign, verify as edVerify, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { fromSeed } from '@nats-io/nkeys';
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -79,6 +79,21 @@ export function messageDigest(f: { deployment: string; to: number; kind: string;
   h.update(`dcnr-msg-v1\n${f.deployment}\n${f.to}\n${f.kind}\n${f.seq}\n${f.epoch}\n${f.from}\n${f.shape}\n`);
   h.update(payload);
   return new Uint8Array(h.digest());
+}
+
+/**
+ * Messages a process sends to itself (co-located VNodes: every hop of `--pnodes 0`, most
+ * of a PNode's) are also tagged with an HMAC under a secret that never leaves the
+ * process: a receiver holding the same key checks that (a microsecond) instead of the
+ * ed25519 signature (~150 µs, measured: 6.6% of a one-process run's CPU). Anyone else
+ * still checks the signature; a tag without the secret is worthless.
+ */
+const LOCAL_SECRET = randomBytes(32);
+export const localTag = (digest: Uint8Array): string => createHmac('sha256', LOCAL_SECRET).update(digest).digest('base64url').slice(0, 32);
+export function localTagValid(digest: Uint8Array, tag: string): boolean {
+  const want = Buffer.from(localTag(digest));
+  const got = Buffer.from(tag);
+  return got.length === want.length && timingSafeEqual(got, want);
 }
 
 /** The message-id suffix of a signed message: 16 characters of its signature's hash. */

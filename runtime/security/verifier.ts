@@ -9,7 +9,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { Bucket, epochKey, Header } from '../protocol.js';
 import { parseEpochRecord } from '../records.js';
-import { messageDigest, signatureTag, signerOf, verifySignature, type Signer } from './signing.js';
+import { localTagValid, messageDigest, signatureTag, signerOf, verifySignature, type Signer } from './signing.js';
 
 export interface SenderCheck {
   /** Null when `from` was entitled to send this; else why not (the message is rejected). */
@@ -18,7 +18,9 @@ export interface SenderCheck {
   ownerKey(deployment: string, generation: number, index: number, epoch: number): Promise<string | null>;
 }
 
-export function createSenderCheck(o: { epochs: KV }): SenderCheck {
+/** `ownKey`: the receiving process's own key (a message it sent itself is checked by its local tag). */
+export function createSenderCheck(o: { epochs: KV; ownKey?: string }): SenderCheck {
+  const ownKey = o.ownKey;
   const owners = new Map<string, string>();
   const ownerKey = async (deployment: string, generation: number, index: number, epoch: number): Promise<string | null> => {
     const key = epochKey(deployment, generation, index, epoch);
@@ -38,7 +40,9 @@ export function createSenderCheck(o: { epochs: KV }): SenderCheck {
       const signer = h?.get(Header.Signer) ?? '';
       const signature = h?.get(Header.Signature) ?? '';
       if (!signer || !signature) return 'unsigned: this network requires every message to be signed by its sender';
-      if (!verifySignature(signer, messageDigest(m, payload), signature)) return `bad signature from ${signer.slice(0, 12)}…`;
+      const digest = messageDigest(m, payload);
+      const local = ownKey !== undefined && signer === ownKey && localTagValid(digest, h?.get(Header.LocalTag) ?? '');
+      if (!local && !verifySignature(signer, digest, signature)) return `bad signature from ${signer.slice(0, 12)}…`;
       let entitled: string | null;
       if (m.from === 'trainer') entitled = trainerKey ?? null;
       else {
@@ -58,7 +62,7 @@ const checks = new WeakMap<NatsConnection, Promise<SenderCheck>>();
 export function senderCheckOf(nc: NatsConnection): Promise<SenderCheck> {
   let c = checks.get(nc);
   if (!c) {
-    c = new Kvm(nc).open(Bucket.Epochs).then((epochs) => createSenderCheck({ epochs }));
+    c = new Kvm(nc).open(Bucket.Epochs).then((epochs) => createSenderCheck({ epochs, ownKey: signerOf(nc)?.publicKey }));
     c.catch(() => checks.delete(nc));
     checks.set(nc, c);
   }
