@@ -196,6 +196,20 @@ export function formatTables(r: Partial<BenchResult>): string {
       }
       out.push('');
     }
+    if (t.auth) {
+      const a = t.auth;
+      out.push(
+        '**Security** (mnist-mlp: auth on — every message and state commit signed and checked, the default — against `--no-auth`)',
+        '',
+        '| run | auth on | --no-auth | auth on vs off |',
+        '|---|---:|---:|---:|',
+        `| one process | ${a.singleSps} | ${a.singleNoAuthSps} | ${ratio(a.singleSps, a.singleNoAuthSps)} |`,
+        `| 3 PNodes | ${a.clusterSps} | ${a.clusterNoAuthSps} | ${ratio(a.clusterSps, a.clusterNoAuthSps)} |`,
+        '',
+        `Same parameters with and without auth: ${a.identical ? 'yes' : 'NO'}.`,
+        '',
+      );
+    }
   }
   if (r.recovery) {
     const x = r.recovery;
