@@ -26,7 +26,7 @@ import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
 import { checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
 import { sendMessage } from './envelope.js';
 import { signerOf, type Signer } from './security/signing.js';
-import { senderCheckOf } from './security/verifier.js';
+import { expectedSender, senderCheckOf } from './security/verifier.js';
 import {
   Header,
   MESSAGE_KINDS,
@@ -503,7 +503,7 @@ export class VNodeActor {
     const m = checked.msg;
     if (this.#signer) {
       const shape = raw.headers?.get(Header.Shape) ?? '';
-      const forged = await (await senderCheckOf(this.#o.nc)).message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey, this.#o.generation);
+      const forged = await (await senderCheckOf(this.#o.nc)).message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey, this.#o.generation, expectedSender(m.kind, this.#o.index, this.#o.model.vnodes.length));
       if (forged) {
         this.#expect(this.#tell({ type: 'INVALID' }), 'rejecting');
         return this.#reject(raw, forged);

@@ -13,7 +13,7 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { assignOwner, openBuckets, type Buckets } from '../runtime/cluster-state.js';
 import { Bucket, Header, stateMetaKey } from '../runtime/protocol.js';
 import { localTag, messageDigest, signerOf, signToText } from '../runtime/security/signing.js';
-import { createSenderCheck, senderCheckOf, stateAuthOf } from '../runtime/security/verifier.js';
+import { createSenderCheck, expectedSender, senderCheckOf, stateAuthOf } from '../runtime/security/verifier.js';
 import { StateStore } from '../runtime/state-store.js';
 import { setupAuth, type AuthFixture } from './helpers/nats.js';
 
@@ -87,18 +87,22 @@ test('a message is entitled only when its signer owned the sending VNode at that
     h.set(Header.Signature, signToText(s, messageDigest(fields, p)));
     return h;
   };
-  assert.is(await check.message(signed(owner), payload, fields, undefined, 7), null, "the owner's message is entitled");
-  assert.match((await check.message(signed(owner), payload, fields, undefined, 8)) ?? 'accepted', /no record of who may send/, 'another generation (a fresh run under the same name) has its own owners');
-  assert.match((await check.message(signed(rogue), payload, fields, undefined, 7)) ?? 'accepted', /forged sender: msgs\.0\.layer\.dense at epoch 1/);
-  assert.match((await check.message(signed(owner), new Uint8Array(8), fields, undefined, 7)) ?? 'accepted', /bad signature/, 'a changed payload breaks the signature');
-  assert.match((await check.message(headers(), payload, fields, undefined, 7)) ?? 'accepted', /unsigned/);
-  assert.match((await check.message(signed(owner), payload, { ...fields, epoch: 9 }, undefined, 7)) ?? 'accepted', /bad signature|no record of who may send/, 'another epoch is not what was signed');
+  assert.is(await check.message(signed(owner), payload, fields, undefined, 7, 0), null, "the owner's message is entitled");
+  assert.match((await check.message(signed(owner), payload, fields, undefined, 8, 0)) ?? 'accepted', /no record of who may send/, 'another generation (a fresh run under the same name) has its own owners');
+  assert.match((await check.message(signed(rogue), payload, fields, undefined, 7, 0)) ?? 'accepted', /forged sender: msgs\.0\.layer\.dense at epoch 1/);
+  assert.match((await check.message(signed(owner), new Uint8Array(8), fields, undefined, 7, 0)) ?? 'accepted', /bad signature/, 'a changed payload breaks the signature');
+  assert.match((await check.message(headers(), payload, fields, undefined, 7, 0)) ?? 'accepted', /unsigned/);
+  assert.match((await check.message(signed(owner), payload, { ...fields, epoch: 9 }, undefined, 7, 0)) ?? 'accepted', /bad signature|no record of who may send/, 'another epoch is not what was signed');
   const asTrainer = { ...fields, from: 'trainer', epoch: 0 };
   const t = headers();
   t.set(Header.Signer, signerOf(rogue)!.publicKey);
   t.set(Header.Signature, signToText(signerOf(rogue)!, messageDigest(asTrainer, payload)));
-  assert.match((await check.message(t, payload, asTrainer, signerOf(owner)!.publicKey, 7)) ?? 'accepted', /forged sender: trainer/);
-  assert.is(await check.message(t, payload, asTrainer, signerOf(rogue)!.publicKey, 7), null, 'the deployment\'s own trainer key is entitled');
+  assert.match((await check.message(t, payload, asTrainer, signerOf(owner)!.publicKey, 7, 'trainer')) ?? 'accepted', /forged sender: trainer/);
+  assert.is(await check.message(t, payload, asTrainer, signerOf(rogue)!.publicKey, 7, 'trainer'), null, 'the deployment\'s own trainer key is entitled');
+  // The owner of VNode 0, properly signed, sending where VNode 0 never sends: refused.
+  assert.match((await check.message(signed(owner), payload, fields, undefined, 7, 2)) ?? 'accepted', /wrong sender: fwd to VNode 1 comes from VNode 2, not msgs\.0\.layer\.dense/);
+  assert.match((await check.message(signed(owner), payload, fields, undefined, 7, 'trainer')) ?? 'accepted', /wrong sender: .* comes from the trainer/);
+  assert.equal([expectedSender('fwd', 0, 3), expectedSender('fwd', 2, 3), expectedSender('bwd', 1, 3), expectedSender('bwd', 2, 3), expectedSender('target', 2, 3), expectedSender('end', 1, 3)], ['trainer', 1, 2, -1, 'trainer', 0]);
 });
 
 test("a message this process sent itself is checked by its local tag, anyone else's by the signature", async () => {
@@ -112,12 +116,12 @@ test("a message this process sent itself is checked by its local tag, anyone els
   h.set(Header.Signer, signerOf(owner)!.publicKey);
   h.set(Header.Signature, 'A'.repeat(86)); // not a valid signature: only the tag can pass it
   h.set(Header.LocalTag, localTag(digest));
-  assert.is(await check.message(h, payload, fields, undefined, 1), null, 'our own tag is enough');
+  assert.is(await check.message(h, payload, fields, undefined, 1, 0), null, 'our own tag is enough');
   h.set(Header.LocalTag, localTag(messageDigest({ ...fields, seq: 2 }, payload)));
-  assert.match((await check.message(h, payload, fields, undefined, 1)) ?? 'accepted', /bad signature/, 'a tag of other content falls back to the signature, which fails');
+  assert.match((await check.message(h, payload, fields, undefined, 1, 0)) ?? 'accepted', /bad signature/, 'a tag of other content falls back to the signature, which fails');
   const stranger = createSenderCheck({ epochs: buckets.epochs, ownKey: signerOf(admin)!.publicKey });
   h.set(Header.LocalTag, localTag(digest));
-  assert.match((await stranger.message(h, payload, fields, undefined, 1)) ?? 'accepted', /bad signature/, 'another key holder checks the signature');
+  assert.match((await stranger.message(h, payload, fields, undefined, 1, 0)) ?? 'accepted', /bad signature/, 'another key holder checks the signature');
 });
 
 test.run();

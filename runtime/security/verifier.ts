@@ -13,7 +13,8 @@ import { localTagValid, messageDigest, signatureTag, signerOf, verifySignature, 
 
 export interface SenderCheck {
   /** Null when `from` was entitled to send this; else why not (the message is rejected). */
-  message(h: MsgHdrs | undefined, payload: Uint8Array, m: { deployment: string; to: number; kind: string; seq: number; epoch: number; from: string; shape: string }, trainerKey: string | undefined, generation: number): Promise<string | null>;
+  /** `expectedFrom`: who sends this kind to this VNode (`expectedSender`): a neighbour's owner may not send on another's behalf. */
+  message(h: MsgHdrs | undefined, payload: Uint8Array, m: { deployment: string; to: number; kind: string; seq: number; epoch: number; from: string; shape: string }, trainerKey: string | undefined, generation: number, expectedFrom: Sender): Promise<string | null>;
   /** The key that owned VNode `index` of that generation at `epoch`, or null when no valid record says. */
   ownerKey(deployment: string, generation: number, index: number, epoch: number): Promise<string | null>;
 }
@@ -36,7 +37,9 @@ export function createSenderCheck(o: { epochs: KV; ownKey?: string }): SenderChe
   };
   return {
     ownerKey,
-    async message(h, payload, m, trainerKey, generation) {
+    async message(h, payload, m, trainerKey, generation, expectedFrom) {
+      const from = senderOf(m.from);
+      if (from !== expectedFrom) return `wrong sender: ${m.kind} to VNode ${m.to} comes from ${expectedFrom === 'trainer' ? 'the trainer' : expectedFrom < 0 ? 'nobody' : `VNode ${expectedFrom}`}, not ${m.from}`;
       const signer = h?.get(Header.Signer) ?? '';
       const signature = h?.get(Header.Signature) ?? '';
       if (!signer || !signature) return 'unsigned: this network requires every message to be signed by its sender';
@@ -44,16 +47,30 @@ export function createSenderCheck(o: { epochs: KV; ownKey?: string }): SenderChe
       const local = ownKey !== undefined && signer === ownKey && localTagValid(digest, h?.get(Header.LocalTag) ?? '');
       if (!local && !verifySignature(signer, digest, signature)) return `bad signature from ${signer.slice(0, 12)}…`;
       let entitled: string | null;
-      if (m.from === 'trainer') entitled = trainerKey ?? null;
-      else {
-        const index = Number(/^[A-Za-z0-9_-]+\.(\d+)\./.exec(m.from)?.[1] ?? NaN);
-        entitled = Number.isInteger(index) ? await ownerKey(m.deployment, generation, index, m.epoch) : null;
-      }
+      if (from === 'trainer') entitled = trainerKey ?? null;
+      else entitled = await ownerKey(m.deployment, generation, from, m.epoch);
       if (entitled === null) return `no record of who may send as ${m.from} at epoch ${m.epoch}`;
       if (entitled !== signer) return `forged sender: ${m.from} at epoch ${m.epoch} is ${entitled.slice(0, 12)}…, signed by ${signer.slice(0, 12)}…`;
       return null;
     },
   };
+}
+
+/** A message's sender: the trainer, or a VNode's index (-1: nobody sends it; -2: a `Dcnr-From` that names no VNode). */
+export type Sender = 'trainer' | number;
+
+/** Who sends `kind` to VNode `index` of a chain of `count`: the trainer (feeds, targets, the first `end`) or a neighbour. */
+export function expectedSender(kind: string, index: number, count: number): Sender {
+  if (kind === 'target') return 'trainer';
+  if (kind === 'bwd') return index + 1 < count ? index + 1 : -1;
+  return index === 0 ? 'trainer' : index - 1; // fwd, end
+}
+
+/** The sender a `Dcnr-From` names: `trainer`, or the index in a VNode id `<deployment>.<index>.<type>`. */
+function senderOf(from: string): Sender {
+  if (from === 'trainer') return 'trainer';
+  const i = /^[A-Za-z0-9_-]+\.(\d+)\.[A-Za-z0-9_.-]+$/.exec(from)?.[1];
+  return i === undefined ? -2 : Number(i);
 }
 
 // One check (and one cache of epoch records) per connection: every actor of a PNode shares it.
