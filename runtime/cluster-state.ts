@@ -129,11 +129,11 @@ export async function assignOwner(kv: KV, deployment: string, index: number, pno
  * what is not an event is dropped here, so no subscriber's callback ever throws on it
  * (a throwing callback ends the subscription's reader).
  */
-export function subscribeClusterEvents(nc: NatsConnection, onEvent: (e: ClusterEvent) => void): Subscription {
+export function subscribeClusterEvents(nc: NatsConnection, onEvent: (e: ClusterEvent, source: string) => void): Subscription {
   return nc.subscribe(Subject.eventsAll, {
     callback: (_err, m) => {
       const e = parseClusterEvent(m.data);
-      if (e.ok) onEvent(e.value);
+      if (e.ok) onEvent(e.value, m.subject.slice(Subject.events('').length));
     },
   });
 }

@@ -44,6 +44,9 @@ export function watchMembership(o: MembershipOptions): Membership {
       const parsed = parseHeartbeat(msg.data);
       if (!parsed.ok) return o.reject('heartbeat', msg.subject, 0, parsed.error);
       const hb = parsed.value;
+      // The name is the subject's: only that PNode's credentials may publish it (roles.ts),
+      // while anyone may write any name into a payload.
+      if (msg.subject !== Subject.heartbeat(hb.pnode)) return o.reject('heartbeat', msg.subject, 0, `it names ${hb.pnode}, not the PNode of its subject`);
       const now = Date.now();
       o.detector.heartbeat(hb.pnode, now);
       const m = members.get(hb.pnode);

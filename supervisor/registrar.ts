@@ -97,10 +97,14 @@ export async function startRegistrar(o: RegistrarOptions): Promise<Registrar> {
     if (revokedKeys(o.authority)[r.publicKey] !== undefined) return { status: 403, body: { error: 'this key was revoked' } };
     if (admission.kind === 'allowlist' && !admission.keys.has(r.publicKey)) return { status: 403, body: { error: `key not on the allowlist (${admission.file})` } };
     if (admission.kind === 'pow' && (r.work === undefined || workBits(r.nonce, r.publicKey, r.work) < admission.bits)) return { status: 403, body: { error: `proof of work short of ${admission.bits} bits` } };
-    const taken = issuedIdentities(o.authority).find((i) => i.name === r.name && i.publicKey !== r.publicKey);
-    if (taken) return { status: 409, body: { error: `the name ${r.name} belongs to another key` } };
+    // One name per key and one key per name, checked and recorded with no await between
+    // (two joins racing for a name cannot both get it).
+    const issuedBefore = issuedIdentities(o.authority);
+    if (issuedBefore.some((i) => i.name === r.name && i.publicKey !== r.publicKey)) return { status: 409, body: { error: `the name ${r.name} belongs to another key` } };
+    const other = issuedBefore.find((i) => i.publicKey === r.publicKey && i.name !== r.name);
+    if (other) return { status: 409, body: { error: `this key was admitted as ${other.name}: one PNode per key` } };
+    if (!issuedBefore.some((i) => i.name === r.name && i.publicKey === r.publicKey)) recordIssued(o.authority, { role: 'pnode', name: r.name, publicKey: r.publicKey });
     const issued = await issueUser(o.authority, 'pnode', r.name, r.publicKey);
-    if (!issuedIdentities(o.authority).some((i) => i.name === r.name && i.publicKey === r.publicKey)) recordIssued(o.authority, { role: 'pnode', name: r.name, publicKey: r.publicKey });
     o.log(`admitted ${r.name} (${r.publicKey.slice(0, 12)}…, admission ${admission.kind})`);
     return { status: 200, body: { name: r.name, jwt: issued.jwt, nats: o.natsUrl } };
   };

@@ -20,6 +20,7 @@
  * and replays from the oldest unacked message; seq watermarks drop what was applied.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import { signerOf } from '../runtime/security/signing.js';
 import { assignOwner, openBuckets, readDeployment, subscribeClusterEvents, type DeploymentRecord, type OwnershipRecord } from '../runtime/cluster-state.js';
 import { silentLog, type ComponentLog } from '../runtime/log.js';
 import { Subject, type ClusterEvent, type SupervisorView } from '../runtime/protocol.js';
@@ -101,7 +102,9 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   const recoveries = trackRecoveries();
   /** VNode → the PNode that gave up on it (escalated) or could not host it (refused). */
   const escalated = new Map<string, string>();
-  const events = subscribeClusterEvents(nc, (e) => {
+  const events = subscribeClusterEvents(nc, (e, source) => {
+    // What a PNode says of itself counts only on its own subject (only its credentials may publish there).
+    if ('pnode' in e && source !== e.pnode && source !== 'supervisor') return;
     if (e.type === 'activated') {
       recoveries.activated(e.vnode, Date.now(), e.replayed);
       drains.activated(e.vnode);
@@ -125,6 +128,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     const from = was?.pnode ?? null;
     // Auth on: the new owner's key (from its heartbeat) is recorded for the epoch first.
     const key = members.members.get(m.pnode)?.hb.publicKey;
+    // With auth on, an owner no key is known for could sign nothing it sends: wait for its heartbeat's.
+    if (!key && signerOf(nc)) return log.line(`not assigning ${m.vnode} to ${m.pnode} yet: no key heard from it`, 'warn');
     const generation = key ? (await readDeployment(buckets.deployments, dep))?.generation : undefined;
     const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, was?.epoch, key && generation ? { epochs: buckets.epochs, publicKey: key, generation } : undefined);
     owners.records.set(m.vnode, record); // ahead of the watch: the next tick must see it

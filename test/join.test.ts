@@ -106,6 +106,8 @@ test('admission policies: an allowlist admits only its keys; proof of work admit
     const joined = await joinNetwork(allow.url, 'known', join(dir, 'known.nk'));
     const member = await connectNats(own.server.url, 'known', joined.credsFile);
     await member.close();
+    const twice = await joinNetwork(allow.url, 'known-again', join(dir, 'known.nk')).then(() => 'admitted', (e: Error) => e.message);
+    assert.match(twice, /this key was admitted as known: one PNode per key/);
     const refused = await joinNetwork(allow.url, 'unknown', join(dir, 'unknown.nk')).then(() => 'admitted', (e: Error) => e.message);
     assert.match(refused, /refused unknown: key not on the allowlist/);
 

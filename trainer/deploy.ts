@@ -35,6 +35,13 @@ async function checkResumable({ buckets, model, record }: DeployOptions): Promis
     if (existing[key] !== record[key]) throw new Error(`--resume: the stored run has ${key}=${existing[key]}, this command says ${record[key]}`);
   }
   if (JSON.stringify(existing.spec) !== JSON.stringify(model.spec)) throw new Error(`--resume: the stored run used a different model spec`);
+  if ((existing.trainerKey ?? null) !== (record.trainerKey ?? null)) {
+    throw new Error(
+      existing.trainerKey
+        ? `--resume: the stored run was deployed by the trainer key ${existing.trainerKey.slice(0, 12)}…; resume it with the same credentials (its feeds must carry that key's signature)${record.trainerKey ? '' : ', and with auth on'}`
+        : '--resume: the stored run was deployed without auth; resume it with --no-auth',
+    );
+  }
   if (!!existing.hostedBy !== !!record.hostedBy) {
     throw new Error(`--resume: the stored run was ${existing.hostedBy ? 'hosted in one process (--pnodes 0)' : 'placed on a cluster'}; resume it the same way`);
   }

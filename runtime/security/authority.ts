@@ -138,6 +138,7 @@ export async function writeCreds(a: Authority, role: Role, name: string, file = 
   if (seed) {
     const kp = fromSeed(enc.encode(seed));
     publicKey = kp.getPublicKey();
+    if (revokedKeys(a)[publicKey] !== undefined) throw new Error(`${path}: this identity (${name}) was revoked; remove the file for a new one`);
     creds = dec.decode(fmtCreds((await issueUser(a, role, name, publicKey)).jwt, kp));
   } else {
     const issued = await issueUser(a, role, name);

@@ -39,7 +39,10 @@ export function rolePermissions(role: Role, name?: string): RolePermissions {
       return { pub: { allow: ['>'], deny: [] }, sub: { allow: ['>'], deny: [] } };
     case 'trainer':
       return {
-        pub: { allow: ['>'], deny: [kv(Bucket.Members), kv(Bucket.Epochs), 'dcnr.hb.>', 'dcnr.ctl.fault.>', 'dcnr.ctl.revoke'] },
+        pub: {
+          allow: ['>'],
+          deny: [kv(Bucket.Members), kv(Bucket.Epochs), 'dcnr.hb.>', 'dcnr.events.>', 'dcnr.ctl.fault.>', 'dcnr.ctl.revoke', ...[Bucket.Members, Bucket.Epochs].flatMap((b) => JS_DESTRUCTIVE.map((d) => d.replace('>', `KV_${b}`))), '$JS.API.STREAM.RESTORE.>', '$JS.API.SERVER.>', '$JS.API.META.>', '$JS.API.STREAM.PEER.>', '$JS.API.STREAM.LEADER.>'],
+        },
         sub: { allow: ['>'], deny: [] },
       };
     case 'pnode': {
@@ -59,7 +62,7 @@ export function rolePermissions(role: Role, name?: string): RolePermissions {
             '$JS.ACK.>',
             ...PLUMBING,
           ],
-          deny: [...JS_DESTRUCTIVE, '$JS.API.STREAM.CREATE.>'],
+          deny: [...JS_DESTRUCTIVE, '$JS.API.STREAM.CREATE.>', '$JS.API.STREAM.RESTORE.>', '$JS.API.SERVER.>', '$JS.API.META.>', '$JS.API.STREAM.PEER.>', '$JS.API.STREAM.LEADER.>', '$JS.API.CONSUMER.LEADER.>'],
         },
         sub: { allow: ['>'], deny: [] },
       };

@@ -27,7 +27,12 @@ export function createSenderCheck(o: { epochs: KV; ownKey?: string }): SenderChe
     const key = epochKey(deployment, generation, index, epoch);
     const cached = owners.get(key);
     if (cached) return cached;
-    const e = await o.epochs.get(key).catch(() => null);
+    // Written before the epoch starts, but a replica may lag: look again for up to ~1 s.
+    let e = await o.epochs.get(key).catch(() => null);
+    for (let i = 0; i < 5 && (!e || e.operation !== 'PUT' || e.length === 0); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      e = await o.epochs.get(key).catch(() => null);
+    }
     if (!e || e.operation !== 'PUT' || e.length === 0) return null;
     const r = parseEpochRecord(e.value);
     if (!r.ok) return null;

@@ -14,6 +14,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kvm } from '@nats-io/kv';
+import { subscribeClusterEvents } from '../../runtime/cluster-state.js';
 import { Bucket, messageId, ownerKey, stateMetaKey, Subject } from '../../runtime/protocol.js';
 import { signToText } from '../../runtime/security/signing.js';
 import { stateAuthOf } from '../../runtime/security/verifier.js';
@@ -72,7 +73,20 @@ export const roguePNode: FaultKind = {
       } else {
         attacks.push({ name: "rogue: its own signed meta over a live VNode's state", refused: false, detail: 'VNode 1 had no state to attack yet' });
       }
-      // 4. What nats-server refuses outright.
+      // 4. A heartbeat on its own subject that names another PNode (to pass its key off as
+      //    that PNode's, or to keep a dead one alive): the supervisor goes by the subject.
+      const joined: string[] = [];
+      const events = subscribeClusterEvents(ctx.nc, (e) => void (e.type === 'joined' && joined.push(e.pnode)));
+      const hb = { pnode: 'ghost-pnode', pid: 1, at: Date.now(), capacity: { cores: 2, memoryMb: 1024, kernelMode: 'js', gflops: 1000, maxVNodes: 256, types: ctx.model.vnodes.map((v) => v.def.type) }, vnodes: [], counters: { fencedWrites: 0, rejected: 0, restarts: 0, escalations: 0, activations: 0 }, publicKey: rogue.signer.publicKey };
+      for (let i = 0; i < 4; i++) {
+        nc.publish(Subject.heartbeat('rogue'), JSON.stringify({ ...hb, at: Date.now() }));
+        await sleep(250);
+      }
+      await nc.flush();
+      await sleep(1000);
+      events.unsubscribe();
+      attacks.push({ name: 'rogue: heartbeats naming another PNode on its own subject', refused: !joined.includes('ghost-pnode'), detail: joined.includes('ghost-pnode') ? 'the supervisor took ghost-pnode for a member' : 'ignored: the supervisor goes by the subject' });
+      // 5. What nats-server refuses outright.
       attacks.push(
         await serverRefuses("rogue: another PNode's heartbeat", () => coreRequest(nc, Subject.heartbeat('pnode-1'), '{}')),
         await serverRefuses('rogue: take over an ownership record', () => kvWrite(nc, Bucket.Owners, ownerKey(dep, 1), JSON.stringify({ pnode: 'rogue', epoch: 999, assignedAt: new Date().toISOString() }))),
