@@ -5,8 +5,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind } from './protocol.js';
-import { localTag, messageDigest, signToText, type Signer } from './security/signing.js';
-import { signedMessageId } from './security/verifier.js';
+import { localTag, messageDigest, signedMessageId, signToText, type Signer } from './security/signing.js';
 import { toBytes, type Tensor } from './tensor.js';
 
 export interface Envelope {

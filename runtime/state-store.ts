@@ -19,7 +19,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import pLimit from 'p-limit';
 import { Bucket, Limits, stateBlobKey, stateMetaKey } from './protocol.js';
 import { parseStateMeta, type RejectRecord } from './records.js';
-import { signToText, verifySignature, type Signer } from './security/signing.js';
+import { metaDigest, signToText, verifySignature, type Signer } from './security/signing.js';
 import { fromBytes, toBytes } from './tensor.js';
 
 /** Where one tensor's bytes are. */
@@ -319,7 +319,6 @@ export class StateStore {
   }
 }
 
-const metaDigest = (text: string): Uint8Array => new Uint8Array(createHash('sha256').update('dcnr-state-v1\n').update(text).digest());
 function sha256Of(parts: Uint8Array[]): string {
   const h = createHash('sha256');
   for (const p of parts) h.update(p);

@@ -5,7 +5,7 @@
  * credentials), and receivers check the signer against who was entitled to send it:
  *
  *   from a VNode   the owner of the sending VNode at the message's epoch, as the
- *                  supervisor recorded it (`dcnr_epochs`: <dep>.<index>.<epoch> → key)
+ *                  supervisor recorded it (`dcnr_epochs`: <dep>.<generation>.<index>.<epoch> → key)
  *   from trainer   the key that deployed the run (`DeploymentRecord.trainerKey`)
  *   state meta     the owner at the meta's epoch, the same record
  *
@@ -96,8 +96,11 @@ export function localTagValid(digest: Uint8Array, tag: string): boolean {
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
-/** The message-id suffix of a signed message: 16 characters of its signature's hash. */
-export const signatureTag = (signature: string): string => createHash('sha256').update(signature).digest('base64url').slice(0, 16);
+/** The message id of a signed message: the plain id plus 16 characters of its signature's hash (no one can take it first). */
+export const signedMessageId = (plain: string, signature: string): string => `${plain}.${createHash('sha256').update(signature).digest('base64url').slice(0, 16)}`;
+
+/** What a state meta's signature covers: its JSON text without `signer` and `signature`. */
+export const metaDigest = (text: string): Uint8Array => new Uint8Array(createHash('sha256').update('dcnr-state-v1\n').update(text).digest());
 
 // The signer of each connection: whoever connected with credentials signs with their seed.
 const signers = new WeakMap<NatsConnection, Signer>();

@@ -9,11 +9,14 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { Bucket, epochKey, Header } from '../protocol.js';
 import { parseEpochRecord } from '../records.js';
-import { localTagValid, messageDigest, signatureTag, signerOf, verifySignature, type Signer } from './signing.js';
+import { localTagValid, messageDigest, signerOf, verifySignature, type Signer } from './signing.js';
 
 export interface SenderCheck {
-  /** Null when `from` was entitled to send this; else why not (the message is rejected). */
-  /** `expectedFrom`: who sends this kind to this VNode (`expectedSender`): a neighbour's owner may not send on another's behalf. */
+  /**
+   * Null when `from` was entitled to send this; else why not (the message is rejected).
+   * `expectedFrom`: who sends this kind to this VNode (`expectedSender`): a neighbour's
+   * owner may not send on another's behalf.
+   */
   message(h: MsgHdrs | undefined, payload: Uint8Array, m: { deployment: string; to: number; kind: string; seq: number; epoch: number; from: string; shape: string }, trainerKey: string | undefined, generation: number, expectedFrom: Sender): Promise<string | null>;
   /** The key that owned VNode `index` of that generation at `epoch`, or null when no valid record says. */
   ownerKey(deployment: string, generation: number, index: number, epoch: number): Promise<string | null>;
@@ -27,12 +30,9 @@ export function createSenderCheck(o: { epochs: KV; ownKey?: string }): SenderChe
     const key = epochKey(deployment, generation, index, epoch);
     const cached = owners.get(key);
     if (cached) return cached;
-    // Written before the epoch starts, but a replica may lag: look again for up to ~1 s.
-    let e = await o.epochs.get(key).catch(() => null);
-    for (let i = 0; i < 5 && (!e || e.operation !== 'PUT' || e.length === 0); i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      e = await o.epochs.get(key).catch(() => null);
-    }
+    // No waiting for a record that is not there: any signed message naming a random epoch
+    // would then hold the receiving VNode up for the wait.
+    const e = await o.epochs.get(key).catch(() => null);
     if (!e || e.operation !== 'PUT' || e.length === 0) return null;
     const r = parseEpochRecord(e.value);
     if (!r.ok) return null;
@@ -90,9 +90,6 @@ export function senderCheckOf(nc: NatsConnection): Promise<SenderCheck> {
   }
   return c;
 }
-
-/** The message id of a signed message: the plain id plus a tag of its signature (no one can take it first). */
-export const signedMessageId = (plain: string, signature: string): string => `${plain}.${signatureTag(signature)}`;
 
 /** The state store's auth for `nc`'s process (auth on: it has a signer), else undefined. */
 export async function stateAuthOf(nc: NatsConnection): Promise<{ signer: Signer; ownerKey: SenderCheck['ownerKey'] } | undefined> {

@@ -7,11 +7,10 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { envelopeHeaders } from '../../runtime/envelope.js';
-import { Bucket, ownerKey, Subject, type MessageKind } from '../../runtime/protocol.js';
+import { Bucket, Header, ownerKey, Subject, type MessageKind } from '../../runtime/protocol.js';
 import { issueUser, type Authority } from '../../runtime/security/authority.js';
 import type { Role } from '../../runtime/security/roles.js';
-import { messageDigest, signToText, type Signer } from '../../runtime/security/signing.js';
-import { signerFromCreds } from '../../runtime/security/signing.js';
+import { messageDigest, signerFromCreds, signToText, type Signer } from '../../runtime/security/signing.js';
 import type { Attack } from './types.js';
 
 /** Try to connect (no reconnects); the connection, or the error's message. */
@@ -67,8 +66,8 @@ export async function publishTensor(nc: NatsConnection, o: { deployment: string;
   const h = envelopeHeaders({ deployment: o.deployment, to: o.to, kind: o.kind, seq: o.seq, epoch: o.epoch, from: o.from, tensor });
   const payload = new Uint8Array(tensor.data.buffer);
   if (o.signer) {
-    h.set('Dcnr-Signer', o.signer.publicKey);
-    h.set('Dcnr-Sig', signToText(o.signer, messageDigest({ deployment: o.deployment, to: o.to, kind: o.kind, seq: o.seq, epoch: o.epoch, from: o.from, shape: tensor.shape.join(',') }, payload)));
+    h.set(Header.Signer, o.signer.publicKey);
+    h.set(Header.Signature, signToText(o.signer, messageDigest({ deployment: o.deployment, to: o.to, kind: o.kind, seq: o.seq, epoch: o.epoch, from: o.from, shape: tensor.shape.join(',') }, payload)));
   }
   await jetstream(nc).publish(Subject.mailbox(o.deployment, o.to, o.port), payload, { headers: h, msgID: o.msgID });
 }

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Kvm } from '@nats-io/kv';
 import { subscribeClusterEvents } from '../../runtime/cluster-state.js';
 import { Bucket, messageId, ownerKey, stateMetaKey, Subject } from '../../runtime/protocol.js';
-import { signToText } from '../../runtime/security/signing.js';
+import { metaDigest, signToText } from '../../runtime/security/signing.js';
 import { stateAuthOf } from '../../runtime/security/verifier.js';
 import { StateStore } from '../../runtime/state-store.js';
 import { attackerCreds, coreRequest, currentEpoch, kvWrite, publishTensor, serverRefuses, tryConnect } from './attacks.js';
@@ -59,9 +59,7 @@ export const roguePNode: FaultKind = {
         delete meta.signer;
         delete meta.signature;
         const text = JSON.stringify({ ...meta, epoch: Number(meta.epoch) + 7 });
-        const { createHash } = await import('node:crypto');
-        const digest = new Uint8Array(createHash('sha256').update('dcnr-state-v1\n').update(text).digest());
-        await state.put(key, JSON.stringify({ ...JSON.parse(text), signer: rogue.signer.publicKey, signature: signToText(rogue.signer, digest) }));
+        await state.put(key, JSON.stringify({ ...JSON.parse(text), signer: rogue.signer.publicKey, signature: signToText(rogue.signer, metaDigest(text)) }));
         // The owner writes over it with its next checkpoint; the meta must then verify again.
         const store = new StateStore(await new Kvm(ctx.nc).open(Bucket.State), { auth: await stateAuthOf(ctx.nc) });
         let restored = false;
