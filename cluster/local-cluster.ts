@@ -100,7 +100,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const launch = (name: string, args: string[], extraEnv: Record<string, string | undefined> = {}): ChildProcess => {
     const env: Record<string, string | undefined> = { ...process.env, ...o.env, ...extraEnv, [PARENT_ENV]: String(process.pid) };
     for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [...childNodeArgs(), BIN, ...args], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -159,4 +159,14 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   cluster.spawnSupervisor();
   for (let i = 1; i <= o.pnodes; i++) await cluster.spawnPNode(`pnode-${i}`);
   return cluster;
+}
+
+/**
+ * Extra node flags for every process a local cluster starts, from env
+ * `DCNR_CHILD_NODE_ARGS` (space-separated), for profiling: node refuses `--cpu-prof` in
+ * NODE_OPTIONS, so `DCNR_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` is how
+ * to profile the PNodes and the supervisor of `dcnr train --pnodes N`.
+ */
+function childNodeArgs(): string[] {
+  return (process.env.DCNR_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { NAME_PATTERN } from './protocol.js';
 import { getVNodeType } from './registry.js';
+import { vnodeDepth } from './schedule.js';
 import type { VNodeType } from './vnode-type.js';
 
 export const ModelSpec = z
@@ -71,6 +72,8 @@ export interface ResolvedVNode {
   config: unknown;
   inFeatures: number;
   outFeatures: number;
+  /** This VNode's pipeline depth (schedule.ts `vnodeDepth`): part of the math. */
+  depth: number;
 }
 
 export interface ResolvedModel {
@@ -174,6 +177,7 @@ export function resolveModel(input: unknown, opts: { shapes?: VNodeShapes; host?
   const shapes = DATASET_SHAPES[spec.dataset];
   let features: number = shapes.features;
   const known = opts.shapes && opts.shapes.length === spec.vnodes.length ? opts.shapes : undefined;
+  const depthOf = (index: number) => vnodeDepth(spec.pipelineDepth, index, spec.vnodes.length - 1);
   const vnodes = spec.vnodes.map((v, index): ResolvedVNode => {
     if (known && index !== opts.host) {
       try {
@@ -182,7 +186,7 @@ export function resolveModel(input: unknown, opts: { shapes?: VNodeShapes; host?
         const { inFeatures, outFeatures } = known[index];
         if (inFeatures !== features) throw new Error(`vnodes[${index}] (${v.type}): the deployment says ${inFeatures} input features, the chain gives ${features}`);
         features = outFeatures;
-        return { index, def: foreignType(v.type, index, index === spec.vnodes.length - 1), config: v.config, inFeatures, outFeatures };
+        return { index, def: foreignType(v.type, index, index === spec.vnodes.length - 1), config: v.config, inFeatures, outFeatures, depth: depthOf(index) };
       }
     }
     const def = getVNodeType(v.type);
@@ -195,7 +199,7 @@ export function resolveModel(input: unknown, opts: { shapes?: VNodeShapes; host?
     const inFeatures = features;
     const outFeatures = def.outFeatures ? def.outFeatures(config.data, inFeatures) : inFeatures;
     features = outFeatures;
-    return { index, def, config: config.data, inFeatures, outFeatures };
+    return { index, def, config: config.data, inFeatures, outFeatures, depth: depthOf(index) };
   });
   const loss = vnodes[vnodes.length - 1];
   if (loss.inFeatures !== shapes.classes) {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRng } from './rng.js';
-import { advance, initialSchedule, nextInput, type Role } from './schedule.js';
+import { advance, initialSchedule, nextInput, vnodeDepth, type Role } from './schedule.js';
 
 /**
  * Feed a VNode's inputs in a random arrival order and record what it applies.
@@ -50,6 +50,70 @@ for (const role of ['layer', 'loss'] as const) {
 
 test('layer depth 1 interleaves F0 F1 B0 F2 B1 …', () => {
   assert.equal(appliedOrder('layer', 1, 4, 'x'), ['fwd0', 'fwd1', 'bwd0', 'fwd2', 'bwd1', 'fwd3', 'bwd2', 'end4', 'bwd3']);
+});
+
+test('vnodeDepth: the model depth at the first VNode, 0 at the loss, never growing down the chain', () => {
+  assert.equal([0, 1, 2, 3, 4, 5].map((k) => vnodeDepth(2, k, 5)), [2, 2, 1, 1, 0, 0]);
+  assert.equal([0, 1, 2, 3, 4, 5].map((k) => vnodeDepth(4, k, 5)), [4, 3, 2, 2, 1, 0]);
+  for (let depth = 0; depth <= 16; depth++) {
+    for (let loss = 1; loss <= 12; loss++) {
+      const d = Array.from({ length: loss + 1 }, (_, k) => vnodeDepth(depth, k, loss));
+      assert.is(d[0], depth);
+      assert.is(d[loss], 0);
+      for (let k = 1; k <= loss; k++) assert.ok(d[k] <= d[k - 1], `depth ${depth}, loss ${loss}: ${d}`);
+    }
+  }
+});
+
+/**
+ * A whole chain: the trainer's feeds and every VNode's outputs are delivered in a random
+ * order, each VNode takes what its schedule (with its own depth) allows. It must finish
+ * every step at every VNode: per-VNode depths must never deadlock the pipeline.
+ */
+function chainFinishes(depths: number[], steps: number, seed: string): boolean {
+  const rng = createRng(seed);
+  const last = depths.length - 1;
+  type M = { to: number; kind: 'fwd' | 'bwd' | 'target' | 'end'; seq: number };
+  const inFlight: M[] = [];
+  const arrived: M[][] = depths.map(() => []);
+  const state = depths.map(() => initialSchedule());
+  for (let s = 0; s < steps; s++) inFlight.push({ to: 0, kind: 'fwd', seq: s }, { to: last, kind: 'target', seq: s });
+  inFlight.push({ to: 0, kind: 'end', seq: steps });
+  for (let guard = 0; guard < 100_000; guard++) {
+    if (inFlight.length) {
+      const m = inFlight.splice(rng.int(inFlight.length), 1)[0];
+      arrived[m.to].push(m);
+    }
+    for (let k = 0; k <= last; k++) {
+      for (;;) {
+        const want = nextInput(k === last ? 'loss' : 'layer', state[k], depths[k]);
+        if (!want) break;
+        const i = arrived[k].findIndex((m) => (m.kind === 'bwd' ? 'bwd' : m.kind === 'target' ? 'target' : 'fwd') === want.port && m.seq === want.seq);
+        if (i < 0) break;
+        const [m] = arrived[k].splice(i, 1);
+        state[k] = advance(state[k], m.kind, m.seq);
+        if (m.kind === 'end' && k < last) inFlight.push({ to: k + 1, kind: 'end', seq: m.seq });
+        if (m.kind === 'fwd' && k < last) inFlight.push({ to: k + 1, kind: 'fwd', seq: m.seq });
+        if (m.kind === 'target' && k > 0) inFlight.push({ to: k - 1, kind: 'bwd', seq: m.seq });
+        if (m.kind === 'bwd' && k > 0) inFlight.push({ to: k - 1, kind: 'bwd', seq: m.seq });
+      }
+    }
+    if (!inFlight.length) return state.every((s, k) => nextInput(k === last ? 'loss' : 'layer', s, depths[k]) === null);
+  }
+  return false;
+}
+
+test('a chain with per-VNode depths finishes whatever the delivery order', () => {
+  for (const depth of [0, 1, 2, 4, 7]) {
+    for (const length of [2, 3, 6, 9]) {
+      const depths = Array.from({ length }, (_, k) => vnodeDepth(depth, k, length - 1));
+      for (const seed of ['a', 'b', 'c']) assert.ok(chainFinishes(depths, 20, `${depth}/${length}/${seed}`), `depths ${depths} stalled`);
+    }
+  }
+});
+
+test('the chain check can fail: a depth that grows down the chain stalls it', () => {
+  assert.not.ok(chainFinishes([0, 3, 0], 20, 'grow'));
 });
 
 test.run();

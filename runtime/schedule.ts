@@ -2,10 +2,14 @@
  * The deterministic schedule (invariant 3): which input a VNode takes next depends
  * only on its own counters, never on which message happens to arrive first.
  *
- * A layer or activation interleaves forwards and backwards with a fixed pipeline
+ * A layer or activation interleaves forwards and backwards with its own pipeline
  * depth d: it may run fwd(s) only once bwd(s−d−1) is applied. So its sequence of
  * operations is always F0 … Fd, B0, Fd+1, B1, … — the same on every placement —
  * and the weights fwd(s) sees are fixed. A loss takes fwd(s), then target(s).
+ *
+ * The model's `pipelineDepth` D is the depth of the first VNode; a VNode further down
+ * keeps fewer steps in flight, in proportion to the round trip from it to the loss
+ * (`vnodeDepth`), as a PipeDream 1F1B stage k of S keeps S − k.
  */
 import type { MessageKind, Port } from './protocol.js';
 
@@ -57,3 +61,22 @@ export function advance(s: ScheduleState, kind: MessageKind, seq: number): Sched
  * B(s−1), so min(s, d) — a pure function of the schedule, never of timing.
  */
 export const staleness = (seq: number, depth: number): number => Math.min(seq, depth);
+
+/**
+ * The pipeline depth of VNode `index` in a chain whose loss is VNode `lossIndex`, for a
+ * model depth D: round(D·(L−k)/L), D at the first VNode down to 0 at the loss.
+ *
+ * Why not D everywhere (as before): a VNode k must run fwd(s+d) before bwd(s), and
+ * bwd(s) comes back after a round trip of 2(L−k) hops, while fwd(s+d) comes from the
+ * first VNode d steps later. With d = D at every VNode, a VNode near the loss held
+ * bwd(s) until fwd(s+D) arrived, which waited on the first VNode, which waited on that
+ * same backward: depth 2 ran at 1.05× depth 0 (measured, 3 PNodes). Depths that shrink
+ * with the distance to the loss let each backward meet the forward it waits for; they
+ * never grow down the chain, which keeps the schedule free of deadlock (a VNode waiting
+ * for a forward always finds its predecessor able to send it). It also means layers
+ * near the loss train on fresher weights.
+ */
+export function vnodeDepth(depth: number, index: number, lossIndex: number): number {
+  if (lossIndex <= 0 || index >= lossIndex) return 0;
+  return Math.round((depth * (lossIndex - index)) / lossIndex);
+}

@@ -193,7 +193,7 @@ export class VNodeActor {
       return new VNodeActor(o, committed, tensors, stash, machine);
     };
     const checkpoint = checkpointPolicy(o.model.spec);
-    const input = { role: v.def.role, depth: o.model.spec.pipelineDepth, checkpoint };
+    const input = { role: v.def.role, depth: v.depth, checkpoint };
     for (let attempt = 0; ; attempt++) {
       const stored = await o.store.read(deployment, o.index);
       if (stored && stored.meta.generation > o.generation) {
@@ -589,7 +589,7 @@ export class VNodeActor {
       config: v.config,
       inFeatures: v.inFeatures,
       outFeatures: v.outFeatures,
-      staleness: m.kind === 'fwd' ? staleness(m.seq, this.#o.model.spec.pipelineDepth) : 0,
+      staleness: m.kind === 'fwd' ? staleness(m.seq, v.depth) : 0,
     };
     const out = (to: number, kind: MessageKind, tensor?: Tensor): Output => ({ to, kind, tensor });
 

@@ -33,7 +33,7 @@ async function allDone(store: StateStore, model: ResolvedModel, say: (line: stri
       say((err as Error).message);
       return false;
     }
-    const progress = c && readProgress(c.meta, { role: v.def.role, depth: model.spec.pipelineDepth });
+    const progress = c && readProgress(c.meta, { role: v.def.role, depth: v.depth });
     if (progress && !progress.ok) say(`${model.spec.name}.${v.index}: ${progress.error}`);
     if (!progress?.ok || !progress.value.complete) return false;
   }

@@ -59,8 +59,21 @@ export interface BlasKernels extends Kernels {
 
 let addon: BlasAddon | undefined;
 
+/**
+ * How long an idle OpenBLAS thread spins before it sleeps, as OpenBLAS's own env knob
+ * (2^N cycles; its default N = 28 is ≈0.1 s). A VNode calls sgemm for a few hundred µs
+ * and then does messaging for milliseconds, so with the default the pool's second
+ * thread spun (sched_yield) through all of it, taking a core from the actor and
+ * nats-server: measured on mnist-mlp, one process, 2 threads: 7.3 s of system time in
+ * 600 steps, 3,550 samples/s; at N = 4, 1.6 s and 4,220 samples/s, the same bits.
+ * OpenBLAS reads it when the library loads, so it is set before the addon is; a value
+ * the user set is kept.
+ */
+const BLAS_THREAD_TIMEOUT = '4';
+
 function loadAddon(): BlasAddon {
   if (addon) return addon;
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= BLAS_THREAD_TIMEOUT;
   try {
     addon = createRequire(import.meta.url)(BLAS_ADDON_PATH) as BlasAddon;
   } catch (e) {
