@@ -114,7 +114,7 @@ export const scaleBenchmark: Benchmark<ScaleBench> = {
       const nBefore = activated.length;
       const js = jetstream(nc);
       const tWake = Date.now();
-      await sendMessage(js, { deployment: specs[0].name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'bench', tensor: { shape: [1, 10], data: new Float32Array(10).fill(0.5) } });
+      await sendMessage(nc, { deployment: specs[0].name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'bench', tensor: { shape: [1, 10], data: new Float32Array(10).fill(0.5) } });
       const wakeWindow = ctx.quick ? 5000 : 10_000;
       await waitFor('the first reactivation', () => activated.length > nBefore, 60_000, () => 'none yet');
       const firstWakeMs = activated[nBefore].at - tWake;

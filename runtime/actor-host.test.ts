@@ -47,7 +47,7 @@ test('an idle VNode passivates and its next message reactivates it', async () =>
     await waitFor('passivation', () => events.some((e) => e.type === 'passivated'));
     assert.is(host.actor(model.spec.name, 1), undefined, 'no actor in memory while passivated');
 
-    await sendMessage(js, { deployment: model.spec.name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [2, 128], data: new Float32Array(256).fill(1) } });
+    await sendMessage(nc, { deployment: model.spec.name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [2, 128], data: new Float32Array(256).fill(1) } });
     await waitFor('reactivation', () => events.filter((e) => e.type === 'activated').length === 2);
     await waitFor('the message applied', () => events.some((e) => e.type === 'applied'));
     // Passivation checkpoints first: what it applied is in KV when it leaves memory.
@@ -106,8 +106,8 @@ async function hostThrowing(name: string, opts: { maxRestarts: number; backoffMs
     const host = new ActorHost({ nc, js, jsm, store, kernels: await createKernels(), withinMs: 60_000, ...opts, onEvent: (e) => void events.push(e) });
     // Both in the mailbox before the VNode starts: it replays them as its backlog.
     const tensor = { shape: [2, 8], data: new Float32Array(16).fill(0.5) };
-    await sendMessage(js, { deployment: name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor });
-    await sendMessage(js, { deployment: name, to: 1, kind: 'bwd', seq: 0, epoch: 0, from: 'test', tensor });
+    await sendMessage(nc, { deployment: name, to: 1, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor });
+    await sendMessage(nc, { deployment: name, to: 1, kind: 'bwd', seq: 0, epoch: 0, from: 'test', tensor });
     const exit = host.host({ model, seed: 1, generation }, 1, 1);
     const outcome = await Promise.race([exit, sleep(60_000, undefined, { ref: false }).then(() => 'still running after 60 s')]);
     await host.stopAll();

@@ -25,7 +25,7 @@ test('a tensor over the server max_payload is refused before publishing, naming 
     // 128×784 f32 = 401,408 bytes, over 256 KiB.
     const tensor = { shape: [128, 784], data: rand(128 * 784, 1) };
     try {
-      await sendMessage(js, { deployment: 'small', to: 0, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor });
+      await sendMessage(nc, { deployment: 'small', to: 0, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor });
       assert.unreachable('sent a tensor over max_payload');
     } catch (err) {
       const msg = (err as Error).message;
@@ -35,7 +35,7 @@ test('a tensor over the server max_payload is refused before publishing, naming 
     }
     assert.is((await jsm.streams.info(Stream.mailbox('small'))).state.messages, 0, 'nothing was published');
     // Under the limit (header bytes counted): still sent.
-    await sendMessage(js, { deployment: 'small', to: 0, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [64, 784], data: rand(64 * 784, 2) } });
+    await sendMessage(nc, { deployment: 'small', to: 0, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [64, 784], data: rand(64 * 784, 2) } });
     assert.is((await jsm.streams.info(Stream.mailbox('small'))).state.messages, 1);
   } finally {
     await cleanup(ns, nc);
@@ -49,7 +49,7 @@ test('a 2 MiB tensor round-trips through JetStream on a default (8 MiB) server',
     const jsm = await jetstreamManager(nc);
     await ensureDeploymentStreams(jsm, 'wide');
     const data = rand(256 * 2048, 3);
-    await sendMessage(jetstream(nc), { deployment: 'wide', to: 2, kind: 'fwd', seq: 7, epoch: 1, from: 'wide.1', tensor: { shape: [256, 2048], data } });
+    await sendMessage(nc, { deployment: 'wide', to: 2, kind: 'fwd', seq: 7, epoch: 1, from: 'wide.1', tensor: { shape: [256, 2048], data } });
     const stored = await jsm.streams.getMessage(Stream.mailbox('wide'), { seq: 1 });
     assert.ok(stored, 'stored');
     assert.is(stored!.data.byteLength, 2 * 1024 * 1024);

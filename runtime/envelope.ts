@@ -2,11 +2,14 @@
  * Building outbound DCNR messages: the one place that writes the headers the
  * validator reads. Trainers, VNode actors and tools all send through `sendMessage`.
  */
-import type { JetStreamClient } from '@nats-io/jetstream';
-import { headers, type MsgHdrs } from '@nats-io/transport-node';
+import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind } from './protocol.js';
 import { localTag, messageDigest, signedMessageId, signToText, type Signer } from './security/signing.js';
+import { publishAcked } from './publisher.js';
 import { toBytes, type Tensor } from './tensor.js';
+
+/** JetStream's de-duplication header. */
+const MSG_ID_HEADER = 'Nats-Msg-Id';
 
 export interface Envelope {
   deployment: string;
@@ -41,35 +44,24 @@ export function envelopeHeaders(e: Envelope): MsgHdrs {
   return h;
 }
 
-/**
- * The `max_payload` of the server `js` is connected to, or undefined when unknown.
- * The JetStream client of @nats-io/jetstream 3.4 keeps its connection as `nc`
- * (`BaseApiClientImpl` in jsbaseclient_api.d.ts) though its public type omits it;
- * read defensively so a client without it only skips the check (core nats.js still
- * refuses an oversize publish, with a vaguer message).
- */
-function serverMaxPayload(js: JetStreamClient): number | undefined {
-  const max = (js as { nc?: { info?: { max_payload?: unknown } } }).nc?.info?.max_payload;
-  return typeof max === 'number' && max > 0 ? max : undefined;
-}
-
-/** Bytes `h` (plus the `Nats-Msg-Id` header JetStream adds) takes on the wire: `NATS/1.0\r\n`, `k: v\r\n` each, `\r\n`. */
-function headerBytes(h: MsgHdrs, msgID: string): number {
-  let n = 'NATS/1.0\r\n\r\n'.length + `Nats-Msg-Id: ${msgID}\r\n`.length;
+/** Bytes `h` takes on the wire: `NATS/1.0\r\n`, `k: v\r\n` each, `\r\n`. */
+function headerBytes(h: MsgHdrs): number {
+  let n = 'NATS/1.0\r\n\r\n'.length;
   for (const [k, vs] of h) for (const v of vs) n += Buffer.byteLength(`${k}: ${v}\r\n`);
   return n;
 }
 
 /**
- * Publish to the receiver's durable mailbox and wait for the stream's ack. The
- * message id makes re-sending the same (deployment, to, port, kind, seq) a no-op.
- * With a `signer` (auth on) the message is signed and its id carries the signature's tag.
+ * Publish to the receiver's durable mailbox; resolves once the stream has stored it
+ * (runtime/publisher.ts). The message id makes re-sending the same (deployment, to,
+ * port, kind, seq) a no-op. With a `signer` (auth on) the message is signed and its id
+ * carries the signature's tag.
  *
  * Throws, before publishing, when the message would exceed the server's
  * `max_payload` (1 MiB unless configured; DCNR's own servers use 8 MiB): retrying
  * cannot help, so the error says what to change.
  */
-export async function sendMessage(js: JetStreamClient, e: Envelope, signer?: Signer): Promise<void> {
+export async function sendMessage(nc: NatsConnection, e: Envelope, signer?: Signer): Promise<void> {
   const port = PORT_OF_KIND[e.kind];
   const payload = e.tensor ? toBytes(e.tensor.data) : new Uint8Array(0);
   const hdrs = envelopeHeaders(e);
@@ -82,14 +74,15 @@ export async function sendMessage(js: JetStreamClient, e: Envelope, signer?: Sig
     hdrs.set(Header.LocalTag, localTag(digest));
     msgID = signedMessageId(msgID, signature);
   }
-  const max = serverMaxPayload(js);
-  if (max !== undefined && payload.byteLength + headerBytes(hdrs, msgID) > max) {
+  hdrs.set(MSG_ID_HEADER, msgID);
+  const max = nc.info?.max_payload;
+  if (max !== undefined && payload.byteLength + headerBytes(hdrs) > max) {
     throw new Error(
       `cannot send ${e.kind} seq ${e.seq} to VNode ${e.to} of ${e.deployment}: its tensor [${e.tensor?.shape}] is ${mib(payload.byteLength)} ` +
         `and the NATS server's max_payload is ${mib(max)}; raise max_payload in the server's config file (e.g. \`max_payload: 8MB\`, as the config dcnr auth init writes does) or use a smaller batch`,
     );
   }
-  await js.publish(Subject.mailbox(e.deployment, e.to, port), payload, { headers: hdrs, msgID });
+  await publishAcked(nc, Subject.mailbox(e.deployment, e.to, port), payload, hdrs);
 }
 
 const mib = (bytes: number) => `${bytes} bytes (${(bytes / 1024 / 1024).toFixed(2)} MiB)`;

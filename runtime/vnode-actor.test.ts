@@ -181,10 +181,10 @@ test('a state stored by an older type version is upgraded on activation, and tra
     const x = Float32Array.from({ length: rows * 784 }, (_, i) => ((i * 7) % 13) / 13);
     const dy = Float32Array.from({ length: rows * 128 }, (_, i) => ((i * 5) % 11) / 11 - 0.5);
     const running = v2.run();
-    await sendMessage(f.js, { deployment: 'upgrade', to: 0, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [rows, 784], data: x } });
+    await sendMessage(f.nc, { deployment: 'upgrade', to: 0, kind: 'fwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [rows, 784], data: x } });
     // `end` right behind it: with forwards over, the schedule takes bwd 0 at once.
-    await sendMessage(f.js, { deployment: 'upgrade', to: 0, kind: 'end', seq: 1, epoch: 0, from: 'test' });
-    await sendMessage(f.js, { deployment: 'upgrade', to: 0, kind: 'bwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [rows, 128], data: dy } });
+    await sendMessage(f.nc, { deployment: 'upgrade', to: 0, kind: 'end', seq: 1, epoch: 0, from: 'test' });
+    await sendMessage(f.nc, { deployment: 'upgrade', to: 0, kind: 'bwd', seq: 0, epoch: 0, from: 'test', tensor: { shape: [rows, 128], data: dy } });
     assert.is(await running, 'done', 'its schedule complete after fwd 0, end 1, bwd 0');
     live = undefined;
     assert.equal(events.filter((e) => e.type === 'applied').map((e) => `${(e as { kind: string }).kind}`), ['fwd', 'end', 'bwd']);
@@ -250,8 +250,8 @@ test('a stored machine snapshot of the wrong shape is refused with a reason, and
 
 test('checkpoints: acks wait for the checkpoint that covers them; a redelivered applied message is held, not acked early; a restore replays from the checkpoint to the same state', async () => {
   const f = await layer0Fixture('held');
-  // A relu alone (VNode 1 of mnist-mlp, 128 features), depth 8: forwards only, in memory until 3 are applied.
-  const model: ResolvedModel = { ...f.model, spec: { ...f.model.spec, pipelineDepth: 8, checkpointEvery: 3, checkpointMs: 600_000 } };
+  // A relu alone (VNode 1 of mnist-mlp, 128 features), model depth 8 (its own: 6): forwards only, in memory until 3 are applied.
+  const model: ResolvedModel = resolveModel({ ...f.model.spec, pipelineDepth: 8, checkpointEvery: 3, checkpointMs: 600_000 });
   const base = { ...f.base, index: 1, model };
   const x = (seq: number) => ({ shape: [2, 128], data: Float32Array.from({ length: 256 }, (_, i) => Math.sin(seq + i)) });
   const fwd = (seq: number, msgSuffix = '') =>

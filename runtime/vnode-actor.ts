@@ -25,6 +25,7 @@ import type { Kernels } from './kernels/types.js';
 import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
 import { checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
 import { sendMessage } from './envelope.js';
+import { publishAcked } from './publisher.js';
 import { signerOf, type Signer } from './security/signing.js';
 import { expectedSender, senderCheckOf } from './security/verifier.js';
 import {
@@ -629,7 +630,7 @@ export class VNodeActor {
   }
 
   #publish(o: Output, cause: InboundMessage, traceparent: string | undefined): Promise<void> {
-    return sendMessage(this.#o.js, {
+    return sendMessage(this.#o.nc, {
       deployment: this.#deployment,
       to: o.to,
       kind: o.kind,
@@ -642,9 +643,9 @@ export class VNodeActor {
   }
 
   #publishMetric(metric: StepMetric) {
-    return this.#o.js.publish(Subject.metrics(this.#deployment), JSON.stringify(metric), {
-      msgID: `${this.#deployment}.metric.${metric.seq}`,
-    });
+    const h = headers();
+    h.set('Nats-Msg-Id', `${this.#deployment}.metric.${metric.seq}`);
+    return publishAcked(this.#o.nc, Subject.metrics(this.#deployment), JSON.stringify(metric), h);
   }
 
   /** Dead-letter, announce and count a bad message, then ack it so it is not redelivered. */

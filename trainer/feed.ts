@@ -4,7 +4,7 @@
  * received; then `end` behind the last forward. Re-sending is safe (message ids
  * de-duplicate), so a NATS outage only delays the trainer.
  */
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { trainingBatch, type Dataset } from '../runtime/data/mnist.js';
 import { sendMessage } from '../runtime/envelope.js';
@@ -15,7 +15,7 @@ import { retrying } from './retry.js';
 import type { StepTelemetry } from './step-telemetry.js';
 
 export interface FeedOptions {
-  js: JetStreamClient;
+  nc: NatsConnection;
   model: ResolvedModel;
   data: Dataset;
   seed: number;
@@ -32,7 +32,7 @@ export interface FeedOptions {
 }
 
 export async function feed(o: FeedOptions): Promise<void> {
-  const { js, model } = o;
+  const { nc, model } = o;
   const dep = model.spec.name;
   const last = model.vnodes.length - 1;
   for (let seq = o.from; seq < o.steps; seq++) {
@@ -43,8 +43,8 @@ export async function feed(o: FeedOptions): Promise<void> {
     const { x, t } = trainingBatch(o.data, o.seed, seq, o.batch);
     const traceparent = o.telemetry.started(seq, o.batch);
     const common = { deployment: dep, seq, epoch: 0, from: 'trainer', traceparent };
-    await retrying(o.signal, () => sendMessage(js, { ...common, to: 0, kind: 'fwd', tensor: { shape: [o.batch, model.inputFeatures], data: x } }, o.signer));
-    await retrying(o.signal, () => sendMessage(js, { ...common, to: last, kind: 'target', tensor: { shape: [o.batch, model.outputFeatures], data: t } }, o.signer));
+    await retrying(o.signal, () => sendMessage(nc, { ...common, to: 0, kind: 'fwd', tensor: { shape: [o.batch, model.inputFeatures], data: x } }, o.signer));
+    await retrying(o.signal, () => sendMessage(nc, { ...common, to: last, kind: 'target', tensor: { shape: [o.batch, model.outputFeatures], data: t } }, o.signer));
   }
-  await retrying(o.signal, () => sendMessage(js, { deployment: dep, to: 0, kind: 'end', seq: o.steps, epoch: 0, from: 'trainer' }, o.signer));
+  await retrying(o.signal, () => sendMessage(nc, { deployment: dep, to: 0, kind: 'end', seq: o.steps, epoch: 0, from: 'trainer' }, o.signer));
 }

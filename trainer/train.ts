@@ -123,7 +123,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const trainStarted = Date.now();
     const bytesBefore = store.bytesWritten;
     const window = o.window ?? model.spec.pipelineDepth + 2;
-    await feed({ js, model, data, seed: o.seed, batch: o.batch, from, steps: o.steps, window, losses, telemetry, signal: o.signal, signer });
+    await feed({ nc, model, data, seed: o.seed, batch: o.batch, from, steps: o.steps, window, losses, telemetry, signal: o.signal, signer });
     await waitUntilDone(store, model, hosted, o.signal);
     const trainMs = Date.now() - trainStarted;
     losses.stop();
