@@ -4,9 +4,15 @@
  *
  * - NATS one-way: core publish on one connection → delivery on another.
  * - VNode hop: a `fwd` tensor stored in a VNode's durable mailbox (JetStream) →
- *   that VNode's output appearing on the next VNode's mailbox: consumer pull,
+ *   that VNode's output appearing on the next VNode's mailbox: consumer delivery,
  *   validation, de-duplication, compute and the JetStream publish of its output (its
- *   checkpoint commits in the background, every `checkpointEvery` messages).
+ *   checkpoint commits in the background, every `checkpointEvery` messages). Measured
+ *   with local delivery off (`DCNR_LOCAL_DELIVERY=off`), as between VNodes of
+ *   different processes.
+ * - Co-located hop: the same, with the VNodes in one process as `dcnr train --pnodes
+ *   0` runs them: the sender hands the tensor over in memory as it publishes it
+ *   (runtime/local-delivery.ts), so the next output can be on the wire in the same
+ *   socket write as the input.
  * - JetStream one-way: a bare publish to a file work-queue stream → delivery to a
  *   streamed consumer, same bytes: the floor under a durable hop.
  *   The hop is measured at a ReLU VNode of a 4-VNode model, steps sent one at a time.
@@ -19,6 +25,7 @@ import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { resolveModel } from '../runtime/model.js';
 import { startNatsServer } from '../cluster/nats-server.js';
+import { LOCAL_DELIVERY_ENV } from '../runtime/local-delivery.js';
 import { Header, Subject } from '../runtime/protocol.js';
 import { train } from '../trainer/train.js';
 import { sig, summarize } from './stats.js';
@@ -30,6 +37,8 @@ export interface HopSize {
   /** A bare JetStream publish (file stream) → delivery to a streamed consumer, same bytes: the floor a durable hop stands on. */
   jetstreamOneWayUs: { p50: number; p99: number };
   vnodeHopUs: { p50: number; p99: number };
+  /** The same hop between VNodes of one process (handed over in memory). */
+  localHopUs: { p50: number; p99: number };
   n: number;
 }
 
@@ -101,8 +110,20 @@ async function jetstreamOneWay(url: string, bytes: number, n: number): Promise<n
   return samples.slice(20); // warm-up
 }
 
-async function vnodeHop(nc: NatsConnection, batch: number, steps: number): Promise<number[]> {
-  const name = `bench-hop-${batch}`;
+/** Run `fn` with every message going through JetStream only (no in-memory hand-over). */
+async function withoutLocalDelivery<T>(fn: () => Promise<T>): Promise<T> {
+  const before = process.env[LOCAL_DELIVERY_ENV];
+  process.env[LOCAL_DELIVERY_ENV] = 'off';
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env[LOCAL_DELIVERY_ENV];
+    else process.env[LOCAL_DELIVERY_ENV] = before;
+  }
+}
+
+async function vnodeHop(nc: NatsConnection, batch: number, steps: number, suffix = ''): Promise<number[]> {
+  const name = `bench-hop-${batch}${suffix}`;
   const model = resolveModel({
     name,
     pipelineDepth: 0,
@@ -143,15 +164,17 @@ export const hopBenchmark: Benchmark<HopBench> = {
         const bytes = batch * FEATURES * 4;
         const raw = summarize(await natsOneWay(server.url, bytes, n));
         const js = summarize(await jetstreamOneWay(server.url, bytes, n));
-        const hop = summarize(await vnodeHop(nc, batch, n + 10));
+        const hop = summarize(await withoutLocalDelivery(() => vnodeHop(nc, batch, n + 10)));
+        const local = summarize(await vnodeHop(nc, batch, n + 10, '-local'));
         sizes.push({
           bytes,
           n: hop.n,
           natsOneWayUs: { p50: sig(raw.p50), p99: sig(raw.p99) },
           jetstreamOneWayUs: { p50: sig(js.p50), p99: sig(js.p99) },
           vnodeHopUs: { p50: sig(hop.p50), p99: sig(hop.p99) },
+          localHopUs: { p50: sig(local.p50), p99: sig(local.p99) },
         });
-        ctx.progress(`hop: ${bytes / 1024} KiB: NATS one-way p50 ${sig(raw.p50)} µs, JetStream ${sig(js.p50)} µs, VNode hop p50 ${sig(hop.p50)} µs`);
+        ctx.progress(`hop: ${bytes / 1024} KiB: NATS one-way p50 ${sig(raw.p50)} µs, JetStream ${sig(js.p50)} µs, VNode hop p50 ${sig(hop.p50)} µs, co-located ${sig(local.p50)} µs`);
       }
     } finally {
       await nc.close();

@@ -38,6 +38,8 @@ export const BenchResult = z.object({
         /** A bare JetStream publish → consume of the same bytes (absent in results saved before it existed). */
         jetstreamOneWayUs: z.object({ p50: num, p99: num }).optional(),
         vnodeHopUs: z.object({ p50: num, p99: num }),
+        /** The same hop between VNodes of one process, handed over in memory (absent before local delivery). */
+        localHopUs: z.object({ p50: num, p99: num }).optional(),
       }),
     ),
   }),
@@ -135,13 +137,14 @@ export function formatTables(r: Partial<BenchResult>): string {
     out.push(
       '**Hop** (one-way latency, µs)',
       '',
-      '| tensor | NATS p50 | NATS p99 | JetStream p50 | VNode hop p50 | VNode hop p99 | hop / NATS (p50) | hop / JetStream (p50) |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      '| tensor | NATS p50 | NATS p99 | JetStream p50 | VNode hop p50 | VNode hop p99 | hop / NATS (p50) | hop / JetStream (p50) | co-located hop p50 / p99 |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const s of r.hop.sizes) {
       const js = s.jetstreamOneWayUs?.p50;
+      const local = s.localHopUs ? `${s.localHopUs.p50} / ${s.localHopUs.p99}` : '—';
       out.push(
-        `| ${s.bytes / 1024} KiB | ${s.natsOneWayUs.p50} | ${s.natsOneWayUs.p99} | ${js ?? '—'} | ${s.vnodeHopUs.p50} | ${s.vnodeHopUs.p99} | ${ratio(s.vnodeHopUs.p50, s.natsOneWayUs.p50)} | ${js ? ratio(s.vnodeHopUs.p50, js) : '—'} |`,
+        `| ${s.bytes / 1024} KiB | ${s.natsOneWayUs.p50} | ${s.natsOneWayUs.p99} | ${js ?? '—'} | ${s.vnodeHopUs.p50} | ${s.vnodeHopUs.p99} | ${ratio(s.vnodeHopUs.p50, s.natsOneWayUs.p50)} | ${js ? ratio(s.vnodeHopUs.p50, js) : '—'} | ${local} |`,
       );
     }
     out.push('');

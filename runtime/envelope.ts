@@ -5,6 +5,7 @@
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind } from './protocol.js';
 import { localTag, messageDigest, signedMessageId, signToText, type Signer } from './security/signing.js';
+import { offerLocally } from './local-delivery.js';
 import { publishAcked } from './publisher.js';
 import { toBytes, type Tensor } from './tensor.js';
 
@@ -53,7 +54,8 @@ function headerBytes(h: MsgHdrs): number {
 
 /**
  * Publish to the receiver's durable mailbox; resolves once the stream has stored it
- * (runtime/publisher.ts). The message id makes re-sending the same (deployment, to,
+ * (runtime/publisher.ts). A receiver running in this process on the same connection is
+ * also handed the message in memory at once (runtime/local-delivery.ts). The message id makes re-sending the same (deployment, to,
  * port, kind, seq) a no-op. With a `signer` (auth on) the message is signed and its id
  * carries the signature's tag.
  *
@@ -82,7 +84,10 @@ export async function sendMessage(nc: NatsConnection, e: Envelope, signer?: Sign
         `and the NATS server's max_payload is ${mib(max)}; raise max_payload in the server's config file (e.g. \`max_payload: 8MB\`, as the config dcnr auth init writes does) or use a smaller batch`,
     );
   }
-  await publishAcked(nc, Subject.mailbox(e.deployment, e.to, port), payload, hdrs);
+  const stored = publishAcked(nc, Subject.mailbox(e.deployment, e.to, port), payload, hdrs);
+  // A receiver in this process takes it now (runtime/local-delivery.ts); the copy is on its way.
+  offerLocally(nc, e.deployment, e.to, { local: true, msgId: msgID, kind: e.kind, port, seq: e.seq, epoch: e.epoch, from: e.from, tensor: e.tensor, traceparent: e.traceparent });
+  await stored;
 }
 
 const mib = (bytes: number) => `${bytes} bytes (${(bytes / 1024 / 1024).toFixed(2)} MiB)`;

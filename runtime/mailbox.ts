@@ -2,7 +2,9 @@
  * Durable mailboxes: one JetStream work-queue stream per deployment, one durable
  * pull consumer per (VNode, port), streamed: the port's consumer keeps a prefetch
  * window of messages in this process (no request round trip per message), and the
- * actor takes them one at a time in the order its schedule asks for.
+ * actor takes them one at a time in the order its schedule asks for. A message a
+ * sender in this process handed over in memory (`offer`) is taken in place of waiting
+ * for its copy when it is the one the schedule asks for.
  *
  * A message is acked only once a committed checkpoint holds its effect, so a crash
  * redelivers it (and the VNode's watermark de-duplicates it, or it is replayed from
@@ -25,6 +27,7 @@ import {
   type JsMsg,
   type ConsumerMessages,
 } from '@nats-io/jetstream';
+import type { LocalMessage } from './local-delivery.js';
 import { Stream, Subject, type Port } from './protocol.js';
 import { replicas } from './replicas.js';
 
@@ -113,6 +116,8 @@ export function mailboxLimits(policy: { every: number; ms: number }): MailboxLim
 /** One port of one VNode's mailbox. */
 export class Mailbox {
   readonly #queue: JsMsg[] = [];
+  /** Messages handed over in memory, by seq, until taken or superseded. */
+  readonly #local = new Map<number, LocalMessage>();
   #wake: (() => void) | null = null;
   #taken = false;
   #closed = false;
@@ -187,8 +192,10 @@ export class Mailbox {
    * The next message, or null if none came within `timeoutMs`.
    * @throws MailboxTakenError when a newer owner has replaced the consumer.
    */
-  async next(timeoutMs = 1000): Promise<JsMsg | null> {
-    if (this.#queue.length === 0 && !this.#taken) {
+  async next(timeoutMs = 1000, awaitedSeq?: number): Promise<JsMsg | LocalMessage | null> {
+    let m = this.#take(awaitedSeq);
+    if (m) return m;
+    if (!this.#taken) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
@@ -196,14 +203,34 @@ export class Mailbox {
       });
       clearTimeout(timer);
       this.#wake = null;
+      m = this.#take(awaitedSeq);
+      if (m) return m;
     }
-    const m = this.#queue.shift();
-    if (m) return m;
     if (this.#taken) {
       if (this.#error && !/consumer (not found|deleted)|no responders|consumer is closed/i.test(String((this.#error as Error)?.message ?? this.#error))) throw this.#error;
       throw new MailboxTakenError(this.name);
     }
     return null;
+  }
+
+  /**
+   * A message handed over in memory (runtime/local-delivery.ts). `next` gives it when it
+   * is the awaited one; its JetStream copy still comes through the consumer.
+   */
+  offer(m: LocalMessage): void {
+    if (this.#closed) return;
+    this.#local.set(m.seq, m);
+    this.#wake?.();
+  }
+
+  /** The awaited message if it was handed over locally, else the next delivered one. */
+  #take(awaitedSeq: number | undefined): JsMsg | LocalMessage | null {
+    if (awaitedSeq !== undefined && this.#local.size > 0) {
+      const l = this.#local.get(awaitedSeq);
+      for (const seq of this.#local.keys()) if (seq <= awaitedSeq) this.#local.delete(seq); // taken, or applied from JetStream already
+      if (l) return l;
+    }
+    return this.#queue.shift() ?? null;
   }
 
   /** Messages of this port not yet taken by the VNode: not delivered, delivered but unacked (for passivation decisions). */
@@ -215,6 +242,7 @@ export class Mailbox {
   /** Stop streaming (delivered, unacked messages are redelivered to the next consumer). */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#local.clear();
     await this.messages.close().catch(() => {});
   }
 }

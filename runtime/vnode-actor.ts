@@ -25,6 +25,7 @@ import type { Kernels } from './kernels/types.js';
 import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
 import { checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
 import { sendMessage } from './envelope.js';
+import { receiveLocally, type LocalMessage } from './local-delivery.js';
 import { publishAcked } from './publisher.js';
 import { signerOf, type Signer } from './security/signing.js';
 import { expectedSender, senderCheckOf } from './security/verifier.js';
@@ -129,6 +130,12 @@ interface Replay {
   restored: boolean;
 }
 
+/** JetStream's de-duplication header: how the copy of a locally applied message is known. */
+const MSG_ID_HEADER = 'Nats-Msg-Id';
+
+/** How long a finished VNode waits for the copies of its locally applied messages (each was stored before its sender checkpointed). */
+const LATE_COPY_WAIT_MS = 5000;
+
 /** Row count kept with every stash entry, so later inputs can be checked against it. */
 const rowsOf = (stash: Float32Array[] | undefined) => (stash ? stash[0][0] : undefined);
 
@@ -156,6 +163,9 @@ export class VNodeActor {
   /** An error of a background send or commit: `run()` throws it. */
   #failure: unknown = null;
   #replay: Replay | null = null;
+  /** Messages applied as handed over in memory, by message id, until their JetStream copies come (held then). */
+  readonly #localCopies = new Map<string, { port: Port; kind: MessageKind; seq: number }>();
+  #stopReceivingLocally: (() => void) | null = null;
   /** Auth on (our connection has credentials): we sign what we send and check who sent what we get. */
   readonly #signer: Signer | undefined;
 
@@ -253,6 +263,7 @@ export class VNodeActor {
         const remaining = Object.fromEntries([...actor.#mailboxes].map(([port, m]) => [port, m.backlog])) as Record<Port, number>;
         actor.#replay = { remaining, taken: 0, startedAt: Date.now(), activationStartedAt: started, restored: !!found };
         if (Object.values(remaining).every((n) => n === 0)) actor.#endReplay();
+        actor.#stopReceivingLocally = receiveLocally(o.nc, deployment, o.index, (m) => actor.#offered(m));
         return actor;
       } catch (err) {
         // A concurrent writer between our read and our write: read again, unless we are outranked.
@@ -314,8 +325,15 @@ export class VNodeActor {
       this.#machine.send({ type: 'FAILED', error: String(err) });
       throw err;
     } finally {
+      this.#stopReceivingLocally?.();
       await Promise.all([...this.#mailboxes.values()].map((m) => m.close()));
     }
+  }
+
+  /** A local offer: taken unless we are replaying our backlog (which holds it) or stopping. */
+  #offered(m: LocalMessage): void {
+    if (this.#replay || this.#stopping) return;
+    this.#mailboxes.get(m.port)?.offer(m);
   }
 
   async #loop(): Promise<ActorExit> {
@@ -326,6 +344,7 @@ export class VNodeActor {
       if (now.matches('done')) {
         // The last message's checkpoint (always due) must be committed: completion is read from KV.
         await this.#checkpointCommitted();
+        await this.#ackLateCopies();
         this.#endReplay();
         this.#o.onEvent?.({ type: 'done', vnode: this.id });
         return 'done';
@@ -334,7 +353,7 @@ export class VNodeActor {
       if (!want) throw new Error(`${this.id}: the machine awaits no input in state ${JSON.stringify(now.value)}`);
       // The replay ends where the schedule asks for a message that was not in the mailbox at activation.
       if (this.#replay && this.#replay.remaining[want.port] <= 0) this.#endReplay();
-      const msg = await this.#mailboxes.get(want.port)!.next(Math.min(1000, this.#policy.ms));
+      const msg = await this.#mailboxes.get(want.port)!.next(Math.min(1000, this.#policy.ms), want.seq);
       if (!msg) {
         this.#endReplay(); // the backlog is not coming (a safety net: it was there at activation)
         await this.#tick(false);
@@ -354,7 +373,8 @@ export class VNodeActor {
         this.#replay.taken++;
       }
       lastMessage = Date.now();
-      await this.#handle(want, msg);
+      if ('local' in msg) await this.#handleLocal(msg);
+      else await this.#handle(want, msg);
     }
     // Stopped (released, moved, shut down): checkpoint what is applied, so the next owner need not replay it.
     try {
@@ -365,6 +385,25 @@ export class VNodeActor {
     }
     this.#machine.send({ type: 'STOP' });
     return 'stopped';
+  }
+
+  /**
+   * Done, its last checkpoint committed: ack the JetStream copies of locally applied
+   * messages still on their way (that checkpoint covers them), so a finished run leaves
+   * its mailbox empty. Anything else delivered now is not ours to judge and is left
+   * unacked for whoever owns the VNode next. Gives up after LATE_COPY_WAIT_MS (a copy
+   * that never comes is acked by a later owner as covered).
+   */
+  async #ackLateCopies(): Promise<void> {
+    const deadline = Date.now() + LATE_COPY_WAIT_MS;
+    while (this.#localCopies.size > 0 && Date.now() < deadline) {
+      for (const mailbox of this.#mailboxes.values()) {
+        const m = await mailbox.next(20);
+        if (!m || 'local' in m) continue;
+        const id = m.headers?.get(MSG_ID_HEADER);
+        if (id && this.#localCopies.delete(id)) m.ack();
+      }
+    }
   }
 
   #throwIfFailed(): void {
@@ -487,9 +526,19 @@ export class VNodeActor {
     return null;
   };
 
+  /** A message delivered by the port's consumer (its JetStream copy). */
   async #handle(want: { port: Port; seq: number }, raw: JsMsg): Promise<void> {
-    const delay = this.#o.messageDelayMs?.() ?? 0;
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    await this.#injectedDelay();
+    const msgId = raw.headers?.get(MSG_ID_HEADER);
+    const copy = msgId ? this.#localCopies.get(msgId) : undefined;
+    if (copy) {
+      // The copy of a message applied as handed over in memory: a duplicate now, held
+      // until a checkpoint covers it like any other (no need to check bytes we made).
+      this.#localCopies.delete(msgId!);
+      const verdict = this.#tell({ type: 'MESSAGE', ...copy, fits: true });
+      if (!verdict.matches('skipping')) throw new Error(`${this.id}: the copy of ${copy.kind} seq ${copy.seq}, applied locally, was not taken as a duplicate`);
+      return this.#skip(verdict, copy, raw);
+    }
     const checked = validateMessage(raw.headers, raw.data, {
       deployment: this.#deployment,
       index: this.#o.index,
@@ -510,24 +559,10 @@ export class VNodeActor {
         return this.#reject(raw, forged);
       }
     }
-    const attributes = () => ({ ...this.#spanAttributes(), 'dcnr.kind': m.kind, 'dcnr.seq': m.seq });
     // A fact about our state the machine weighs only if this is the awaited message.
     const mismatch = this.#checkAgainstState(m);
     const verdict = this.#tell({ type: 'MESSAGE', port: m.port, kind: m.kind, seq: m.seq, fits: mismatch === null });
-    if (verdict.matches('skipping')) {
-      startSpan('vnode replay', m.traceparent, attributes).end();
-      this.#o.onEvent?.({ type: 'duplicate', vnode: this.id, port: m.port, seq: m.seq });
-      if (verdict.matches({ skipping: 'covered' })) {
-        // Covered by the last captured checkpoint: acked with it (now, if it is committed).
-        if (this.#inflight) this.#inflight.acks.push(raw);
-        else raw.ack();
-      } else {
-        // Applied since that checkpoint (a redelivery): held like the message it repeats, never acked early.
-        this.#held.push(raw);
-      }
-      this.#tell({ type: 'SKIPPED' });
-      return;
-    }
+    if (verdict.matches('skipping')) return this.#skip(verdict, m, raw);
     if (verdict.matches({ rejecting: 'outOfOrder' })) {
       return this.#reject(raw, `out of order: ${this.id} expects seq ${want.seq} on its ${want.port} port next, got ${m.seq}`);
     }
@@ -536,7 +571,50 @@ export class VNodeActor {
     }
     if (verdict.matches({ rejecting: 'doesNotFit' })) return this.#reject(raw, mismatch ?? `${m.kind} seq ${m.seq} does not fit ${this.id}'s state`);
     this.#expect(verdict, 'processing');
+    await this.#apply(m, raw);
+  }
 
+  /**
+   * A message a sender in this process handed over in memory (runtime/local-delivery.ts):
+   * the awaited one (the mailbox gives no other), applied without waiting for its copy.
+   */
+  async #handleLocal(lm: LocalMessage): Promise<void> {
+    await this.#injectedDelay();
+    const m: InboundMessage = { kind: lm.kind, port: lm.port, seq: lm.seq, epoch: lm.epoch, from: lm.from, traceparent: lm.traceparent, tensor: lm.tensor };
+    const mismatch = this.#checkAgainstState(m);
+    const verdict = this.#tell({ type: 'MESSAGE', port: m.port, kind: m.kind, seq: m.seq, fits: mismatch === null });
+    // Not applicable here (a bug upstream if ever): drop it; its copy comes through the
+    // mailbox and is judged — and dead-lettered with the reason — like any message.
+    if (verdict.matches('skipping')) return void this.#tell({ type: 'SKIPPED' });
+    if (verdict.matches('rejecting')) return void this.#tell({ type: 'ACKED' });
+    this.#expect(verdict, 'processing');
+    this.#localCopies.set(lm.msgId, { port: m.port, kind: m.kind, seq: m.seq });
+    await this.#apply(m, null);
+  }
+
+  async #injectedDelay(): Promise<void> {
+    const delay = this.#o.messageDelayMs?.() ?? 0;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+  }
+
+  /** A duplicate: announce it, and ack it with the checkpoint that covers it (now, if one does). */
+  #skip(verdict: VNodeMachineSnapshot, m: { port: Port; seq: number; traceparent?: string }, raw: JsMsg): void {
+    startSpan('vnode replay', m.traceparent, () => ({ ...this.#spanAttributes(), 'dcnr.seq': m.seq })).end();
+    this.#o.onEvent?.({ type: 'duplicate', vnode: this.id, port: m.port, seq: m.seq });
+    if (verdict.matches({ skipping: 'covered' })) {
+      // Covered by the last captured checkpoint: acked with it (now, if it is committed).
+      if (this.#inflight) this.#inflight.acks.push(raw);
+      else raw.ack();
+    } else {
+      // Applied since that checkpoint (a redelivery, or the copy of a local message): held like the message it repeats, never acked early.
+      this.#held.push(raw);
+    }
+    this.#tell({ type: 'SKIPPED' });
+  }
+
+  /** Apply the awaited message (the machine is in `processing`); `raw` is its JetStream copy, held for the checkpoint, or null if it came in memory. */
+  async #apply(m: InboundMessage, raw: JsMsg | null): Promise<void> {
+    const attributes = () => ({ ...this.#spanAttributes(), 'dcnr.kind': m.kind, 'dcnr.seq': m.seq });
     const span = startSpan(`vnode ${m.kind}`, m.traceparent, attributes);
     const meters = telemetryMetrics();
     try {
@@ -549,7 +627,7 @@ export class VNodeActor {
       // between, the replay sends the same bytes under the same message ids, and they
       // are dropped as duplicates.
       for (const out of outputs) await this.#send(this.#publish(out, m, span.traceparent ?? m.traceparent));
-      this.#held.push(raw);
+      if (raw) this.#held.push(raw);
       const published = { type: 'PUBLISHED', sinceCheckpointMs: performance.now() - this.#lastCapture, minGapMs: this.#minGapMs() } as const;
       if (this.#tell(published).matches('checkpointing')) await this.#capture(span.traceparent);
       meters.messages.add(1, KIND_ATTRIBUTES[m.kind]);
