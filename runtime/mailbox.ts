@@ -28,7 +28,7 @@ import {
   type ConsumerMessages,
 } from '@nats-io/jetstream';
 import type { LocalMessage } from './local-delivery.js';
-import { Stream, Subject, type Port } from './protocol.js';
+import { Header, Stream, Subject, type Port } from './protocol.js';
 import { replicas } from './replicas.js';
 
 const NANOS = 1_000_000;
@@ -112,6 +112,9 @@ export function mailboxLimits(policy: { every: number; ms: number }): MailboxLim
   const prefetch = 64;
   return { prefetch, maxAckPending: 2 * (policy.every + prefetch) + 64, ackWaitMs: Math.max(30_000, 10 * policy.ms) };
 }
+
+/** The seq a delivered message claims (NaN if none: junk is validated by the actor). */
+const seqOf = (m: JsMsg): number => Number(m.headers?.get(Header.Seq) ?? NaN);
 
 /** One port of one VNode's mailbox. */
 export class Mailbox {
@@ -223,12 +226,23 @@ export class Mailbox {
     this.#wake?.();
   }
 
-  /** The awaited message if it was handed over locally, else the next delivered one. */
+  /**
+   * The awaited message if it was handed over locally, else the next delivered one. A
+   * delivered message that cannot be the copy of the awaited or a later one (the copy
+   * of one applied already, junk, a redelivery) goes first: it is settled at once (a
+   * copy acked with its checkpoint, junk dead-lettered) rather than left to hold a slot
+   * of `max_ack_pending` while messages keep coming in memory.
+   */
   #take(awaitedSeq: number | undefined): JsMsg | LocalMessage | null {
     if (awaitedSeq !== undefined && this.#local.size > 0) {
       const l = this.#local.get(awaitedSeq);
-      for (const seq of this.#local.keys()) if (seq <= awaitedSeq) this.#local.delete(seq); // taken, or applied from JetStream already
-      if (l) return l;
+      for (const seq of this.#local.keys()) if (seq < awaitedSeq) this.#local.delete(seq); // applied from JetStream already
+      if (l) {
+        const head = this.#queue[0];
+        if (head && !(seqOf(head) >= awaitedSeq)) return this.#queue.shift()!;
+        this.#local.delete(awaitedSeq);
+        return l;
+      }
     }
     return this.#queue.shift() ?? null;
   }

@@ -133,7 +133,7 @@ interface Replay {
 /** JetStream's de-duplication header: how the copy of a locally applied message is known. */
 const MSG_ID_HEADER = 'Nats-Msg-Id';
 
-/** How long a finished VNode waits for the copies of its locally applied messages (each was stored before its sender checkpointed). */
+/** How long a finished VNode waits for the copies of its locally applied messages still on their way, and settles its queues. */
 const LATE_COPY_WAIT_MS = 5000;
 
 /** Row count kept with every stash entry, so later inputs can be checked against it. */
@@ -344,7 +344,7 @@ export class VNodeActor {
       if (now.matches('done')) {
         // The last message's checkpoint (always due) must be committed: completion is read from KV.
         await this.#checkpointCommitted();
-        await this.#ackLateCopies();
+        await this.#settleQueues();
         this.#endReplay();
         this.#o.onEvent?.({ type: 'done', vnode: this.id });
         return 'done';
@@ -388,22 +388,36 @@ export class VNodeActor {
   }
 
   /**
-   * Done, its last checkpoint committed: ack the JetStream copies of locally applied
-   * messages still on their way (that checkpoint covers them), so a finished run leaves
-   * its mailbox empty. Anything else delivered now is not ours to judge and is left
-   * unacked for whoever owns the VNode next. Gives up after LATE_COPY_WAIT_MS (a copy
-   * that never comes is acked by a later owner as covered).
+   * Done, its last checkpoint committed: settle what is still queued on its ports, so a
+   * finished run leaves its mailbox as it would without local delivery. The JetStream
+   * copies of locally applied messages are acked (the last checkpoint covers them; it
+   * waits up to LATE_COPY_WAIT_MS for those still on their way). Junk is rejected and
+   * dead-lettered as it would have been on the way: while messages come in memory the
+   * loop reads a port's consumer only when it waits, so junk there can outlast the run.
+   * A well-formed message is left unacked for whoever owns the VNode next, as before.
    */
-  async #ackLateCopies(): Promise<void> {
+  async #settleQueues(): Promise<void> {
     const deadline = Date.now() + LATE_COPY_WAIT_MS;
-    while (this.#localCopies.size > 0 && Date.now() < deadline) {
-      for (const mailbox of this.#mailboxes.values()) {
-        const m = await mailbox.next(20);
+    while (Date.now() < deadline) {
+      let took = false;
+      for (const [port, mailbox] of this.#mailboxes) {
+        const m = await mailbox.next(this.#localCopies.size > 0 ? 20 : 0);
         if (!m || 'local' in m) continue;
-        const id = m.headers?.get(MSG_ID_HEADER);
-        if (id && this.#localCopies.delete(id)) m.ack();
+        took = true;
+        await this.#settleLate(port, m);
       }
+      if (!took && this.#localCopies.size === 0) return;
     }
+  }
+
+  /** One message taken after the end (`#settleQueues`); the machine, done, takes no more input. */
+  async #settleLate(port: Port, raw: JsMsg): Promise<void> {
+    const id = raw.headers?.get(MSG_ID_HEADER);
+    if (id && this.#localCopies.delete(id)) return raw.ack();
+    const checked = validateMessage(raw.headers, raw.data, { deployment: this.#deployment, index: this.#o.index, port, checkShape: this.#checkShape });
+    if (!checked.ok) return this.#reject(raw, checked.error);
+    const forged = await this.#forged(raw, checked.msg);
+    if (forged) return this.#reject(raw, forged);
   }
 
   #throwIfFailed(): void {
@@ -551,13 +565,10 @@ export class VNodeActor {
       return this.#reject(raw, checked.error);
     }
     const m = checked.msg;
-    if (this.#signer) {
-      const shape = raw.headers?.get(Header.Shape) ?? '';
-      const forged = await (await senderCheckOf(this.#o.nc)).message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey, this.#o.generation, expectedSender(m.kind, this.#o.index, this.#o.model.vnodes.length));
-      if (forged) {
-        this.#expect(this.#tell({ type: 'INVALID' }), 'rejecting');
-        return this.#reject(raw, forged);
-      }
+    const forged = await this.#forged(raw, m);
+    if (forged) {
+      this.#expect(this.#tell({ type: 'INVALID' }), 'rejecting');
+      return this.#reject(raw, forged);
     }
     // A fact about our state the machine weighs only if this is the awaited message.
     const mismatch = this.#checkAgainstState(m);
@@ -572,6 +583,14 @@ export class VNodeActor {
     if (verdict.matches({ rejecting: 'doesNotFit' })) return this.#reject(raw, mismatch ?? `${m.kind} seq ${m.seq} does not fit ${this.id}'s state`);
     this.#expect(verdict, 'processing');
     await this.#apply(m, raw);
+  }
+
+  /** With auth on: why `m` was not sent by whom it must come from (runtime/security/verifier.ts), or null. */
+  async #forged(raw: JsMsg, m: InboundMessage): Promise<string | null> {
+    if (!this.#signer) return null;
+    const shape = raw.headers?.get(Header.Shape) ?? '';
+    const check = await senderCheckOf(this.#o.nc);
+    return check.message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey, this.#o.generation, expectedSender(m.kind, this.#o.index, this.#o.model.vnodes.length));
   }
 
   /**
