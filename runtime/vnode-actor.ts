@@ -53,8 +53,9 @@ import type { LossDefinition, Tensors, TransformDefinition, VNodeContext } from 
 export type ActorEvent =
   /**
    * Running again, caught up: `ms` from the start of activation to the end of the replay;
-   * `replayed` messages taken from the backlog found in its mailbox (those after its
-   * checkpoint) in `replayMs`.
+   * `replayed` messages of the backlog found in its mailbox applied again (those after
+   * its checkpoint; duplicates in the backlog are only acked), in `replayMs` (the time
+   * to take the whole backlog).
    */
   | { type: 'activated'; vnode: string; epoch: number; restored: boolean; ms: number; replayed: number; replayMs: number }
   /** A checkpoint committed: it covers `messages` messages and wrote `bytes` bytes. */
@@ -124,7 +125,10 @@ const SENDS_IN_FLIGHT = 256;
 /** The backlog a restored VNode replays first: per port, messages not yet taken. */
 interface Replay {
   remaining: Record<Port, number>;
+  /** Messages taken from the backlog (duplicates included). */
   taken: number;
+  /** Of those, applied: the replay proper (a duplicate, such as the copy of a message applied in memory before a crash, is only acked). */
+  applied: number;
   startedAt: number;
   activationStartedAt: number;
   restored: boolean;
@@ -261,7 +265,7 @@ export class VNodeActor {
         await actor.#openMailboxes();
         // Announced once the backlog found in the mailbox is replayed (`run`), or now if there is none.
         const remaining = Object.fromEntries([...actor.#mailboxes].map(([port, m]) => [port, m.backlog])) as Record<Port, number>;
-        actor.#replay = { remaining, taken: 0, startedAt: Date.now(), activationStartedAt: started, restored: !!found };
+        actor.#replay = { remaining, taken: 0, applied: 0, startedAt: Date.now(), activationStartedAt: started, restored: !!found };
         if (Object.values(remaining).every((n) => n === 0)) actor.#endReplay();
         actor.#stopReceivingLocally = receiveLocally(o.nc, deployment, o.index, (m) => actor.#offered(m));
         return actor;
@@ -457,7 +461,7 @@ export class VNodeActor {
       epoch: this.#o.epoch,
       restored: r.restored,
       ms: now - r.activationStartedAt,
-      replayed: r.taken,
+      replayed: r.applied,
       replayMs: r.taken === 0 ? 0 : now - r.startedAt,
     });
   }
@@ -655,6 +659,7 @@ export class VNodeActor {
       span.end(err);
       throw err;
     }
+    if (this.#replay) this.#replay.applied++;
     this.#o.onEvent?.({ type: 'applied', vnode: this.id, kind: m.kind, seq: m.seq });
   }
 
