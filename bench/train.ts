@@ -13,11 +13,11 @@ import { createKernels } from '../runtime/kernels/index.js';
 import type { Kernels } from '../runtime/kernels/types.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { startNatsServer } from '../cluster/nats-server.js';
+import { publishStats } from '../runtime/publisher.js';
 import { StateStore } from '../runtime/state-store.js';
 import { durabilityWaits } from '../runtime/vnode-actor.js';
 import { train } from '../trainer/train.js';
 import { connect } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
 import { runDcnr } from './process.js';
 import { sig } from './stats.js';
 import { runTorch, torchInfo } from './torch.js';
@@ -113,10 +113,9 @@ function timedKernels(k: Kernels, total: { ms: number }): Kernels {
 }
 
 /** Wraps `obj[method]` to add its time to `total`; returns the undo. Measurement only. */
-function timeMethod<T extends object>(obj: T, method: keyof T & string, total: { ms: number }, when: (args: unknown[]) => boolean = () => true): () => void {
+function timeMethod<T extends object>(obj: T, method: keyof T & string, total: { ms: number }): () => void {
   const original = obj[method] as unknown as (...a: unknown[]) => Promise<unknown>;
   (obj as Record<string, unknown>)[method] = async function (this: unknown, ...args: unknown[]) {
-    if (!when(args)) return original.apply(this, args);
     const t = performance.now();
     try {
       return await original.apply(this, args);
@@ -133,11 +132,9 @@ async function breakdown(ctx: BenchContext, steps: number, batch: number): Promi
   const nc = await connect({ servers: server.url, noAsyncTraces: true });
   const kernelTime = { ms: 0 };
   const persistTime = { ms: 0 };
-  const publishTime = { ms: 0 };
-  // KV puts are JetStream publishes too (to $KV.…): count only messages, not state writes twice.
-  const isMessage = (args: unknown[]) => typeof args[0] === 'string' && args[0].startsWith('dcnr.');
-  // Every state commit goes through StateStore.write, every output through the JetStream client's publish.
-  const undo = [timeMethod(StateStore.prototype, 'write', persistTime), timeMethod(Object.getPrototypeOf(jetstream(nc)), 'publish', publishTime, isMessage)];
+  // Every state commit goes through StateStore.write; every message's publish is timed to its ack by runtime/publisher.ts.
+  const undo = [timeMethod(StateStore.prototype, 'write', persistTime)];
+  const published = { ...publishStats };
   try {
     const base = await createKernels();
     const kernels = timedKernels(base, kernelTime);
@@ -151,7 +148,7 @@ async function breakdown(ctx: BenchContext, steps: number, batch: number): Promi
       wallMsPerStep: sig(wall / steps),
       kernelMsPerStep: sig(kernelTime.ms / steps),
       persistMsPerStep: sig(persistTime.ms / steps),
-      publishMsPerStep: sig(publishTime.ms / steps),
+      publishMsPerStep: sig((publishStats.inFlightMs - published.inFlightMs) / steps),
       durabilityWaitMsPerStep: sig((durabilityWaits.checkpointMs - waited.checkpointMs + durabilityWaits.sendsMs - waited.sendsMs) / steps),
     };
   } finally {

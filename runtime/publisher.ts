@@ -25,7 +25,11 @@ export interface PubAck {
 export const PUBLISH_TIMEOUT_MS = 5000;
 const SWEEP_MS = 250;
 
+/** Time publishes of this process spent in flight, publish to ack, summed (for `dcnr bench`'s step breakdown). */
+export const publishStats = { acked: 0, inFlightMs: 0 };
+
 interface Pending {
+  sentAt: number;
   subject: string;
   timeoutMs: number;
   deadline: number;
@@ -58,7 +62,7 @@ class AckedPublisher {
     if (this.#closed) return Promise.reject(this.#closed);
     const token = (this.#next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
-      this.#pending.set(token, { subject, timeoutMs, deadline: Date.now() + timeoutMs, resolve, reject });
+      this.#pending.set(token, { sentAt: performance.now(), subject, timeoutMs, deadline: Date.now() + timeoutMs, resolve, reject });
       try {
         this.nc.publish(subject, payload, { headers, reply: `${this.#inbox}.${token}` });
       } catch (err) {
@@ -89,6 +93,8 @@ class AckedPublisher {
     if (typeof r.stream !== 'string' || r.stream === '' || typeof r.seq !== 'number') {
       return p.reject(new Error(`invalid JetStream ack for ${p.subject}`));
     }
+    publishStats.acked++;
+    publishStats.inFlightMs += performance.now() - p.sentAt;
     p.resolve({ stream: r.stream, seq: r.seq, duplicate: r.duplicate === true });
   }
 
