@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BLAS_ADDON_PATH, createBlasKernels, type BlasKernels } from './blas.js';
+import { BLAS_ADDON_PATH, createBlasKernels, ONE_THREAD_BELOW, type BlasKernels } from './blas.js';
 import { act64, actGrad64, bitsEqual, matmul64, mse64, softmaxCrossEntropy64, sumRows64 } from './float64-oracle.js';
 import type { ActivationFn } from './types.js';
 import { mulberry32 as rng, rand as randArray } from '../../test/helpers/random.js';
@@ -131,7 +131,9 @@ test('matmul with an empty dimension: k = 0 gives zeros, m = 0 gives an empty re
 test('matmul is bit-identical on repeat, with 2 threads and with 1 thread', async () => {
   const two = await blas();
   const one = await createBlasKernels({ threads: 1 });
-  const [m, k, n] = [256, 300, 200];
+  // Over ONE_THREAD_BELOW: the 2-thread instance uses both threads.
+  const [m, k, n] = [512, 300, 256];
+  assert.ok(m * k * n >= ONE_THREAD_BELOW);
   const a = randArray(m * k, 42);
   const b = randArray(k * n, 43);
   const bT = randArray(m * n, 44);
@@ -146,6 +148,16 @@ test('matmul is bit-identical on repeat, with 2 threads and with 1 thread', asyn
   const ref2 = await two.matmul(a, b, m, k, n);
   await one.matmul(a, b, m, k, n);
   assert.ok(bitsEqual(ref2, await two.matmul(a, b, m, k, n)), '2t result unchanged after a 1t call');
+});
+
+test('a product under ONE_THREAD_BELOW runs on one thread: the same bits from a 2-thread and a 1-thread instance', async () => {
+  const two = await blas();
+  const one = await createBlasKernels({ threads: 1 });
+  const [m, k, n] = [64, 784, 128]; // mnist-mlp's first layer
+  assert.ok(m * k * n < ONE_THREAD_BELOW);
+  const a = randArray(m * k, 7);
+  const b = randArray(k * n, 8);
+  assert.ok(bitsEqual(await two.matmul(a, b, m, k, n), await one.matmul(a, b, m, k, n)));
 });
 
 test('addBias and sumRows match the reference', async () => {

@@ -39,6 +39,18 @@ interface BlasAddon {
   coreName(): string;
 }
 
+/**
+ * A matmul of fewer multiply-adds (m·n·k) than this runs on one OpenBLAS thread,
+ * whatever the thread count. Measured here (bench kernels, SkylakeX): one thread is
+ * faster up to 256² (146 vs 117 GFLOP/s; mnist-mlp's dense fwd+bwd 89 vs 70), two from
+ * 512² (203 vs 155). And on a machine several PNodes share, a two-thread sgemm waits
+ * for its second thread whenever another process holds the core: mnist-mlp on 3 PNodes
+ * went from 4,350 to 5,060 samples/s, one process from 6,100 to 6,990. wide-mlp's
+ * products (≥ 411M) keep every thread. A pure function of the shape, so still
+ * deterministic per mode; the mode's `Nt` is the most threads a matmul uses.
+ */
+export const ONE_THREAD_BELOW = 1 << 25;
+
 /** Where native/blas/build.mjs puts the addon, relative to this file. */
 export const BLAS_ADDON_PATH = fileURLToPath(new URL('../../native/blas/build/Release/dcnr_blas.node', import.meta.url));
 
@@ -132,8 +144,10 @@ export async function createBlasKernels(opts: BlasKernelOptions = {}): Promise<B
     async matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, o?: MatmulOptions): Promise<Float32Array> {
       live('matmul');
       // The OpenBLAS thread count is process-wide: another instance may have changed
-      // it, and results are only bit-reproducible for a fixed count. Re-pin (cheap).
-      if (blas.getThreads() !== threads) blas.setThreads(threads);
+      // it, and results are only bit-reproducible for a fixed count. Pin it for this
+      // call (cheap): one thread for a small product, `threads` for a large one.
+      const use = m * n * k < ONE_THREAD_BELOW ? 1 : threads;
+      if (blas.getThreads() !== use) blas.setThreads(use);
       const transA = o?.transA === true;
       const transB = o?.transB === true;
       checkMatmul(a, b, m, k, n);
