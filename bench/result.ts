@@ -192,7 +192,7 @@ export function formatTables(r: Partial<BenchResult>): string {
     }
     if (t.depths?.length) {
       const d0 = t.depths.find((d) => d.depth === 0);
-      out.push('**Pipeline depth** (mnist-mlp, 3 PNodes)', '', '| depth | samples/s | vs depth 0 | test accuracy | vs depth 0 |', '|---:|---:|---:|---:|---:|');
+      out.push('**Pipeline depth** (mnist-mlp, 3 PNodes; the faster of two interleaved runs each)', '', '| depth | samples/s | vs depth 0 | test accuracy | vs depth 0 |', '|---:|---:|---:|---:|---:|');
       for (const d of t.depths) {
         const dAcc = d0 ? `${((d.testAccuracy - d0.testAccuracy) * 100 >= 0 ? '+' : '')}${((d.testAccuracy - d0.testAccuracy) * 100).toFixed(2)} pt` : '—';
         out.push(`| ${d.depth} | ${d.sps} | ${d0 ? ratio(d.sps, d0.sps) : '—'} | ${(d.testAccuracy * 100).toFixed(2)}% | ${dAcc} |`);

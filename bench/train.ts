@@ -240,16 +240,23 @@ export const trainBenchmark: Benchmark<TrainBench> = {
       every1BytesPerStep: every1.persistedBytesPerStep,
       identical: every1.paramsHash === single.paramsHash,
     };
-    const depths: TrainBench['depths'] = [];
-    for (const depth of [0, 2, 4]) {
-      let r = cluster;
-      if (depth !== 2) {
-        ctx.progress(`train: 3 PNodes, pipeline depth ${depth} …`);
-        r = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--depth', String(depth), '--store', join(ctx.workDir, `train-depth${depth}`)]);
+    // Two rounds over the depths, interleaved, the faster run of each kept: on a shared
+    // machine a neighbour slows one run down, never speeds one up, and runs minutes
+    // apart (the default depth's first run is `cluster`, above) drift apart.
+    const best = new Map<number, TrainJson>([[2, cluster]]);
+    for (const round of [1, 2]) {
+      for (const depth of [0, 2, 4]) {
+        if (round === 1 && depth === 2) continue;
+        ctx.progress(`train: 3 PNodes, pipeline depth ${depth} (round ${round}) …`);
+        const r = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--depth', String(depth), '--store', join(ctx.workDir, `train-depth${depth}`)]);
+        if (!best.has(depth) || r.samplesPerSec > best.get(depth)!.samplesPerSec) best.set(depth, r);
       }
-      depths.push({ depth, sps: sig(r.samplesPerSec), testAccuracy: r.testAccuracy });
-      ctx.progress(`train: 3 PNodes depth ${depth}: ${sig(r.samplesPerSec)} samples/s, test accuracy ${(r.testAccuracy * 100).toFixed(2)}%`);
     }
+    const depths: TrainBench['depths'] = [0, 2, 4].map((depth) => {
+      const r = best.get(depth)!;
+      ctx.progress(`train: 3 PNodes depth ${depth}: ${sig(r.samplesPerSec)} samples/s (the faster of 2), test accuracy ${(r.testAccuracy * 100).toFixed(2)}%`);
+      return { depth, sps: sig(r.samplesPerSec), testAccuracy: r.testAccuracy };
+    });
 
     ctx.progress(`train: one process and 3 PNodes with --no-auth (the cost of signing) …`);
     const singleNoAuth = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--no-auth', '--store', join(ctx.workDir, 'train-noauth-single')]);
