@@ -134,6 +134,16 @@ interface Replay {
   restored: boolean;
 }
 
+/**
+ * A message ahead of the schedule is put back (nak) this many times, OUT_OF_ORDER_RETRY_MS
+ * apart, before it is dead-lettered: ~30 s for a sender to be detected dead, moved and
+ * to replay the message that should have come before it.
+ */
+const OUT_OF_ORDER_TRIES = 30;
+const OUT_OF_ORDER_RETRY_MS = 1000;
+/** Further ahead than this, no genuine sender can be (the trainer's window bounds a pipeline's lead): junk, dead-lettered at once. */
+const OUT_OF_ORDER_MAX_GAP = 64;
+
 /** JetStream's de-duplication header: how the copy of a locally applied message is known. */
 const MSG_ID_HEADER = 'Nats-Msg-Id';
 
@@ -579,7 +589,16 @@ export class VNodeActor {
     const verdict = this.#tell({ type: 'MESSAGE', port: m.port, kind: m.kind, seq: m.seq, fits: mismatch === null });
     if (verdict.matches('skipping')) return this.#skip(verdict, m, raw);
     if (verdict.matches({ rejecting: 'outOfOrder' })) {
-      return this.#reject(raw, `out of order: ${this.id} expects seq ${want.seq} on its ${want.port} port next, got ${m.seq}`);
+      // A gap before it: a send lost in a NATS failover while this later one was stored.
+      // The sender's replay fills the gap; dead-lettering this one would lose it for good
+      // (its re-send is dropped as a duplicate of its message id). So it is put back, and
+      // dead-lettered only if the gap stays open through every retry.
+      if (m.seq - want.seq <= OUT_OF_ORDER_MAX_GAP && (raw.info?.deliveryCount ?? 1) < OUT_OF_ORDER_TRIES) {
+        raw.nak(OUT_OF_ORDER_RETRY_MS);
+        this.#tell({ type: 'ACKED' });
+        return;
+      }
+      return this.#reject(raw, `out of order: ${this.id} expects seq ${want.seq} on its ${want.port} port next, got ${m.seq} (${OUT_OF_ORDER_TRIES} deliveries)`);
     }
     if (verdict.matches({ rejecting: 'wrongPort' })) {
       return this.#reject(raw, `wrong port: ${this.id} waits on its ${want.port} port, got a ${m.kind} message from the ${m.port} port`);
