@@ -27,6 +27,22 @@ export const hostileClient: FaultKind = {
     const attacks: Attack[] = [];
     const dep = ctx.deployment;
 
+    // A trainer of its own: let in by nats-server, stopped by the signature check. First,
+    // while VNode 0 is still running: the refused attempts below take seconds, and a
+    // short run can end within them (then nothing would ever read these feeds).
+    const impostor = await attackerCreds(ctx.authority, 'trainer', 'impostor-trainer');
+    const tnc = await tryConnect(url, impostor.creds);
+    if (typeof tnc === 'string') throw new Error(`hostile-client: the impostor trainer did not connect: ${tnc}`);
+    const forged = fault.count ?? 5;
+    try {
+      for (let i = 0; i < forged; i++) {
+        const seq = fault.atStep + 2 + i;
+        await publishTensor(tnc, { deployment: dep, to: 0, kind: 'fwd', port: 'fwd', seq, epoch: 0, from: 'trainer', rows: 4, cols: ctx.model.inputFeatures, signer: impostor.signer, msgID: `${messageId(dep, 0, 'fwd', 'fwd', seq)}.forged` });
+      }
+    } finally {
+      await tnc.close();
+    }
+
     const anon = await tryConnect(url);
     attacks.push({ name: 'connect without credentials', refused: typeof anon === 'string', detail: typeof anon === 'string' ? `refused: ${anon}` : 'connected' });
     if (typeof anon !== 'string') await anon.close();
@@ -59,19 +75,6 @@ export const hostileClient: FaultKind = {
       await obs.close();
     }
 
-    // A trainer of its own: let in by nats-server, stopped by the signature check.
-    const impostor = await attackerCreds(ctx.authority, 'trainer', 'impostor-trainer');
-    const tnc = await tryConnect(url, impostor.creds);
-    if (typeof tnc === 'string') throw new Error(`hostile-client: the impostor trainer did not connect: ${tnc}`);
-    const forged = fault.count ?? 5;
-    try {
-      for (let i = 0; i < forged; i++) {
-        const seq = fault.atStep + 2 + i;
-        await publishTensor(tnc, { deployment: dep, to: 0, kind: 'fwd', port: 'fwd', seq, epoch: 0, from: 'trainer', rows: 4, cols: ctx.model.inputFeatures, signer: impostor.signer, msgID: `${messageId(dep, 0, 'fwd', 'fwd', seq)}.forged` });
-      }
-    } finally {
-      await tnc.close();
-    }
     const refused = attacks.filter((a) => a.refused).length;
     ctx.log(`  hostile-client: ${refused} of ${attacks.length} attempts refused by nats-server; ${forged} forged trainer feeds sent (each must be rejected)`);
     return { kind: this.kind, target: 'outsider', atStep: fault.atStep, at, healedAt: Date.now(), expectDead: [], injectedMessages: forged, attacks, detail: `${refused}/${attacks.length} refused by nats-server, ${forged} forged feeds` };
