@@ -9,9 +9,6 @@ import { offerLocally } from './local-delivery.js';
 import { publishAcked } from './publisher.js';
 import { toBytes, type Tensor } from './tensor.js';
 
-/** JetStream's de-duplication header. */
-const MSG_ID_HEADER = 'Nats-Msg-Id';
-
 export interface Envelope {
   deployment: string;
   /** Index of the receiving VNode. */
@@ -76,7 +73,7 @@ export async function sendMessage(nc: NatsConnection, e: Envelope, signer?: Sign
     hdrs.set(Header.LocalTag, localTag(digest));
     msgID = signedMessageId(msgID, signature);
   }
-  hdrs.set(MSG_ID_HEADER, msgID);
+  hdrs.set(Header.MsgId, msgID);
   const max = nc.info?.max_payload;
   if (max !== undefined && payload.byteLength + headerBytes(hdrs) > max) {
     throw new Error(

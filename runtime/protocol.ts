@@ -60,6 +60,8 @@ export const Header = {
   Signature: 'Dcnr-Sig',
   /** The sending process's own HMAC tag: lets a receiver in that same process skip the ed25519 check. */
   LocalTag: 'Dcnr-Local',
+  /** JetStream's de-duplication header (set by every send; how the copy of a message handed over in memory is known). */
+  MsgId: 'Nats-Msg-Id',
 } as const;
 
 /** The only dtype on the wire today. */

@@ -144,9 +144,6 @@ const OUT_OF_ORDER_RETRY_MS = 1000;
 /** Further ahead than this, no genuine sender can be (the trainer's window bounds a pipeline's lead): junk, dead-lettered at once. */
 const OUT_OF_ORDER_MAX_GAP = 64;
 
-/** JetStream's de-duplication header: how the copy of a locally applied message is known. */
-const MSG_ID_HEADER = 'Nats-Msg-Id';
-
 /** How long a finished VNode waits for the copies of its locally applied messages still on their way, and settles its queues. */
 const LATE_COPY_WAIT_MS = 5000;
 
@@ -426,7 +423,7 @@ export class VNodeActor {
 
   /** One message taken after the end (`#settleQueues`); the machine, done, takes no more input. */
   async #settleLate(port: Port, raw: JsMsg): Promise<void> {
-    const id = raw.headers?.get(MSG_ID_HEADER);
+    const id = raw.headers?.get(Header.MsgId);
     if (id && this.#localCopies.delete(id)) return raw.ack();
     const checked = validateMessage(raw.headers, raw.data, { deployment: this.#deployment, index: this.#o.index, port, checkShape: this.#checkShape });
     if (!checked.ok) return this.#reject(raw, checked.error);
@@ -557,7 +554,7 @@ export class VNodeActor {
   /** A message delivered by the port's consumer (its JetStream copy). */
   async #handle(want: { port: Port; seq: number }, raw: JsMsg): Promise<void> {
     await this.#injectedDelay();
-    const msgId = raw.headers?.get(MSG_ID_HEADER);
+    const msgId = raw.headers?.get(Header.MsgId);
     const copy = msgId ? this.#localCopies.get(msgId) : undefined;
     if (copy) {
       // The copy of a message applied as handed over in memory: a duplicate now, held
@@ -765,7 +762,7 @@ export class VNodeActor {
 
   #publishMetric(metric: StepMetric) {
     const h = headers();
-    h.set('Nats-Msg-Id', `${this.#deployment}.metric.${metric.seq}`);
+    h.set(Header.MsgId, `${this.#deployment}.metric.${metric.seq}`);
     return publishAcked(this.#o.nc, Subject.metrics(this.#deployment), JSON.stringify(metric), h);
   }
 
