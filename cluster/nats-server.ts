@@ -11,7 +11,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { serverAuthConfig, type Authority } from '../runtime/security/authority.js';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { issueUser, serverAuthConfig, type Authority } from '../runtime/security/authority.js';
 
 export interface NatsServerOptions {
   /** JetStream store directory; created if missing. */
@@ -227,8 +228,36 @@ export interface NatsCluster {
 }
 
 /**
+ * Wait until every server of a new cluster answers a JetStream API request. That the
+ * meta group elected a leader is not enough: the leader logs it first, and a server
+ * that has not yet heard of it drops JetStream requests unanswered (seen in CI: the
+ * first `Kvm.create` on such a server timed out). Up to 30 s.
+ */
+async function untilJetStreamAnswers(servers: NatsServer[], auth?: Authority): Promise<void> {
+  const creds = auth ? (await issueUser(auth, 'observer', 'cluster-probe')).creds : undefined;
+  const deadline = Date.now() + 30_000;
+  for (const s of servers) {
+    for (let lastError = '';;) {
+      if (Date.now() > deadline) throw new Error(`the ${servers.length}-node NATS cluster: ${s.url} gave no JetStream answer within 30 s (${lastError}; logs: ${servers.map((x) => x.logFile).join(', ')})`);
+      let nc: NatsConnection | undefined;
+      try {
+        nc = await connect({ servers: s.url, ...(creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(creds)) } : {}) });
+        const info = (await nc.request('$JS.API.INFO', '', { timeout: 1000 })).json<{ error?: { description?: string } }>();
+        if (!info.error) break;
+        lastError = info.error.description ?? 'JetStream error';
+      } catch (err) {
+        lastError = (err as Error).message;
+      } finally {
+        await nc?.close().catch(() => {});
+      }
+      await sleep(100);
+    }
+  }
+}
+
+/**
  * A JetStream cluster of `nodes` servers on loopback (names `nats-1` …, stores under
- * `storeDir/nats-<i>`), ready when its JetStream meta group has a leader.
+ * `storeDir/nats-<i>`), ready when every server answers JetStream requests.
  */
 export async function startNatsCluster(o: { storeDir: string; nodes?: number; auth?: Authority }): Promise<NatsCluster> {
   const n = o.nodes ?? 3;
@@ -250,16 +279,11 @@ export async function startNatsCluster(o: { storeDir: string; nodes?: number; au
     ),
   );
   const url = servers.map((s) => s.url).join(',');
-  // JetStream answers once the meta group has elected a leader.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const ok = servers.some((s) => readFileSync(s.logFile, 'utf8').includes('JetStream cluster new metadata leader'));
-    if (ok) break;
-    if (Date.now() > deadline) {
-      await Promise.all(servers.map((s) => s.stop()));
-      throw new Error(`the ${n}-node NATS cluster elected no JetStream leader within 30 s (logs: ${servers.map((s) => s.logFile).join(', ')})`);
-    }
-    await sleep(100);
+  try {
+    await untilJetStreamAnswers(servers, o.auth);
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw err;
   }
   return { servers, urls: servers.map((s) => s.url), url, stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
 }
