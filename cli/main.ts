@@ -117,7 +117,7 @@ program
 
 program
   .command('supervisor')
-  .description('run the supervisor: membership, failure detection, placement, migration')
+  .description('run a supervisor: membership, failure detection, placement, migration (run several: one leads, the others stand by)')
   .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
   .option('--detect-ms <ms>', 'heartbeat silence after which a PNode is dead', int(100), 1000)
   .option('--placement <name>', 'placement strategy: least-loaded | round-robin', 'least-loaded')
@@ -128,6 +128,8 @@ program
   .option('--registrar-host <host>', 'address the registrar listens on', '127.0.0.1')
   .option('--admission <policy>', 'who the registrar admits: open | allowlist:FILE | pow:BITS', 'open')
   .option('--join-nats <url>', 'the NATS URL the registrar gives joining PNodes (default: --nats)')
+  .option('--name <name>', 'this supervisor\'s name, unique among the cluster\'s supervisors (default: supervisor-<host>-<pid>)')
+  .option('--lease-ms <ms>', 'leader lease: a standby supervisor takes over after this much silence of the leader', int(300), 1500)
   .action((opts) => supervisorCommand(opts));
 
 program

@@ -9,7 +9,7 @@ export async function statusCommand(opts: { nats: string; json: boolean }): Prom
     const s = await collectStatus(nc);
     printResult(s as unknown as Record<string, unknown>, opts.json, () => {
       const lines = [
-        s.supervisor ? `supervisor pid ${s.supervisor.pid} (view ${s.supervisor.viewAgeMs} ms old)` : 'supervisor: none seen (no view in KV)',
+        s.supervisor ? `supervisor ${s.supervisor.name ? `${s.supervisor.name} (leader, term ${s.supervisor.term}), ` : ''}pid ${s.supervisor.pid} (view ${s.supervisor.viewAgeMs} ms old)` : 'supervisor: none seen (no view in KV)',
         '',
         'PNODE        PID      ALIVE  KERNELS                     VNODES',
         ...s.pnodes.map((p) => `${p.id.padEnd(12)} ${String(p.pid).padEnd(8)} ${(p.alive ? 'yes' : 'DEAD').padEnd(6)} ${(p.kernelMode + (p.draining ? ' (draining)' : '')).padEnd(27)} ${p.vnodes.join(' ')}`),

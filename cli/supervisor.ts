@@ -20,6 +20,8 @@ export interface SupervisorCliOptions {
   registrarHost: string;
   admission: string;
   joinNats?: string;
+  name?: string;
+  leaseMs: number;
 }
 
 export async function supervisorCommand(opts: SupervisorCliOptions): Promise<void> {
@@ -37,28 +39,39 @@ export async function supervisorCommand(opts: SupervisorCliOptions): Promise<voi
   }
   const stopTelemetry = await initTelemetry({ service: 'dcnr-supervisor', mode: process.env.DCNR_OTEL }).catch((err) => fail(err.message));
   const nc = await connectNats(opts.nats, 'dcnr-supervisor').catch((err) => fail(err.message));
-  const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log: componentLog('supervisor') });
+  // The registrar and the dashboard are the leader's (one port each, whoever leads):
+  // started when this supervisor takes the lease, closed when it loses it.
   let registrar: Registrar | undefined;
-  if (authority && opts.registrarPort !== undefined) {
-    try {
-      registrar = await startRegistrar({ nc, authority, natsUrl: opts.joinNats ?? opts.nats, port: opts.registrarPort, host: opts.registrarHost, admission, log: (l) => componentLog('supervisor').line(l) });
-    } catch (err) {
-      fail((err as Error).message, 1);
-    }
-  }
   let dashboard: Dashboard | undefined;
-  if (opts.dashboardPort !== undefined) {
-    try {
-      dashboard = await startDashboard({ nc, port: opts.dashboardPort, host: opts.dashboardHost });
-      componentLog('supervisor').line(`dashboard on ${dashboard.url} (listening on ${opts.dashboardHost})`);
-    } catch (err) {
-      fail((err as Error).message, 1);
+  const log = componentLog('supervisor');
+  const onLeadership = async (leading: boolean) => {
+    if (!leading) {
+      await registrar?.close();
+      await dashboard?.close();
+      registrar = dashboard = undefined;
+      return;
     }
-  }
+    if (authority && opts.registrarPort !== undefined) {
+      try {
+        registrar = await startRegistrar({ nc, authority, natsUrl: opts.joinNats ?? opts.nats, port: opts.registrarPort, host: opts.registrarHost, admission, log: (l) => log.line(l) });
+      } catch (err) {
+        fail((err as Error).message, 1);
+      }
+    }
+    if (opts.dashboardPort !== undefined) {
+      try {
+        dashboard = await startDashboard({ nc, port: opts.dashboardPort, host: opts.dashboardHost });
+        log.line(`dashboard on ${dashboard.url} (listening on ${opts.dashboardHost})`);
+      } catch (err) {
+        fail((err as Error).message, 1);
+      }
+    }
+  };
+  const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log, name: opts.name, leaseMs: opts.leaseMs, onLeadership });
   onShutdown(async () => {
+    await supervisor.stop();
     await registrar?.close();
     await dashboard?.close();
-    await supervisor.stop();
     await stopTelemetry?.();
     await nc.close();
   });

@@ -1,6 +1,6 @@
 /**
  * `dcnr up [--pnodes N] [--nats URL]`: a local cluster as processes — nats-server
- * (unless --nats), a supervisor and N PNodes — every log line prefixed with its
+ * (unless --nats), two supervisors (one leads, one stands by) and N PNodes — every log line prefixed with its
  * process; Ctrl-C stops them all.
  */
 import { rmSync } from 'node:fs';
@@ -16,7 +16,8 @@ export async function upCommand(opts: { pnodes: number; nats?: string; store: st
   if (!opts.nats && !opts.keepStore) rmSync(storeDir, { recursive: true, force: true });
   let cluster;
   try {
-    cluster = await startLocalCluster({ pnodes: opts.pnodes, nats: opts.nats, storeDir, logs: 'prefix' });
+    // Two supervisors: one leads, one stands by (supervisor/leadership.ts).
+    cluster = await startLocalCluster({ pnodes: opts.pnodes, nats: opts.nats, storeDir, logs: 'prefix', supervisors: 2 });
   } catch (err) {
     fail((err as Error).message, 1);
   }

@@ -28,6 +28,8 @@ export interface LocalClusterOptions {
   env?: Record<string, string>;
   /** Supervisor's detection timeout. @default 1000 */
   detectMs?: number;
+  /** Supervisors: one leads, the others stand by (supervisor/leadership.ts); named `supervisor`, `supervisor-2` … @default 1 */
+  supervisors?: number;
   /** Extra `dcnr pnode` arguments for every PNode, e.g. `['--passivate-ms', '2000']`. */
   pnodeArgs?: string[];
   /** The NATS URL a PNode connects to (e.g. through a proxy). @default the cluster's URL */
@@ -58,7 +60,8 @@ export interface LocalCluster {
   registrarUrl: string | undefined;
   /** Credentials files by role (`admin` is ours: the network's creator). */
   creds: { admin: string; trainer: string; observer: string } | undefined;
-  spawnSupervisor(): ChildProcess;
+  /** Start a supervisor (`supervisor` unless named: `supervisor-2` …). */
+  spawnSupervisor(name?: string): ChildProcess;
   /** A PNode process (its PNode credentials issued first when auth is on). */
   spawnPNode(name: string): Promise<ChildProcess>;
   /** Stop every child (SIGTERM, then SIGKILL) and the private nats-server. */
@@ -125,10 +128,10 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     authority,
     creds,
     registrarUrl: registrarPort ? `http://127.0.0.1:${registrarPort}/` : undefined,
-    spawnSupervisor: () =>
+    spawnSupervisor: (name = 'supervisor') =>
       launch(
-        'supervisor',
-        ['supervisor', '--nats', url, '--detect-ms', String(o.detectMs ?? 1000), ...(registrarPort ? ['--registrar-port', String(registrarPort)] : [])],
+        name,
+        ['supervisor', '--nats', url, '--name', name, '--detect-ms', String(o.detectMs ?? 1000), ...(registrarPort ? ['--registrar-port', String(registrarPort)] : [])],
         authority ? { [CREDS_ENV]: supervisorCreds, [AUTHORITY_ENV]: authority.dir } : {},
       ),
     async spawnPNode(name) {
@@ -157,6 +160,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     },
   };
   cluster.spawnSupervisor();
+  for (let i = 2; i <= (o.supervisors ?? 1); i++) cluster.spawnSupervisor(`supervisor-${i}`);
   for (let i = 1; i <= o.pnodes; i++) await cluster.spawnPNode(`pnode-${i}`);
   return cluster;
 }

@@ -5,7 +5,8 @@ import { parseEntry, parseOwnershipRecord } from '../runtime/records.js';
 import { readView } from './view.js';
 
 export interface StatusReport {
-  supervisor: { pid: number; viewAgeMs: number } | null;
+  /** The leading supervisor (its name and lease term, when it has a lease), as its view says. */
+  supervisor: { pid: number; viewAgeMs: number; name?: string; term?: number } | null;
   pnodes: Array<{ id: string; pid: number; alive: boolean; draining: boolean; kernelMode: string; gflops: number; vnodes: string[]; fencedWrites: number }>;
   vnodes: Array<{ id: string; pnode: string; epoch: number }>;
 }
@@ -21,7 +22,7 @@ export async function collectStatus(nc: NatsConnection): Promise<StatusReport> {
   }
   vnodes.sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true }));
   return {
-    supervisor: view ? { pid: view.supervisorPid, viewAgeMs: Date.now() - view.at } : null,
+    supervisor: view ? { pid: view.supervisorPid, viewAgeMs: Date.now() - view.at, ...(view.leader ? { name: view.leader.name, term: view.leader.term } : {}) } : null,
     pnodes: (view?.pnodes ?? []).map((p) => ({
       id: p.id,
       pid: p.pid,

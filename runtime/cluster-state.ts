@@ -94,6 +94,19 @@ export interface OwnershipRecord {
   pnode: string;
   epoch: number;
   assignedAt: string;
+  /** Term of the supervisor lease under which it was written (supervisor/leadership.ts); absent: written before leases. */
+  term?: number;
+}
+
+/**
+ * Why `next` must not replace `prev` (a record of the same VNode), or null: a record
+ * written under an older supervisor term than the one it replaces comes from a deposed
+ * leader (supervisor/leadership.ts) and is refused by every reader.
+ */
+export function termRegression(prev: OwnershipRecord | undefined, next: OwnershipRecord): string | null {
+  const was = prev?.term ?? 0;
+  const now = next.term ?? 0;
+  return now < was ? `written under supervisor term ${now}, after a record of term ${was}: a deposed supervisor's write` : null;
 }
 
 /**
@@ -103,13 +116,14 @@ export interface OwnershipRecord {
  * an ownership record (anyone can write one) hides the real epoch, and is replaced by
  * CAS on its revision with an epoch above both.
  */
-export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0, signed?: { epochs: KV; publicKey: string; generation: number }): Promise<OwnershipRecord> {
+export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0, signed?: { epochs: KV; publicKey: string; generation: number }, term?: number): Promise<OwnershipRecord> {
   const key = ownerKey(deployment, index);
   for (let attempt = 0; attempt < 10; attempt++) {
     const e = await kv.get(key);
     const parsed = e && e.operation === 'PUT' && e.length > 0 ? parseOwnershipRecord(e.value) : null;
     const epoch = Math.max(parsed?.ok ? parsed.value.epoch : 0, knownEpoch) + 1;
-    const record: OwnershipRecord = { pnode, epoch, assignedAt: new Date().toISOString() };
+    if (term !== undefined && parsed?.ok && (parsed.value.term ?? 0) > term) throw new Error(`${key} was written under supervisor term ${parsed.value.term}, this supervisor's is ${term}: deposed`);
+    const record: OwnershipRecord = { pnode, epoch, assignedAt: new Date().toISOString(), ...(term !== undefined ? { term } : {}) };
     const bytes = JSON.stringify(record);
     // The epoch's key first: by the time anyone runs under the epoch, its signer is known.
     if (signed) await signed.epochs.put(epochKey(deployment, signed.generation, index, epoch), JSON.stringify({ pnode, publicKey: signed.publicKey } satisfies EpochRecord));

@@ -113,6 +113,8 @@ export const SupervisorKey = {
   view: 'supervisor.view',
   /** PNodes being drained: JSON string[]. */
   draining: 'supervisor.draining',
+  /** The leader's lease: `LeaseRecord` (supervisor/leadership.ts). */
+  lease: 'supervisor.lease',
 } as const;
 
 /** Streams. */
@@ -195,6 +197,8 @@ export interface MemberView {
 export interface SupervisorView {
   at: number;
   supervisorPid: number;
+  /** The leading supervisor's name and term (absent in views of older supervisors). */
+  leader?: { name: string; term: number };
   pnodes: MemberView[];
 }
 
@@ -215,7 +219,9 @@ export type ClusterEvent =
   | { type: 'escalated'; vnode: string; pnode: string; error: string; at: number }
   | { type: 'rejected'; vnode: string; pnode: string; error: string; at: number }
   /** A dead PNode's VNodes all run again elsewhere: detection = death declared − last heartbeat; resume = last re-activation (replay included) − death declared; `replayed` messages in all. */
-  | { type: 'recovered'; pnode: string; vnodes: string[]; detectMs: number; resumeMs: number; replayed?: number; at: number };
+  | { type: 'recovered'; pnode: string; vnodes: string[]; detectMs: number; resumeMs: number; replayed?: number; at: number }
+  /** A supervisor took the lease (supervisor/leadership.ts): it places and migrates from now on. */
+  | { type: 'elected'; supervisor: string; pid: number; term: number; at: number };
 
 /** A fault-injection request on `Subject.faultControl(pnode)`: delay every message this PNode handles. */
 export interface FaultControlRequest {

@@ -8,6 +8,7 @@ import {
   parseDrainRequest,
   parseEntry,
   parseHeartbeat,
+  parseLeaseRecord,
   parseOwnershipRecord,
   parseStateMeta,
   parseStepMetric,
@@ -26,6 +27,10 @@ const GOOD: Array<[string, (d: string) => Parsed<unknown>, unknown]> = [
   ['draining', parseDrainingList, ['pnode-1']],
   ['event', parseClusterEvent, { type: 'dead', pnode: 'pnode-1', at: 2, lastHeartbeat: 1 }],
   ['drain request', parseDrainRequest, { pnode: 'pnode-1' }],
+  ['lease', parseLeaseRecord, { holder: 'supervisor-2', pid: 7, term: 3, renewedAt: 5 }],
+  ['owned under a term', parseOwnershipRecord, { pnode: 'pnode-1', epoch: 3, assignedAt: 'x', term: 2 }],
+  ['elected', parseClusterEvent, { type: 'elected', supervisor: 'supervisor-2', pid: 7, term: 3, at: 9 }],
+  ['view with a leader', parseSupervisorView, { at: 1, supervisorPid: 2, leader: { name: 'supervisor', term: 1 }, pnodes: [] }],
   ['state meta', parseStateMeta, { format: 1, deployment: 'm', index: 0, type: 'layer.dense', typeVersion: 1, generation: 4, epoch: 1, version: 2, snapshot: {}, tensors: { W: { key: 'k', length: 4, chunks: 0 } }, stash: {}, updatedAt: 'x' }],
 ];
 

@@ -15,6 +15,7 @@ import type { DeploymentRecord, EpochRecord, OwnershipRecord } from './cluster-s
 import { ModelSpec } from './model.js';
 import { NAME_PATTERN, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type StepMetric, type SupervisorView } from './protocol.js';
 import type { StateMeta } from './state-store.js';
+import type { LeaseRecord } from '../supervisor/leadership.js';
 
 /** A parsed record, or why it is not one. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -41,7 +42,9 @@ const time = z.number().finite();
 
 const userKey = z.string().regex(/^U[A-Z2-7]{55}$/, 'an nkey user public key');
 
-const OwnershipSchema: z.ZodType<OwnershipRecord> = z.object({ pnode: name, epoch: count, assignedAt: z.string() });
+const OwnershipSchema: z.ZodType<OwnershipRecord> = z.object({ pnode: name, epoch: count, assignedAt: z.string(), term: count.optional() });
+
+const LeaseSchema: z.ZodType<LeaseRecord> = z.object({ holder: name, pid: count, term: count, renewedAt: time });
 
 const DeploymentSchema: z.ZodType<DeploymentRecord> = z.object({
   spec: ModelSpec,
@@ -80,6 +83,7 @@ const HeartbeatSchema: z.ZodType<Heartbeat> = z.object({
 const ViewSchema: z.ZodType<SupervisorView> = z.object({
   at: time,
   supervisorPid: count,
+  leader: z.object({ name, term: count }).optional(),
   pnodes: z.array(
     z.object({
       id: name,
@@ -106,6 +110,7 @@ const ClusterEventSchema: z.ZodType<ClusterEvent> = z.discriminatedUnion('type',
   z.object({ type: z.literal('escalated'), vnode, pnode: name, error: z.string(), at: time }),
   z.object({ type: z.literal('refused'), vnode, pnode: name, error: z.string(), at: time }),
   z.object({ type: z.literal('rejected'), vnode, pnode: name, error: z.string(), at: time }),
+  z.object({ type: z.literal('elected'), supervisor: name, pid: count, term: count, at: time }),
   z.object({ type: z.literal('recovered'), pnode: name, vnodes: z.array(vnode), detectMs: z.number().finite(), resumeMs: z.number().finite(), replayed: count.optional(), at: time }),
 ]);
 
@@ -136,6 +141,7 @@ const StateMetaSchema: z.ZodType<StateMeta> = z.object({
 });
 
 export const parseOwnershipRecord = (d: Uint8Array | string) => parseWith('ownership record', OwnershipSchema, d);
+export const parseLeaseRecord = (d: Uint8Array | string) => parseWith('supervisor lease', LeaseSchema, d);
 export const parseDeploymentRecord = (d: Uint8Array | string) => parseWith('deployment record', DeploymentSchema, d);
 export const parseEpochRecord = (d: Uint8Array | string) => parseWith('epoch record', EpochSchema, d);
 export const parseHeartbeat = (d: Uint8Array | string) => parseWith('heartbeat', HeartbeatSchema, d);

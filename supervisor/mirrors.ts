@@ -25,7 +25,7 @@ export async function mirrorBucket<T>(
   kv: KV,
   parse: (d: Uint8Array) => Parsed<T>,
   reject: RejectRecord,
-  o: { keep?: (key: string) => boolean; settleMs?: number } = {},
+  o: { keep?: (key: string) => boolean; settleMs?: number; refuse?: (prev: T | undefined, next: T) => string | null } = {},
 ): Promise<Mirror<T>> {
   const records = new Map<string, T>();
   const watch: QueuedIterator<KvWatchEntry> = await kv.watch();
@@ -37,7 +37,9 @@ export async function mirrorBucket<T>(
       if (e.operation !== 'PUT' || e.length === 0) records.delete(e.key);
       else {
         const value = parseEntry(e, parse, reject);
-        if (value !== null) records.set(e.key, value);
+        const refused = value !== null && o.refuse?.(records.get(e.key), value);
+        if (refused) reject(e.bucket, e.key, e.revision, refused);
+        else if (value !== null) records.set(e.key, value);
       }
       if (e.delta === 0) ready();
     }

@@ -8,27 +8,33 @@
  *   drain.ts       `dcnr drain` requests, the draining list, their replies
  *   view.ts        the membership view in KV (what `dcnr status` reads)
  *
+ *   leadership.ts  the lease: of any number of supervisors one leads, the others stand by
+ *
  * It is never on the data path: it reads heartbeats and events, and writes ownership
  * records (epoch bumps) and its own state to KV. That state lives in KV (ownership
  * records, the draining list), so a restarted supervisor resumes where the last one
  * stopped; after a start it waits one detection period, listening to heartbeats,
- * before it declares anything dead.
+ * before it declares anything dead. A standby follows everything a leader does (the
+ * heartbeats, the mirrors) and acts on none of it until it holds the lease: it takes
+ * over warm, without that wait.
  *
  * Migration (Orleans' dehydrate/rehydrate pair, through KV): bump the VNode's epoch
  * naming a new PNode → the new PNode restores the state from KV and commits a
  * takeover write (which fences the old owner) → it re-creates the mailbox consumers
  * and replays from the oldest unacked message; seq watermarks drop what was applied.
  */
+import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { signerOf } from '../runtime/security/signing.js';
-import { assignOwner, openBuckets, readDeployment, subscribeClusterEvents, type DeploymentRecord, type OwnershipRecord } from '../runtime/cluster-state.js';
+import { assignOwner, openBuckets, readDeployment, subscribeClusterEvents, termRegression, type DeploymentRecord, type OwnershipRecord } from '../runtime/cluster-state.js';
 import { silentLog, type ComponentLog } from '../runtime/log.js';
 import { Subject, type ClusterEvent, type SupervisorView } from '../runtime/protocol.js';
 import { parseDeploymentRecord, parseOwnershipRecord, rejectOnce } from '../runtime/records.js';
 import { telemetryMetrics } from '../runtime/telemetry.js';
 import { createTimeoutDetector } from './detectors/timeout.js';
 import type { FailureDetector } from './detectors/types.js';
-import { handleDrains } from './drain.js';
+import { handleDrains, type Drains } from './drain.js';
+import { createLeadership } from './leadership.js';
 import { watchMembership, type Membership } from './membership.js';
 import { mirrorBucket } from './mirrors.js';
 import { createLeastLoadedPlacement } from './placement/least-loaded.js';
@@ -51,11 +57,19 @@ export interface SupervisorOptions {
   rebalanceMoves?: number;
   /** @default silent */
   log?: ComponentLog;
+  /** This supervisor's name, unique among the cluster's supervisors. @default supervisor-<host>-<pid> */
+  name?: string;
+  /** The leader's lease (supervisor/leadership.ts): a standby takes over after this much silence. @default 1500 */
+  leaseMs?: number;
+  /** Called when this supervisor becomes the leader (true) or stops being it (false): what only the leader serves (registrar, dashboard). */
+  onLeadership?: (leading: boolean) => Promise<void>;
 }
 
 export interface Supervisor {
   /** The current membership view. */
   view(): SupervisorView;
+  /** Whether this supervisor leads now. */
+  leading(): boolean;
   stop(): Promise<void>;
 }
 
@@ -70,25 +84,32 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   const buckets = await openBuckets(nc);
   const reject = rejectOnce((line) => log.line(line, 'warn'));
   const startedAt = Date.now();
+  const name = o.name ?? `supervisor-${hostname()}-${process.pid}`;
+  const leadership = createLeadership({ kv: buckets.members, name, leaseMs: o.leaseMs, log: log.line });
   const emit = (e: ClusterEvent) => {
+    if (!leadership.valid()) return; // a standby says nothing
+
     nc.publish(Subject.events('supervisor'), JSON.stringify(e));
     log.event(e);
   };
 
-  const owners = await mirrorBucket<OwnershipRecord>(buckets.owners, parseOwnershipRecord, reject);
+  const owners = await mirrorBucket<OwnershipRecord>(buckets.owners, parseOwnershipRecord, reject, { refuse: termRegression });
   // Deployment records are under plain names; dotted keys in that bucket are not ours.
   const deployments = await mirrorBucket<DeploymentRecord>(buckets.deployments, parseDeploymentRecord, reject, { keep: (k) => !k.includes('.'), settleMs: 0 });
   const ownedBy = (pnode: string) => [...owners.records].filter(([, r]) => r.pnode === pnode).map(([k]) => k);
   // Drains first: a heartbeat of a new incarnation (membership) ends a drain. A drain
   // request before membership exists knows no PNode yet.
+  // Only the leader serves drains (handleDrains answers requests): started with leadership.
   let membership: Membership | undefined;
-  const drains = await handleDrains({ nc, members: buckets.members, reject, knownPNodes: () => [...(membership?.members.keys() ?? [])], ownedBy, log: log.line });
+  let drains: Drains | undefined;
+  const startDrains = () => handleDrains({ nc, members: buckets.members, reject, knownPNodes: () => [...(membership?.members.keys() ?? [])], ownedBy, log: log.line });
+  const noDrains: ReadonlySet<string> = new Set();
   membership = watchMembership({
     nc,
     detector: o.detector ?? createTimeoutDetector({ timeoutMs: detectMs }),
     reject,
     onJoined: (pnode, at) => emit({ type: 'joined', pnode, at }),
-    onNewIncarnation: (pnode) => drains.forget(pnode),
+    onNewIncarnation: (pnode) => drains?.forget(pnode),
   });
   const members = membership;
   // Heartbeats sent while this supervisor was away from NATS never reach it.
@@ -107,12 +128,12 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     if ('pnode' in e && source !== e.pnode && source !== 'supervisor') return;
     if (e.type === 'activated') {
       recoveries.activated(e.vnode, Date.now(), e.replayed);
-      drains.activated(e.vnode);
+      drains?.activated(e.vnode);
     }
     if (e.type === 'escalated' || e.type === 'refused') escalated.set(e.vnode, e.pnode);
   });
 
-  const view = () => buildView(members.members.values(), drains.draining);
+  const view = () => buildView(members.members.values(), drains?.draining ?? noDrains, { name, term: leadership.term });
   const publishView = viewPublisher(buckets.members, view);
 
   /** Every VNode of every deployment the cluster hosts (not those a trainer hosts itself). */
@@ -131,7 +152,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     // With auth on, an owner no key is known for could sign nothing it sends: wait for its heartbeat's.
     if (!key && signerOf(nc)) return log.line(`not assigning ${m.vnode} to ${m.pnode} yet: no key heard from it`, 'warn');
     const generation = key ? (await readDeployment(buckets.deployments, dep))?.generation : undefined;
-    const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, was?.epoch, key && generation ? { epochs: buckets.epochs, publicKey: key, generation } : undefined);
+    if (!leadership.valid()) return; // the lease ran out meanwhile: whoever leads now decides
+    const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, was?.epoch, key && generation ? { epochs: buckets.epochs, publicKey: key, generation } : undefined, leadership.term);
     owners.records.set(m.vnode, record); // ahead of the watch: the next tick must see it
     escalated.delete(m.vnode);
     emit({ type: 'assigned', vnode: m.vnode, pnode: m.pnode, epoch: record.epoch, from, reason: m.reason, at: Date.now() });
@@ -139,7 +161,30 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   }
 
   let graceOver = false;
+  let leading = false;
+  /** Take on or give up what only the leader does, when the lease says so. */
+  async function follow(role: 'leader' | 'standby'): Promise<void> {
+    if ((role === 'leader') === leading) return;
+    leading = role === 'leader';
+    if (leading) {
+      drains = await startDrains();
+      members.takeJoined(); // joined while standing by: they are not newcomers to rebalance toward
+      emit({ type: 'elected', supervisor: name, pid: process.pid, term: leadership.term, at: Date.now() });
+    } else {
+      drains?.stop();
+      drains = undefined;
+    }
+    await o.onLeadership?.(leading);
+  }
+
   async function tick(): Promise<void> {
+    await follow(await leadership.check());
+    if (!leadership.valid()) {
+      // Standing by: follow, judge nothing.
+      members.takeJoined();
+      return;
+    }
+    const drains_ = drains!;
     // Hear before judging: a round trip to the server reads every heartbeat it delivered
     // before it. A supervisor that was itself stalled (descheduled on a loaded machine)
     // wakes with its timer due and the heartbeats of the stall still unread in the
@@ -177,12 +222,12 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     const wanted = wantedVNodes();
     const wantedSet = new Set(wanted.map((w) => w.vnode));
     const current = new Map([...owners.records].filter(([k]) => wantedSet.has(k)).map(([k, r]) => [k, r.pnode]));
-    const candidates = [...members.members.values()].filter((m) => m.alive && !drains.draining.has(m.hb.pnode)).map((m) => memberView(m, drains.draining));
-    const moves = planMoves({ candidates, wanted, current, escalated, draining: drains.draining, joined: members.takeJoined(), placement, rebalanceMoves: o.rebalanceMoves });
+    const candidates = [...members.members.values()].filter((m) => m.alive && !drains_.draining.has(m.hb.pnode)).map((m) => memberView(m, drains_.draining));
+    const moves = planMoves({ candidates, wanted, current, escalated, draining: drains_.draining, joined: members.takeJoined(), placement, rebalanceMoves: o.rebalanceMoves });
     for (const m of moves) await apply(m);
 
     recoveries.settle(emit);
-    drains.settle(now, wantedSet);
+    drains_.settle(now, wantedSet);
   }
 
   let stopped = false;
@@ -191,25 +236,28 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     while (!stopped) {
       try {
         await tick();
-        if (ticks++ % 3 === 0) await publishView();
+        if (ticks++ % 3 === 0 && leadership.valid()) await publishView();
       } catch (err) {
         if (!stopped) log.line(`reconcile failed: ${(err as Error).message}`, 'warn');
       }
       await new Promise((r) => setTimeout(r, o.tickMs ?? 100));
     }
   })();
-  log.line(`supervisor (pid ${process.pid}) up: detector timeout ${detectMs} ms, placement ${placement.name}`);
+  log.line(`supervisor ${name} (pid ${process.pid}) up: detector timeout ${detectMs} ms, placement ${placement.name}`);
 
   return {
     view,
+    leading: () => leadership.valid(),
     async stop() {
       stopped = true;
+      await loop;
+      // A graceful stop hands the lease over at once.
+      await leadership.resign().catch(() => {});
       members.stop();
-      drains.stop();
+      drains?.stop();
       events.unsubscribe();
       owners.stop();
       deployments.stop();
-      await loop;
     },
   };
 }

@@ -21,10 +21,11 @@ export function memberView(m: Member, draining: ReadonlySet<string>): MemberView
   };
 }
 
-export function buildView(members: Iterable<Member>, draining: ReadonlySet<string>): SupervisorView {
+export function buildView(members: Iterable<Member>, draining: ReadonlySet<string>, leader?: { name: string; term: number }): SupervisorView {
   return {
     at: Date.now(),
     supervisorPid: process.pid,
+    ...(leader ? { leader } : {}),
     pnodes: [...members].map((m) => memberView(m, draining)).sort((a, b) => a.id.localeCompare(b.id)),
   };
 }

@@ -131,7 +131,7 @@ test('(b) SIGSTOP a PNode past detection, SIGCONT: it is fenced (mailbox or CAS)
   // its consumer) before it has a checkpoint to write; one it does write is refused by CAS.
   // Either way it is fenced (above), and its outputs meanwhile were byte-identical (the hash).
   assert.is(back.counters.fencedWrites, fencedWrites, 'its heartbeat counts the same refused writes');
-  for (const v of victim.vnodes) assert.not.ok(back.vnodes.includes(v) && events.filter((e) => e.type === 'assigned' && e.vnode === v).pop()?.pnode !== victim.name, `${v} dropped`);
+  for (const v of victim.vnodes) assert.not.ok(back.vnodes.includes(v) && events.flatMap((e) => (e.type === 'assigned' && e.vnode === v ? [e] : [])).pop()?.pnode !== victim.name, `${v} dropped`);
 });
 
 test('(c) dcnr drain mid-training: every VNode moves off, nothing lost', async () => {

@@ -17,17 +17,18 @@ const compose = parse(readFileSync(`${root}/docker-compose.yml`, 'utf8')) as { s
 
 const dcnrServices = Object.entries(compose.services).filter(([, s]) => s.build !== undefined || s.image?.startsWith('dcnr'));
 
-test('the compose file has auth, nats, a supervisor, three PNodes and a trainer, each with its own credentials', () => {
+test('the compose file has auth, nats, two supervisors, three PNodes and a trainer, each with its own credentials', () => {
   const commands = dcnrServices.map(([, s]) => s.command?.[0]);
   assert.ok(compose.services.nats, 'a nats service');
   assert.is(commands.filter((c) => c === 'auth').length, 1, 'an auth service writes the credentials');
   assert.equal(compose.services.nats.command, ['-c', '/auth/nats.conf', '-m', '8222'], 'nats runs the generated config (auth on)');
   for (const [name, s] of dcnrServices.filter(([, s]) => s.command?.[0] !== 'auth')) {
     const creds = s.environment?.DCNR_CREDS;
-    const role = s.command![0] === 'pnode' ? name : s.command![0] === 'train' ? 'trainer' : s.command![0];
+    const role = s.command![0] === 'pnode' ? name : s.command![0] === 'train' ? 'trainer' : s.command![0]; // both supervisors: supervisor.creds
     assert.is(creds, `/auth/${role}.creds`, `${name} connects with its own role's credentials`);
   }
-  assert.is(commands.filter((c) => c === 'supervisor').length, 1);
+  const supervisors = dcnrServices.filter(([, s]) => s.command?.[0] === 'supervisor').map(([, s]) => s.command![s.command!.indexOf('--name') + 1]);
+  assert.equal(supervisors, ['supervisor', 'supervisor-2'], 'two supervisors, each named (one leads, one stands by)');
   assert.is(commands.filter((c) => c === 'pnode').length, 3);
   assert.is(commands.filter((c) => c === 'train').length, 1);
 });

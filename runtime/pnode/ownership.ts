@@ -11,7 +11,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import type { ActorHost, HostedDeployment } from '../actor-host.js';
-import { readDeployment } from '../cluster-state.js';
+import { readDeployment, termRegression, type OwnershipRecord } from '../cluster-state.js';
 import { isKnownType, resolveModel } from '../model.js';
 import { Bucket, NAME_PATTERN, type ClusterEvent } from '../protocol.js';
 import { parseEntry, parseOwnershipRecord, type RejectRecord } from '../records.js';
@@ -94,6 +94,8 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
   }
 
   const watcher = await o.owners.watch();
+  /** The last record taken per key: a later one of a lower supervisor term is refused (supervisor/leadership.ts). */
+  const taken = new Map<string, OwnershipRecord>();
   let chain = Promise.resolve();
   void (async () => {
     for await (const e of watcher) {
@@ -101,6 +103,12 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
       if (e.operation === 'PUT' && e.length > 0) {
         const record = parseEntry(e, parseOwnershipRecord, o.reject);
         if (record === null) continue;
+        const regression = termRegression(taken.get(e.key), record);
+        if (regression) {
+          o.reject(Bucket.Owners, e.key, e.revision, regression);
+          continue;
+        }
+        taken.set(e.key, record);
         chain = chain.then(() => onRecord(e.key, record));
       } else {
         chain = chain.then(() => onRecord(e.key, null));

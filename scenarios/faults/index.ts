@@ -5,6 +5,7 @@ import { roguePNode } from './rogue-pnode.js';
 import { killNatsNode } from './kill-nats-node.js';
 import { killPNode } from './kill-pnode.js';
 import { killSupervisor } from './kill-supervisor.js';
+import { killSupervisorLeader } from './kill-supervisor-leader.js';
 import { malformedMessages } from './malformed-messages.js';
 import { partition } from './partition.js';
 import { pausePNode } from './pause-pnode.js';
@@ -14,5 +15,5 @@ import { slowPNode } from './slow-pnode.js';
 import type { FaultKind } from './types.js';
 
 export const FAULT_KINDS: Record<string, FaultKind> = Object.fromEntries(
-  [killPNode, pausePNode, restartPNode, slowPNode, killSupervisor, restartNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode].map((f) => [f.kind, f]),
+  [killPNode, pausePNode, restartPNode, slowPNode, killSupervisor, killSupervisorLeader, restartNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode].map((f) => [f.kind, f]),
 );

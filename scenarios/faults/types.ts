@@ -17,6 +17,8 @@ export interface ClusterNeeds {
   proxy?: boolean;
   /** PNodes accept fault-control requests (per-message delay); env DCNR_FAULT_INJECTION=1. */
   faultControl?: boolean;
+  /** Supervisors to run (one leads, the others stand by). @default 1 */
+  supervisors?: number;
 }
 
 /** One entry of a scenario's fault schedule. */
@@ -64,6 +66,8 @@ export interface InjectedFault {
   expectDead: string[];
   /** Bad envelopes injected (malformed-messages): each must be rejected and counted. */
   injectedMessages?: number;
+  /** kill-supervisor-leader: ms from the leader's death to the first placement by its successor. */
+  takeoverMs?: number;
   /** Attacks tried (hostile-client, rogue-pnode): each refused by nats-server or by a signature check. */
   attacks?: Attack[];
   detail: string;

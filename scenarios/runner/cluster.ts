@@ -76,12 +76,13 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
     storeDir: o.dir,
     authority,
     detectMs: o.detectMs,
+    supervisors: o.needs.supervisors,
     env,
     pnodeUrl: o.needs.proxy ? (name) => proxies.get(name)?.url ?? url : undefined,
   });
   const watch = (name: string, child: ChildProcess) =>
     child.once('exit', (code, signal) => exits.push({ name, code, signal, expected: expected.has(name), at: Date.now() }));
-  watch('supervisor', local.procs.get('supervisor')!);
+  for (const [name, child] of local.procs) if (name.startsWith('supervisor')) watch(name, child);
 
   const cluster: ScenarioCluster = {
     url,

@@ -12,7 +12,7 @@ export interface ScenarioReport {
   steps: number;
   pnodes: number;
   checks: Array<{ name: string; passed: boolean; detail: string }>;
-  faults: Array<{ kind: string; target: string; atStep: number; at: number; healedAt?: number; detail: string; injectedMessages?: number }>;
+  faults: Array<{ kind: string; target: string; atStep: number; at: number; healedAt?: number; detail: string; injectedMessages?: number; takeoverMs?: number }>;
   /** One entry per PNode declared dead while faults ran. */
   /** Per dead PNode: detection, resumption (replay included), VNodes moved, messages they replayed from their checkpoints. */
   recovery: Array<{ pnode: string; detectMs: number; resumeMs: number; vnodes: number; replayed: number }>;
