@@ -193,6 +193,17 @@ export interface MemberView {
   counters: Heartbeat['counters'];
 }
 
+/** The leading supervisor's lease, under `SupervisorKey.lease` (supervisor/leadership.ts). */
+export interface LeaseRecord {
+  /** The leader's name (`--name`, unique per supervisor). */
+  holder: string;
+  pid: number;
+  /** Increases by one at every change of leader. */
+  term: number;
+  /** The holder's clock at its last renewal (for people; nobody computes with it). */
+  renewedAt: number;
+}
+
 /** The supervisor's membership view, kept in KV under `SupervisorKey.view`. */
 export interface SupervisorView {
   at: number;

@@ -13,9 +13,8 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
 import type { DeploymentRecord, EpochRecord, OwnershipRecord } from './cluster-state.js';
 import { ModelSpec } from './model.js';
-import { NAME_PATTERN, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type StepMetric, type SupervisorView } from './protocol.js';
+import { NAME_PATTERN, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type LeaseRecord, type StepMetric, type SupervisorView } from './protocol.js';
 import type { StateMeta } from './state-store.js';
-import type { LeaseRecord } from '../supervisor/leadership.js';
 
 /** A parsed record, or why it is not one. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };

@@ -23,19 +23,8 @@
  * in the middle of a write cannot undo its successor's placement.
  */
 import type { KV } from '@nats-io/kv';
-import { SupervisorKey } from '../runtime/protocol.js';
+import { SupervisorKey, type LeaseRecord } from '../runtime/protocol.js';
 import { parseLeaseRecord } from '../runtime/records.js';
-
-/** The lease record. */
-export interface LeaseRecord {
-  /** The leader's name (`--name`, unique per supervisor). */
-  holder: string;
-  pid: number;
-  /** Increases by one at every change of leader. */
-  term: number;
-  /** The holder's clock at its last renewal (for people; nobody computes with it). */
-  renewedAt: number;
-}
 
 export interface Leadership {
   /** Leader now, with a lease still valid: the only state in which a supervisor acts. */
