@@ -116,6 +116,9 @@ export function termRegression(prev: OwnershipRecord | undefined, next: Ownershi
  * an ownership record (anyone can write one) hides the real epoch, and is replaced by
  * CAS on its revision with an epoch above both.
  */
+/** A KV compare-and-set that lost (another writer was first). */
+export const isCasConflict = (err: unknown) => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err));
+
 export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0, signed?: { epochs: KV; publicKey: string; generation: number }, term?: number): Promise<OwnershipRecord> {
   const key = ownerKey(deployment, index);
   for (let attempt = 0; attempt < 10; attempt++) {
@@ -132,7 +135,7 @@ export async function assignOwner(kv: KV, deployment: string, index: number, pno
       else await kv.create(key, bytes);
       return record;
     } catch (err) {
-      if (!/wrong last sequence|key exists/i.test(String(err))) throw err;
+      if (!isCasConflict(err)) throw err;
     }
   }
   throw new Error(`could not assign ${key}: too many concurrent assignments`);

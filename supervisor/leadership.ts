@@ -25,6 +25,7 @@
 import type { KV } from '@nats-io/kv';
 import { SupervisorKey, type LeaseRecord } from '../runtime/protocol.js';
 import { parseLeaseRecord } from '../runtime/records.js';
+import { isCasConflict } from '../runtime/cluster-state.js';
 
 export interface Leadership {
   /** Leader now, with a lease still valid: the only state in which a supervisor acts. */
@@ -39,7 +40,6 @@ export interface Leadership {
   resign(): Promise<void>;
 }
 
-const isCasConflict = (err: unknown) => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err));
 
 export function createLeadership(o: { kv: KV; name: string; leaseMs?: number; log?: (line: string) => void; now?: () => number }): Leadership {
   const leaseMs = o.leaseMs ?? 1500;

@@ -7,7 +7,6 @@
  *   recovery.ts    a dead PNode's VNodes until they all run again → `recovered`
  *   drain.ts       `dcnr drain` requests, the draining list, their replies
  *   view.ts        the membership view in KV (what `dcnr status` reads)
- *
  *   leadership.ts  the lease: of any number of supervisors one leads, the others stand by
  *
  * It is never on the data path: it reads heartbeats and events, and writes ownership
@@ -88,7 +87,6 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   const leadership = createLeadership({ kv: buckets.members, name, leaseMs: o.leaseMs, log: log.line });
   const emit = (e: ClusterEvent) => {
     if (!leadership.valid()) return; // a standby says nothing
-
     nc.publish(Subject.events('supervisor'), JSON.stringify(e));
     log.event(e);
   };
