@@ -15,6 +15,7 @@ import { revokeCommand } from './revoke.js';
 import { authInitCommand } from './auth.js';
 import { scenarioCommand } from './scenario.js';
 import { statusCommand } from './status.js';
+import { DEFAULT_DRAIN_AT_RISK } from '../supervisor/supervisor.js';
 import { supervisorCommand } from './supervisor.js';
 import { trainCommand } from './train.js';
 import { upCommand } from './up.js';
@@ -23,6 +24,14 @@ const int = (min: number) => (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got ${JSON.stringify(value)}`);
   return n;
+};
+
+/** A risk threshold in (0, 1], or `off` (null: never drain for risk). */
+const riskThreshold = (value: string) => {
+  if (value === 'off') return null;
+  const r = Number(value);
+  if (!(r > 0 && r <= 1)) throw new InvalidArgumentError(`expected a risk in (0, 1] or "off", got ${JSON.stringify(value)}`);
+  return r;
 };
 
 const program = new Command()
@@ -130,6 +139,7 @@ program
   .option('--join-nats <url>', 'the NATS URL the registrar gives joining PNodes (default: --nats)')
   .option('--name <name>', 'this supervisor\'s name, unique among the cluster\'s supervisors (default: supervisor-<host>-<pid>)')
   .option('--lease-ms <ms>', 'leader lease: a standby supervisor takes over after this much silence of the leader', int(300), 1500)
+  .option('--drain-risk <r>', 'drain a PNode before it fails once its health risk (0..1, docs/architecture.md) reaches this; "off" never does', riskThreshold, DEFAULT_DRAIN_AT_RISK)
   .action((opts) => supervisorCommand(opts));
 
 program

@@ -3,6 +3,13 @@ import { collectStatus } from '../cluster/status.js';
 import { fail, printResult } from './output.js';
 import { connectNats } from '../cluster/process.js';
 
+/** `0.62 (kernelDrift 0.67)`: the risk and its largest signal; `-` when the supervisor has none. */
+function riskText(p: { risk?: number; riskSignals?: Record<string, number> }): string {
+  if (p.risk === undefined) return '-';
+  const [top] = Object.entries(p.riskSignals ?? {}).sort((a, b) => b[1] - a[1]);
+  return top && top[1] > 0 ? `${p.risk.toFixed(2)} (${top[0]} ${top[1].toFixed(2)})` : p.risk.toFixed(2);
+}
+
 export async function statusCommand(opts: { nats: string; json: boolean }): Promise<void> {
   const nc = await connectNats(opts.nats, 'dcnr-status').catch((err) => fail(err.message));
   try {
@@ -11,8 +18,8 @@ export async function statusCommand(opts: { nats: string; json: boolean }): Prom
       const lines = [
         s.supervisor ? `supervisor ${s.supervisor.name ? `${s.supervisor.name} (leader, term ${s.supervisor.term}), ` : ''}pid ${s.supervisor.pid} (view ${s.supervisor.viewAgeMs} ms old)` : 'supervisor: none seen (no view in KV)',
         '',
-        'PNODE        PID      ALIVE  KERNELS                     VNODES',
-        ...s.pnodes.map((p) => `${p.id.padEnd(12)} ${String(p.pid).padEnd(8)} ${(p.alive ? 'yes' : 'DEAD').padEnd(6)} ${(p.kernelMode + (p.draining ? ' (draining)' : '')).padEnd(27)} ${p.vnodes.join(' ')}`),
+        'PNODE        PID      ALIVE  KERNELS                     GFLOP/S  RISK                    VNODES',
+        ...s.pnodes.map((p) => `${p.id.padEnd(12)} ${String(p.pid).padEnd(8)} ${(p.alive ? 'yes' : 'DEAD').padEnd(6)} ${(p.kernelMode + (p.draining ? ' (draining)' : '')).padEnd(27)} ${String(p.gflops).padEnd(8)} ${riskText(p).padEnd(23)} ${p.vnodes.join(' ')}`),
         '',
         'VNODE                PNODE        EPOCH',
         ...s.vnodes.map((v) => `${v.id.padEnd(20)} ${v.pnode.padEnd(12)} ${v.epoch}`),

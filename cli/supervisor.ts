@@ -22,6 +22,8 @@ export interface SupervisorCliOptions {
   joinNats?: string;
   name?: string;
   leaseMs: number;
+  /** null: never drain for risk. */
+  drainRisk: number | null;
 }
 
 export async function supervisorCommand(opts: SupervisorCliOptions): Promise<void> {
@@ -67,7 +69,7 @@ export async function supervisorCommand(opts: SupervisorCliOptions): Promise<voi
       }
     }
   };
-  const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log, name: opts.name, leaseMs: opts.leaseMs, onLeadership });
+  const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log, name: opts.name, leaseMs: opts.leaseMs, drainAtRisk: opts.drainRisk, onLeadership });
   onShutdown(async () => {
     await supervisor.stop();
     await registrar?.close();

@@ -7,7 +7,11 @@ import { readView } from './view.js';
 export interface StatusReport {
   /** The leading supervisor (its name and lease term, when it has a lease), as its view says. */
   supervisor: { pid: number; viewAgeMs: number; name?: string; term?: number } | null;
-  pnodes: Array<{ id: string; pid: number; alive: boolean; draining: boolean; kernelMode: string; gflops: number; vnodes: string[]; fencedWrites: number }>;
+  /**
+   * `risk`: the supervisor's smoothed risk score in [0, 1] (supervisor/health.ts) and
+   * `riskSignals` the ramps it came from; absent for a PNode not heard since the leader started.
+   */
+  pnodes: Array<{ id: string; pid: number; alive: boolean; draining: boolean; kernelMode: string; gflops: number; risk?: number; riskSignals?: Record<string, number>; vnodes: string[]; fencedWrites: number }>;
   vnodes: Array<{ id: string; pnode: string; epoch: number }>;
 }
 
@@ -30,6 +34,7 @@ export async function collectStatus(nc: NatsConnection): Promise<StatusReport> {
       draining: p.draining,
       kernelMode: p.capacity.kernelMode,
       gflops: p.capacity.gflops,
+      ...(p.risk !== undefined ? { risk: p.risk, riskSignals: p.riskSignals ?? {} } : {}),
       vnodes: p.vnodes,
       fencedWrites: p.counters.fencedWrites,
     })),

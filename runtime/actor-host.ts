@@ -85,14 +85,20 @@ export class ActorHost {
     return hosted.done;
   }
 
-  /** Stop hosting one VNode (after the message in hand). */
-  async release(deployment: string, index: number): Promise<void> {
+  /**
+   * Stop hosting one VNode (after the message in hand). Resolves with the KV revision of
+   * the checkpoint it stopped with, which covers all it applied (undefined when it was not
+   * live: passivated, or not started).
+   */
+  async release(deployment: string, index: number): Promise<number | undefined> {
     const hosted = this.#hosted.get(`${deployment}.${index}`);
-    if (!hosted) return;
+    if (!hosted) return undefined;
     hosted.stopping = true;
-    hosted.actor?.stop();
+    const actor = hosted.actor;
+    actor?.stop();
     hosted.wake?.();
-    await hosted.done;
+    const exit = await hosted.done;
+    return exit === 'stopped' ? actor?.committedRevision : undefined;
   }
 
   /** Stop every actor and wait for them. */

@@ -96,6 +96,12 @@ export interface OwnershipRecord {
   assignedAt: string;
   /** Term of the supervisor lease under which it was written (supervisor/leadership.ts); absent: written before leases. */
   term?: number;
+  /**
+   * A planned move from a live owner (a drain, a rebalance): the PNode handing over. The new
+   * owner waits (a bounded time) for its `released` event — its last checkpoint committed —
+   * before it restores, so nothing is replayed (runtime/pnode/ownership.ts).
+   */
+  handover?: string;
 }
 
 /**
@@ -109,6 +115,20 @@ export function termRegression(prev: OwnershipRecord | undefined, next: Ownershi
   return now < was ? `written under supervisor term ${now}, after a record of term ${was}: a deposed supervisor's write` : null;
 }
 
+/** A KV compare-and-set that lost (another writer was first). */
+export const isCasConflict = (err: unknown) => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err));
+
+export interface AssignOptions {
+  /** The highest epoch the caller has seen for it. @default 0 */
+  knownEpoch?: number;
+  /** Auth on: the new owner's key, recorded for the epoch before the record. */
+  signed?: { epochs: KV; publicKey: string; generation: number };
+  /** The supervisor term it is written under: refused over a record of a higher one. */
+  term?: number;
+  /** The live owner handing over (a planned move). */
+  handover?: string;
+}
+
 /**
  * Assign a VNode to `pnode` under a new, higher epoch (compare-and-set, retried on a race).
  * The new epoch fences the previous owner once the new one commits its takeover write.
@@ -116,17 +136,15 @@ export function termRegression(prev: OwnershipRecord | undefined, next: Ownershi
  * an ownership record (anyone can write one) hides the real epoch, and is replaced by
  * CAS on its revision with an epoch above both.
  */
-/** A KV compare-and-set that lost (another writer was first). */
-export const isCasConflict = (err: unknown) => /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err));
-
-export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, knownEpoch = 0, signed?: { epochs: KV; publicKey: string; generation: number }, term?: number): Promise<OwnershipRecord> {
+export async function assignOwner(kv: KV, deployment: string, index: number, pnode: string, o: AssignOptions = {}): Promise<OwnershipRecord> {
+  const { knownEpoch = 0, signed, term, handover } = o;
   const key = ownerKey(deployment, index);
   for (let attempt = 0; attempt < 10; attempt++) {
     const e = await kv.get(key);
     const parsed = e && e.operation === 'PUT' && e.length > 0 ? parseOwnershipRecord(e.value) : null;
     const epoch = Math.max(parsed?.ok ? parsed.value.epoch : 0, knownEpoch) + 1;
     if (term !== undefined && parsed?.ok && (parsed.value.term ?? 0) > term) throw new Error(`${key} was written under supervisor term ${parsed.value.term}, this supervisor's is ${term}: deposed`);
-    const record: OwnershipRecord = { pnode, epoch, assignedAt: new Date().toISOString(), ...(term !== undefined ? { term } : {}) };
+    const record: OwnershipRecord = { pnode, epoch, assignedAt: new Date().toISOString(), ...(term !== undefined ? { term } : {}), ...(handover && handover !== pnode ? { handover } : {}) };
     const bytes = JSON.stringify(record);
     // The epoch's key first: by the time anyone runs under the epoch, its signer is known.
     if (signed) await signed.epochs.put(epochKey(deployment, signed.generation, index, epoch), JSON.stringify({ pnode, publicKey: signed.publicKey } satisfies EpochRecord));

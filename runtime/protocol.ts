@@ -154,12 +154,12 @@ export const Subject = {
   faultControl: (pnode: string) => `dcnr.ctl.fault.${pnode}`,
 } as const;
 
-/** What a PNode can do, measured at start-up. */
+/** What a PNode can do: measured at start-up, `gflops` re-measured while it runs. */
 export interface PNodeCapacity {
   cores: number;
   memoryMb: number;
   kernelMode: string;
-  /** Measured matmul GFLOP/s (256², this PNode's kernels). */
+  /** Matmul GFLOP/s (128², this PNode's kernels): the median of its recent probes (runtime/pnode/health.ts), the start-up one until there are three. */
   gflops: number;
   /** VNodes it accepts at most. */
   maxVNodes: number;
@@ -179,6 +179,26 @@ export interface Heartbeat {
   counters: { fencedWrites: number; rejected: number; restarts: number; escalations: number; activations: number };
   /** The nkey it signs with (auth on). Only its own credentials may publish its heartbeat subject. */
   publicKey?: string;
+  /** Health signals over the last window (runtime/pnode/health.ts); absent from PNodes that predate them. */
+  health?: PNodeHealth;
+}
+
+/**
+ * A PNode's own health signals (runtime/pnode/health.ts), measured over the last
+ * `windowMs`; the supervisor turns them into a risk score (supervisor/health.ts).
+ */
+export interface PNodeHealth {
+  windowMs: number;
+  /** Event-loop delay, 99th percentile over the window, ms. */
+  loopLagMs: number;
+  /** Share of the window spent in garbage collection pauses. */
+  gcShare: number;
+  /** V8 heap in use over its limit. */
+  heapShare: number;
+  /** The machine's free memory over its total. */
+  freeMemShare: number;
+  /** The latest kernel probes' time over this PNode's own start-up baseline (1 = as fast as at start). */
+  kernelDrift: number;
 }
 
 /** One PNode as the supervisor sees it. */
@@ -191,6 +211,9 @@ export interface MemberView {
   vnodes: string[];
   lastHeartbeat: number;
   counters: Heartbeat['counters'];
+  /** Smoothed risk of failure in [0, 1] (supervisor/health.ts) and the signals that make it up. */
+  risk?: number;
+  riskSignals?: Record<string, number>;
 }
 
 /** The leading supervisor's lease, under `SupervisorKey.lease` (supervisor/leadership.ts). */
@@ -218,11 +241,21 @@ export type ClusterEvent =
   | { type: 'joined'; pnode: string; at: number }
   | { type: 'dead'; pnode: string; at: number; lastHeartbeat: number }
   | { type: 'assigned'; vnode: string; pnode: string; epoch: number; from: string | null; reason: string; at: number }
-  /** Running again and caught up: `ms` from activation to the end of its replay of `replayed` messages (`replayMs`). */
-  | { type: 'activated'; vnode: string; pnode: string; epoch: number; at: number; ms: number; replayed?: number; replayMs?: number }
+  /**
+   * Running again and caught up: `ms` from activation to the end of its replay of
+   * `replayed` messages (`replayMs`): its mailbox's backlog after the checkpoint it restored
+   * (KV revision `restoredRevision`). After a handover (that revision is the one its old
+   * owner `released` with) the backlog is input nobody applied yet, not work done twice.
+   */
+  | { type: 'activated'; vnode: string; pnode: string; epoch: number; at: number; ms: number; replayed?: number; replayMs?: number; restoredRevision?: number }
   /** A PNode was assigned a VNode it cannot host (e.g. a type it does not know): the supervisor places it elsewhere. */
   | { type: 'refused'; vnode: string; pnode: string; error: string; at: number }
-  | { type: 'released'; vnode: string; pnode: string; at: number; reason: string }
+  /**
+   * `epoch`, `generation`: what it ran under (a successor handed over to waits for this:
+   * runtime/pnode/ownership.ts); `revision`: the KV revision of the checkpoint it stopped
+   * with (a successor whose `activated.restoredRevision` equals it lost nothing).
+   */
+  | { type: 'released'; vnode: string; pnode: string; at: number; reason: string; epoch?: number; generation?: number; revision?: number }
   /** Idle past the PNode's passivation time: out of memory until its next message (then `activated` again). */
   | { type: 'passivated'; vnode: string; pnode: string; at: number }
   /** `write`: a state write refused by compare-and-set; `mailbox`: its consumer was taken; `activation`: outranked at start. */
@@ -232,17 +265,30 @@ export type ClusterEvent =
   /** A dead PNode's VNodes all run again elsewhere: detection = death declared − last heartbeat; resume = last re-activation (replay included) − death declared; `replayed` messages in all. */
   | { type: 'recovered'; pnode: string; vnodes: string[]; detectMs: number; resumeMs: number; replayed?: number; at: number }
   /** A supervisor took the lease (supervisor/leadership.ts): it places and migrates from now on. */
-  | { type: 'elected'; supervisor: string; pid: number; term: number; at: number };
+  | { type: 'elected'; supervisor: string; pid: number; term: number; at: number }
+  /** A PNode's risk crossed the drain threshold (supervisor/health.ts): it is drained before it fails. `signals`: each signal's share of the risk. */
+  | { type: 'at-risk'; pnode: string; risk: number; signals: Record<string, number>; at: number }
+  /** A PNode drained for its risk has been healthy long enough: it takes VNodes again. */
+  | { type: 'recovered-health'; pnode: string; risk: number; at: number };
 
-/** A fault-injection request on `Subject.faultControl(pnode)`: delay every message this PNode handles. */
+/**
+ * A fault-injection request on `Subject.faultControl(pnode)`: degrade this PNode. A field
+ * left out keeps its current value; the reply gives every value in force.
+ */
 export interface FaultControlRequest {
-  /** 0 ends the delay. At most 60000. */
-  messageDelayMs: number;
+  /** A delay before every message this PNode handles, ms; 0 ends it. At most 60000. */
+  messageDelayMs?: number;
+  /** Every kernel call takes this many times as long (the extra time spent busy). 1 = normal; at most 100. */
+  kernelSlowdown?: number;
+  /** The event loop is held busy this many ms in every 500 ms; 0 = never. At most 450. */
+  loopBlockMs?: number;
 }
 export interface FaultControlReply {
   ok: boolean;
   pnode: string;
   messageDelayMs: number;
+  kernelSlowdown: number;
+  loopBlockMs: number;
   error?: string;
 }
 

@@ -31,6 +31,12 @@ const GOOD: Array<[string, (d: string) => Parsed<unknown>, unknown]> = [
   ['owned under a term', parseOwnershipRecord, { pnode: 'pnode-1', epoch: 3, assignedAt: 'x', term: 2 }],
   ['elected', parseClusterEvent, { type: 'elected', supervisor: 'supervisor-2', pid: 7, term: 3, at: 9 }],
   ['view with a leader', parseSupervisorView, { at: 1, supervisorPid: 2, leader: { name: 'supervisor', term: 1 }, pnodes: [] }],
+  ['handover', parseOwnershipRecord, { pnode: 'pnode-2', epoch: 4, assignedAt: 'x', term: 2, handover: 'pnode-1' }],
+  ['heartbeat with health', parseHeartbeat, { pnode: 'pnode-1', pid: 9, at: 1, capacity, vnodes: [], counters, health: { windowMs: 1000, loopLagMs: 12.5, gcShare: 0.01, heapShare: 0.02, freeMemShare: 0.6, kernelDrift: 1.1 } }],
+  ['view with risk', parseSupervisorView, { at: 1, supervisorPid: 2, pnodes: [{ id: 'pnode-1', pid: 9, alive: true, draining: true, capacity, vnodes: [], lastHeartbeat: 1, counters, risk: 0.7, riskSignals: { kernelDrift: 0.7 } }] }],
+  ['at-risk', parseClusterEvent, { type: 'at-risk', pnode: 'pnode-1', risk: 0.7, signals: { kernelDrift: 0.7, loopLag: 0 }, at: 3 }],
+  ['recovered-health', parseClusterEvent, { type: 'recovered-health', pnode: 'pnode-1', risk: 0.1, at: 3 }],
+  ['released with its checkpoint', parseClusterEvent, { type: 'released', vnode: 'm.1', pnode: 'pnode-1', at: 3, reason: 'now owned by pnode-2', epoch: 3, generation: 9, revision: 120 }],
   ['state meta', parseStateMeta, { format: 1, deployment: 'm', index: 0, type: 'layer.dense', typeVersion: 1, generation: 4, epoch: 1, version: 2, snapshot: {}, tensors: { W: { key: 'k', length: 4, chunks: 0 } }, stash: {}, updatedAt: 'x' }],
 ];
 
@@ -48,6 +54,16 @@ test('every parser accepts its record and refuses junk, wrong shapes, null and n
       assert.match(!r.ok ? r.error : '', /^[a-zA-Z -]+: /, `${name}: the error names the record`);
     }
   }
+});
+
+test('health and risk out of range are refused, naming the field', () => {
+  const health = { windowMs: 1000, loopLagMs: 1, gcShare: 0.01, heapShare: 0.02, freeMemShare: 0.6, kernelDrift: 1 };
+  for (const bad of [{ gcShare: 1.5 }, { loopLagMs: -1 }, { kernelDrift: 'x' }, { windowMs: 0 }]) {
+    const r = parseHeartbeat(JSON.stringify({ pnode: 'p', pid: 1, at: 1, capacity, vnodes: [], counters, health: { ...health, ...bad } }));
+    assert.not.ok(r.ok, JSON.stringify(bad));
+    assert.match(!r.ok ? r.error : '', new RegExp(Object.keys(bad)[0]));
+  }
+  assert.not.ok(parseClusterEvent(JSON.stringify({ type: 'at-risk', pnode: 'p', risk: 2, signals: {}, at: 1 })).ok, 'a risk past 1');
 });
 
 test('an event of an unknown type or missing a field is refused', () => {

@@ -13,7 +13,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
 import type { DeploymentRecord, EpochRecord, OwnershipRecord } from './cluster-state.js';
 import { ModelSpec } from './model.js';
-import { NAME_PATTERN, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type LeaseRecord, type StepMetric, type SupervisorView } from './protocol.js';
+import { NAME_PATTERN, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type PNodeHealth, type LeaseRecord, type StepMetric, type SupervisorView } from './protocol.js';
 import type { StateMeta } from './state-store.js';
 
 /** A parsed record, or why it is not one. */
@@ -41,7 +41,7 @@ const time = z.number().finite();
 
 const userKey = z.string().regex(/^U[A-Z2-7]{55}$/, 'an nkey user public key');
 
-const OwnershipSchema: z.ZodType<OwnershipRecord> = z.object({ pnode: name, epoch: count, assignedAt: z.string(), term: count.optional() });
+const OwnershipSchema: z.ZodType<OwnershipRecord> = z.object({ pnode: name, epoch: count, assignedAt: z.string(), term: count.optional(), handover: name.optional() });
 
 const LeaseSchema: z.ZodType<LeaseRecord> = z.object({ holder: name, pid: count, term: count, renewedAt: time });
 
@@ -69,6 +69,16 @@ const CapacitySchema = z.object({
 
 const CountersSchema = z.object({ fencedWrites: count, rejected: count, restarts: count, escalations: count, activations: count });
 
+const share = z.number().finite().min(0).max(1);
+const HealthSchema: z.ZodType<PNodeHealth> = z.object({
+  windowMs: z.number().finite().positive(),
+  loopLagMs: z.number().finite().nonnegative(),
+  gcShare: share,
+  heapShare: share,
+  freeMemShare: share,
+  kernelDrift: z.number().finite().nonnegative(),
+});
+
 const HeartbeatSchema: z.ZodType<Heartbeat> = z.object({
   pnode: name,
   pid: count,
@@ -77,6 +87,7 @@ const HeartbeatSchema: z.ZodType<Heartbeat> = z.object({
   vnodes: z.array(z.string()),
   counters: CountersSchema,
   publicKey: userKey.optional(),
+  health: HealthSchema.optional(),
 });
 
 const ViewSchema: z.ZodType<SupervisorView> = z.object({
@@ -93,6 +104,8 @@ const ViewSchema: z.ZodType<SupervisorView> = z.object({
       vnodes: z.array(z.string()),
       lastHeartbeat: time,
       counters: CountersSchema,
+      risk: share.optional(),
+      riskSignals: z.record(z.string(), share).optional(),
     }),
   ),
 });
@@ -102,14 +115,16 @@ const ClusterEventSchema: z.ZodType<ClusterEvent> = z.discriminatedUnion('type',
   z.object({ type: z.literal('joined'), pnode: name, at: time }),
   z.object({ type: z.literal('dead'), pnode: name, at: time, lastHeartbeat: time }),
   z.object({ type: z.literal('assigned'), vnode, pnode: name, epoch: count, from: name.nullable(), reason: z.string(), at: time }),
-  z.object({ type: z.literal('activated'), vnode, pnode: name, epoch: count, at: time, ms: z.number().finite(), replayed: count.optional(), replayMs: z.number().finite().optional() }),
-  z.object({ type: z.literal('released'), vnode, pnode: name, at: time, reason: z.string() }),
+  z.object({ type: z.literal('activated'), vnode, pnode: name, epoch: count, at: time, ms: z.number().finite(), replayed: count.optional(), replayMs: z.number().finite().optional(), restoredRevision: count.optional() }),
+  z.object({ type: z.literal('released'), vnode, pnode: name, at: time, reason: z.string(), epoch: count.optional(), generation: count.optional(), revision: count.optional() }),
   z.object({ type: z.literal('passivated'), vnode, pnode: name, at: time }),
   z.object({ type: z.literal('fenced'), vnode, pnode: name, epoch: count, at: time, cause: z.enum(['write', 'mailbox', 'activation']) }),
   z.object({ type: z.literal('escalated'), vnode, pnode: name, error: z.string(), at: time }),
   z.object({ type: z.literal('refused'), vnode, pnode: name, error: z.string(), at: time }),
   z.object({ type: z.literal('rejected'), vnode, pnode: name, error: z.string(), at: time }),
   z.object({ type: z.literal('elected'), supervisor: name, pid: count, term: count, at: time }),
+  z.object({ type: z.literal('at-risk'), pnode: name, risk: share, signals: z.record(z.string(), share), at: time }),
+  z.object({ type: z.literal('recovered-health'), pnode: name, risk: share, at: time }),
   z.object({ type: z.literal('recovered'), pnode: name, vnodes: z.array(vnode), detectMs: z.number().finite(), resumeMs: z.number().finite(), replayed: count.optional(), at: time }),
 ]);
 
@@ -117,11 +132,17 @@ const StepMetricSchema: z.ZodType<StepMetric> = z.object({ seq: count, loss: z.n
 
 const DrainRequestSchema: z.ZodType<DrainRequest> = z.object({ pnode: name }, { error: 'a drain request is {"pnode": "<id>"}' });
 
-const delayError = 'messageDelayMs must be a number in [0, 60000]';
-const FaultControlSchema: z.ZodType<FaultControlRequest> = z.object({ messageDelayMs: z.number({ error: delayError }).min(0, delayError).max(60_000, delayError) });
+const bounded = (field: string, min: number, max: number) => {
+  const error = `${field} must be a number in [${min}, ${max}]`;
+  return z.number({ error }).min(min, error).max(max, error).optional();
+};
+const FaultControlSchema: z.ZodType<FaultControlRequest> = z
+  .object({ messageDelayMs: bounded('messageDelayMs', 0, 60_000), kernelSlowdown: bounded('kernelSlowdown', 1, 100), loopBlockMs: bounded('loopBlockMs', 0, 450) })
+  .strict()
+  .refine((r) => Object.keys(r).length > 0, 'a fault-control request sets at least one of messageDelayMs, kernelSlowdown, loopBlockMs');
 
 const DrainReplySchema: z.ZodType<DrainReply> = z.object({ ok: z.boolean(), pnode: z.string(), moved: z.array(z.string()), error: z.string().optional() });
-const FaultControlReplySchema: z.ZodType<FaultControlReply> = z.object({ ok: z.boolean(), pnode: z.string(), messageDelayMs: z.number(), error: z.string().optional() });
+const FaultControlReplySchema: z.ZodType<FaultControlReply> = z.object({ ok: z.boolean(), pnode: z.string(), messageDelayMs: z.number(), kernelSlowdown: z.number(), loopBlockMs: z.number(), error: z.string().optional() });
 
 const BlobRefSchema = z.object({ key: z.string(), length: count, chunks: count, sha256: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional() });
 const StateMetaSchema: z.ZodType<StateMeta> = z.object({

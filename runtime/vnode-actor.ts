@@ -55,9 +55,11 @@ export type ActorEvent =
    * Running again, caught up: `ms` from the start of activation to the end of the replay;
    * `replayed` messages of the backlog found in its mailbox applied again (those after
    * its checkpoint; duplicates in the backlog are only acked), in `replayMs` (the time
-   * to take the whole backlog).
+   * to take the whole backlog). `restoredRevision`: the KV revision of the checkpoint it
+   * restored — equal to the `revision` its previous owner released with, it started from
+   * all that owner applied (a handover: its backlog is input nobody applied yet).
    */
-  | { type: 'activated'; vnode: string; epoch: number; restored: boolean; ms: number; replayed: number; replayMs: number }
+  | { type: 'activated'; vnode: string; epoch: number; restored: boolean; ms: number; replayed: number; replayMs: number; restoredRevision?: number }
   /** A checkpoint committed: it covers `messages` messages and wrote `bytes` bytes. */
   | { type: 'checkpointed'; vnode: string; messages: number; bytes: number; ms: number }
   | { type: 'applied'; vnode: string; kind: MessageKind; seq: number }
@@ -132,6 +134,7 @@ interface Replay {
   startedAt: number;
   activationStartedAt: number;
   restored: boolean;
+  restoredRevision?: number;
 }
 
 /**
@@ -272,7 +275,7 @@ export class VNodeActor {
         await actor.#openMailboxes();
         // Announced once the backlog found in the mailbox is replayed (`run`), or now if there is none.
         const remaining = Object.fromEntries([...actor.#mailboxes].map(([port, m]) => [port, m.backlog])) as Record<Port, number>;
-        actor.#replay = { remaining, taken: 0, applied: 0, startedAt: Date.now(), activationStartedAt: started, restored: !!found };
+        actor.#replay = { remaining, taken: 0, applied: 0, startedAt: Date.now(), activationStartedAt: started, restored: !!found, ...(found ? { restoredRevision: found.revision } : {}) };
         if (Object.values(remaining).every((n) => n === 0)) actor.#endReplay();
         actor.#stopReceivingLocally = receiveLocally(o.nc, deployment, o.index, (m) => actor.#offered(m));
         return actor;
@@ -302,6 +305,11 @@ export class VNodeActor {
     let n = 0;
     for (const m of this.#mailboxes.values()) n += await m.pending();
     return n;
+  }
+
+  /** The KV revision of its last committed checkpoint (after `run()` returned stopped: the one that covers all it applied). */
+  get committedRevision(): number {
+    return this.#committed.revision;
   }
 
   /** Ask `run()` to return after the message in hand. */
@@ -467,6 +475,7 @@ export class VNodeActor {
       vnode: this.id,
       epoch: this.#o.epoch,
       restored: r.restored,
+      ...(r.restoredRevision !== undefined ? { restoredRevision: r.restoredRevision } : {}),
       ms: now - r.activationStartedAt,
       replayed: r.applied,
       replayMs: r.taken === 0 ? 0 : now - r.startedAt,

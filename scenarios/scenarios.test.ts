@@ -80,6 +80,7 @@ const RECOVERIES: Record<string, number> = {
   'kill-supervisor-leader': 1, // the PNode killed with the leader, recovered by the standby
   partition: 1, // cut off from NATS past detection
   churn: 2, // four rounds, every other one a SIGKILL
+  'degrading-pnode': 1, // drained, then SIGKILLed: recovered with nothing left to move
 };
 
 // Every quick built-in (`quick: true`, what `dcnr scenario --quick-set` runs) but

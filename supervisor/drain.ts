@@ -21,7 +21,9 @@ interface DrainWaiter {
 export interface Drains {
   /** PNodes being drained: placement gives them nothing, reconcile moves what they own. */
   readonly draining: ReadonlySet<string>;
-  /** A new incarnation of `pnode` is a fresh PNode: no longer draining. */
+  /** Drain `pnode` on the supervisor's own decision (a risk drain: supervisor/health.ts); nobody waits for a reply. */
+  begin(pnode: string, reason: string): void;
+  /** A new incarnation of `pnode` is a fresh PNode, or a risk-drained one is well again: no longer draining. */
   forget(pnode: string): void;
   activated(vnode: string): void;
   /** Answer every drain that is complete (or timed out); `wanted` = VNodes still deployed. */
@@ -67,6 +69,12 @@ export async function handleDrains(o: DrainOptions): Promise<Drains> {
 
   return {
     draining,
+    begin(pnode, reason) {
+      if (draining.has(pnode)) return;
+      draining.add(pnode);
+      persist();
+      o.log(`draining ${pnode} (${reason}): ${o.ownedBy(pnode).length} VNodes to move`);
+    },
     forget(pnode) {
       if (draining.delete(pnode)) persist();
     },

@@ -100,12 +100,12 @@ test('a lease record that is junk is taken over like a silent one', async () => 
 });
 
 test('a deposed leader cannot overwrite its successor: assignOwner refuses, readers refuse a lower term', async () => {
-  const first = await assignOwner(b.owners, 'dep', 0, 'pnode-1', 0, undefined, 1);
+  const first = await assignOwner(b.owners, 'dep', 0, 'pnode-1', { term: 1 });
   assert.is(first.term, 1);
-  const second = await assignOwner(b.owners, 'dep', 0, 'pnode-2', 0, undefined, 2);
+  const second = await assignOwner(b.owners, 'dep', 0, 'pnode-2', { term: 2 });
   assert.is(second.epoch, first.epoch + 1);
   try {
-    await assignOwner(b.owners, 'dep', 0, 'pnode-3', 0, undefined, 1);
+    await assignOwner(b.owners, 'dep', 0, 'pnode-3', { term: 1 });
     assert.unreachable('a lower term must not write');
   } catch (err) {
     assert.match(String(err), /term 2, this supervisor's is 1: deposed/);

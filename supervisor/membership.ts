@@ -34,6 +34,8 @@ export interface MembershipOptions {
   onJoined(pnode: string, at: number): void;
   /** The same name came back with another pid: a fresh PNode. */
   onNewIncarnation(pnode: string): void;
+  /** Every valid heartbeat, as it arrives (supervisor clock). */
+  onHeartbeat?(hb: Heartbeat, at: number): void;
 }
 
 export function watchMembership(o: MembershipOptions): Membership {
@@ -56,6 +58,7 @@ export function watchMembership(o: MembershipOptions): Membership {
         o.onJoined(hb.pnode, now);
       }
       members.set(hb.pnode, { hb, alive: true, lastHeartbeat: now });
+      o.onHeartbeat?.(hb, now);
     },
   });
   return {

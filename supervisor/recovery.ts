@@ -31,7 +31,8 @@ export function trackRecoveries(): Recoveries {
   const pending: PendingRecovery[] = [];
   return {
     died(pnode, declaredAt, lastHeartbeat, vnodes) {
-      if (vnodes.length) pending.push({ pnode, declaredAt, lastHeartbeat, waiting: new Set(vnodes), vnodes, lastActivation: declaredAt, replayed: 0 });
+      // Owning nothing (drained before it died): recovered at once, with nothing to move.
+      pending.push({ pnode, declaredAt, lastHeartbeat, waiting: new Set(vnodes), vnodes, lastActivation: declaredAt, replayed: 0 });
     },
     activated(vnode, at, replayed = 0) {
       for (const r of pending) {

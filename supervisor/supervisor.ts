@@ -6,6 +6,7 @@
  *   reconcile.ts   the moves (placement strategies in placement/, bounded rebalance)
  *   recovery.ts    a dead PNode's VNodes until they all run again → `recovered`
  *   drain.ts       `dcnr drain` requests, the draining list, their replies
+ *   health.ts      heartbeats' health signals → a risk score per PNode → proactive drains
  *   view.ts        the membership view in KV (what `dcnr status` reads)
  *   leadership.ts  the lease: of any number of supervisors one leads, the others stand by
  *
@@ -33,6 +34,7 @@ import { telemetryMetrics } from '../runtime/telemetry.js';
 import { createTimeoutDetector } from './detectors/timeout.js';
 import type { FailureDetector } from './detectors/types.js';
 import { handleDrains, type Drains } from './drain.js';
+import { drainCandidate, trackRisk } from './health.js';
 import { createLeadership } from './leadership.js';
 import { watchMembership, type Membership } from './membership.js';
 import { mirrorBucket } from './mirrors.js';
@@ -41,6 +43,11 @@ import type { PlacementStrategy } from './placement/types.js';
 import { planMoves, type Move } from './reconcile.js';
 import { trackRecoveries } from './recovery.js';
 import { buildView, memberView, viewPublisher } from './view.js';
+
+/** The risk at which a PNode is drained before it fails (supervisor/health.ts). */
+export const DEFAULT_DRAIN_AT_RISK = 0.6;
+/** A PNode drained for its risk takes VNodes again after this long below a third of the threshold. */
+const CALM_BEFORE_UNDRAIN_MS = 30_000;
 
 export interface SupervisorOptions {
   nc: NatsConnection;
@@ -60,6 +67,13 @@ export interface SupervisorOptions {
   name?: string;
   /** The leader's lease (supervisor/leadership.ts): a standby takes over after this much silence. @default 1500 */
   leaseMs?: number;
+  /**
+   * Drain a PNode proactively once its smoothed risk (supervisor/health.ts) reaches this;
+   * `null` never does. @default 0.6
+   */
+  drainAtRisk?: number | null;
+  /** The PNodes' heartbeat period (for the heartbeat-gap signal). @default 250 */
+  heartbeatMs?: number;
   /** Called when this supervisor becomes the leader (true) or stops being it (false): what only the leader serves (registrar, dashboard). */
   onLeadership?: (leading: boolean) => Promise<void>;
 }
@@ -98,6 +112,10 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   // Drains first: a heartbeat of a new incarnation (membership) ends a drain. A drain
   // request before membership exists knows no PNode yet.
   // Only the leader serves drains (handleDrains answers requests): started with leadership.
+  const risk = trackRisk({ heartbeatMs: o.heartbeatMs ?? 250, detectMs });
+  const drainAt = o.drainAtRisk === undefined ? DEFAULT_DRAIN_AT_RISK : o.drainAtRisk;
+  /** PNodes drained for their risk → since when they have been calm (0: not yet). */
+  const riskDrained = new Map<string, number>();
   let membership: Membership | undefined;
   let drains: Drains | undefined;
   const startDrains = () => handleDrains({ nc, members: buckets.members, reject, knownPNodes: () => [...(membership?.members.keys() ?? [])], ownedBy, log: log.line });
@@ -107,7 +125,11 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     detector: o.detector ?? createTimeoutDetector({ timeoutMs: detectMs }),
     reject,
     onJoined: (pnode, at) => emit({ type: 'joined', pnode, at }),
-    onNewIncarnation: (pnode) => drains?.forget(pnode),
+    onNewIncarnation: (pnode) => {
+      drains?.forget(pnode);
+      riskDrained.delete(pnode);
+    },
+    onHeartbeat: (hb, at) => risk.heartbeat(hb, at),
   });
   const members = membership;
   // Heartbeats sent while this supervisor was away from NATS never reach it.
@@ -131,7 +153,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     if (e.type === 'escalated' || e.type === 'refused') escalated.set(e.vnode, e.pnode);
   });
 
-  const view = () => buildView(members.members.values(), drains?.draining ?? noDrains, { name, term: leadership.term });
+  const view = () => buildView(members.members.values(), drains?.draining ?? noDrains, { name, term: leadership.term }, risk.of);
   const publishView = viewPublisher(buckets.members, view);
 
   /** Every VNode of every deployment the cluster hosts (not those a trainer hosts itself). */
@@ -151,7 +173,15 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     if (!key && signerOf(nc)) return log.line(`not assigning ${m.vnode} to ${m.pnode} yet: no key heard from it`, 'warn');
     const generation = key ? (await readDeployment(buckets.deployments, dep))?.generation : undefined;
     if (!leadership.valid()) return; // the lease ran out meanwhile: whoever leads now decides
-    const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, was?.epoch, key && generation ? { epochs: buckets.epochs, publicKey: key, generation } : undefined, leadership.term);
+    // A planned move from a live owner is a handover: the new owner waits for the old one's last checkpoint.
+    const planned = m.reason === 'drain' || m.reason === 'rebalance';
+    const handover = planned && from !== null && members.members.get(from)?.alive ? from : undefined;
+    const record = await assignOwner(buckets.owners, dep, Number(index), m.pnode, {
+      knownEpoch: was?.epoch,
+      signed: key && generation ? { epochs: buckets.epochs, publicKey: key, generation } : undefined,
+      term: leadership.term,
+      handover,
+    });
     owners.records.set(m.vnode, record); // ahead of the watch: the next tick must see it
     escalated.delete(m.vnode);
     emit({ type: 'assigned', vnode: m.vnode, pnode: m.pnode, epoch: record.epoch, from, reason: m.reason, at: Date.now() });
@@ -173,6 +203,29 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
       drains = undefined;
     }
     await o.onLeadership?.(leading);
+  }
+
+  /** Drain the riskiest PNode past the threshold (one at a time); give back those calm for CALM_BEFORE_UNDRAIN_MS. */
+  function judgeRisk(drains_: Drains, now: number): void {
+    const alive = [...members.members.values()].filter((m) => m.alive);
+    const pnodes = alive.map((m) => ({ id: m.hb.pnode, risk: risk.of(m.hb.pnode)?.risk ?? 0, owns: ownedBy(m.hb.pnode).length, draining: drains_.draining.has(m.hb.pnode) }));
+    const victim = drainCandidate({ pnodes, drainAt: drainAt! });
+    if (victim) {
+      const r = risk.of(victim)!;
+      drains_.begin(victim, `risk ${r.risk}`);
+      riskDrained.set(victim, 0);
+      emit({ type: 'at-risk', pnode: victim, risk: r.risk, signals: r.signals, at: now });
+    }
+    for (const [pnode, calmSince] of riskDrained) {
+      const r = risk.of(pnode)?.risk ?? 1;
+      if (r >= drainAt! / 3) riskDrained.set(pnode, 0);
+      else if (calmSince === 0) riskDrained.set(pnode, now);
+      else if (now - calmSince >= CALM_BEFORE_UNDRAIN_MS) {
+        riskDrained.delete(pnode);
+        drains_.forget(pnode);
+        emit({ type: 'recovered-health', pnode, risk: r, at: now });
+      }
+    }
   }
 
   async function tick(): Promise<void> {
@@ -198,6 +251,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     }
     const dead = members.sweep(now);
     for (const m of dead) {
+      risk.forget(m.hb.pnode);
+      riskDrained.delete(m.hb.pnode);
       emit({ type: 'dead', pnode: m.hb.pnode, at: now, lastHeartbeat: m.lastHeartbeat });
       recoveries.died(m.hb.pnode, now, m.lastHeartbeat, ownedBy(m.hb.pnode));
     }
@@ -217,10 +272,12 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     // A death reaches readers of the view (dcnr status, the dashboard) at once.
     if (dead.length || unheard.length) await publishView();
 
+    if (drainAt !== null) judgeRisk(drains_, now);
+
     const wanted = wantedVNodes();
     const wantedSet = new Set(wanted.map((w) => w.vnode));
     const current = new Map([...owners.records].filter(([k]) => wantedSet.has(k)).map(([k, r]) => [k, r.pnode]));
-    const candidates = [...members.members.values()].filter((m) => m.alive && !drains_.draining.has(m.hb.pnode)).map((m) => memberView(m, drains_.draining));
+    const candidates = [...members.members.values()].filter((m) => m.alive && !drains_.draining.has(m.hb.pnode)).map((m) => memberView(m, drains_.draining, risk.of));
     const moves = planMoves({ candidates, wanted, current, escalated, draining: drains_.draining, joined: members.takeJoined(), placement, rebalanceMoves: o.rebalanceMoves });
     for (const m of moves) await apply(m);
 
@@ -241,7 +298,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
       await new Promise((r) => setTimeout(r, o.tickMs ?? 100));
     }
   })();
-  log.line(`supervisor ${name} (pid ${process.pid}) up: detector timeout ${detectMs} ms, placement ${placement.name}`);
+  log.line(`supervisor ${name} (pid ${process.pid}) up: detector timeout ${detectMs} ms, placement ${placement.name}, drain at risk ${drainAt ?? 'never'}`);
 
   return {
     view,

@@ -8,7 +8,11 @@ import type { KV } from '@nats-io/kv';
 import { SupervisorKey, type MemberView, type SupervisorView } from '../runtime/protocol.js';
 import type { Member } from './membership.js';
 
-export function memberView(m: Member, draining: ReadonlySet<string>): MemberView {
+/** A PNode's smoothed risk and its signals' ramps (supervisor/health.ts), if known. */
+export type RiskOf = (pnode: string) => { risk: number; signals: Record<string, number> } | undefined;
+
+export function memberView(m: Member, draining: ReadonlySet<string>, riskOf?: RiskOf): MemberView {
+  const r = riskOf?.(m.hb.pnode);
   return {
     id: m.hb.pnode,
     pid: m.hb.pid,
@@ -18,15 +22,16 @@ export function memberView(m: Member, draining: ReadonlySet<string>): MemberView
     vnodes: m.hb.vnodes,
     lastHeartbeat: m.lastHeartbeat,
     counters: m.hb.counters,
+    ...(r ? { risk: r.risk, riskSignals: r.signals } : {}),
   };
 }
 
-export function buildView(members: Iterable<Member>, draining: ReadonlySet<string>, leader?: { name: string; term: number }): SupervisorView {
+export function buildView(members: Iterable<Member>, draining: ReadonlySet<string>, leader?: { name: string; term: number }, riskOf?: RiskOf): SupervisorView {
   return {
     at: Date.now(),
     supervisorPid: process.pid,
     ...(leader ? { leader } : {}),
-    pnodes: [...members].map((m) => memberView(m, draining)).sort((a, b) => a.id.localeCompare(b.id)),
+    pnodes: [...members].map((m) => memberView(m, draining, riskOf)).sort((a, b) => a.id.localeCompare(b.id)),
   };
 }
 

@@ -134,11 +134,13 @@ test('(b) SIGSTOP a PNode past detection, SIGCONT: it is fenced (mailbox or CAS)
   for (const v of victim.vnodes) assert.not.ok(back.vnodes.includes(v) && events.flatMap((e) => (e.type === 'assigned' && e.vnode === v ? [e] : [])).pop()?.pnode !== victim.name, `${v} dropped`);
 });
 
-test('(c) dcnr drain mid-training: every VNode moves off, nothing lost', async () => {
+test('(c) dcnr drain mid-training: every VNode moves off by a handover, nothing lost or applied twice', async () => {
   let reply: any;
   let victim = '';
+  let drainedAt = 0;
   const result = await run(STEPS / 3, async () => {
     victim = (await busiestPNode()).name;
+    drainedAt = Date.now();
     const out = spawnSync(process.execPath, [bin, 'drain', victim, '--nats', cluster.url, '--json'], { encoding: 'utf8', env: { ...process.env, DCNR_CREDS: cluster.creds!.admin } });
     reply = JSON.parse(out.stdout.trim().split('\n').pop()!);
   });
@@ -147,6 +149,15 @@ test('(c) dcnr drain mid-training: every VNode moves off, nothing lost', async (
   assert.is(result.paramsHash, baseline.paramsHash);
   const view = await readView(nc);
   assert.is(view!.pnodes.find((p) => p.id === victim)!.vnodes.length, 0, 'the drained PNode hosts nothing');
+  // A handover: each new owner restored the very checkpoint the old one released with.
+  const since = events.filter((e) => e.received >= drainedAt);
+  for (const v of reply.moved as string[]) {
+    const released = since.find((e) => e.type === 'released' && e.vnode === v && e.pnode === victim);
+    const activated = since.find((e) => e.type === 'activated' && e.vnode === v && e.pnode !== victim);
+    assert.ok(released?.type === 'released' && released.revision !== undefined, `${v}: released with its checkpoint's revision`);
+    assert.ok(activated?.type === 'activated', `${v}: activated elsewhere`);
+    assert.is(activated.restoredRevision, released.revision, `${v}: started from the checkpoint it was released with`);
+  }
   cluster.procs.get(victim)!.kill('SIGTERM');
   await sleep(1500);
   await topUp();

@@ -36,7 +36,7 @@ const write = (epoch: number, w: number) => ({ type: 'layer.dense', typeVersion:
 test("a rogue PNode's meta over another's VNode is never loaded, and the owner writes over it", async () => {
   const owner = await pnode('owner');
   const rogue = await pnode('rogue');
-  const record = await assignOwner(buckets.owners, 'dep', 1, 'owner', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 1 });
+  const record = await assignOwner(buckets.owners, 'dep', 1, 'owner', { signed: { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 1 } });
   const ownerStore = new StateStore(await new Kvm(owner).open(Bucket.State), { auth: await stateAuthOf(owner) });
   const first = await ownerStore.write('dep', 1, null, write(record.epoch, 1));
   const reader = new StateStore(await new Kvm(admin).open(Bucket.State), { auth: await stateAuthOf(admin) });
@@ -76,7 +76,7 @@ test("a rogue PNode's meta over another's VNode is never loaded, and the owner w
 test('a message is entitled only when its signer owned the sending VNode at that epoch', async () => {
   const owner = await pnode('owner-m');
   const rogue = await pnode('rogue-m');
-  const r = await assignOwner(buckets.owners, 'msgs', 0, 'owner-m', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 7 });
+  const r = await assignOwner(buckets.owners, 'msgs', 0, 'owner-m', { signed: { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 7 } });
   const check = await senderCheckOf(admin);
   const fields = { deployment: 'msgs', to: 1, kind: 'fwd', seq: 3, epoch: r.epoch, from: 'msgs.0.layer.dense', shape: '1,2' };
   const payload = new Uint8Array(new Float32Array([1, 2]).buffer);
@@ -107,7 +107,7 @@ test('a message is entitled only when its signer owned the sending VNode at that
 
 test("a message this process sent itself is checked by its local tag, anyone else's by the signature", async () => {
   const owner = await pnode('owner-l');
-  const r = await assignOwner(buckets.owners, 'local', 0, 'owner-l', 0, { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 1 });
+  const r = await assignOwner(buckets.owners, 'local', 0, 'owner-l', { signed: { epochs: buckets.epochs, publicKey: signerOf(owner)!.publicKey, generation: 1 } });
   const check = createSenderCheck({ epochs: buckets.epochs, ownKey: signerOf(owner)!.publicKey });
   const fields = { deployment: 'local', to: 1, kind: 'fwd', seq: 1, epoch: r.epoch, from: 'local.0.layer.dense', shape: '1,1' };
   const payload = new Uint8Array(4);

@@ -104,7 +104,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const pnode = o.pnode ?? `local-${process.pid}`;
     host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
     for (const v of model.vnodes) {
-      const owner = await assignOwner(buckets.owners, dep, v.index, pnode, 0, signer && { epochs: buckets.epochs, publicKey: signer.publicKey, generation }).catch((err: Error) => {
+      const owner = await assignOwner(buckets.owners, dep, v.index, pnode, { signed: signer && { epochs: buckets.epochs, publicKey: signer.publicKey, generation } }).catch((err: Error) => {
         if (!/permissions violation/i.test(err.message)) throw err;
         throw new Error('hosting every VNode in this process (--pnodes 0) makes it their owner: on a network with auth that takes the supervisor (admin) credentials; a trainer\'s may not record owners');
       });

@@ -32,11 +32,22 @@ function renderStatus() {
         { class: `pnode ${p.alive ? 'alive' : 'dead'}`, style: `--c:${color(p.id)}`, 'data-testid': `pnode-${p.id}`, 'data-alive': String(p.alive), 'data-vnodes': p.vnodes.join(' ') },
         el('div', {}, el('span', { class: 'name' }, p.id), el('span', { class: `badge ${p.alive ? 'alive' : 'dead'}`, 'data-testid': `pnode-state-${p.id}` }, p.alive ? 'alive' : 'dead'), ...(p.draining ? [el('span', { class: 'badge draining' }, 'draining')] : [])),
         el('div', { class: 'meta' }, `pid ${p.pid} · ${p.kernelMode} · ${p.gflops} GFLOP/s`),
+        ...(p.risk !== undefined ? [el('div', { class: `meta risk${p.risk >= 0.3 ? ' high' : ''}`, 'data-testid': `pnode-risk-${p.id}`, title: riskTitle(p) }, `risk ${p.risk.toFixed(2)}${topSignal(p)}`)] : []),
         el('div', { class: 'meta' }, `${p.alive ? p.vnodes.length : `had ${p.vnodes.length}`} VNodes · load ${(p.vnodes.length / Math.max(1, p.gflops)).toFixed(2)} VNodes/GFLOP · ${p.fencedWrites} fenced writes`),
       ),
     ),
   );
   renderPipelines();
+}
+
+/** ` · kernelDrift 0.67`: the signal that weighs most in a PNode's risk, if any does. */
+function topSignal(p) {
+  const [top] = Object.entries(p.riskSignals ?? {}).sort((a, b) => b[1] - a[1]);
+  return top && top[1] > 0 ? ` · ${top[0]} ${top[1].toFixed(2)}` : '';
+}
+
+function riskTitle(p) {
+  return Object.entries(p.riskSignals ?? {}).map(([k, v]) => `${k} ${v}`).join('\n');
 }
 
 function renderPipelines() {

@@ -1,30 +1,46 @@
-/** What a PNode can do, measured once at start-up and sent in every heartbeat. */
+/** What a PNode can do, measured at start-up and sent in every heartbeat (its GFLOP/s re-measured: health.ts). */
 import { availableParallelism, totalmem } from 'node:os';
 import type { Kernels } from '../kernels/types.js';
 import type { PNodeCapacity } from '../protocol.js';
 import { listVNodeTypes } from '../registry.js';
 
+/** The matmul size of every capacity probe: at start-up and in the health sampler's re-measurements (health.ts), so their figures compare. */
+export const PROBE_N = 128;
+
+/** GFLOP/s of a PROBE_N² matmul that took `ms`. */
+export const gflopsOf = (ms: number) => Math.round(((2 * PROBE_N ** 3) / (Math.max(ms, 1e-4) / 1000) / 1e9) * 10) / 10;
+
+/** A probe: the best of `runs` PROBE_N² matmuls on `a`, `b` (ms). */
+export async function probeMatmul(k: Kernels, a: Float32Array, b: Float32Array, runs: number): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await k.matmul(a, b, PROBE_N, PROBE_N, PROBE_N);
+    best = Math.min(best, performance.now() - t);
+  }
+  return best;
+}
+
+export const probeInputs = () => [new Float32Array(PROBE_N * PROBE_N).fill(0.5), new Float32Array(PROBE_N * PROBE_N).fill(0.25)] as const;
+
 /**
- * Measure this PNode's matmul speed (256², the best run): capacity for placement. The runs
- * are spread over at least 150 ms, so that a moment of contention — PNodes started
- * together measure while their neighbours load — does not make a fast PNode look slow
- * (seen: 4.2 vs 96 GFLOP/s for two identical PNodes from 5 runs back to back, and
- * placement gave all six VNodes to one). Re-measuring over time is the operations issue's.
+ * Measure this PNode's matmul speed at start-up (the best run). The runs are spread over
+ * at least 150 ms, so that a moment of contention — PNodes started together measure
+ * while their neighbours load — does not make a fast PNode look slow (seen: 4.2 vs 96
+ * GFLOP/s for two identical PNodes from 5 runs back to back). It is only the first
+ * figure: the heartbeat carries the median of the health sampler's re-measurements
+ * from a few seconds on (health.ts).
  */
 export async function measureGflops(k: Kernels): Promise<number> {
-  const n = 256;
-  const a = new Float32Array(n * n).fill(0.5);
-  const b = new Float32Array(n * n).fill(0.25);
-  await k.matmul(a, b, n, n, n); // compile / warm up
+  const [a, b] = probeInputs();
+  await k.matmul(a, b, PROBE_N, PROBE_N, PROBE_N); // compile / warm up
   let best = Infinity;
   const started = performance.now();
   for (let i = 0; i < 5 || (performance.now() - started < 150 && i < 200); i++) {
-    const t = performance.now();
-    await k.matmul(a, b, n, n, n);
-    best = Math.min(best, performance.now() - t);
+    best = Math.min(best, await probeMatmul(k, a, b, 1));
     if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5)); // let a busy neighbour's moment pass
   }
-  return Math.round(((2 * n * n * n) / (best / 1000) / 1e9) * 10) / 10;
+  return gflopsOf(best);
 }
 
 /** Cores, memory, kernels and their speed, the VNode limit, and every VNode type registered in this process. */

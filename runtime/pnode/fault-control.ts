@@ -1,28 +1,74 @@
 /**
- * Fault injection (scenarios only): a delay before every message a PNode handles, set
- * by request on `Subject.faultControl(<pnode>)`. Off unless the PNode was started with
- * it, and then only through a subject a launcher knows: strangers must not slow PNodes.
+ * Fault injection (scenarios only): a PNode made slow or sick on request on
+ * `Subject.faultControl(<pnode>)`. Off unless the PNode was started with it, and then
+ * only through a subject a launcher knows: strangers must not slow PNodes.
+ *
+ * Three knobs, each real rather than reported: a delay before every message it handles
+ * (`messageDelayMs`: an overloaded machine), kernels that take `kernelSlowdown` times as
+ * long (the extra time is spent busy, on the event loop, as a throttled CPU's would be),
+ * and an event loop held busy `loopBlockMs` in every 500 ms (a machine swapping, or a
+ * noisy neighbour). The PNode's own health sampler (health.ts) measures what they do like
+ * anything else that slows it.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Kernels } from '../kernels/types.js';
 import { Subject, type FaultControlReply } from '../protocol.js';
 import { parseFaultControlRequest } from '../records.js';
 
-/** Answer fault-control requests; `delay` holds the current per-message delay. */
-export function serveFaultControl(nc: NatsConnection, pnode: string, log: (line: string) => void): { delayMs(): number; sub: Subscription } {
-  let messageDelayMs = 0;
-  const sub = nc.subscribe(Subject.faultControl(pnode), {
+export interface FaultControl {
+  /** The current per-message delay, ms. */
+  delayMs(): number;
+  /** `kernels` with the current slowdown applied to every call. */
+  slowed(kernels: Kernels): Kernels;
+  stop(): void;
+}
+
+const LOOP_PERIOD_MS = 500;
+
+/** Spin (hold the thread) for `ms`. */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+/** Answer fault-control requests; the returned handle applies what they set. */
+export function serveFaultControl(nc: NatsConnection, pnode: string, log: (line: string) => void): FaultControl {
+  const now: Omit<FaultControlReply, 'ok' | 'pnode' | 'error'> = { messageDelayMs: 0, kernelSlowdown: 1, loopBlockMs: 0 };
+  const blocker = setInterval(() => now.loopBlockMs > 0 && busy(now.loopBlockMs), LOOP_PERIOD_MS);
+  blocker.unref();
+  const sub: Subscription = nc.subscribe(Subject.faultControl(pnode), {
     callback: (_err, m) => {
       const req = parseFaultControlRequest(m.data);
       let reply: FaultControlReply;
       if (req.ok) {
-        messageDelayMs = req.value.messageDelayMs;
-        log(`fault injection: ${messageDelayMs} ms before every message`);
-        reply = { ok: true, pnode, messageDelayMs };
+        Object.assign(now, Object.fromEntries(Object.entries(req.value).filter(([, v]) => v !== undefined)));
+        log(`fault injection: ${now.messageDelayMs} ms before every message, kernels ×${now.kernelSlowdown}, event loop busy ${now.loopBlockMs} ms per ${LOOP_PERIOD_MS} ms`);
+        reply = { ok: true, pnode, ...now };
       } else {
-        reply = { ok: false, pnode, messageDelayMs, error: req.error };
+        reply = { ok: false, pnode, ...now, error: req.error };
       }
       m.respond(JSON.stringify(reply));
     },
   });
-  return { delayMs: () => messageDelayMs, sub };
+  return {
+    delayMs: () => now.messageDelayMs,
+    slowed(kernels) {
+      return new Proxy(kernels, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver);
+          if (typeof value !== 'function' || prop === 'dispose') return value;
+          return async (...args: unknown[]) => {
+            const t = performance.now();
+            const out = await value.apply(target, args);
+            if (now.kernelSlowdown > 1) busy((performance.now() - t) * (now.kernelSlowdown - 1));
+            return out;
+          };
+        },
+      });
+    },
+    stop() {
+      clearInterval(blocker);
+      sub.unsubscribe();
+    },
+  };
 }

@@ -15,7 +15,7 @@ export function reportHostEvents(pnode: string, counters: Heartbeat['counters'],
     switch (e.type) {
       case 'activated':
         counters.activations++;
-        return emit({ type: 'activated', vnode: keyOf(e.vnode), pnode, epoch: e.epoch, at, ms: e.ms, replayed: e.replayed, replayMs: e.replayMs });
+        return emit({ type: 'activated', vnode: keyOf(e.vnode), pnode, epoch: e.epoch, at, ms: e.ms, replayed: e.replayed, replayMs: e.replayMs, ...(e.restoredRevision !== undefined ? { restoredRevision: e.restoredRevision } : {}) });
       case 'fenced':
         if (e.cause === 'write') counters.fencedWrites++;
         return emit({ type: 'fenced', vnode: keyOf(e.vnode), pnode, epoch: e.epoch, at, cause: e.cause });

@@ -8,15 +8,26 @@
  * `maxVNodes` — with a `refused` event (the supervisor places the VNode elsewhere).
  * A value that is not an ownership record is said once and changes nothing: junk
  * written over a hosted VNode's record does not stop it.
+ *
+ * A record that names a `handover` (a planned move from a live owner: a drain, a
+ * rebalance) is a handover: this PNode waits for that owner's `released` event for the
+ * VNode — sent once its last checkpoint is committed — before it restores, so it starts
+ * from all that was applied and replays nothing. It waits HANDOVER_WAIT_MS at most: an
+ * owner that does not let go in time is fenced by the takeover write as in any move.
  */
 import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { ActorHost, HostedDeployment } from '../actor-host.js';
-import { readDeployment, termRegression, type OwnershipRecord } from '../cluster-state.js';
+import { readDeployment, subscribeClusterEvents, termRegression, type OwnershipRecord } from '../cluster-state.js';
 import { isKnownType, resolveModel } from '../model.js';
 import { Bucket, NAME_PATTERN, type ClusterEvent } from '../protocol.js';
 import { parseEntry, parseOwnershipRecord, type RejectRecord } from '../records.js';
 
+/** How long a new owner waits for the handing-over owner's `released` event. */
+export const HANDOVER_WAIT_MS = 3000;
+
 export interface OwnershipOptions {
+  nc: NatsConnection;
   id: string;
   owners: KV;
   deployments: KV;
@@ -36,6 +47,7 @@ export interface Ownership {
 export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
   const { id, host } = o;
   const epochs = new Map<string, number>(); // hosted VNode → the epoch it runs under
+  const generations = new Map<string, number>(); // hosted VNode → its deployment's generation
   const models = new Map<string, HostedDeployment>();
   const refuse = (vnode: string, error: string) => {
     o.log(`refusing ${vnode}: ${error}`);
@@ -65,12 +77,47 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
   }
 
   async function release(key: string, deployment: string, index: number, reason: string) {
+    const epoch = epochs.get(key);
+    const generation = generations.get(key);
     epochs.delete(key);
-    await host.release(deployment, index);
-    o.emit({ type: 'released', vnode: key, pnode: id, at: Date.now(), reason });
+    generations.delete(key);
+    const revision = await host.release(deployment, index);
+    const ran = epoch !== undefined && generation !== undefined ? { epoch, generation } : {};
+    o.emit({ type: 'released', vnode: key, pnode: id, at: Date.now(), reason, ...ran, ...(revision !== undefined ? { revision } : {}) });
   }
 
-  async function onRecord(key: string, record: { pnode: string; epoch: number } | null) {
+  // Releases heard from other PNodes (`<vnode>@<pnode>@<generation>` → the epoch it ran under), for
+  // handovers. The generation keeps the release at the end of an earlier deployment of the
+  // same name (epochs restart with each) from passing for the one awaited.
+  const released = new Map<string, number>();
+  const releaseWaiters = new Set<() => void>();
+  const events = subscribeClusterEvents(o.nc, (e, source) => {
+    if (e.type !== 'released' || e.epoch === undefined || e.generation === undefined || source !== e.pnode) return;
+    const k = `${e.vnode}@${e.pnode}@${e.generation}`;
+    released.set(k, Math.max(released.get(k) ?? 0, e.epoch));
+    if (released.size > 10_000) released.delete(released.keys().next().value!);
+    for (const wake of releaseWaiters) wake();
+  });
+  /** Until `from` said it released `key` of `generation` under an epoch below `epoch`, or HANDOVER_WAIT_MS. */
+  async function handedOver(key: string, from: string, generation: number, epoch: number): Promise<void> {
+    const done = () => (released.get(`${key}@${from}@${generation}`) ?? epoch) < epoch;
+    if (done()) return;
+    await new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        releaseWaiters.delete(check);
+        resolve();
+      };
+      const check = () => done() && finish();
+      const timer = setTimeout(() => {
+        o.log(`${key}: ${from} did not release it within ${HANDOVER_WAIT_MS} ms: taking it over`);
+        finish();
+      }, HANDOVER_WAIT_MS);
+      releaseWaiters.add(check);
+    });
+  }
+
+  async function onRecord(key: string, record: OwnershipRecord | null) {
     const [deployment, indexText, extra] = key.split('.');
     const index = Number(indexText);
     if (extra !== undefined || !NAME_PATTERN.test(deployment ?? '') || !Number.isSafeInteger(index) || index < 0) {
@@ -87,10 +134,18 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
     const d = await deploymentOf(deployment, index);
     if (typeof d === 'string') return refuse(key, d);
     epochs.set(key, record.epoch);
-    void host.host(d, index, record.epoch).then((exit) => {
-      if (epochs.get(key) === record.epoch && exit !== 'done') epochs.delete(key);
-      if (exit === 'done') o.log(`${key} finished its schedule`);
-    });
+    generations.set(key, d.generation);
+    // A handover is awaited beside the chain: records of other VNodes are not held up by it.
+    const ready = record.handover && record.handover !== id ? handedOver(key, record.handover, d.generation, record.epoch) : Promise.resolve();
+    void ready
+      .then(() => (epochs.get(key) === record.epoch ? host.host(d, index, record.epoch) : 'stopped'))
+      .then((exit) => {
+        if (epochs.get(key) === record.epoch && exit !== 'done') {
+          epochs.delete(key);
+          generations.delete(key);
+        }
+        if (exit === 'done') o.log(`${key} finished its schedule`);
+      });
   }
 
   const watcher = await o.owners.watch();
@@ -121,6 +176,7 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
     hosted: () => [...epochs.keys()].sort(),
     async stop() {
       watcher.stop();
+      events.unsubscribe();
       await chain;
     },
   };

@@ -2,9 +2,10 @@
  * A PNode: a worker process that hosts the VNodes the supervisor assigns to it. One
  * file per concern beside this one, wired here:
  *   capacity.ts       what it can do (cores, memory, kernels, GFLOP/s, VNode types)
+ *   health.ts         how it is doing (event loop, GC, memory, kernel drift; re-measured GFLOP/s)
  *   ownership.ts      the ownership bucket → which VNodes it hosts, under which epoch
  *   host-events.ts    what its actors do → cluster events, logs, counters
- *   fault-control.ts  injected delays (scenario runs only)
+ *   fault-control.ts  injected slowness (scenario runs only)
  *
  * It speaks to the supervisor only through the protocol: it registers in the members
  * bucket, heartbeats on `dcnr.hb.<id>` and publishes what happens on `dcnr.events.<id>`.
@@ -23,6 +24,7 @@ import { chunkBytesFor, StateStore } from '../state-store.js';
 import { telemetryEnabled, telemetryMetrics } from '../telemetry.js';
 import { measureCapacity } from './capacity.js';
 import { serveFaultControl } from './fault-control.js';
+import { startHealthSampler } from './health.js';
 import { reportHostEvents } from './host-events.js';
 import { followOwnership } from './ownership.js';
 
@@ -59,18 +61,21 @@ export interface PNode {
 export async function startPNode(o: PNodeOptions): Promise<PNode> {
   const id = o.name ?? `pnode-${process.pid}`;
   if (!NAME_PATTERN.test(id)) throw new Error(`PNode name ${JSON.stringify(id)} must be 1-64 of A-Z a-z 0-9 _ -`);
-  const { nc, kernels } = o;
+  const { nc } = o;
   const log = o.log ?? silentLog;
   const buckets = await openBuckets(nc);
   const reject = rejectOnce((line) => log.line(line, 'warn'));
   const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), reject, auth: await stateAuthOf(nc) });
+  const faults = (o.faultInjection ?? process.env.DCNR_FAULT_INJECTION === '1') ? serveFaultControl(nc, id, log.line) : undefined;
+  // Injected slowness is real: every kernel call of this PNode goes through it.
+  const kernels = faults ? faults.slowed(o.kernels) : o.kernels;
   const capacity = await measureCapacity(kernels, o.maxVNodes ?? 256);
+  const health = startHealthSampler(kernels);
   const counters: Heartbeat['counters'] = { fencedWrites: 0, rejected: 0, restarts: 0, escalations: 0, activations: 0 };
   const emit = (e: ClusterEvent) => {
     nc.publish(Subject.events(id), JSON.stringify(e));
     log.event(e);
   };
-  const faults = (o.faultInjection ?? process.env.DCNR_FAULT_INJECTION === '1') ? serveFaultControl(nc, id, log.line) : undefined;
 
   const host = new ActorHost({
     nc,
@@ -84,6 +89,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     onEvent: reportHostEvents(id, counters, emit, log.line),
   });
   const ownership = await followOwnership({
+    nc,
     id,
     owners: buckets.owners,
     deployments: buckets.deployments,
@@ -98,7 +104,16 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
   const publicKey = signerOf(nc)?.publicKey;
   await buckets.members.put(id, JSON.stringify({ id, pid: process.pid, capacity, startedAt: new Date().toISOString() }));
   const beat = () => {
-    const hb: Heartbeat = { pnode: id, pid: process.pid, at: Date.now(), capacity, vnodes: ownership.hosted(), counters, ...(publicKey ? { publicKey } : {}) };
+    const hb: Heartbeat = {
+      pnode: id,
+      pid: process.pid,
+      at: Date.now(),
+      capacity: { ...capacity, gflops: health.gflops(capacity.gflops) },
+      vnodes: ownership.hosted(),
+      counters,
+      health: health.health(),
+      ...(publicKey ? { publicKey } : {}),
+    };
     nc.publish(Subject.heartbeat(id), JSON.stringify(hb));
   };
   beat();
@@ -115,7 +130,8 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     async stop() {
       clearInterval(timer);
       clearInterval(depthTimer);
-      faults?.sub.unsubscribe();
+      faults?.stop();
+      health.stop();
       await ownership.stop();
       await host.stopAll();
     },

@@ -1,5 +1,6 @@
 /** Every fault kind, by name (one line each). */
 import { churn } from './churn.js';
+import { degradingPNode } from './degrading-pnode.js';
 import { hostileClient } from './hostile-client.js';
 import { roguePNode } from './rogue-pnode.js';
 import { killNatsNode } from './kill-nats-node.js';
@@ -15,5 +16,5 @@ import { slowPNode } from './slow-pnode.js';
 import type { FaultKind } from './types.js';
 
 export const FAULT_KINDS: Record<string, FaultKind> = Object.fromEntries(
-  [killPNode, pausePNode, restartPNode, slowPNode, killSupervisor, killSupervisorLeader, restartNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode].map((f) => [f.kind, f]),
+  [killPNode, pausePNode, restartPNode, slowPNode, degradingPNode, killSupervisor, killSupervisorLeader, restartNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode].map((f) => [f.kind, f]),
 );

@@ -68,6 +68,12 @@ export interface InjectedFault {
   injectedMessages?: number;
   /** kill-supervisor-leader: ms from the leader's death to the first placement by its successor. */
   takeoverMs?: number;
+  /** degrading-pnode: VNodes the PNode still owned when it died (goal 0). */
+  stillOwned?: number;
+  /** degrading-pnode: ms from the moment its last moved VNode ran elsewhere to its death. */
+  leadMs?: number;
+  /** degrading-pnode: moved VNodes that did not start from the checkpoint it released them with (goal 0: a handover, nothing applied twice). */
+  lostOnMove?: number;
   /** Attacks tried (hostile-client, rogue-pnode): each refused by nats-server or by a signature check. */
   attacks?: Attack[];
   detail: string;

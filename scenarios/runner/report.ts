@@ -2,6 +2,8 @@
  * A scenario's report: the contract JSON (DESIGN.md, `dcnr scenario`), a table a person
  * reads, and an SVG loss curve with the fault moments marked.
  */
+import type { InjectedFault } from '../faults/types.js';
+
 export interface ScenarioReport {
   scenario: string;
   description: string;
@@ -12,7 +14,7 @@ export interface ScenarioReport {
   steps: number;
   pnodes: number;
   checks: Array<{ name: string; passed: boolean; detail: string }>;
-  faults: Array<{ kind: string; target: string; atStep: number; at: number; healedAt?: number; detail: string; injectedMessages?: number; takeoverMs?: number }>;
+  faults: Array<Omit<InjectedFault, 'expectDead' | 'attacks'>>;
   /** One entry per PNode declared dead while faults ran. */
   /** Per dead PNode: detection, resumption (replay included), VNodes moved, messages they replayed from their checkpoints. */
   recovery: Array<{ pnode: string; detectMs: number; resumeMs: number; vnodes: number; replayed: number }>;

@@ -181,7 +181,8 @@ async function reportOf(
     steps: spec.steps,
     pnodes: spec.pnodes,
     checks: [],
-    faults: r.injector.injected.map(({ kind, target, atStep, at, healedAt, detail, injectedMessages: n, takeoverMs }) => ({ kind, target, atStep, at, healedAt, detail, ...(n ? { injectedMessages: n } : {}), ...(takeoverMs !== undefined ? { takeoverMs } : {}) })),
+    // What a fault did, less what only the runner needs (whom to expect dead; attacks are tallied below).
+    faults: r.injector.injected.map(({ expectDead: _dead, attacks: _attacks, injectedMessages, ...f }) => ({ ...f, ...(injectedMessages ? { injectedMessages } : {}) })),
     recovery: r.events.flatMap((e) => (e.type === 'recovered' ? [{ pnode: e.pnode, detectMs: e.detectMs, resumeMs: e.resumeMs, vnodes: e.vnodes.length, replayed: e.replayed ?? 0 }] : [])),
     updates: r.trainError ? { expected, applied: 0, lost: expected, duplicated: 0 } : await countUpdates(r.nc, r.model, spec.steps),
     fencedWrites: r.events.filter((e) => e.type === 'fenced' && e.cause === 'write').length,
