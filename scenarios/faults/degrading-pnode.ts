@@ -13,9 +13,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readView } from '../../cluster/view.js';
-import { openBuckets, subscribeClusterEvents } from '../../runtime/cluster-state.js';
-import { Subject, type ClusterEvent } from '../../runtime/protocol.js';
-import { parseEntry, parseFaultControlReply, parseOwnershipRecord } from '../../runtime/records.js';
+import { collectStatus } from '../../cluster/status.js';
+import { subscribeClusterEvents } from '../../runtime/cluster-state.js';
+import type { ClusterEvent, FaultControlRequest } from '../../runtime/protocol.js';
+import { setFaultControl } from './fault-control.js';
 import type { FaultKind } from './types.js';
 
 const RAMP_STEPS = 16;
@@ -30,24 +31,11 @@ export const degradingPNode: FaultKind = {
     const [t] = await ctx.pickPNodes(fault.target);
     const worst = fault.count ?? 10;
     const ms = fault.durationMs ?? 8000;
-    const { owners } = await openBuckets(ctx.nc);
-    const ownedBy = async (pnode: string) => {
-      const out: string[] = [];
-      for await (const k of await owners.keys()) {
-        const r = parseEntry(await owners.get(k), parseOwnershipRecord);
-        if (r?.pnode === pnode) out.push(k);
-      }
-      return out;
-    };
+    const ownedBy = async (pnode: string) => (await collectStatus(ctx.nc)).vnodes.filter((v) => v.pnode === pnode).map((v) => v.id);
     const before = await ownedBy(t);
     const seen: Array<ClusterEvent & { received: number }> = [];
     const sub = subscribeClusterEvents(ctx.nc, (e) => seen.push({ ...e, received: Date.now() }));
-    const set = async (req: Record<string, number>) => {
-      const m = await ctx.nc.request(Subject.faultControl(t), JSON.stringify(req), { timeout: 10_000 });
-      const r = parseFaultControlReply(m.data);
-      if (!r.ok) throw new Error(`degrading-pnode: ${t} answered with something else (${r.error})`);
-      if (!r.value.ok) throw new Error(`degrading-pnode: ${t} refused: ${r.value.error}`);
-    };
+    const set = (req: FaultControlRequest) => setFaultControl(ctx.nc, 'degrading-pnode', t, req);
     /** Per PNode, the highest risk the supervisor's view gave it during the ramp (and that moment's top signal). */
     const peak = new Map<string, { risk: number; top: string }>();
     const sampleRisk = async () => {

@@ -4,8 +4,7 @@
  * not declared dead: training slows down and stays bit-identical.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Subject } from '../../runtime/protocol.js';
-import { parseFaultControlReply } from '../../runtime/records.js';
+import { setFaultControl } from './fault-control.js';
 import type { FaultKind } from './types.js';
 
 export const slowPNode: FaultKind = {
@@ -16,12 +15,7 @@ export const slowPNode: FaultKind = {
     const [t] = await ctx.pickPNodes(fault.target);
     const delay = fault.count ?? 20;
     const ms = fault.durationMs ?? 3000;
-    const set = async (messageDelayMs: number) => {
-      const m = await ctx.nc.request(Subject.faultControl(t), JSON.stringify({ messageDelayMs }), { timeout: 10_000 });
-      const r = parseFaultControlReply(m.data);
-      if (!r.ok) throw new Error(`slow-pnode: ${t} answered with something else (${r.error})`);
-      if (!r.value.ok) throw new Error(`slow-pnode: ${t} refused: ${r.value.error}`);
-    };
+    const set = (messageDelayMs: number) => setFaultControl(ctx.nc, 'slow-pnode', t, { messageDelayMs });
     await set(delay);
     const at = Date.now();
     await sleep(ms);
