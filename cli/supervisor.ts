@@ -55,7 +55,7 @@ export async function supervisorCommand(opts: SupervisorCliOptions): Promise<voi
     }
     if (authority && opts.registrarPort !== undefined) {
       try {
-        registrar = await startRegistrar({ nc, authority, natsUrl: opts.joinNats ?? opts.nats, port: opts.registrarPort, host: opts.registrarHost, admission, log: (l) => log.line(l) });
+        registrar = await startRegistrar({ nc, authority, natsUrl: opts.joinNats ?? opts.nats, systemUrl: opts.nats, port: opts.registrarPort, host: opts.registrarHost, admission, log: (l) => log.line(l) });
       } catch (err) {
         fail((err as Error).message, 1);
       }

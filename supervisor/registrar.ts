@@ -52,8 +52,10 @@ export interface RegistrarOptions {
   /** The supervisor's connection (the revoke requests arrive on it). */
   nc: NatsConnection;
   authority: Authority;
-  /** The NATS URL joiners are told to use, and the system account connects to. */
+  /** The NATS URL joiners are told to use (as they reach it: from outside, it may differ from ours). */
   natsUrl: string;
+  /** The NATS URL the system account connects to, as this supervisor reaches it. @default natsUrl */
+  systemUrl?: string;
   port: number;
   host?: string;
   admission?: Admission;
@@ -71,7 +73,7 @@ const MAX_BODY = 16 * 1024;
 export async function startRegistrar(o: RegistrarOptions): Promise<Registrar> {
   const admission = o.admission ?? { kind: 'open' };
   const nonces = new Map<string, number>();
-  const system = await connect({ servers: o.natsUrl.split(','), name: 'dcnr-registrar-system', authenticator: credsAuthenticator(new TextEncoder().encode(await systemCreds(o.authority))), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  const system = await connect({ servers: (o.systemUrl ?? o.natsUrl).split(','), name: 'dcnr-registrar-system', authenticator: credsAuthenticator(new TextEncoder().encode(await systemCreds(o.authority))), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   const pushAccount = async (revoked: Record<string, number>) => {
     const reply = await system.request(`$SYS.REQ.ACCOUNT.${o.authority.accountId}.CLAIMS.UPDATE`, await accountJwt(o.authority, revoked), { timeout: 10_000 });
     const body = reply.json<{ data?: { code?: number; message?: string }; error?: { description?: string } }>();

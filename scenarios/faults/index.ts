@@ -3,6 +3,7 @@ import { churn } from './churn.js';
 import { degradingPNode } from './degrading-pnode.js';
 import { hostileClient } from './hostile-client.js';
 import { roguePNode } from './rogue-pnode.js';
+import { killNats } from './kill-nats.js';
 import { killNatsNode } from './kill-nats-node.js';
 import { killPNode } from './kill-pnode.js';
 import { killSupervisor } from './kill-supervisor.js';
@@ -16,5 +17,5 @@ import { slowPNode } from './slow-pnode.js';
 import type { FaultKind } from './types.js';
 
 export const FAULT_KINDS: Record<string, FaultKind> = Object.fromEntries(
-  [killPNode, pausePNode, restartPNode, slowPNode, degradingPNode, killSupervisor, killSupervisorLeader, restartNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode].map((f) => [f.kind, f]),
+  [killPNode, pausePNode, restartPNode, slowPNode, degradingPNode, killSupervisor, killSupervisorLeader, restartNats, killNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode].map((f) => [f.kind, f]),
 );

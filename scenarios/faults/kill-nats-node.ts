@@ -29,10 +29,8 @@ export const killNatsNode: FaultKind = {
     const follower = (leader + 1) % ctx.cluster.nats.length;
     for (const [role, i] of [['follower', follower], ['leader', -1]] as const) {
       const victim = i >= 0 ? i : await leaderIndex();
-      await ctx.cluster.nats[victim].kill();
       ctx.log(`kill-nats-node: SIGKILL nats-${victim + 1} (${role})`);
-      await sleep(ms);
-      ctx.cluster.nats[victim] = await ctx.cluster.nats[victim].restart();
+      await ctx.cluster.restartNats(victim, ms, 'kill');
       steps.push(`${role} nats-${victim + 1} down ${ms} ms`);
       await sleep(ms);
     }

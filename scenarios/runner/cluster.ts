@@ -38,8 +38,11 @@ export interface ScenarioCluster {
   /** Start a PNode (next free name unless given); returns its name. */
   spawnPNode(name?: string): Promise<string>;
   spawnSupervisor(): void;
-  /** Stop nats-server `i` gracefully, wait `downMs`, start it again (same port, same store). */
-  restartNats(i: number, downMs: number): Promise<void>;
+  /**
+   * Stop nats-server `i` — gracefully (`stop`: SIGTERM, its store flushed) or as a crash
+   * (`kill`: SIGKILL) — wait `downMs`, start it again (same port, same store).
+   */
+  restartNats(i: number, downMs: number, how?: 'stop' | 'kill'): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -104,9 +107,9 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
       expected.delete('supervisor');
       watch('supervisor', local.spawnSupervisor());
     },
-    async restartNats(i, downMs) {
+    async restartNats(i, downMs, how = 'stop') {
       const old = nats[i];
-      await old.stop();
+      await (how === 'kill' ? old.kill() : old.stop());
       await new Promise((r) => setTimeout(r, downMs));
       nats[i] = await old.restart();
     },

@@ -71,7 +71,9 @@ export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promi
 
     // From here on, what happens is the faulted run's.
     const { events, injector, result, trainError, expectDead } = await faultedRun(scenario, seed, cluster, nc, model, run, log);
-    const view = await readView(nc).catch(() => null);
+    // A fresh view with a live PNode, within 15 s: right after a NATS restart the first
+    // view the supervisor writes may still count everyone silent (they reconnect too).
+    const view = await waitForPNodes(nc, 1, 15_000).catch(() => readView(nc!).catch(() => null));
     const report = await reportOf(scenario, seed, { nc, model, baseline, result, trainError, events, injector, cluster });
     judge(report, scenario, {
       trainError,

@@ -1,0 +1,10 @@
+import { defineScenario } from './runner/define.js';
+
+export default defineScenario({
+  name: 'kill-nats',
+  description: 'the single nats-server is SIGKILLed mid-training and restarted after 2 s on its store; nothing it acknowledged may be lost',
+  pnodes: 3,
+  steps: 200,
+  batch: 32,
+  faults: [{ kind: 'kill-nats', atStep: 60, durationMs: 2000 }],
+});
