@@ -44,7 +44,7 @@ export interface NatsServer {
   storeDir: string;
   /** Stop it (SIGTERM, then SIGKILL after 5 s) and wait for it to exit. */
   stop(): Promise<void>;
-  /** SIGKILL it (a crash; a single 2.9 server may lose recent writes — see README) and wait for it to exit. */
+  /** SIGKILL it (a crash of the process: what it acknowledged is in the page cache, see README's known limits) and wait for it to exit. */
   kill(): Promise<void>;
   /** Start it again after `stop` or `kill`: same port, store and configuration. */
   restart(): Promise<NatsServer>;

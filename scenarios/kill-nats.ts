@@ -6,5 +6,6 @@ export default defineScenario({
   pnodes: 3,
   steps: 200,
   batch: 32,
+  quick: true,
   faults: [{ kind: 'kill-nats', atStep: 60, durationMs: 2000 }],
 });

@@ -33,7 +33,7 @@ test('a scenario definition is validated, naming the bad field', () => {
 
 test('the built-ins load; an unknown name or a file that is not a scenario gets a clear error', async () => {
   const names = builtinScenarios();
-  for (const n of ['kill-pnode', 'pause-pnode', 'restart-pnode', 'slow-pnode', 'kill-supervisor', 'kill-supervisor-leader', 'restart-nats', 'kill-nats-node', 'partition', 'malformed-messages', 'churn', 'hostile-client', 'rogue-pnode']) {
+  for (const n of ['kill-pnode', 'pause-pnode', 'restart-pnode', 'slow-pnode', 'kill-supervisor', 'kill-supervisor-leader', 'restart-nats', 'kill-nats', 'kill-nats-node', 'partition', 'malformed-messages', 'churn', 'hostile-client', 'rogue-pnode']) {
     assert.ok(names.includes(n), `built-in ${n}`);
     assert.is((await loadScenario(n)).spec.name, n);
   }

@@ -1,9 +1,8 @@
 /**
  * `restart-nats`: the single file-store nats-server is stopped (gracefully: SIGTERM,
  * its store flushed) and started again on the same port after `durationMs`. Every
- * process must reconnect and training go on. (A SIGKILL of a single 2.9 server was
- * measured to lose recent KV writes — that is a server durability limit, not a
- * DCNR fault to test; `kill-nats-node` kills nodes of a replicated cluster instead.)
+ * process must reconnect and training go on. (`kill-nats` is the same with a SIGKILL;
+ * `kill-nats-node` kills nodes of a replicated cluster.)
  */
 import type { FaultKind } from './types.js';
 
