@@ -143,8 +143,20 @@ export function loadModelSpec(nameOrFile: string): ModelSpec {
   return parsed.data;
 }
 
-/** Every VNode's input and output features, as the deploying process resolved them. */
-export type VNodeShapes = Array<{ inFeatures: number; outFeatures: number }>;
+/**
+ * Every VNode's input and output features, as the deploying process resolved them, and
+ * its estimated in-memory bytes at the deployment's batch (`stateBytes`, for placement).
+ */
+export type VNodeShapes = Array<{ inFeatures: number; outFeatures: number; stateBytes?: number }>;
+
+/** A VNode's estimated bytes in memory when it trains at `batch` rows (`VNodeType.stateBytes`). */
+export function stateBytesOf(v: ResolvedVNode, batch: number): number {
+  const depth = Math.max(1, v.depth);
+  const bytes = v.def.stateBytes
+    ? v.def.stateBytes({ config: v.config as never, inFeatures: v.inFeatures, outFeatures: v.outFeatures, batch, depth })
+    : depth * batch * v.inFeatures * 4;
+  return Math.max(0, Math.round(bytes));
+}
 
 /**
  * A VNode type this process does not know, standing in a model resolved for hosting

@@ -51,7 +51,7 @@ const DeploymentSchema: z.ZodType<DeploymentRecord> = z.object({
   batch: z.number().int().positive(),
   steps: z.number().int().positive(),
   createdAt: z.string(),
-  shapes: z.array(z.object({ inFeatures: z.number().int().positive(), outFeatures: z.number().int().positive() })).optional(),
+  shapes: z.array(z.object({ inFeatures: z.number().int().positive(), outFeatures: z.number().int().positive(), stateBytes: z.number().int().nonnegative().optional() })).optional(),
   hostedBy: z.literal('local').optional(),
   trainerKey: userKey.optional(),
 });

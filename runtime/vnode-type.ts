@@ -65,6 +65,13 @@ interface CommonDefinition<C> {
   /** Output features per row for an input of `inFeatures`. @default inFeatures */
   outFeatures?(config: C, inFeatures: number): number;
   /**
+   * Bytes this VNode holds in memory while it trains: parameters, optimizer slots, and
+   * the stash of the `depth` forwards that may be in flight at `batch` rows. Placement
+   * weighs it (supervisor/placement/least-loaded.ts); an estimate, never math.
+   * @default the stash of its inputs: depth × batch × inFeatures float32s
+   */
+  stateBytes?(args: { config: C; inFeatures: number; outFeatures: number; batch: number; depth: number }): number;
+  /**
    * Bring tensors stored by an older `version` up to date.
    * Called on activation when the stored version is lower.
    */

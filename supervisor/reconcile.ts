@@ -18,8 +18,8 @@ import type { PlacementStrategy } from './placement/types.js';
 export interface ReconcileInput {
   /** Live, non-draining PNodes. */
   candidates: MemberView[];
-  /** Every deployed VNode (`<deployment>.<index>`) and its type, in deployment/index order. */
-  wanted: Array<{ vnode: string; type: string }>;
+  /** Every deployed VNode (`<deployment>.<index>`), its type and estimated bytes in memory, in deployment/index order. */
+  wanted: Array<{ vnode: string; type: string; bytes?: number }>;
   /** Owner of each wanted VNode that has one. */
   current: ReadonlyMap<string, string>;
   /** VNode → the PNode that gave up on it (escalated or refused). */
@@ -42,6 +42,7 @@ export function planMoves(o: ReconcileInput): Move[] {
   const moves: Move[] = [];
   const current = new Map(o.current);
   const typeOf = new Map(o.wanted.map((w) => [w.vnode, w.type]));
+  const bytes = new Map(o.wanted.map((w) => [w.vnode, w.bytes ?? 0]));
   const load = new Map<string, number>();
   for (const p of current.values()) load.set(p, (load.get(p) ?? 0) + 1);
   const accepts = (c: MemberView, vnode: string) =>
@@ -67,7 +68,7 @@ export function planMoves(o: ReconcileInput): Move[] {
     groups.set(key, g);
   }
   for (const { eligible, vnodes } of groups.values()) {
-    const choice = o.placement.place({ toPlace: vnodes, candidates: eligible, current });
+    const choice = o.placement.place({ toPlace: vnodes, candidates: eligible, current, bytes });
     for (const v of vnodes) {
       const giver = o.escalated.get(v);
       let p = choice.get(v);

@@ -161,7 +161,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     [...deployments.records]
       .filter(([, d]) => !d.hostedBy)
       .sort(([a], [b]) => a.localeCompare(b))
-      .flatMap(([dep, d]) => d.spec.vnodes.map((v, i) => ({ vnode: `${dep}.${i}`, type: v.type })));
+      .flatMap(([dep, d]) => d.spec.vnodes.map((v, i) => ({ vnode: `${dep}.${i}`, type: v.type, bytes: d.shapes?.[i]?.stateBytes })));
 
   async function apply(m: Move): Promise<void> {
     const [dep, index] = m.vnode.split('.');

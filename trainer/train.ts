@@ -22,7 +22,7 @@ import { signerOf } from '../runtime/security/signing.js';
 import { assignOwner, openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
 import { loadMnist } from '../runtime/data/mnist.js';
 import type { Kernels } from '../runtime/kernels/types.js';
-import { checkpointPolicy, type ResolvedModel } from '../runtime/model.js';
+import { checkpointPolicy, stateBytesOf, type ResolvedModel } from '../runtime/model.js';
 import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
 import { lossProgress, waitUntilDone } from './completion.js';
 import { deploy } from './deploy.js';
@@ -92,7 +92,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     batch: o.batch,
     steps: o.steps,
     createdAt: new Date().toISOString(),
-    shapes: model.vnodes.map((v) => ({ inFeatures: v.inFeatures, outFeatures: v.outFeatures })),
+    shapes: model.vnodes.map((v) => ({ inFeatures: v.inFeatures, outFeatures: v.outFeatures, stateBytes: stateBytesOf(v, o.batch) })),
     ...(o.hostLocally ? { hostedBy: 'local' as const } : {}),
     ...(signer ? { trainerKey: signer.publicKey } : {}),
   };

@@ -15,7 +15,7 @@
  * At depth 0 the staleness is 0 and both are the identity: the math is the plain one.
  */
 import { z } from 'zod';
-import { applyUpdate, initSlots, OptimizerConfig, predictParameter } from '../../runtime/optim.js';
+import { applyUpdate, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
 import { defineVNodeType } from '../../runtime/vnode-type.js';
 
 const DenseConfig = z.object({
@@ -35,6 +35,14 @@ export const dense = defineVNodeType<DenseConfig>({
   config: DenseConfig,
   parameters: ['W', 'b'],
   outFeatures: (config) => config.units,
+  // W and b with their optimizer slots; a stashed x per forward in flight, and (weight
+  // stashing) the W it saw — an older version once an update landed meanwhile; and one
+  // update's new W, b and slots while it replaces the old (updates make new arrays).
+  stateBytes({ config, inFeatures, outFeatures, batch, depth }) {
+    const params = inFeatures * outFeatures + outFeatures;
+    const withSlots = params * (1 + slotNames(config.optimizer, 'W').length);
+    return 4 * (2 * withSlots + depth * (batch * inFeatures + inFeatures * outFeatures));
+  },
 
   init({ config, inFeatures, outFeatures, rng }) {
     const std = config.init === 'he' ? Math.sqrt(2 / inFeatures) : Math.sqrt(2 / (inFeatures + outFeatures));

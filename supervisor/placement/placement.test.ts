@@ -32,6 +32,34 @@ test('least-loaded: moving VNodes go to the least loaded survivor', () => {
   assert.is(out.get('m.2'), 'b');
 });
 
+test('least-loaded: big layers spread over PNodes by their bytes, small models still by count', () => {
+  // bench memory's model: 784 → 4×4000 → 10 with Adam, as the trainer estimates it.
+  const MB = 2 ** 20;
+  const sizes = [40, 0.1, 250, 0.1, 250, 0.1, 250, 0.1, 0.6, 0.01].map((m) => m * MB);
+  const bytes = new Map(sizes.map((b, i) => [`m.${i}`, b]));
+  const four = ['a', 'b', 'c', 'd'].map((id) => member(id));
+  const out = createPlacement('least-loaded').place({ toPlace: vnodes(10), candidates: four, current: new Map(), bytes });
+  const big = ['m.2', 'm.4', 'm.6'].map((v) => out.get(v));
+  assert.is(new Set(big).size, 3, `each big layer on its own PNode: ${JSON.stringify(Object.fromEntries(out))}`);
+  const perPNode = new Map<string, number>();
+  for (const [v, p] of out) perPNode.set(p, (perPNode.get(p) ?? 0) + bytes.get(v)!);
+  assert.ok(Math.max(...perPNode.values()) <= 291 * MB, `no PNode holds more than one big layer: ${[...perPNode.values()].map((x) => Math.round(x / MB))} MiB`);
+
+  // A 4× faster PNode takes more VNodes, but not more than one of the big ones.
+  const skewed = [member('fast', 400), member('b'), member('c'), member('d')];
+  const fastOut = createPlacement('least-loaded').place({ toPlace: vnodes(10), candidates: skewed, current: new Map(), bytes });
+  const onFast = ['m.2', 'm.4', 'm.6'].filter((v) => fastOut.get(v) === 'fast');
+  assert.ok(onFast.length <= 1, `the fast PNode got ${onFast.join(', ')}`);
+  assert.ok([...fastOut.values()].filter((p) => p === 'fast').length >= 3, 'and still more VNodes than the others');
+
+  // Without byte estimates (or with small ones) it is the count placement it always was.
+  const small = new Map(vnodes(6).map((v) => [v, 1.2 * MB]));
+  const three = [member('a'), member('b'), member('c')];
+  const withBytes = createPlacement('least-loaded').place({ toPlace: vnodes(6), candidates: three, current: new Map(), bytes: small });
+  const without = createPlacement('least-loaded').place({ toPlace: vnodes(6), candidates: three, current: new Map() });
+  assert.equal([...withBytes], [...without]);
+});
+
 test('round-robin cycles through candidates', () => {
   const out = createPlacement('round-robin').place({ toPlace: vnodes(4), candidates: [member('b'), member('a')], current: new Map() });
   assert.equal([...out.values()], ['a', 'b', 'a', 'b']);

@@ -11,6 +11,8 @@ export interface PlacementInput {
   candidates: MemberView[];
   /** Current assignment of every owned VNode: vnode → pnode (including those not moving). */
   current: Map<string, string>;
+  /** Estimated bytes in memory of every wanted VNode (`VNodeShapes.stateBytes`); missing = small. */
+  bytes?: ReadonlyMap<string, number>;
 }
 
 export interface PlacementStrategy {
