@@ -6,7 +6,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Stream } from '../../runtime/protocol.js';
+import { Bucket, Stream } from '../../runtime/protocol.js';
 import type { FaultKind } from './types.js';
 
 export const killNatsNode: FaultKind = {
@@ -23,6 +23,11 @@ export const killNatsNode: FaultKind = {
       if (i < 0) throw new Error(`kill-nats-node: no leader found for ${Stream.mailbox(ctx.deployment)} (cluster info: ${JSON.stringify(info.cluster)})`);
       return i;
     };
+    // Killing a node is only harmless to what is replicated: refuse to test anything less.
+    for (const stream of [Stream.mailbox(ctx.deployment), ...Object.values(Bucket).map((b) => `KV_${b}`)]) {
+      const r = (await jsm.streams.info(stream)).config.num_replicas;
+      if (r !== 3) throw new Error(`kill-nats-node: ${stream} has ${r} replica(s), not 3 (every creator must run with DCNR_REPLICAS=3)`);
+    }
     const at = Date.now();
     const steps: string[] = [];
     const leader = await leaderIndex();

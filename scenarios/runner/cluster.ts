@@ -71,7 +71,16 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
   let next = o.pnodes + 1;
 
   const env: Record<string, string> = {};
-  if (o.needs.natsCluster) env.DCNR_REPLICAS = '3';
+  // Every creator of a bucket or stream must agree on its replicas (runtime/replicas.ts):
+  // the children, and this process too — its trainer deploys, and its first status read
+  // may create the buckets before the supervisor does (it made them R1 here, once).
+  const savedReplicas = process.env.DCNR_REPLICAS;
+  if (o.needs.natsCluster) env.DCNR_REPLICAS = process.env.DCNR_REPLICAS = '3';
+  const restoreReplicas = () => {
+    if (!o.needs.natsCluster) return;
+    if (savedReplicas === undefined) delete process.env.DCNR_REPLICAS;
+    else process.env.DCNR_REPLICAS = savedReplicas;
+  };
   if (o.needs.faultControl) env.DCNR_FAULT_INJECTION = '1';
   const local: LocalCluster = await startLocalCluster({
     pnodes: 0,
@@ -119,6 +128,7 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
       for (const p of proxies.values()) await p.close();
       // The servers as they are now: a fault may have replaced some by restarted ones.
       await Promise.all(nats.map((s) => s.stop()));
+      restoreReplicas();
     },
   };
   for (let i = 1; i <= o.pnodes; i++) await cluster.spawnPNode(`pnode-${i}`);
