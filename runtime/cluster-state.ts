@@ -26,7 +26,10 @@ export async function openBuckets(nc: NatsConnection, waitMs = 60_000): Promise<
   const kvm = new Kvm(nc);
   const open = async (name: string): Promise<KV> => {
     try {
-      return await kvm.create(name, { history: 1, replicas: replicas() });
+      // Replicated: reads go to the stream leader. A direct get may be answered by any
+      // replica, and one that is catching up after a restart returns an older revision
+      // (seen in kill-nats-node: a PNode restored a checkpoint older than its mailbox).
+      return await kvm.create(name, { history: 1, replicas: replicas(), ...(replicas() > 1 ? { allow_direct: false } : {}) });
     } catch (err) {
       if (!/permissions violation/i.test((err as Error).message)) throw err;
     }

@@ -113,6 +113,27 @@ export function mailboxLimits(policy: { every: number; ms: number }): MailboxLim
   return { prefetch, maxAckPending: 2 * (policy.every + prefetch) + 64, ackWaitMs: Math.max(30_000, 10 * policy.ms) };
 }
 
+/** How long opening a port retries a server that still holds an earlier owner's consumer. */
+const OPEN_RETRY_MS = 30_000;
+
+/** Delete every consumer of `subject` (earlier owners', or this epoch's from an earlier try), found by filter subject. */
+async function removeConsumersOf(jsm: JetStreamManager, stream: string, subject: string): Promise<void> {
+  for await (const info of jsm.consumers.list(stream)) {
+    const filters = [info.config.filter_subject, ...(info.config.filter_subjects ?? [])];
+    if (!filters.includes(subject)) continue;
+    try {
+      await jsm.consumers.delete(stream, info.name);
+    } catch (err) {
+      if (!/consumer not found|10014/i.test(String((err as Error)?.message ?? err))) throw err;
+    }
+  }
+}
+
+/** Errors of a cluster in transition (leader change, old consumer not yet gone): worth another try. */
+function retryableOpenError(err: unknown): boolean {
+  return /not unique|10100|timeout|no responders|leader|temporarily unavailable|TIMEOUT|503/i.test(String((err as Error)?.message ?? err));
+}
+
 /** The seq a delivered message claims (NaN if none: junk is validated by the actor). */
 const seqOf = (m: JsMsg): number => Number(m.headers?.get(Header.Seq) ?? NaN);
 
@@ -149,20 +170,32 @@ export class Mailbox {
   ): Promise<Mailbox> {
     const stream = Stream.mailbox(deployment);
     const name = consumerName(deployment, index, port, epoch);
-    // A work-queue stream allows one consumer per subject: remove every earlier owner's.
-    const prefix = `${deployment}_${index}_${port}_e`;
-    for await (const info of jsm.consumers.list(stream)) {
-      if (info.name.startsWith(prefix)) await jsm.consumers.delete(stream, info.name).catch(() => {});
-    }
-    const info = await jsm.consumers.add(stream, {
+    const subject = Subject.mailbox(deployment, index, port);
+    const config = {
       durable_name: name,
-      filter_subject: Subject.mailbox(deployment, index, port),
+      filter_subject: subject,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: limits.ackWaitMs * NANOS,
       max_ack_pending: limits.maxAckPending,
       max_deliver: -1,
-    });
+    };
+    // A work-queue stream allows one consumer per subject: remove every earlier owner's,
+    // and retry while the server still holds one. Right after a JetStream leader change
+    // a list can miss a consumer, or its delete can time out; the add then fails with
+    // "filtered consumer not unique" (10100) until the old one is really gone.
+    const deadline = Date.now() + OPEN_RETRY_MS;
+    let info;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await removeConsumersOf(jsm, stream, subject);
+        info = await jsm.consumers.add(stream, config);
+        break;
+      } catch (err) {
+        if (!retryableOpenError(err) || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+      }
+    }
     const consumer = await js.consumers.get(stream, name);
     const messages = await consumer.consume({ max_messages: limits.prefetch, abort_on_missing_resource: true });
     return new Mailbox(consumer, messages, name, info.num_pending);

@@ -306,6 +306,51 @@ test('checkpoints: acks wait for the checkpoint that covers them; a redelivered 
   }
 });
 
+test('a checkpoint that fails to commit acks nothing: a duplicate it would have covered stays in the mailbox for the restore', async () => {
+  // Seen in kill-nats-node: a commit failed in a failover, a redelivered message it covered
+  // was acked at once, the restart restored the checkpoint before it, and the message was gone.
+  const f = await layer0Fixture('uncommitted');
+  const model: ResolvedModel = resolveModel({ ...f.model.spec, pipelineDepth: 8, checkpointEvery: 3, checkpointMs: 600_000 });
+  const base = { ...f.base, index: 1, model };
+  const envelope = (seq: number) => {
+    const h = headers();
+    for (const [k, v] of Object.entries({ [Header.Version]: String(PROTOCOL_VERSION), [Header.Kind]: 'fwd', [Header.Deployment]: 'uncommitted', [Header.VNode]: '1', [Header.Seq]: String(seq), [Header.Epoch]: '0', [Header.From]: 'test', [Header.Shape]: '2,128', [Header.DType]: 'f32' })) h.set(k, v);
+    return h;
+  };
+  const fwd = (seq: number, msgSuffix = '') =>
+    f.js.publish(Subject.mailbox('uncommitted', 1, 'fwd'), toBytes(Float32Array.from({ length: 256 }, (_, i) => Math.sin(seq + i))), { headers: envelope(seq), msgID: `test.${seq}${msgSuffix}` });
+  const events: ActorEvent[] = [];
+  const a = await VNodeActor.activate({ ...base, epoch: 1, onEvent: (e) => void events.push(e) });
+  const running = a.run().catch((e: unknown) => e);
+  try {
+    await fwd(0);
+    await fwd(1);
+    await waitFor('two applied', () => events.filter((e) => e.type === 'applied').length === 2);
+    // Someone else writes the state now: the checkpoint of fwd 0–2 will fail its CAS.
+    const { state } = await openBuckets(f.nc);
+    const key = 'uncommitted.1.meta';
+    const entry = await state.get(key);
+    assert.ok(entry, `the activation wrote ${key}`);
+    await state.put(key, entry!.value);
+    await fwd(2);
+    await waitFor('fwd 2 applied (its checkpoint is due)', () => events.filter((e) => e.type === 'applied').length === 3);
+    // While the actor waits for its next message, its commit fails; then a redelivery of
+    // fwd 1 comes, which the failed checkpoint would have covered.
+    await new Promise((r) => setTimeout(r, 200));
+    await fwd(1, '-again');
+    await running;
+    await new Promise((r) => setTimeout(r, 300));
+    const info = await f.jsm.consumers.info(Stream.mailbox('uncommitted'), 'uncommitted_1_fwd_e1').catch(() => null);
+    const subject = Subject.mailbox('uncommitted', 1, 'fwd');
+    const stored = await f.jsm.streams.info(Stream.mailbox('uncommitted'), { subjects_filter: subject });
+    assert.is(stored.state.subjects?.[subject] ?? 0, 4, `all four messages still in the mailbox, none acked (consumer: ${info ? `${info.num_ack_pending} unacked, ${info.num_pending} pending` : 'gone'})`);
+    assert.not.ok(events.some((e) => e.type === 'checkpointed'), 'no checkpoint committed');
+  } finally {
+    a.stop();
+    await cleanup(f.ns, f.nc);
+  }
+});
+
 test('a message ahead of a gap is put back, not dead-lettered: once the gap is filled both are applied in order', async () => {
   // A send lost in a NATS failover while a later one was stored: fwd 1 arrives, fwd 0 does not (yet).
   const f = await layer0Fixture('gap');

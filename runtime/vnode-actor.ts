@@ -64,6 +64,8 @@ export type ActorEvent =
   | { type: 'checkpointed'; vnode: string; messages: number; bytes: number; ms: number }
   | { type: 'applied'; vnode: string; kind: MessageKind; seq: number }
   | { type: 'duplicate'; vnode: string; port: Port; seq: number }
+  /** The server delivered a message of another subject through this port's filtered consumer (seen on nats-server 2.9.10 after a leader change): left alone, never acked or dead-lettered — it is not ours to settle. */
+  | { type: 'misdelivered'; vnode: string; port: Port; subject: string }
   | { type: 'rejected'; vnode: string; subject: string; error: string }
   /** `write`: a state write was refused by compare-and-set; `mailbox`: a newer owner took the mailbox; `activation`: outranked before starting. */
   | { type: 'fenced'; vnode: string; epoch: number; cause: 'write' | 'mailbox' | 'activation' }
@@ -332,7 +334,14 @@ export class VNodeActor {
   async run(): Promise<ActorExit> {
     try {
       return await this.#loop();
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
+      // A consumer can vanish without a takeover (a JetStream leader change loses it, or
+      // reports it missing for a moment): fenced only if a newer owner has committed,
+      // which a takeover does before it replaces our consumers. Else the host restarts us.
+      if (err instanceof MailboxTakenError && !(await this.#outranked())) {
+        err = new Error(`${this.id}: ${err.message}, but no newer owner has committed: the consumer was lost (a JetStream leader change?); re-opening`);
+      }
       if (err instanceof FencedError || err instanceof MailboxTakenError) {
         await this.#settled();
         this.#machine.send({ type: 'FENCED' });
@@ -347,6 +356,13 @@ export class VNodeActor {
       this.#stopReceivingLocally?.();
       await Promise.all([...this.#mailboxes.values()].map((m) => m.close()));
     }
+  }
+
+  /** Whether the stored state names a newer owner (a read that fails says no: the restart that follows re-checks). */
+  async #outranked(): Promise<boolean> {
+    const now = await this.#o.store.read(this.#deployment, this.#o.index).catch(() => null);
+    if (!now) return false;
+    return now.meta.generation > this.#o.generation || (now.meta.generation === this.#o.generation && now.meta.epoch > this.#o.epoch);
   }
 
   /** A local offer: taken unless we are replaying our backlog (which holds it) or stopping. */
@@ -373,6 +389,8 @@ export class VNodeActor {
       // The replay ends where the schedule asks for a message that was not in the mailbox at activation.
       if (this.#replay && this.#replay.remaining[want.port] <= 0) this.#endReplay();
       const msg = await this.#mailboxes.get(want.port)!.next(Math.min(1000, this.#policy.ms), want.seq);
+      // A checkpoint may have failed while we waited: nothing more is applied or acked on top of it.
+      this.#throwIfFailed();
       if (!msg) {
         this.#endReplay(); // the backlog is not coming (a safety net: it was there at activation)
         await this.#tick(false);
@@ -431,6 +449,7 @@ export class VNodeActor {
 
   /** One message taken after the end (`#settleQueues`); the machine, done, takes no more input. */
   async #settleLate(port: Port, raw: JsMsg): Promise<void> {
+    if (this.#misdelivered(port, raw)) return;
     const id = raw.headers?.get(Header.MsgId);
     if (id && this.#localCopies.delete(id)) return raw.ack();
     const checked = validateMessage(raw.headers, raw.data, { deployment: this.#deployment, index: this.#o.index, port, checkShape: this.#checkShape });
@@ -560,9 +579,22 @@ export class VNodeActor {
     return null;
   };
 
+  /**
+   * A delivery on another subject than the port's, which its consumer filters on: the
+   * server's mistake, not anyone's input. Dead-lettering (acking) it would delete, from
+   * the work queue, a message that belongs to another VNode's mailbox; so it is left
+   * unacked and reported.
+   */
+  #misdelivered(port: Port, raw: JsMsg): boolean {
+    if (raw.subject === Subject.mailbox(this.#deployment, this.#o.index, port)) return false;
+    this.#o.onEvent?.({ type: 'misdelivered', vnode: this.id, port, subject: raw.subject });
+    return true;
+  }
+
   /** A message delivered by the port's consumer (its JetStream copy). */
   async #handle(want: { port: Port; seq: number }, raw: JsMsg): Promise<void> {
     await this.#injectedDelay();
+    if (this.#misdelivered(want.port, raw)) return;
     const msgId = raw.headers?.get(Header.MsgId);
     const copy = msgId ? this.#localCopies.get(msgId) : undefined;
     if (copy) {
@@ -651,8 +683,10 @@ export class VNodeActor {
     this.#o.onEvent?.({ type: 'duplicate', vnode: this.id, port: m.port, seq: m.seq });
     if (verdict.matches({ skipping: 'covered' })) {
       // Covered by the last captured checkpoint: acked with it (now, if it is committed).
+      // No commit in flight means it committed — or failed: then never ack (the restart
+      // restores the checkpoint before it, and this message must still be there).
       if (this.#inflight) this.#inflight.acks.push(raw);
-      else raw.ack();
+      else if (this.#failure === null) raw.ack();
     } else {
       // Applied since that checkpoint (a redelivery, or the copy of a local message): held like the message it repeats, never acked early.
       this.#held.push(raw);

@@ -25,6 +25,8 @@ export function reportHostEvents(pnode: string, counters: Heartbeat['counters'],
       case 'restarting':
         counters.restarts++;
         return log(`${e.vnode} failed (attempt ${e.attempt}), restarting in ${e.delayMs} ms: ${e.error.split('\n')[0]}`);
+      case 'misdelivered':
+        return log(`${e.vnode}: the server delivered a message of ${e.subject} through its ${e.port} port's consumer; left unacked (not ours to settle)`);
       case 'passivated':
         return emit({ type: 'passivated', vnode: keyOf(e.vnode), pnode, at });
       case 'escalated':

@@ -24,7 +24,7 @@ export const killNatsNode: FaultKind = {
       return i;
     };
     // Killing a node is only harmless to what is replicated: refuse to test anything less.
-    for (const stream of [Stream.mailbox(ctx.deployment), ...Object.values(Bucket).map((b) => `KV_${b}`)]) {
+    for (const stream of [Stream.mailbox(ctx.deployment), Stream.metrics(ctx.deployment), ...Object.values(Bucket).map((b) => `KV_${b}`)]) {
       const r = (await jsm.streams.info(stream)).config.num_replicas;
       if (r !== 3) throw new Error(`kill-nats-node: ${stream} has ${r} replica(s), not 3 (every creator must run with DCNR_REPLICAS=3)`);
     }

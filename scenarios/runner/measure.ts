@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { readView } from '../../cluster/view.js';
 import { openBuckets } from '../../runtime/cluster-state.js';
 import type { ResolvedModel } from '../../runtime/model.js';
-import { Stream, Subject, type ClusterEvent, type SupervisorView } from '../../runtime/protocol.js';
+import { Bucket, Stream, Subject, type ClusterEvent, type SupervisorView } from '../../runtime/protocol.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Rng } from '../../runtime/rng.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
@@ -67,4 +67,52 @@ export function recoveredPNodes(events: ClusterEvent[]): Set<string> {
   const movedFrom = new Set(events.flatMap((e) => (e.type === 'assigned' && e.from ? [e.from] : [])));
   for (const e of events) if (e.type === 'dead' && !movedFrom.has(e.pnode) && Date.now() - e.at > 2000) done.add(e.pnode);
   return done;
+}
+
+/**
+ * Where a stalled run stands, one line per VNode: its owner, what its last checkpoint
+ * applied, and its mailbox consumers (pending, delivered-unacked, the stream seq delivered
+ * last, the consumer's cluster leader). The runner logs it when the watchdog stops a run.
+ */
+export async function diagnoseStall(nc: NatsConnection, model: ResolvedModel): Promise<string[]> {
+  const deployment = model.spec.name;
+  const { owners, state } = await openBuckets(nc, 5_000);
+  const store = new StateStore(state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
+  const jsm = await jetstreamManager(nc);
+  const consumers: { name: string; line: string }[] = [];
+  for await (const c of jsm.consumers.list(Stream.mailbox(deployment))) {
+    consumers.push({
+      name: c.name,
+      line: `${c.name}: pending ${c.num_pending}, unacked ${c.num_ack_pending}, redelivered ${c.num_redelivered}, delivered up to stream seq ${c.delivered.stream_seq}, waiting pulls ${c.num_waiting}, leader ${c.cluster?.leader ?? '-'}`,
+    });
+  }
+  const lines: string[] = [];
+  for (const name of [Stream.mailbox(deployment), Stream.metrics(deployment), `KV_${Bucket.State}`, `KV_${Bucket.Owners}`]) {
+    const si = await jsm.streams.info(name).catch((e) => e as Error);
+    lines.push(
+      si instanceof Error
+        ? `stream ${name}: ${si.message}`
+        : `stream ${name}: R${si.config.num_replicas}, ${si.state.messages} messages (seq ${si.state.first_seq}–${si.state.last_seq}), ${si.state.consumer_count} consumers, leader ${si.cluster?.leader ?? '-'}, replicas ${(si.cluster?.replicas ?? []).map((r) => `${r.name}${r.current ? '' : ' (behind)'}`).join(', ') || '-'}`,
+    );
+  }
+  for (const v of model.vnodes) {
+    const key = `${deployment}.${v.index}`;
+    const owner = await owners.get(key).catch(() => null);
+    const c = await store.read(deployment, v.index).catch(() => null);
+    const progress = c ? readProgress(c.meta) : null;
+    lines.push(`${key} (${v.def.type}): owner ${owner?.string() ?? 'none'}, checkpoint applied ${progress?.ok ? progress.value.applied : '?'}, epoch ${c?.meta.epoch ?? '?'}`);
+    const prefix = `${deployment}_${v.index}_`;
+    const listed = consumers.filter((x) => x.name.startsWith(prefix));
+    for (const x of listed) lines.push(`  ${x.line}`);
+    if (listed.length === 0) {
+      // Not listed: ask for each port's consumer by name (the list and the lookup are answered differently).
+      const epoch = c?.meta.epoch ?? 1;
+      for (const port of v.def.role === 'loss' ? ['fwd', 'target'] : ['fwd', 'bwd']) {
+        const name = `${deployment}_${v.index}_${port}_e${epoch}`;
+        const ci = await jsm.consumers.info(Stream.mailbox(deployment), name).catch((e) => e as Error);
+        lines.push(`  ${name}: ${ci instanceof Error ? `not found (${ci.message})` : `exists but not listed: pending ${ci.num_pending}, unacked ${ci.num_ack_pending}, leader ${ci.cluster?.leader ?? '-'}`}`);
+      }
+    }
+  }
+  return lines;
 }

@@ -25,7 +25,7 @@ import { judge } from './checks.js';
 import { startScenarioCluster, type ScenarioCluster } from './cluster.js';
 import type { Scenario } from './define.js';
 import { scheduleFaults, type Injector } from './inject.js';
-import { countUpdates, deadLettered, pickPNodes, recoveredPNodes } from './measure.js';
+import { countUpdates, deadLettered, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
 import { lossSvg, type ScenarioReport } from './report.js';
 import { startWatchdog } from './watchdog.js';
 
@@ -153,6 +153,8 @@ async function faultedRun(
   } catch (err) {
     trainError = (err as Error).message;
     log(`faulted run stopped: ${trainError}`);
+    for (const line of await diagnoseStall(nc, model).catch((e) => [`(no diagnosis: ${(e as Error).message})`])) log(`  ${line}`);
+    for (const e of events) if (['activated', 'fenced', 'escalated'].includes(e.type) && e.at >= (faults.injected[0]?.at ?? 0)) log(`  event ${JSON.stringify(e)}`);
   } finally {
     watchdog.stop();
   }
@@ -186,7 +188,8 @@ async function reportOf(
     // What a fault did, less what only the runner needs (whom to expect dead; attacks are tallied below).
     faults: r.injector.injected.map(({ expectDead: _dead, attacks: _attacks, injectedMessages, ...f }) => ({ ...f, ...(injectedMessages ? { injectedMessages } : {}) })),
     recovery: r.events.flatMap((e) => (e.type === 'recovered' ? [{ pnode: e.pnode, detectMs: e.detectMs, resumeMs: e.resumeMs, vnodes: e.vnodes.length, replayed: e.replayed ?? 0 }] : [])),
-    updates: r.trainError ? { expected, applied: 0, lost: expected, duplicated: 0 } : await countUpdates(r.nc, r.model, spec.steps),
+    // A stopped run counts too (what its checkpoints applied), unless the store cannot be read.
+    updates: await countUpdates(r.nc, r.model, spec.steps).catch(() => ({ expected, applied: 0, lost: expected, duplicated: 0 })),
     fencedWrites: r.events.filter((e) => e.type === 'fenced' && e.cause === 'write').length,
     rejectedMessages: await deadLettered(r.nc, r.model.spec.name),
     attacks: (() => {
