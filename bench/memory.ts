@@ -19,7 +19,8 @@ import type { Benchmark } from './types.js';
 
 export interface MemoryBench {
   parameters: number;
-  pnodes: Array<{ id: string; vnodes: string[]; peakRssMiB: number }>;
+  /** `idlePeakRssMiB`: the PNode's peak before training (registered, no VNode yet). */
+  pnodes: Array<{ id: string; vnodes: string[]; peakRssMiB: number; idlePeakRssMiB?: number }>;
   /** The largest PNode peak, and one process holding the whole model. */
   maxPNodePeakRssMiB: number;
   singleProcessPeakRssMiB: number;
@@ -78,11 +79,13 @@ export const memoryBenchmark: Benchmark<MemoryBench> = {
     let pnodes: MemoryBench['pnodes'] = [];
     try {
       await waitForPNodes(nc, 4);
+      // What a PNode holds before any VNode (runtime, kernels, its start-up benchmark): the floor under every peak.
+      const before = new Map([...cluster.procs].map(([id, proc]) => [id, sig(peakRssMiB(proc.pid ?? -1) ?? NaN)]));
       await train({ nc, model: resolveModel(spec), steps, batch, seed: 1, kernels: await createKernels() });
       const view = await readView(nc);
       pnodes = view!.pnodes
         .filter((p) => p.alive)
-        .map((p) => ({ id: p.id, vnodes: p.vnodes, peakRssMiB: sig(peakRssMiB(cluster.procs.get(p.id)?.pid ?? -1) ?? NaN) }))
+        .map((p) => ({ id: p.id, vnodes: p.vnodes, peakRssMiB: sig(peakRssMiB(cluster.procs.get(p.id)?.pid ?? -1) ?? NaN), ...(before.has(p.id) ? { idlePeakRssMiB: before.get(p.id)! } : {}) }))
         .sort((a, b) => a.id.localeCompare(b.id));
     } finally {
       await nc.close();

@@ -90,7 +90,7 @@ export const BenchResult = z.object({
   }),
   memory: z.object({
     parameters: z.number().int(),
-    pnodes: z.array(z.object({ id: z.string(), vnodes: z.array(z.string()), peakRssMiB: num })),
+    pnodes: z.array(z.object({ id: z.string(), vnodes: z.array(z.string()), peakRssMiB: num, idlePeakRssMiB: num.optional() })),
     maxPNodePeakRssMiB: num,
     singleProcessPeakRssMiB: num,
     steps: z.number().int(),
@@ -223,9 +223,15 @@ export function formatTables(r: Partial<BenchResult>): string {
   }
   if (r.memory) {
     const m = r.memory;
-    out.push(`**Memory** (${(m.parameters / 1e6).toFixed(1)}M parameters, Adam, ${m.steps} steps × batch ${m.batch}; peak RSS MiB)`, '', '| process | VNodes | peak RSS |', '|---|---|---:|');
-    for (const p of m.pnodes) out.push(`| ${p.id} | ${p.vnodes.map((v) => v.split('.').pop()).join(', ') || '—'} | ${p.peakRssMiB} |`);
-    out.push(`| one process, whole model | all | ${m.singleProcessPeakRssMiB} |`, `| largest PNode vs one process | | ${ratio(m.maxPNodePeakRssMiB, m.singleProcessPeakRssMiB)} |`, '');
+    const target = m.pnodes.length > 0 ? Math.round(m.singleProcessPeakRssMiB / m.pnodes.length + 100) : NaN;
+    out.push(`**Memory** (${(m.parameters / 1e6).toFixed(1)}M parameters, Adam, ${m.steps} steps × batch ${m.batch}; peak RSS MiB)`, '', '| process | VNodes | peak before training | peak RSS |', '|---|---|---:|---:|');
+    for (const p of m.pnodes) out.push(`| ${p.id} | ${p.vnodes.map((v) => v.split('.').pop()).join(', ') || '—'} | ${p.idlePeakRssMiB ?? '—'} | ${p.peakRssMiB} |`);
+    out.push(
+      `| one process, whole model | all | | ${m.singleProcessPeakRssMiB} |`,
+      `| largest PNode vs one process | | | ${ratio(m.maxPNodePeakRssMiB, m.singleProcessPeakRssMiB)} |`,
+      `| target: one process / ${m.pnodes.length} + 100 MiB | | | ${target} (${m.maxPNodePeakRssMiB <= target ? 'met' : 'not met'}) |`,
+      '',
+    );
   }
   if (r.scale) {
     const s = r.scale;
