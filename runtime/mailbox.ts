@@ -82,7 +82,9 @@ export async function removeDeploymentStreams(jsm: JetStreamManager, deployment:
 }
 
 /** Consumers are named per owner epoch, so a fenced owner can never pull from its successor's consumer. */
-export const consumerName = (deployment: string, index: number, port: Port, epoch: number) => `${deployment}_${index}_${port}_e${epoch}`;
+export const consumerName = (deployment: string, index: number, port: Port, epoch: number) => `${consumerPrefix(deployment, index, port)}${epoch}`;
+/** What the names of a port's consumers, of every epoch, start with. */
+export const consumerPrefix = (deployment: string, index: number, port: Port) => `${deployment}_${index}_${port}_e`;
 
 /** Thrown by `next()` when the consumer is gone: a newer owner re-created the mailbox. */
 export class MailboxTakenError extends Error {
@@ -131,7 +133,7 @@ async function removeConsumersOf(jsm: JetStreamManager, stream: string, subject:
 
 /** Errors of a cluster in transition (leader change, old consumer not yet gone): worth another try. */
 function retryableOpenError(err: unknown): boolean {
-  return /not unique|10100|timeout|no responders|leader|temporarily unavailable|TIMEOUT|503/i.test(String((err as Error)?.message ?? err));
+  return /not unique|10100|timeout|no responders|503|temporarily unavailable/i.test(String((err as Error)?.message ?? err));
 }
 
 /** The seq a delivered message claims (NaN if none: junk is validated by the actor). */

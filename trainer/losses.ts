@@ -76,19 +76,15 @@ export async function readLosses(js: JetStreamClient, deployment: string, steps:
   // last record it read.
   const reading = (async () => {
     let messages = first;
-    for (let attempt = 0; ; ) {
+    while (!stopped) {
       await readAll(messages).catch(() => {});
-      if (stopped) return;
-      for (;;) {
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt++)));
-        if (stopped) return;
-        try {
-          messages = await open();
-          current = messages;
-          attempt = 0;
+      // Opened again with a backoff while the cluster is still electing.
+      for (let attempt = 0; !stopped; attempt++) {
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+        const next = stopped ? null : await open().catch(() => null);
+        if (next) {
+          messages = current = next;
           break;
-        } catch {
-          /* the cluster is still electing: try again */
         }
       }
     }

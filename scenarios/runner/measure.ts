@@ -4,7 +4,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { readView } from '../../cluster/view.js';
 import { openBuckets } from '../../runtime/cluster-state.js';
 import type { ResolvedModel } from '../../runtime/model.js';
-import { Bucket, Stream, Subject, type ClusterEvent, type SupervisorView } from '../../runtime/protocol.js';
+import { consumerName, consumerPrefix } from '../../runtime/mailbox.js';
+import { Bucket, Stream, Subject, type ClusterEvent, type Port, type SupervisorView } from '../../runtime/protocol.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Rng } from '../../runtime/rng.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
@@ -101,14 +102,13 @@ export async function diagnoseStall(nc: NatsConnection, model: ResolvedModel): P
     const c = await store.read(deployment, v.index).catch(() => null);
     const progress = c ? readProgress(c.meta) : null;
     lines.push(`${key} (${v.def.type}): owner ${owner?.string() ?? 'none'}, checkpoint applied ${progress?.ok ? progress.value.applied : '?'}, epoch ${c?.meta.epoch ?? '?'}`);
-    const prefix = `${deployment}_${v.index}_`;
-    const listed = consumers.filter((x) => x.name.startsWith(prefix));
+    const ports: Port[] = v.def.role === 'loss' ? ['fwd', 'target'] : ['fwd', 'bwd'];
+    const listed = consumers.filter((x) => ports.some((port) => x.name.startsWith(consumerPrefix(deployment, v.index, port))));
     for (const x of listed) lines.push(`  ${x.line}`);
     if (listed.length === 0) {
       // Not listed: ask for each port's consumer by name (the list and the lookup are answered differently).
-      const epoch = c?.meta.epoch ?? 1;
-      for (const port of v.def.role === 'loss' ? ['fwd', 'target'] : ['fwd', 'bwd']) {
-        const name = `${deployment}_${v.index}_${port}_e${epoch}`;
+      for (const port of ports) {
+        const name = consumerName(deployment, v.index, port, c?.meta.epoch ?? 1);
         const ci = await jsm.consumers.info(Stream.mailbox(deployment), name).catch((e) => e as Error);
         lines.push(`  ${name}: ${ci instanceof Error ? `not found (${ci.message})` : `exists but not listed: pending ${ci.num_pending}, unacked ${ci.num_ack_pending}, leader ${ci.cluster?.leader ?? '-'}`}`);
       }
