@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { CREDS_ENV, readCreds } from '../cluster/process.js';
 import { LOG_LEVELS, logLevelFromEnv } from '../runtime/log.js';
+import { DEFAULT_HANG_MS } from '../runtime/pnode/heartbeat.js';
 import { OTEL_MODES } from '../runtime/telemetry.js';
 import { loadVNodeTypes, typeFiles, TYPES_ENV } from '../runtime/types-loader.js';
 import { benchCommand } from './bench.js';
@@ -148,6 +149,7 @@ program
   .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
   .option('--name <id>', 'stable PNode id (default pnode-<pid>)')
   .option('--heartbeat-ms <ms>', 'heartbeat period', int(10), 250)
+  .option('--hang-ms <ms>', 'heartbeats (sent from their own thread) stop once the main event loop has been held up this long: the PNode is then declared dead', int(1000), DEFAULT_HANG_MS)
   .option('--passivate-ms <ms>', 'a VNode idle this long leaves memory; its next message brings it back', int(100), 300_000)
   .option('--max-vnodes <n>', 'VNodes hosted at most (placement gives it no more; an assignment past it is refused)', int(1), 256)
   .option('--join <url>', 'join a network through its registrar (`dcnr up` prints the URL): admitted, it gets PNode credentials')

@@ -12,13 +12,14 @@ import { componentLog } from '../runtime/log.js';
 import { joinNetwork, loadOrCreateIdentity } from '../runtime/security/join.js';
 import { initTelemetry } from '../runtime/telemetry.js';
 import { fail } from './output.js';
-import { connectNats, onShutdown } from '../cluster/process.js';
+import { connectNats, defaultCreds, onShutdown, readCreds } from '../cluster/process.js';
 
 export interface PNodeCliOptions {
   nats: string;
   natsGiven: boolean;
   name?: string;
   heartbeatMs: number;
+  hangMs: number;
   passivateMs: number;
   maxVnodes: number;
   join?: string;
@@ -47,7 +48,10 @@ export async function pnodeCommand(opts: PNodeCliOptions): Promise<void> {
   const kernels = await createKernels();
   let pnode;
   try {
-    pnode = await startPNode({ nc, name, kernels, heartbeatMs: opts.heartbeatMs, passivateAfterMs: opts.passivateMs, maxVNodes: opts.maxVnodes, log: componentLog(name) });
+    // Heartbeats from their own thread and connection (runtime/pnode/heartbeat.ts), with the same credentials.
+    const credsFile = creds ?? defaultCreds(url);
+    const heartbeatLink = { servers: url.split(','), ...(credsFile ? { creds: new TextDecoder().decode(readCreds(credsFile)) } : {}) };
+    pnode = await startPNode({ nc, name, kernels, heartbeatMs: opts.heartbeatMs, heartbeatLink, hangMs: opts.hangMs, passivateAfterMs: opts.passivateMs, maxVNodes: opts.maxVnodes, log: componentLog(name) });
   } catch (err) {
     fail((err as Error).message, 1);
   }

@@ -46,7 +46,10 @@ export function readCreds(file: string): Uint8Array {
  * `creds` or `DCNR_CREDS`; a server that refuses them (or wants some) is one line.
  * @throws Error naming the URL when the first connection fails.
  */
-export async function connectNats(url: string, name: string, creds = process.env[CREDS_ENV] ?? ownNetworks.get(url)): Promise<NatsConnection> {
+/** The credentials file `connectNats(url)` uses when given none: `DCNR_CREDS`, else those of a network this process created. */
+export const defaultCreds = (url: string): string | undefined => process.env[CREDS_ENV] ?? ownNetworks.get(url);
+
+export async function connectNats(url: string, name: string, creds = defaultCreds(url)): Promise<NatsConnection> {
   const text = creds ? readCreds(creds) : undefined;
   const authenticator = text ? credsAuthenticator(text) : undefined;
   try {

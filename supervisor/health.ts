@@ -15,8 +15,13 @@
  *   heartbeatGap    the supervisor        0.3 → 0.7      (largest gap between beats − period) / detection timeout, last 2 s
  *   restarts        the supervisor        1 → 5          actor restarts + escalations in the last minute
  *
- * and the ramps are combined as independent evidence (noisy-OR): risk = 1 − Π(1 − rᵢ),
- * so one signal at `failing`, or several part-way there, make a high risk. The raw risk
+ * and the ramps, each times its weight, are combined as independent evidence (noisy-OR):
+ * risk = 1 − Π(1 − wᵢ·rᵢ), so one signal at `failing`, or several part-way there, make a
+ * high risk. Every weight is 1 but loop lag's, ½: alone it says a PNode is busy, not that
+ * it is failing — measured, a healthy PNode activating a 16M-parameter layer (the memory
+ * bench) holds its loop 0.4–1.6 s (p99), and at weight 1 the supervisor drained every
+ * such PNode in turn until one held the whole model. With any other signal part-way up
+ * (a machine getting slower shows kernel drift too) it still tips the risk past 0.6. The raw risk
  * is smoothed per heartbeat (EWMA, α = 0.3: a time constant of about a second at 250 ms
  * beats), so a lone GC pause or one late beat drains nothing. Every level is from
  * measurement on this machine: a loaded 2-core machine training mnist-mlp with 3 PNodes
@@ -30,10 +35,12 @@ export interface Signal {
   name: string;
   calm: number;
   failing: number;
+  /** The most it says alone (its ramp's factor). @default 1 */
+  weight?: number;
 }
 
 export const SIGNALS: readonly Signal[] = [
-  { name: 'loopLag', calm: 150, failing: 450 },
+  { name: 'loopLag', calm: 150, failing: 450, weight: 0.5 },
   { name: 'gc', calm: 0.2, failing: 0.6 },
   { name: 'heap', calm: 0.8, failing: 0.97 },
   { name: 'memory', calm: 0.92, failing: 0.98 },
@@ -49,14 +56,14 @@ const RESTART_WINDOW_MS = 60_000;
 const ramp = (x: number, s: Signal) => Math.min(1, Math.max(0, (x - s.calm) / (s.failing - s.calm)));
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
-/** Each signal's ramp and their noisy-OR: the raw risk of one set of measurements. */
+/** Each signal's weighted ramp and their noisy-OR: the raw risk of one set of measurements. */
 export function riskOf(measured: Readonly<Record<string, number>>): { risk: number; signals: Record<string, number> } {
   const signals: Record<string, number> = {};
   let healthy = 1;
   for (const s of SIGNALS) {
     const x = measured[s.name];
     if (x === undefined || !Number.isFinite(x)) continue;
-    const r = ramp(x, s);
+    const r = ramp(x, s) * (s.weight ?? 1);
     signals[s.name] = round3(r);
     healthy *= 1 - r;
   }

@@ -6,6 +6,7 @@
  *   ownership.ts      the ownership bucket → which VNodes it hosts, under which epoch
  *   host-events.ts    what its actors do → cluster events, logs, counters
  *   fault-control.ts  injected slowness (scenario runs only)
+ *   heartbeat.ts      its heartbeats, from a thread of their own (liveness apart from progress)
  *
  * It speaks to the supervisor only through the protocol: it registers in the members
  * bucket, heartbeats on `dcnr.hb.<id>` and publishes what happens on `dcnr.events.<id>`.
@@ -26,6 +27,7 @@ import { measureCapacity } from './capacity.js';
 import { serveFaultControl } from './fault-control.js';
 import { startHealthSampler } from './health.js';
 import { reportHostEvents } from './host-events.js';
+import { startHeartbeats, type HeartbeatLink } from './heartbeat.js';
 import { followOwnership } from './ownership.js';
 
 export { measureGflops } from './capacity.js';
@@ -37,6 +39,10 @@ export interface PNodeOptions {
   kernels: Kernels;
   /** Heartbeat period. @default 250 */
   heartbeatMs?: number;
+  /** Send heartbeats from a thread with its own connection to these servers (heartbeat.ts). @default the main thread, on `nc` */
+  heartbeatLink?: HeartbeatLink;
+  /** A main loop held up this long is taken for hung: heartbeats stop. @default 10000 */
+  hangMs?: number;
   /** VNodes hosted at most; an assignment past it is refused. @default 256 */
   maxVNodes?: number;
   /** Passivate a VNode after this long without a message. @default 300000 */
@@ -103,8 +109,14 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
   // Auth on: the key we sign with, announced on the heartbeat subject only our credentials may use.
   const publicKey = signerOf(nc)?.publicKey;
   await buckets.members.put(id, JSON.stringify({ id, pid: process.pid, capacity, startedAt: new Date().toISOString() }));
-  const beat = () => {
-    const hb: Heartbeat = {
+  const heartbeats = await startHeartbeats({
+    nc,
+    id,
+    periodMs: o.heartbeatMs ?? 250,
+    hangMs: o.hangMs,
+    link: o.heartbeatLink,
+    log: log.line,
+    heartbeat: () => ({
       pnode: id,
       pid: process.pid,
       at: Date.now(),
@@ -113,11 +125,8 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
       counters,
       health: health.health(),
       ...(publicKey ? { publicKey } : {}),
-    };
-    nc.publish(Subject.heartbeat(id), JSON.stringify(hb));
-  };
-  beat();
-  const timer = setInterval(beat, o.heartbeatMs ?? 250);
+    }),
+  });
   // Mailbox depth costs a JetStream request per port: measured only when telemetry is on.
   let depth = 0;
   const depthTimer = telemetryEnabled() ? setInterval(() => void host.pendingMessages().then((n) => (depth = n), () => {}), 5000) : undefined;
@@ -128,7 +137,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     id,
     capacity,
     async stop() {
-      clearInterval(timer);
+      await heartbeats.stop();
       clearInterval(depthTimer);
       faults?.stop();
       health.stop();
