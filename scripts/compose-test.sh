@@ -167,7 +167,16 @@ accuracy=$(dc logs --no-color trainer | sed -nE 's/.*test acc\. +([0-9]+(\.[0-9]
 python3 -c "import sys; sys.exit(0 if $accuracy / 100 >= $MIN_ACCURACY else 1)" || fail "test accuracy $accuracy% < $MIN_ACCURACY"
 
 log "dcnr status from inside the compose network"
-status=$(dc exec -T -e DCNR_CREDS=/auth/observer.creds supervisor node bin/dcnr.js status --nats nats://nats:4222 --json | tail -1)
+# Retried: the trainer has just exited, and netavark's cleanup of its container makes
+# aardvark-dns (1.4, bookworm) reload — a lookup in that moment can fail (CI once saw
+# `getaddrinfo ENOTFOUND nats` right here, with every service up and resolving).
+status=""
+for attempt in 1 2 3 4 5 6; do
+  status=$(dc exec -T -e DCNR_CREDS=/auth/observer.creds supervisor node bin/dcnr.js status --nats nats://nats:4222 --json 2>"$work/status.err" | tail -1) || true
+  case "$status" in "{"*) break ;; esac
+  echo "attempt $attempt: no status yet: $(tail -1 "$work/status.err")"
+  sleep 3
+done
 python3 - "$status" <<'EOF' || fail "dcnr status: $status"
 import json, sys
 s = json.loads(sys.argv[1])

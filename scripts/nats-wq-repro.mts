@@ -7,7 +7,13 @@
  * deleted and re-created (as an activation does). At the end every acknowledged
  * publish must have been delivered, in order, or still be in the stream.
  *
- *   node --import tsx scripts/nats-wq-repro.mts [--messages 3000] [--subjects 6] [--runs 1]
+ * `--churn MS`: every MS one subject's consumer (in turn) is dropped and re-created as
+ * an actor restart does (restore the checkpoint, delete the consumers filtering on its
+ * subject, add a new one), whether or not anything failed; `--no-kill` leaves every
+ * server running (consumer churn alone). Server advisories of terminated or deleted
+ * messages are counted.
+ *
+ *   node --import tsx scripts/nats-wq-repro.mts [--messages 3000] [--subjects 6] [--runs 1] [--churn 500] [--no-kill]
  *
  * Prints one JSON line per run: { run, acked, delivered, lost: [[subject, n], …], serverVersion }.
  */
@@ -21,7 +27,8 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startNatsCluster } from '../cluster/nats-server.js';
 
-const { values } = parseArgs({ options: { messages: { type: 'string', default: '3000' }, subjects: { type: 'string', default: '6' }, runs: { type: 'string', default: '1' }, 'ack-every': { type: 'string', default: '10' } } });
+const { values } = parseArgs({ options: { messages: { type: 'string', default: '3000' }, subjects: { type: 'string', default: '6' }, runs: { type: 'string', default: '1' }, 'ack-every': { type: 'string', default: '10' }, churn: { type: 'string', default: '0' }, 'no-kill': { type: 'boolean', default: false } } });
+const CHURN_MS = Number(values.churn);
 const N = Number(values.messages);
 const S = Number(values.subjects);
 const ACK_EVERY = Number(values['ack-every']);
@@ -43,6 +50,16 @@ async function once(run: number) {
   const committed = Array.from({ length: S }, () => 0);
   const redeliveredOutOfOrder = Array.from({ length: S }, () => 0);
   let stop = false;
+  const churn = Array.from({ length: S }, () => false);
+  let churned = 0;
+  const advisories: Record<string, number> = {};
+  nc.subscribe('$JS.EVENT.ADVISORY.>', {
+    callback: (_e, m) => {
+      const kind = m.subject.split('.').slice(3, 5).join('.');
+      if (!/CONSUMER\.(CREATED|DELETED)|API/.test(kind)) advisories[kind] = (advisories[kind] ?? 0) + 1;
+    },
+  });
+  const churnTimer = CHURN_MS > 0 ? setInterval(() => void (churn[churned++ % S] = true), CHURN_MS) : undefined;
 
   // Producers: in order per subject, up to 16 in flight, each re-sent under its id until acked.
   const produce = async (s: number) => {
@@ -82,7 +99,7 @@ async function once(run: number) {
         const held: JsMsg[] = [];
         let idle = Date.now();
         const watchdog = setInterval(() => {
-          if (Date.now() - idle > 10_000) void msgs.close();
+          if (Date.now() - idle > 10_000 || churn[s]) void msgs.close();
         }, 500);
         try {
           for await (const m of msgs) {
@@ -107,6 +124,7 @@ async function once(run: number) {
           }
         } finally {
           clearInterval(watchdog);
+          churn[s] = false;
         }
       } catch {
         await sleep(200);
@@ -117,6 +135,7 @@ async function once(run: number) {
   const work = [...Array(S).keys()].flatMap((s) => [produce(s), consume(s)]);
   // The fault, as kill-nats-node: once a tenth is through, SIGKILL a follower of the stream, restart it, then the leader.
   const fault = (async () => {
+    if (values['no-kill']) return;
     while (Math.min(...next) < N / 10) await sleep(50);
     const leaderName = async () => (await jsm.streams.info(stream)).cluster?.leader;
     const idx = (name: string | undefined) => cluster.servers.findIndex((x, j) => `nats-${j + 1}` === name);
@@ -134,10 +153,11 @@ async function once(run: number) {
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline && next.some((n) => n < N)) await sleep(200);
   stop = true;
+  clearInterval(churnTimer);
   const lost: [number, number][] = [];
   for (let s = 0; s < S; s++) if (next[s] < acked[s]) lost.push([s, next[s]]);
   const version = nc.info?.version;
-  console.log(JSON.stringify({ run, acked: acked.reduce((a, b) => a + b, 0), delivered: next.reduce((a, b) => a + b, 0), stuckAt: lost, outOfOrder: redeliveredOutOfOrder, checkpointReverted: reverted, serverVersion: version }));
+  console.log(JSON.stringify({ run, acked: acked.reduce((a, b) => a + b, 0), delivered: next.reduce((a, b) => a + b, 0), stuckAt: lost, outOfOrder: redeliveredOutOfOrder, checkpointReverted: reverted, consumerRestarts: churned, advisories, serverVersion: version }));
   await Promise.race([Promise.all(work), sleep(3000)]);
   await nc.close().catch(() => {});
   await Promise.all(cluster.servers.map((x) => x.stop()));

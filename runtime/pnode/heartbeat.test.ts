@@ -28,7 +28,7 @@ async function beatsDuringBlock(o: { hangMs?: number; link: boolean; blockMs: nu
   const { ns, nc } = await setup();
   const other = await connect({ servers: ns.url }); // the subscriber: its callbacks run after the block
   const stamps: number[] = [];
-  const sub = other.subscribe(Subject.heartbeat('p1'), { callback: (_e, m) => stamps.push(m.json<Heartbeat>().at) });
+  const sub = other.subscribe(Subject.heartbeat('p1'), { callback: (_e, m) => void stamps.push(m.json<Heartbeat>().at) });
   await other.flush();
   const hb = await startHeartbeats({ nc, id: 'p1', periodMs: 100, hangMs: o.hangMs, link: o.link ? { servers: [ns.url] } : undefined, heartbeat: () => heartbeat('p1'), log: () => {} });
   try {
