@@ -5,7 +5,7 @@
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind } from './protocol.js';
 import { localTag, messageDigest, signedMessageId, signToText, type Signer } from './security/signing.js';
-import { offerLocally } from './local-delivery.js';
+import { handOverLocally, offerLocally, type LocalMessage } from './local-delivery.js';
 import { publishAcked } from './publisher.js';
 import { toBytes, type Tensor } from './tensor.js';
 
@@ -83,8 +83,23 @@ export async function sendMessage(nc: NatsConnection, e: Envelope, signer?: Sign
   }
   const stored = publishAcked(nc, Subject.mailbox(e.deployment, e.to, port), payload, hdrs);
   // A receiver in this process takes it now (runtime/local-delivery.ts); the copy is on its way.
-  offerLocally(nc, e.deployment, e.to, { local: true, msgId: msgID, kind: e.kind, port, seq: e.seq, epoch: e.epoch, from: e.from, tensor: e.tensor, traceparent: e.traceparent });
+  offerLocally(nc, e.deployment, e.to, localMessage(e, msgID, true));
   await stored;
+}
+
+/**
+ * Hand a VNode's output to its receiver in memory only, if the receiver runs in this
+ * process on `nc` (runtime/local-delivery.ts): nothing is published, and the sender
+ * keeps it in its outbox (runtime/outbox.ts). False: the receiver is not here (or local
+ * edges are off) — publish it with `sendMessage`.
+ */
+export function handOver(nc: NatsConnection, e: Envelope): boolean {
+  const id = messageId(e.deployment, e.to, PORT_OF_KIND[e.kind], e.kind, e.seq);
+  return handOverLocally(nc, e.deployment, e.to, localMessage(e, id, false));
+}
+
+function localMessage(e: Envelope, msgId: string, copy: boolean): LocalMessage {
+  return { local: true, copy, msgId, kind: e.kind, port: PORT_OF_KIND[e.kind], seq: e.seq, epoch: e.epoch, from: e.from, tensor: e.tensor, traceparent: e.traceparent };
 }
 
 const mib = (bytes: number) => `${bytes} bytes (${(bytes / 1024 / 1024).toFixed(2)} MiB)`;

@@ -56,6 +56,23 @@ export function advance(s: ScheduleState, kind: MessageKind, seq: number): Sched
 }
 
 /**
+ * Whether a VNode whose schedule is `s` has taken message `kind` at `seq` already: a
+ * checkpoint holding `s` covers it (an `end` is covered once seen).
+ */
+export function covers(s: ScheduleState, kind: MessageKind, seq: number): boolean {
+  switch (kind) {
+    case 'fwd':
+      return seq < s.fwdNext;
+    case 'end':
+      return s.endAt === seq;
+    case 'bwd':
+      return seq < s.bwdNext;
+    case 'target':
+      return seq < s.targetNext;
+  }
+}
+
+/**
  * Updates a layer applies between forward `seq` and the update from that seq's own
  * gradient, at pipeline depth d: F(s) runs once B(s−d−1) is applied and B(s) after
  * B(s−1), so min(s, d) — a pure function of the schedule, never of timing.

@@ -17,7 +17,8 @@ import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pLimit from 'p-limit';
-import { Bucket, Limits, stateBlobKey, stateMetaKey } from './protocol.js';
+import type { OutboxEntry } from './outbox.js';
+import { Bucket, Limits, ownerKey, stateBlobKey, stateMetaKey, type MessageKind } from './protocol.js';
 import { parseStateMeta, type RejectRecord } from './records.js';
 import { metaDigest, signToText, verifySignature, type Signer } from './security/signing.js';
 import { fromBytes, toBytes } from './tensor.js';
@@ -61,7 +62,18 @@ export interface StateMeta {
   tensors: Record<string, BlobRef>;
   /** Per seq, the arrays a forward kept for its backward. */
   stash: Record<string, BlobRef[]>;
+  /** Outputs handed to receivers in this process in memory only, not yet covered by theirs (runtime/outbox.ts). Absent: none. */
+  outbox?: OutboxRecord[];
   updatedAt: string;
+}
+
+/** An outbox entry as stored: its tensor as a blob (none for `end`). */
+export interface OutboxRecord {
+  to: number;
+  kind: MessageKind;
+  seq: number;
+  shape?: number[];
+  blob?: BlobRef;
 }
 
 /** A meta as read, with the KV revision to CAS against. */
@@ -92,6 +104,8 @@ export interface StateWrite {
   snapshot: unknown;
   tensors: Record<string, Float32Array>;
   stash: Map<number, Float32Array[]>;
+  /** @default none */
+  outbox?: readonly OutboxEntry[];
 }
 
 /**
@@ -110,8 +124,24 @@ export function chunkBytesFor(nc: NatsConnection): number {
 }
 
 export class StateStore {
-  /** Blob each array was last written as; lets a write skip unchanged tensors. */
-  readonly #written = new WeakMap<Float32Array, BlobRef>();
+  /**
+   * Blob each array was last written as, per VNode (`deployment.index`); lets a write skip
+   * unchanged tensors. Per VNode because VNodes of one process share arrays (an output
+   * handed over in memory is the receiver's input and stash, and the sender's outbox
+   * entry), and a VNode purges its own blobs when it no longer needs them: a blob
+   * must never be referenced by another VNode's record.
+   */
+  readonly #written = new WeakMap<Float32Array, Map<string, BlobRef>>();
+
+  #known(owner: string, data: Float32Array): BlobRef | undefined {
+    return this.#written.get(data)?.get(owner);
+  }
+
+  #remember(owner: string, data: Float32Array, ref: BlobRef): void {
+    let m = this.#written.get(data);
+    if (!m) this.#written.set(data, (m = new Map()));
+    m.set(owner, ref);
+  }
   readonly #chunkBytes: number;
   readonly #io: ReturnType<typeof pLimit>;
 
@@ -161,24 +191,34 @@ export class StateStore {
   }
 
   /** Load every tensor and stash array a meta names. */
-  async load(meta: StateMeta): Promise<{ tensors: Record<string, Float32Array>; stash: Map<number, Float32Array[]> }> {
+  async load(meta: StateMeta): Promise<{ tensors: Record<string, Float32Array>; stash: Map<number, Float32Array[]>; outbox: OutboxEntry[] }> {
+    const owner = ownerKey(meta.deployment, meta.index);
     const tensors: Record<string, Float32Array> = {};
     await Promise.all(
       Object.entries(meta.tensors).map(async ([name, ref]) => {
         tensors[name] = await this.#readBlob(ref);
         // Already stored as `ref`: the next write need not send it again.
-        this.#written.set(tensors[name], ref);
+        this.#remember(owner, tensors[name], ref);
       }),
     );
     const stash = new Map<number, Float32Array[]>();
     await Promise.all(
       Object.entries(meta.stash).map(async ([seq, refs]) => {
         const arrays = await Promise.all(refs.map((r) => this.#readBlob(r)));
-        arrays.forEach((a, i) => this.#written.set(a, refs[i]));
+        arrays.forEach((a, i) => this.#remember(owner, a, refs[i]));
         stash.set(Number(seq), arrays);
       }),
     );
-    return { tensors, stash };
+    const outbox = await Promise.all(
+      (meta.outbox ?? []).map(async (r): Promise<OutboxEntry> => {
+        if (!r.blob || !r.shape) return { to: r.to, kind: r.kind, seq: r.seq };
+        const data = await this.#readBlob(r.blob);
+        if (r.shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`outbox blob ${r.blob.key} holds ${data.length} values, its shape [${r.shape}] says otherwise`);
+        this.#remember(owner, data, r.blob);
+        return { to: r.to, kind: r.kind, seq: r.seq, tensor: { shape: r.shape, data } };
+      }),
+    );
+    return { tensors, stash, outbox };
   }
 
   /**
@@ -188,18 +228,28 @@ export class StateStore {
    */
   async write(deployment: string, index: number, prev: Committed | null, next: StateWrite): Promise<Committed> {
     const version = (prev?.meta.version ?? 0) + 1;
+    const owner = ownerKey(deployment, index);
     const fresh: Array<{ data: Float32Array; ref: BlobRef }> = [];
     const put = async (name: string, data: Float32Array): Promise<BlobRef> => {
-      const known = this.#written.get(data);
+      const known = this.#known(owner, data);
       if (known) return known;
       const ref = await this.#writeBlob(stateBlobKey(deployment, index, name, next.epoch, version), data);
       fresh.push({ data, ref });
-      this.#written.set(data, ref);
+      this.#remember(owner, data, ref);
       return ref;
     };
     const tensors: Record<string, BlobRef> = {};
     const stash: Record<string, BlobRef[]> = {};
+    const outbox: OutboxRecord[] = [];
     await Promise.all([
+      ...(next.outbox ?? []).map(async (e) => {
+        const r: OutboxRecord = { to: e.to, kind: e.kind, seq: e.seq };
+        outbox.push(r);
+        if (e.tensor) {
+          r.shape = e.tensor.shape;
+          r.blob = await put(`o${e.to}_${e.kind}${e.seq}`, e.tensor.data);
+        }
+      }),
       ...Object.entries(next.tensors).map(async ([name, data]) => {
         tensors[name] = await put(name, data);
       }),
@@ -219,6 +269,7 @@ export class StateStore {
       snapshot: next.snapshot,
       tensors,
       stash,
+      ...(outbox.length > 0 ? { outbox } : {}),
       updatedAt: new Date().toISOString(),
     };
     const key = stateMetaKey(deployment, index);
@@ -241,7 +292,7 @@ export class StateStore {
         if (now === null || 'meta' in now || attempt >= 3) {
           // Our blobs are named by our epoch and version: nobody else references them. They
           // are gone, so no later write may take those arrays for written.
-          for (const f of fresh) this.#written.delete(f.data);
+          for (const f of fresh) this.#written.get(f.data)?.delete(owner);
           await this.#purgeRefs(fresh.map((f) => f.ref));
           throw new FencedError(key, String((err as Error).message));
         }
@@ -326,7 +377,7 @@ function sha256Of(parts: Uint8Array[]): string {
 }
 
 function blobRefs(meta: StateMeta): BlobRef[] {
-  return [...Object.values(meta.tensors), ...Object.values(meta.stash).flat()];
+  return [...Object.values(meta.tensors), ...Object.values(meta.stash).flat(), ...(meta.outbox ?? []).flatMap((r) => (r.blob ? [r.blob] : []))];
 }
 function blobKeys(meta: StateMeta): string[] {
   return blobRefs(meta).map((r) => r.key);

@@ -24,8 +24,9 @@ import { createActor, type Actor } from 'xstate';
 import type { Kernels } from './kernels/types.js';
 import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
 import { checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
-import { sendMessage } from './envelope.js';
-import { receiveLocally, type LocalMessage } from './local-delivery.js';
+import { handOver, sendMessage, type Envelope } from './envelope.js';
+import { announceCovered, finishLocally, peersWorking, receiveLocally, watchLocalPeers, type LocalMessage } from './local-delivery.js';
+import { Outbox, type OutboxEntry } from './outbox.js';
 import { publishAcked } from './publisher.js';
 import { signerOf, type Signer } from './security/signing.js';
 import { expectedSender, senderCheckOf } from './security/verifier.js';
@@ -40,13 +41,13 @@ import {
   type StepMetric,
 } from './protocol.js';
 import { createRng } from './rng.js';
-import { staleness } from './schedule.js';
+import { covers, staleness } from './schedule.js';
 import { startSpan, telemetryMetrics } from './telemetry.js';
 import { FencedError, StateStore, type Committed } from './state-store.js';
 import type { Tensor } from './tensor.js';
 import { validateMessage, type InboundMessage } from './validate.js';
 import { awaitedInput, vnodeMachine, type CheckpointPolicy, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
-import { parseMachineSnapshot, toStateWrite } from './vnode-record.js';
+import { parseMachineSnapshot, readProgress, toStateWrite } from './vnode-record.js';
 import type { LossDefinition, Tensors, TransformDefinition, VNodeContext } from './vnode-type.js';
 
 /** What an actor tells its host about (for metrics, logs and tests). */
@@ -163,6 +164,8 @@ export class VNodeActor {
   #committed: Committed;
   #tensors: Tensors;
   #stash: Map<number, Float32Array[]>;
+  /** Outputs handed to receivers in this process in memory only, until their checkpoints cover them (runtime/outbox.ts). */
+  readonly #outbox: Outbox;
   #machine: Actor<typeof vnodeMachine>;
   #mailboxes = new Map<Port, Mailbox>();
   #stopping = false;
@@ -182,6 +185,7 @@ export class VNodeActor {
   /** Messages applied as handed over in memory, by message id, until their JetStream copies come (held then). */
   readonly #localCopies = new Map<string, { port: Port; kind: MessageKind; seq: number }>();
   #stopReceivingLocally: (() => void) | null = null;
+  #stopWatchingPeers: (() => void) | null = null;
   /** Auth on (our connection has credentials): we sign what we send and check who sent what we get. */
   readonly #signer: Signer | undefined;
 
@@ -190,6 +194,7 @@ export class VNodeActor {
     committed: Committed,
     tensors: Tensors,
     stash: Map<number, Float32Array[]>,
+    outbox: readonly OutboxEntry[],
     machine: Actor<typeof vnodeMachine>,
   ) {
     this.#o = o;
@@ -200,6 +205,7 @@ export class VNodeActor {
     this.#committed = committed;
     this.#tensors = tensors;
     this.#stash = stash;
+    this.#outbox = new Outbox(outbox);
     this.#machine = machine;
     this.#policy = checkpointPolicy(o.model.spec);
   }
@@ -214,10 +220,10 @@ export class VNodeActor {
     const v = o.model.vnodes[o.index];
     const deployment = o.model.spec.name;
     /** Commit the activated state under our epoch (CAS on `prev`) and build the actor. */
-    const commit = async (prev: Committed | null, tensors: Tensors, stash: Map<number, Float32Array[]>, machine: Actor<typeof vnodeMachine>) => {
-      const write = toStateWrite({ generation: o.generation, epoch: o.epoch, def: v.def, machine, tensors, stash });
+    const commit = async (prev: Committed | null, tensors: Tensors, stash: Map<number, Float32Array[]>, machine: Actor<typeof vnodeMachine>, outbox: readonly OutboxEntry[] = []) => {
+      const write = toStateWrite({ generation: o.generation, epoch: o.epoch, def: v.def, machine, tensors, stash, outbox });
       const committed = await o.store.write(deployment, o.index, prev, write);
-      return new VNodeActor(o, committed, tensors, stash, machine);
+      return new VNodeActor(o, committed, tensors, stash, outbox, machine);
     };
     const checkpoint = checkpointPolicy(o.model.spec);
     const input = { role: v.def.role, depth: v.depth, checkpoint };
@@ -264,7 +270,7 @@ export class VNodeActor {
           if (role !== input.role || depth !== input.depth) {
             throw new Error(`${deployment}.${o.index}: stored state is a ${role} of pipeline depth ${depth}, the model says a ${input.role} of depth ${input.depth}`);
           }
-          let { tensors, stash } = await o.store.load(meta);
+          let { tensors, stash, outbox } = await o.store.load(meta);
           if (meta.typeVersion < v.def.version) {
             if (!v.def.upgrade) throw new Error(`${v.def.type}: stored version ${meta.typeVersion} needs an upgrade() to ${v.def.version}`);
             tensors = v.def.upgrade(meta.typeVersion, tensors, v.config);
@@ -272,7 +278,7 @@ export class VNodeActor {
           const machine = createActor(vnodeMachine, { snapshot: snapshot.value, input }).start();
           machine.send({ type: 'RESTORED', epoch: o.epoch, checkpoint });
           // The takeover write: after it, every write of an older owner fails its CAS.
-          actor = await commit(found, tensors, stash, machine);
+          actor = await commit(found, tensors, stash, machine, outbox);
         }
         await actor.#openMailboxes();
         // Announced once the backlog found in the mailbox is replayed (`run`), or now if there is none.
@@ -280,6 +286,13 @@ export class VNodeActor {
         actor.#replay = { remaining, taken: 0, applied: 0, startedAt: Date.now(), activationStartedAt: started, restored: !!found, ...(found ? { restoredRevision: found.revision } : {}) };
         if (Object.values(remaining).every((n) => n === 0)) actor.#endReplay();
         actor.#stopReceivingLocally = receiveLocally(o.nc, deployment, o.index, (m) => actor.#offered(m));
+        actor.#stopWatchingPeers = watchLocalPeers(o.nc, deployment, {
+          covered: (index, covered) => actor.#outbox.trim(index, covered),
+          gone: (index) => void actor.#flushOutbox(index),
+        });
+        // What the restored checkpoint handed over in memory and its receivers' committed states do not hold: again.
+        await actor.#trimOutboxFromStore();
+        await actor.#flushOutbox();
         return actor;
       } catch (err) {
         // A concurrent writer between our read and our write: read again, unless we are outranked.
@@ -353,6 +366,7 @@ export class VNodeActor {
       this.#machine.send({ type: 'FAILED', error: String(err) });
       throw err;
     } finally {
+      this.#stopWatchingPeers?.();
       this.#stopReceivingLocally?.();
       await Promise.all([...this.#mailboxes.values()].map((m) => m.close()));
     }
@@ -365,9 +379,12 @@ export class VNodeActor {
     return now.meta.generation > this.#o.generation || (now.meta.generation === this.#o.generation && now.meta.epoch > this.#o.epoch);
   }
 
-  /** A local offer: taken unless we are replaying our backlog (which holds it) or stopping. */
+  /**
+   * A local offer: taken unless we are stopping (its sender keeps it in its outbox and
+   * publishes it once we unregister), or replaying a backlog that holds its JetStream copy.
+   */
   #offered(m: LocalMessage): void {
-    if (this.#replay || this.#stopping) return;
+    if (this.#stopping || (m.copy && this.#replay)) return;
     this.#mailboxes.get(m.port)?.offer(m);
   }
 
@@ -379,6 +396,8 @@ export class VNodeActor {
       if (now.matches('done')) {
         // The last message's checkpoint (always due) must be committed: completion is read from KV.
         await this.#checkpointCommitted();
+        // Finished, but its receivers here may not yet have covered what it handed them.
+        await this.#awaitOutboxCovered();
         await this.#settleQueues();
         this.#endReplay();
         this.#o.onEvent?.({ type: 'done', vnode: this.id });
@@ -398,6 +417,8 @@ export class VNodeActor {
         if (!this.#stopping && this.#o.passivateAfterMs !== undefined && Date.now() - lastMessage >= this.#o.passivateAfterMs) {
           await this.#tick(true);
           await this.#checkpointCommitted();
+          await this.#publishOutbox();
+          await Promise.all(this.#sends.splice(0));
           if (this.#tell({ type: 'PASSIVATE' }).matches('passivated')) {
             this.#o.onEvent?.({ type: 'passivated', vnode: this.id });
             return 'passivated';
@@ -405,7 +426,7 @@ export class VNodeActor {
         }
         continue;
       }
-      if (this.#replay) {
+      if (this.#replay && !('local' in msg)) {
         this.#replay.remaining[want.port]--;
         this.#replay.taken++;
       }
@@ -417,6 +438,8 @@ export class VNodeActor {
     try {
       await this.#tick(true);
       await this.#checkpointCommitted();
+      await this.#publishOutbox();
+      await Promise.all(this.#sends.splice(0));
     } catch (err) {
       if (!(err instanceof FencedError)) throw err; // a newer owner has it already: nothing to save
     }
@@ -427,23 +450,28 @@ export class VNodeActor {
   /**
    * Done, its last checkpoint committed: settle what is still queued on its ports, so a
    * finished run leaves its mailbox as it would without local delivery. The JetStream
-   * copies of locally applied messages are acked (the last checkpoint covers them; it
-   * waits up to LATE_COPY_WAIT_MS for those still on their way). Junk is rejected and
-   * dead-lettered as it would have been on the way: while messages come in memory the
-   * loop reads a port's consumer only when it waits, so junk there can outlast the run.
-   * A well-formed message is left unacked for whoever owns the VNode next, as before.
+   * copies of locally applied messages are acked (the last checkpoint covers them), and
+   * so are re-sends of what it holds: the outboxes its senders in this process publish
+   * with their own last checkpoints (runtime/outbox.ts) — it waits, up to
+   * LATE_COPY_WAIT_MS, until those senders have finished and its ports hold nothing.
+   * Junk is rejected and dead-lettered as it would have been on the way: while messages
+   * come in memory the loop reads a port's consumer only when it waits, so junk there can
+   * outlast the run. A well-formed message it does not hold is left unacked for whoever
+   * owns the VNode next, as before.
    */
   async #settleQueues(): Promise<void> {
+    finishLocally(this.#o.nc, this.#deployment, this.#o.index);
     const deadline = Date.now() + LATE_COPY_WAIT_MS;
     while (Date.now() < deadline) {
       let took = false;
       for (const [port, mailbox] of this.#mailboxes) {
-        const m = await mailbox.next(this.#localCopies.size > 0 ? 20 : 0);
+        const m = await mailbox.next(20);
         if (!m || 'local' in m) continue;
         took = true;
         await this.#settleLate(port, m);
       }
-      if (!took && this.#localCopies.size === 0) return;
+      if (took || this.#localCopies.size > 0 || peersWorking(this.#o.nc, this.#deployment, this.#o.index)) continue;
+      if ((await this.pendingMessages().catch(() => 0)) === 0) return;
     }
   }
 
@@ -456,6 +484,8 @@ export class VNodeActor {
     if (!checked.ok) return this.#reject(raw, checked.error);
     const forged = await this.#forged(raw, checked.msg);
     if (forged) return this.#reject(raw, forged);
+    // A re-send of what the last checkpoint (committed) holds: a sender's outbox flushed as it left.
+    if (covers(this.context.schedule, checked.msg.kind, checked.msg.seq)) raw.ack();
   }
 
   #throwIfFailed(): void {
@@ -507,7 +537,8 @@ export class VNodeActor {
    * flight at most: a second one waits), then ack what it covers.
    */
   async #capture(traceparent?: string): Promise<void> {
-    const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash });
+    const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash, outbox: this.#outbox.snapshot() });
+    const covered = this.context.schedule;
     this.#tell({ type: 'CAPTURED' });
     const acks = this.#held;
     const sends = this.#sends;
@@ -540,6 +571,8 @@ export class VNodeActor {
       telemetryMetrics().persistMs.record(ms);
       // Acked only once a committed checkpoint holds their effect (invariant 2).
       for (const m of acks) m.ack();
+      // Our senders in this process may forget what this checkpoint holds (runtime/outbox.ts).
+      announceCovered(this.#o.nc, this.#deployment, this.#o.index, covered);
       this.#o.onEvent?.({ type: 'checkpointed', vnode: this.id, messages: acks.length, bytes: this.#o.store.bytesWritten - before, ms });
     })();
     this.#inflight = { done, acks };
@@ -668,7 +701,7 @@ export class VNodeActor {
     if (verdict.matches('skipping')) return void this.#tell({ type: 'SKIPPED' });
     if (verdict.matches('rejecting')) return void this.#tell({ type: 'ACKED' });
     this.#expect(verdict, 'processing');
-    this.#localCopies.set(lm.msgId, { port: m.port, kind: m.kind, seq: m.seq });
+    if (lm.copy) this.#localCopies.set(lm.msgId, { port: m.port, kind: m.kind, seq: m.seq });
     await this.#apply(m, null);
   }
 
@@ -708,7 +741,7 @@ export class VNodeActor {
       // Outputs go out before the checkpoint that covers this message: if we die in
       // between, the replay sends the same bytes under the same message ids, and they
       // are dropped as duplicates.
-      for (const out of outputs) await this.#send(this.#publish(out, m, span.traceparent ?? m.traceparent));
+      for (const out of outputs) await this.#output(out, m.seq, span.traceparent ?? m.traceparent);
       if (raw) this.#held.push(raw);
       const published = { type: 'PUBLISHED', sinceCheckpointMs: performance.now() - this.#lastCapture, minGapMs: this.#minGapMs() } as const;
       if (this.#tell(published).matches('checkpointing')) await this.#capture(span.traceparent);
@@ -790,17 +823,65 @@ export class VNodeActor {
     return [out(index - 1, 'bwd', result.dx)];
   }
 
-  #publish(o: Output, cause: InboundMessage, traceparent: string | undefined): Promise<void> {
-    return sendMessage(this.#o.nc, {
-      deployment: this.#deployment,
-      to: o.to,
-      kind: o.kind,
-      seq: cause.seq,
-      epoch: this.#o.epoch,
-      from: this.id,
-      tensor: o.tensor,
-      traceparent,
-    }, this.#signer);
+  #envelope(o: Output, seq: number, traceparent: string | undefined): Envelope {
+    return { deployment: this.#deployment, to: o.to, kind: o.kind, seq, epoch: this.#o.epoch, from: this.id, tensor: o.tensor, traceparent };
+  }
+
+  /**
+   * Send one output: in memory only to a receiver in this process, kept in the outbox
+   * until its checkpoint covers it; else published to its mailbox without waiting (the
+   * next checkpoint waits for it).
+   */
+  async #output(o: Output, seq: number, traceparent: string | undefined): Promise<void> {
+    const e = this.#envelope(o, seq, traceparent);
+    if (handOver(this.#o.nc, e)) this.#outbox.add({ to: o.to, kind: o.kind, seq, tensor: o.tensor });
+    else await this.#send(sendMessage(this.#o.nc, e, this.#signer));
+  }
+
+  /**
+   * Send again what the outbox holds (for VNode `to`, or all): the receiver left this
+   * process, or we were restored. Each entry goes out as a new output would: to a
+   * receiver here in memory (kept), else to its mailbox (the next checkpoint waits for
+   * it; the checkpoint before still holds the entry).
+   */
+  async #flushOutbox(to?: number): Promise<void> {
+    for (const e of this.#outbox.take(to)) await this.#output(e, e.seq, undefined);
+  }
+
+  /**
+   * Forget the outbox entries its receivers' committed checkpoints hold (read from KV),
+   * so a restored VNode re-sends only what is missing. A record that cannot be read or
+   * parsed trims nothing: re-sending what a receiver holds costs only a duplicate.
+   */
+  async #trimOutboxFromStore(): Promise<void> {
+    for (const to of this.#outbox.receivers()) {
+      const stored = await this.#o.store.read(this.#deployment, to).catch(() => null);
+      if (!stored || stored.meta.generation !== this.#o.generation) continue;
+      const progress = readProgress(stored.meta);
+      if (progress.ok) this.#outbox.trim(to, progress.value.schedule);
+    }
+  }
+
+  /**
+   * Finished: wait until the receivers here cover what it handed them (their own last
+   * checkpoints do, shortly: none of them waits for us), or leave — then their entries
+   * go to their mailboxes (`gone`). Past LATE_COPY_WAIT_MS the rest is published: a
+   * finished VNode re-sends nothing, so a receiver that fails later must find them there.
+   */
+  async #awaitOutboxCovered(): Promise<void> {
+    const deadline = Date.now() + LATE_COPY_WAIT_MS;
+    while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await this.#publishOutbox();
+    await Promise.all(this.#sends.splice(0));
+  }
+
+  /**
+   * Publish every entry to its receiver's mailbox, whether the receiver is here or not:
+   * we are leaving this process (stopped, passivated, finished), and re-send nothing after — a receiver here that fails before it covers them must
+   * find them there. The next checkpoint waits for them.
+   */
+  async #publishOutbox(): Promise<void> {
+    for (const e of this.#outbox.take()) await this.#send(sendMessage(this.#o.nc, this.#envelope(e, e.seq, undefined), this.#signer));
   }
 
   #publishMetric(metric: StepMetric) {

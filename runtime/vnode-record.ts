@@ -6,6 +6,7 @@
  * trainer and the scenario runner read these in polling loops.
  */
 import { z } from 'zod';
+import type { OutboxEntry } from './outbox.js';
 import type { StateMeta, StateWrite } from './state-store.js';
 import { nextInput, type Role, type ScheduleState } from './schedule.js';
 import { RESTORABLE_STATES, type VNodeMachineContext, type VNodeMachineSnapshot } from './vnode-machine.js';
@@ -19,6 +20,8 @@ export interface VNodeRecordSource {
   machine: { getPersistedSnapshot(): unknown };
   tensors: Tensors;
   stash: Map<number, Float32Array[]>;
+  /** Outputs handed over in memory, not yet covered by their receivers (runtime/outbox.ts). */
+  outbox?: readonly OutboxEntry[];
 }
 
 /**
@@ -34,6 +37,7 @@ export function toStateWrite(s: VNodeRecordSource): StateWrite {
     snapshot: s.machine.getPersistedSnapshot(),
     tensors: s.tensors,
     stash: s.stash,
+    outbox: s.outbox ?? [],
   };
 }
 
