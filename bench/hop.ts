@@ -10,9 +10,9 @@
  *   with local delivery off (`DCNR_LOCAL_DELIVERY=off`), as between VNodes of
  *   different processes.
  * - Co-located hop: the same, with the VNodes in one process as `dcnr train --pnodes
- *   0` runs them: the sender hands the tensor over in memory as it publishes it
- *   (runtime/local-delivery.ts), so the next output can be on the wire in the same
- *   socket write as the input.
+ *   0` runs them: messages between them go in memory only (local edges,
+ *   runtime/local-delivery.ts), so it is timed from the ReLU's predecessor having sent
+ *   its output to the ReLU having sent its own (the actors' `applied` events).
  * - JetStream one-way: a bare publish to a file work-queue stream → delivery to a
  *   streamed consumer, same bytes: the floor under a durable hop.
  *   The hop is measured at a ReLU VNode of a 4-VNode model, steps sent one at a time.
@@ -27,6 +27,7 @@ import { resolveModel } from '../runtime/model.js';
 import { startNatsServer } from '../cluster/nats-server.js';
 import { LOCAL_DELIVERY_ENV } from '../runtime/local-delivery.js';
 import { Header, Subject } from '../runtime/protocol.js';
+import type { HostEvent } from '../runtime/actor-host.js';
 import { train } from '../trainer/train.js';
 import { sig, summarize } from './stats.js';
 import type { Benchmark } from './types.js';
@@ -145,7 +146,14 @@ async function vnodeHop(nc: NatsConnection, batch: number, steps: number, suffix
     },
   });
   await nc.flush();
-  await train({ nc, model, steps, batch, seed: 1, kernels: await createKernels(), hostLocally: true, window: 1 });
+  // Co-located: nothing between the VNodes is published; each `applied` event comes once its outputs are sent.
+  const sent = new Map<number, number>();
+  const onEvent = (e: HostEvent) => {
+    if (e.type !== 'applied' || e.kind !== 'fwd') return;
+    if (e.vnode.startsWith(`${name}.0.`)) sent.set(e.seq, performance.now());
+    else if (e.vnode.startsWith(`${name}.1.`) && sent.has(e.seq)) samples.push((performance.now() - sent.get(e.seq)!) * 1000);
+  };
+  await train({ nc, model, steps, batch, seed: 1, kernels: await createKernels(), hostLocally: true, window: 1, ...(suffix === '-local' ? { onEvent } : {}) });
   into.unsubscribe();
   out.unsubscribe();
   return samples.slice(10);

@@ -63,6 +63,14 @@ export const BenchResult = z.object({
       })
       .optional(),
     depths: z.array(z.object({ depth: z.number().int(), sps: num, testAccuracy: num })).optional(),
+    /**
+     * One process with local edges (the default: messages between VNodes in memory only)
+     * against `DCNR_LOCAL_DELIVERY=copy` (handed over in memory and published too: the
+     * mechanism before), both models; `identical`: the same paramsHash per model.
+     */
+    localEdges: z
+      .object({ sps: num, copySps: num, bytesPerStep: num.nullable(), copyBytesPerStep: num.nullable(), wideSps: num, wideCopySps: num, identical: z.boolean() })
+      .optional(),
     /** Auth on (signed messages and state, the default) against --no-auth, same run. */
     auth: z.object({ singleSps: num, singleNoAuthSps: num, clusterSps: num, clusterNoAuthSps: num, identical: z.boolean() }).optional(),
     /** wide-mlp (784-2048-2048-10), batch 256: the compute-bound model. */
@@ -187,6 +195,20 @@ export function formatTables(r: Partial<BenchResult>): string {
         `**Checkpoints** (mnist-mlp, one process): default (every ${c.defaultEvery} messages or ${c.defaultMs} ms) ${c.defaultSps} samples/s, ` +
           `${c.defaultBytesPerStep ?? '—'} B persisted per step; checkpointEvery 1 (a commit per message) ${c.every1Sps} samples/s, ` +
           `${c.every1BytesPerStep ?? '—'} B per step (${ratio(c.defaultSps, c.every1Sps)} faster); same parameters: ${c.identical ? 'yes' : 'NO (a bug)'}.`,
+        '',
+      );
+    }
+    const l = t.localEdges;
+    if (l) {
+      out.push(
+        '**Local edges** (one process: messages between VNodes in memory only, kept in the senders\' checkpointed outboxes — the default — against `DCNR_LOCAL_DELIVERY=copy`, where each is also published to JetStream)',
+        '',
+        '| model | local edges | with JetStream copies | ratio |',
+        '|---|---:|---:|---:|',
+        `| mnist-mlp | ${l.sps} | ${l.copySps} | ${ratio(l.sps, l.copySps)} |`,
+        `| wide-mlp | ${l.wideSps} | ${l.wideCopySps} | ${ratio(l.wideSps, l.wideCopySps)} |`,
+        '',
+        `KV bytes persisted per step (mnist-mlp): ${l.bytesPerStep ?? '—'} with local edges (outbox entries included), ${l.copyBytesPerStep ?? '—'} with copies. Same parameters: ${l.identical ? 'yes' : 'NO (a bug)'}.`,
         '',
       );
     }

@@ -14,6 +14,7 @@ import type { Kernels } from '../runtime/kernels/types.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { startNatsServer } from '../cluster/nats-server.js';
 import { publishStats } from '../runtime/publisher.js';
+import { LOCAL_DELIVERY_ENV } from '../runtime/local-delivery.js';
 import { StateStore } from '../runtime/state-store.js';
 import { durabilityWaits } from '../runtime/vnode-actor.js';
 import { train } from '../trainer/train.js';
@@ -91,6 +92,8 @@ export interface TrainBench {
    * `identical`: all four ended with the same paramsHash.
    */
   auth: { singleSps: number; singleNoAuthSps: number; clusterSps: number; clusterNoAuthSps: number; identical: boolean };
+  /** One process, local edges (default) against JetStream copies of every VNode message (`DCNR_LOCAL_DELIVERY=copy`). */
+  localEdges: { sps: number; copySps: number; bytesPerStep: number | null; copyBytesPerStep: number | null; wideSps: number; wideCopySps: number; identical: boolean };
   wide: WideTrainBench;
 }
 
@@ -174,13 +177,16 @@ function torchData(ctx: BenchContext): { x: string; y: string; n: number } {
  * PNodes, plus ≈5–8 s of start-up each): 100 steps ≈ 2.5 min for the three runs,
  * 20 steps (--quick) ≈ 45 s.
  */
-async function wideRuns(ctx: BenchContext, data: { x: string; y: string; n: number } | null): Promise<WideTrainBench> {
+async function wideRuns(ctx: BenchContext, data: { x: string; y: string; n: number } | null): Promise<WideTrainBench & { copy: TrainJson; singleHash: string }> {
   const steps = ctx.quick ? 20 : 100;
   const batch = 256;
   const common = ['train', '--model', 'wide-mlp', '--steps', String(steps), '--batch', String(batch), '--seed', '1'];
   ctx.progress(`train: wide-mlp batch ${batch}, one process, ${steps} steps …`);
   const single = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--store', join(ctx.workDir, 'wide-single')]);
   ctx.progress(`train: wide-mlp one process ${sig(single.samplesPerSec)} samples/s (${single.kernelMode})`);
+  ctx.progress(`train: wide-mlp one process, DCNR_LOCAL_DELIVERY=copy …`);
+  const copy = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--store', join(ctx.workDir, 'wide-copy')], { [LOCAL_DELIVERY_ENV]: 'copy' });
+  ctx.progress(`train: wide-mlp one process with JetStream copies ${sig(copy.samplesPerSec)} samples/s`);
   ctx.progress(`train: wide-mlp 3 PNodes …`);
   const cluster = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--store', join(ctx.workDir, 'wide-cluster')]);
   ctx.progress(`train: wide-mlp 3 PNodes ${sig(cluster.samplesPerSec)} samples/s`);
@@ -197,6 +203,8 @@ async function wideRuns(ctx: BenchContext, data: { x: string; y: string; n: numb
     torchSps,
     testAccuracy: single.testAccuracy,
     identical: single.paramsHash === cluster.paramsHash,
+    copy,
+    singleHash: single.paramsHash,
   };
 }
 
@@ -224,6 +232,9 @@ export const trainBenchmark: Benchmark<TrainBench> = {
         ctx.progress(`train: ${mode} not measured: ${(err as Error).message}`);
       }
     }
+    ctx.progress(`train: one process, DCNR_LOCAL_DELIVERY=copy (every VNode message also through JetStream) …`);
+    const copy = await runDcnr<TrainJson>([...common, '--pnodes', '0', '--store', join(ctx.workDir, 'train-copy')], { [LOCAL_DELIVERY_ENV]: 'copy' });
+    ctx.progress(`train: one process with JetStream copies ${sig(copy.samplesPerSec)} samples/s`);
     ctx.progress(`train: 3 PNodes …`);
     const cluster = await runDcnr<TrainJson>([...common, '--pnodes', '3', '--store', join(ctx.workDir, 'train-cluster')]);
     ctx.progress(`train: 3 PNodes ${sig(cluster.samplesPerSec)} samples/s (${cluster.kernelMode})`);
@@ -279,8 +290,18 @@ export const trainBenchmark: Benchmark<TrainBench> = {
     }
     ctx.progress(`train: step-time breakdown (one process, instrumented, ${Math.min(steps, 300)} steps) …`);
     const split = await breakdown(ctx, Math.min(steps, 300), batch);
-    const wide = await wideRuns(ctx, data);
+    const { copy: wideCopy, singleHash: wideHash, ...wide } = await wideRuns(ctx, data);
+    const localEdges: TrainBench['localEdges'] = {
+      sps: sig(single.samplesPerSec),
+      copySps: sig(copy.samplesPerSec),
+      bytesPerStep: single.persistedBytesPerStep,
+      copyBytesPerStep: copy.persistedBytesPerStep,
+      wideSps: wide.singleProcessSps,
+      wideCopySps: sig(wideCopy.samplesPerSec),
+      identical: copy.paramsHash === single.paramsHash && wideCopy.paramsHash === wideHash,
+    };
     return {
+      localEdges,
       steps,
       batch,
       singleProcessSps: sig(single.samplesPerSec),

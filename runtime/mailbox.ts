@@ -262,24 +262,32 @@ export class Mailbox {
   }
 
   /**
-   * The awaited message if it was handed over locally, else the next delivered one. A
-   * delivered message that cannot be the copy of the awaited or a later one (the copy
-   * of one applied already, junk, a redelivery) goes first: it is settled at once (a
-   * copy acked with its checkpoint, junk dead-lettered) rather than left to hold a slot
-   * of `max_ack_pending` while messages keep coming in memory.
+   * The next delivered message, unless it is the JetStream copy of a message handed over
+   * locally and not yet taken (then the awaited local message, if there is one): junk,
+   * a redelivery, a re-sent duplicate or a message from another process is settled at
+   * once (a duplicate acked with its checkpoint, junk dead-lettered, a message ahead of
+   * the schedule put back) rather than left to hold a slot of `max_ack_pending`, or to
+   * block the queue behind it, while messages keep coming in memory. Between VNodes of
+   * one process nothing comes through the consumer at all (local edges).
    */
   #take(awaitedSeq: number | undefined): JsMsg | LocalMessage | null {
+    const head = this.#queue[0];
+    if (head && !this.#copyOfPending(head)) return this.#queue.shift()!;
     if (awaitedSeq !== undefined && this.#local.size > 0) {
-      const l = this.#local.get(awaitedSeq);
       for (const seq of this.#local.keys()) if (seq < awaitedSeq) this.#local.delete(seq); // applied from JetStream already
+      const l = this.#local.get(awaitedSeq);
       if (l) {
-        const head = this.#queue[0];
-        if (head && !(seqOf(head) >= awaitedSeq)) return this.#queue.shift()!;
         this.#local.delete(awaitedSeq);
         return l;
       }
     }
-    return this.#queue.shift() ?? null;
+    return head ? this.#queue.shift()! : null;
+  }
+
+  /** `m` is the JetStream copy of a message handed over in memory that has not been taken yet. */
+  #copyOfPending(m: JsMsg): boolean {
+    const l = this.#local.get(seqOf(m));
+    return !!l && l.copy && l.msgId === m.headers?.get(Header.MsgId);
   }
 
   /** Messages of this port not yet taken by the VNode: not delivered, delivered but unacked (for passivation decisions). */

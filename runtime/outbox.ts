@@ -49,6 +49,7 @@ export class Outbox {
 
   /** Forget what VNode `to` holds in a committed checkpoint whose schedule is `covered`. */
   trim(to: number, covered: ScheduleState): void {
+    if (this.#entries.size === 0) return; // the common case: every peer hears every commit
     for (const [k, e] of this.#entries) if (e.to === to && covers(covered, e.kind, e.seq)) this.#entries.delete(k);
   }
 
