@@ -52,8 +52,9 @@ function headerBytes(h: MsgHdrs): number {
 /**
  * Publish to the receiver's durable mailbox; resolves once the stream has stored it
  * (runtime/publisher.ts). A receiver running in this process on the same connection is
- * also handed the message in memory at once (runtime/local-delivery.ts). The message id makes re-sending the same (deployment, to,
- * port, kind, seq) a no-op. With a `signer` (auth on) the message is signed and its id
+ * also handed the message in memory at once (runtime/local-delivery.ts). The message id (`Header.MsgId`)
+ * names it — re-sending the same (deployment, to, port, kind, seq) stores it again, and the
+ * receiver's watermark drops it. With a `signer` (auth on) the message is signed and its id
  * carries the signature's tag.
  *
  * Throws, before publishing, when the message would exceed the server's

@@ -5,14 +5,14 @@
  * Between two VNodes (`handOverLocally`), that is the only copy: it is never stored in
  * JetStream. The sender keeps it in its outbox (runtime/outbox.ts), which is part of its
  * checkpoint, until the receiver announces a committed checkpoint that covers it
- * (`announceCovered`); if the receiver leaves the process first, the sender publishes
+ * (`announceCovering`); if the receiver leaves the process first, the sender publishes
  * it to the receiver's durable mailbox (`watchLocalPeers` → `gone`). Why that keeps
  * exactly-once: runtime/outbox.ts, docs/checkpoints.md "Local edges".
  *
  * A message from outside the actors (the trainer's feeds) is published as ever and
  * also offered in memory (`offerLocally`, with `copy: true`): the receiver applies the
  * tensor in hand and, when the JetStream copy arrives, recognises it by its
- * `Nats-Msg-Id` and holds it like any duplicate, to be acked by the checkpoint that
+ * message id (`Dcnr-Msg-Id`) and holds it like any duplicate, to be acked by the checkpoint that
  * covers it.
  *
  * Only this process's own code can offer a message, so it is trusted as the sender's
@@ -97,8 +97,8 @@ export function handOverLocally(nc: NatsConnection, deployment: string, index: n
 
 /** What the VNodes of a deployment in this process tell the senders among them. */
 export interface LocalPeerEvents {
-  /** VNode `index` committed a checkpoint whose schedule is `covered`. */
-  covered(index: number, covered: ScheduleState): void;
+  /** VNode `index` captured a checkpoint whose schedule is `covered`; `commit` settles when it is committed, or rejects. */
+  covering(index: number, covered: ScheduleState, commit: Promise<void>): void;
   /** VNode `index` stopped receiving in this process (until it registers again). */
   gone(index: number): void;
 }
@@ -115,9 +115,9 @@ export function watchLocalPeers(nc: NatsConnection, deployment: string, listener
   return () => void set!.delete(listener);
 }
 
-/** VNode `index` of `deployment` committed a checkpoint covering `covered`: its senders here may forget what it holds. */
-export function announceCovered(nc: NatsConnection, deployment: string, index: number, covered: ScheduleState): void {
-  for (const l of [...(peers.get(nc)?.get(deployment) ?? [])]) l.covered(index, covered);
+/** VNode `index` of `deployment` captured a checkpoint covering `covered`, committed when `commit` settles: its senders here may forget what it holds then. */
+export function announceCovering(nc: NatsConnection, deployment: string, index: number, covered: ScheduleState, commit: Promise<void>): void {
+  for (const l of [...(peers.get(nc)?.get(deployment) ?? [])]) l.covering(index, covered, commit);
 }
 
 function announceGone(nc: NatsConnection, deployment: string, index: number): void {

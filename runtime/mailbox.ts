@@ -54,8 +54,8 @@ export async function ensureDeploymentStreams(jsm: JetStreamManager, deployment:
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
-    // Re-sent outputs (after a crash or a move) carry the same Nats-Msg-Id: dropped here.
-    duplicate_window: 120_000 * NANOS,
+    // No Nats-Msg-Id on mailbox messages (see Header.MsgId): re-sent outputs are stored
+    // and dropped by the receiver's watermark; the window is left at its default.
   });
   await ensureStream(jsm, {
     name: Stream.metrics(deployment),

@@ -32,33 +32,69 @@ export interface OutboxEntry {
   readonly tensor?: Tensor;
 }
 
+/** An entry, and the receiver's commit in flight that covers it (null: none captured yet). */
+interface Held {
+  readonly entry: OutboxEntry;
+  covering: Promise<void> | null;
+}
+
 export class Outbox {
-  readonly #entries = new Map<string, OutboxEntry>();
+  readonly #entries = new Map<string, Held>();
 
   constructor(entries: Iterable<OutboxEntry> = []) {
     for (const e of entries) this.add(e);
   }
 
+  /** Entries held, covered by a commit in flight or not. */
   get size(): number {
     return this.#entries.size;
   }
 
   add(e: OutboxEntry): void {
-    this.#entries.set(`${e.to}/${e.kind}/${e.seq}`, e);
+    this.#entries.set(`${e.to}/${e.kind}/${e.seq}`, { entry: e, covering: null });
   }
 
   /** Forget what VNode `to` holds in a committed checkpoint whose schedule is `covered`. */
   trim(to: number, covered: ScheduleState): void {
     if (this.#entries.size === 0) return; // the common case: every peer hears every commit
-    for (const [k, e] of this.#entries) if (e.to === to && covers(covered, e.kind, e.seq)) this.#entries.delete(k);
+    for (const [k, h] of this.#entries) if (h.entry.to === to && covers(covered, h.entry.kind, h.entry.seq)) this.#entries.delete(k);
   }
 
-  /** Remove and return the entries for VNode `to` (all, without `to`), in seq order per kind. */
+  /**
+   * VNode `to` captured a checkpoint whose schedule is `covered`; `commit` settles when it
+   * is committed (then those entries are forgotten) or has failed (then they are held as
+   * before). Meanwhile our own checkpoints leave them out and wait for `commit`.
+   */
+  covering(to: number, covered: ScheduleState, commit: Promise<void>): void {
+    if (this.#entries.size === 0) return;
+    const keys: string[] = [];
+    for (const [k, h] of this.#entries) {
+      if (h.covering === null && h.entry.to === to && covers(covered, h.entry.kind, h.entry.seq)) {
+        h.covering = commit;
+        keys.push(k);
+      }
+    }
+    if (keys.length === 0) return;
+    const settle = (committed: boolean) => {
+      for (const k of keys) {
+        const h = this.#entries.get(k);
+        if (h?.covering !== commit) continue;
+        if (committed) this.#entries.delete(k);
+        else h.covering = null;
+      }
+    };
+    commit.then(
+      () => settle(true),
+      () => settle(false),
+    );
+  }
+
+  /** Remove and return the entries for VNode `to` (all, without `to`), covered in flight or not, in seq order. */
   take(to?: number): OutboxEntry[] {
     const out: OutboxEntry[] = [];
-    for (const [k, e] of this.#entries) {
-      if (to !== undefined && e.to !== to) continue;
-      out.push(e);
+    for (const [k, h] of this.#entries) {
+      if (to !== undefined && h.entry.to !== to) continue;
+      out.push(h.entry);
       this.#entries.delete(k);
     }
     return out.sort((a, b) => a.to - b.to || a.seq - b.seq || a.kind.localeCompare(b.kind));
@@ -66,11 +102,22 @@ export class Outbox {
 
   /** The receivers it holds entries for. */
   receivers(): number[] {
-    return [...new Set([...this.#entries.values()].map((e) => e.to))];
+    return [...new Set([...this.#entries.values()].map((h) => h.entry.to))];
   }
 
-  /** The entries now, for a checkpoint (the outbox changes after it). */
-  snapshot(): OutboxEntry[] {
-    return [...this.#entries.values()];
+  /**
+   * What a checkpoint of ours holds now: the entries no receiver's captured checkpoint
+   * covers, and the receivers' commits in flight that cover the rest — our commit must
+   * wait for them (each was captured before ours, so waiting cannot go round in a circle)
+   * and fail if one fails.
+   */
+  snapshot(): { entries: OutboxEntry[]; after: Promise<void>[] } {
+    const entries: OutboxEntry[] = [];
+    const after = new Set<Promise<void>>();
+    for (const h of this.#entries.values()) {
+      if (h.covering) after.add(h.covering);
+      else entries.push(h.entry);
+    }
+    return { entries, after: [...after] };
   }
 }

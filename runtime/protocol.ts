@@ -60,8 +60,20 @@ export const Header = {
   Signature: 'Dcnr-Sig',
   /** The sending process's own HMAC tag: lets a receiver in that same process skip the ed25519 check. */
   LocalTag: 'Dcnr-Local',
-  /** JetStream's de-duplication header (set by every send; how the copy of a message handed over in memory is known). */
-  MsgId: 'Nats-Msg-Id',
+  /**
+   * A message's identity (deployment, receiver, port, kind, seq, and with auth the
+   * signature's tag): how the JetStream copy of a message handed over in memory is known.
+   * NOT JetStream's `Nats-Msg-Id` on mailbox messages: on a replicated work-queue stream,
+   * nats-server 2.9.10 de-duplicates on each replica separately, and a restarted replica
+   * has forgotten the ids of consumed messages — a re-send under the same id is then
+   * stored on one replica and dropped on the others, and the replicas' sequence numbers
+   * diverge (misdelivered, lost and stuck messages; fixed upstream in 2.10.14,
+   * nats-io/nats-server#5287; scenarios/README.md, kill-nats-node). Re-sent outputs are
+   * dropped by the receiver's watermark instead.
+   */
+  MsgId: 'Dcnr-Msg-Id',
+  /** JetStream's de-duplication header: only on the metrics stream (limits retention: it keeps what it de-duplicates against). */
+  JetStreamMsgId: 'Nats-Msg-Id',
 } as const;
 
 /** The only dtype on the wire today. */

@@ -10,7 +10,7 @@
  * own inbox; one wildcard subscription takes the PubAcks, and one timer per connection
  * sweeps the overdue ones. Same wire protocol, same guarantees: the promise resolves
  * only when the stream has stored the message (or dropped it as a duplicate of its
- * `Nats-Msg-Id`), and rejects on a JetStream error, on no stream (503), on timeout, or
+ * `Nats-Msg-Id`, where one is set), and rejects on a JetStream error, on no stream (503), on timeout, or
  * when the connection closes.
  */
 import { createInbox, type MsgHdrs, type NatsConnection, type Msg } from '@nats-io/transport-node';
@@ -128,7 +128,7 @@ const publishers = new WeakMap<NatsConnection, AckedPublisher>();
 
 /**
  * Publish to a JetStream-captured subject and resolve with the stream's ack. Set
- * `Nats-Msg-Id` in `headers` for de-duplication.
+ * `Nats-Msg-Id` in `headers` for de-duplication (the metrics stream; not mailboxes: `Header.MsgId`).
  */
 export function publishAcked(nc: NatsConnection, subject: string, payload: Uint8Array | string, headers?: MsgHdrs, timeoutMs = PUBLISH_TIMEOUT_MS): Promise<PubAck> {
   let p = publishers.get(nc);

@@ -25,7 +25,7 @@ import type { Kernels } from './kernels/types.js';
 import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
 import { checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
 import { handOver, sendMessage, type Envelope } from './envelope.js';
-import { announceCovered, finishLocally, peersWorking, receiveLocally, watchLocalPeers, type LocalMessage } from './local-delivery.js';
+import { announceCovering, finishLocally, peersWorking, receiveLocally, watchLocalPeers, type LocalMessage } from './local-delivery.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { publishAcked } from './publisher.js';
 import { signerOf, type Signer } from './security/signing.js';
@@ -287,7 +287,7 @@ export class VNodeActor {
         if (Object.values(remaining).every((n) => n === 0)) actor.#endReplay();
         actor.#stopReceivingLocally = receiveLocally(o.nc, deployment, o.index, (m) => actor.#offered(m));
         actor.#stopWatchingPeers = watchLocalPeers(o.nc, deployment, {
-          covered: (index, covered) => actor.#outbox.trim(index, covered),
+          covering: (index, covered, commit) => actor.#outbox.covering(index, covered, commit),
           gone: (index) => void actor.#flushOutbox(index),
         });
         // What the restored checkpoint handed over in memory and its receivers' committed states do not hold: again.
@@ -537,7 +537,8 @@ export class VNodeActor {
    * flight at most: a second one waits), then ack what it covers.
    */
   async #capture(traceparent?: string): Promise<void> {
-    const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash, outbox: this.#outbox.snapshot() });
+    const outbox = this.#outbox.snapshot();
+    const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash, outbox: outbox.entries });
     const covered = this.context.schedule;
     this.#tell({ type: 'CAPTURED' });
     const acks = this.#held;
@@ -551,28 +552,35 @@ export class VNodeActor {
       durabilityWaits.checkpointMs += performance.now() - t;
     }
     this.#throwIfFailed();
+    // Our senders in this process leave out of their checkpoints what this one holds, and wait for its commit (runtime/outbox.ts).
+    let committed!: { resolve: () => void; reject: (err: unknown) => void };
+    const commit = new Promise<void>((resolve, reject) => (committed = { resolve, reject }));
+    commit.catch(() => {});
+    announceCovering(this.#o.nc, this.#deployment, this.#o.index, covered, commit);
     const span = startSpan('vnode checkpoint', traceparent, () => ({ ...this.#spanAttributes(), 'dcnr.messages': acks.length }));
     const done = (async () => {
       const t0 = performance.now();
       const before = this.#o.store.bytesWritten;
       try {
-        // Outputs durable first: a committed checkpoint never covers an input whose outputs could be lost.
+        // Outputs durable first: a committed checkpoint never covers an input whose outputs
+        // could be lost — stored downstream, in our outbox, or in a receiver's commit we wait for.
         await Promise.all(sends);
+        await Promise.all(outbox.after);
         this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, write);
       } catch (err) {
         if (err instanceof FencedError) telemetryMetrics().fencedWrites.add(1);
         this.#failure ??= err;
+        committed.reject(err);
         span.end(err);
         return;
       }
+      committed.resolve();
       span.end();
       const ms = performance.now() - t0;
       this.#lastCommitMs = ms;
       telemetryMetrics().persistMs.record(ms);
       // Acked only once a committed checkpoint holds their effect (invariant 2).
       for (const m of acks) m.ack();
-      // Our senders in this process may forget what this checkpoint holds (runtime/outbox.ts).
-      announceCovered(this.#o.nc, this.#deployment, this.#o.index, covered);
       this.#o.onEvent?.({ type: 'checkpointed', vnode: this.id, messages: acks.length, bytes: this.#o.store.bytesWritten - before, ms });
     })();
     this.#inflight = { done, acks };
@@ -886,7 +894,7 @@ export class VNodeActor {
 
   #publishMetric(metric: StepMetric) {
     const h = headers();
-    h.set(Header.MsgId, `${this.#deployment}.metric.${metric.seq}`);
+    h.set(Header.JetStreamMsgId, `${this.#deployment}.metric.${metric.seq}`);
     return publishAcked(this.#o.nc, Subject.metrics(this.#deployment), JSON.stringify(metric), h);
   }
 
