@@ -124,6 +124,13 @@ export const durabilityWaits = { checkpointMs: 0, sendsMs: 0 };
  */
 const COMMIT_SHARE = 0.1;
 
+/**
+ * An actor yields to the event loop at least this often: handed over in memory, messages
+ * come without I/O, and a chain of them would hold off timers, socket reads and the
+ * health probes for as long as it ran.
+ */
+const YIELD_EVERY_MS = 5;
+
 /** Sends in flight per actor, at most; past it the actor waits for the oldest (memory bound). */
 const SENDS_IN_FLIGHT = 256;
 
@@ -177,6 +184,7 @@ export class VNodeActor {
   /** The checkpoint commit in flight (one at most), and the messages it acks. */
   #inflight: { done: Promise<void>; acks: JsMsg[] } | null = null;
   #lastCapture = performance.now();
+  #lastYield = performance.now();
   /** How long the last checkpoint commit took: the next comes no sooner than COMMIT_SHARE⁻¹ times that. */
   #lastCommitMs = 0;
   /** An error of a background send or commit: `run()` throws it. */
@@ -433,6 +441,11 @@ export class VNodeActor {
       lastMessage = Date.now();
       if ('local' in msg) await this.#handleLocal(msg);
       else await this.#handle(want, msg);
+      // Messages in memory follow one another without a wait: let timers and sockets run now and then.
+      if (performance.now() - this.#lastYield > YIELD_EVERY_MS) {
+        await new Promise((r) => setImmediate(r));
+        this.#lastYield = performance.now();
+      }
     }
     // Stopped (released, moved, shut down): checkpoint what is applied, so the next owner need not replay it.
     try {
