@@ -10,8 +10,12 @@
  * - GC pauses (`PerformanceObserver` on `gc`): their share of the window;
  * - memory: V8 heap in use over its limit, and the machine's free memory;
  * - kernel drift: a 128² matmul (capacity.ts) probed every `probeMs` (best of 3: well under
- *   a millisecond at start-up speed), the median of the last 3 probes over the median of the first 5 — against its own baseline, so a
- *   slow machine is not "sick", a machine getting slower is.
+ *   a millisecond at start-up speed), the best of the last 3 probes over the best of the first 5 — against its own baseline, so a
+ *   slow machine is not "sick", a machine getting slower is. Bests, not medians: other
+ *   processes on the machine only ever make a run slower, so the fastest of 9 recent runs
+ *   is the kernel's own speed unless every one of them was descheduled, while a kernel
+ *   that got slower is slower in every run (medians read a busy neighbour as drift 5×,
+ *   and a start-up baseline taken in a busy moment hid a 10× slowdown).
  * Heartbeat jitter and error/restart rates are measured by the supervisor (it sees the
  * arrivals and the counters).
  */
@@ -34,7 +38,7 @@ export interface HealthOptions {
   /** @default 1000 */
   windowMs?: number;
   /**
-   * Every 250 ms: the median of 3 then trails a machine getting slower by under a second
+   * Every 250 ms: the best of the last 3 then trails a machine getting slower by under a second
    * (at 500 ms the degrading-pnode drain came ~1 s before the kill at best, once a probe
    * timed only the kernel); a probe costs well under a millisecond.
    * @default 250
@@ -71,7 +75,7 @@ export function startHealthSampler(kernels: Kernels, o: HealthOptions = {}): Hea
     probing = true;
     try {
       probes.push(await probeMatmul(kernels, a, b, 3));
-      if (probes.length === BASELINE_PROBES) baselineMs = median(probes);
+      if (probes.length === BASELINE_PROBES) baselineMs = Math.min(...probes);
       if (probes.length > BASELINE_PROBES + CAPACITY_PROBES) probes.splice(BASELINE_PROBES, 1);
     } catch {
       // a kernel that fails is the host's to report (its actors fail): no probe this time
@@ -96,7 +100,7 @@ export function startHealthSampler(kernels: Kernels, o: HealthOptions = {}): Hea
       gcShare: round(Math.min(1, gcMs / span), 3),
       heapShare: round(Math.min(1, heap.used_heap_size / heap.heap_size_limit), 3),
       freeMemShare: round(Math.min(1, freemem() / totalmem()), 3),
-      kernelDrift: Number.isFinite(baselineMs) && probes.length > BASELINE_PROBES ? round(median(recent) / Math.max(baselineMs, 1e-3), 2) : 1,
+      kernelDrift: Number.isFinite(baselineMs) && probes.length > BASELINE_PROBES ? round(Math.min(...recent) / Math.max(baselineMs, 1e-3), 2) : 1,
     };
     loop.reset();
     gcMs = 0;
