@@ -464,8 +464,8 @@ export class VNodeActor {
    * Done, its last checkpoint committed: settle what is still queued on its ports, so a
    * finished run leaves its mailbox as it would without local delivery. The JetStream
    * copies of locally applied messages are acked (the last checkpoint covers them), and
-   * so are re-sends of what it holds: the outboxes its senders in this process publish
-   * with their own last checkpoints (runtime/outbox.ts) — it waits, up to
+   * so are re-sends of what it holds: what its senders in this process published from
+   * their outboxes as they finished or left (runtime/outbox.ts) — it waits, up to
    * LATE_COPY_WAIT_MS, until those senders have finished and its ports hold nothing.
    * Junk is rejected and dead-lettered as it would have been on the way: while messages
    * come in memory the loop reads a port's consumer only when it waits, so junk there can
@@ -497,7 +497,7 @@ export class VNodeActor {
     if (!checked.ok) return this.#reject(raw, checked.error);
     const forged = await this.#forged(raw, checked.msg);
     if (forged) return this.#reject(raw, forged);
-    // A re-send of what the last checkpoint (committed) holds: a sender's outbox flushed as it left.
+    // A re-send of what the last checkpoint (committed) holds: a sender's outbox published as it left.
     if (covers(this.context.schedule, checked.msg.kind, checked.msg.seq)) raw.ack();
   }
 
