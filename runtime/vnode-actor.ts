@@ -148,11 +148,15 @@ interface Replay {
 }
 
 /**
- * A message ahead of the schedule is put back (nak) this many times, OUT_OF_ORDER_RETRY_MS
- * apart, before it is dead-lettered: ~30 s for a sender to be detected dead, moved and
- * to replay the message that should have come before it.
+ * A message ahead of the schedule is put back (nak), OUT_OF_ORDER_RETRY_MS apart, for
+ * twice the port's `ack_wait` before it is dead-lettered: time for a sender to be
+ * detected dead, moved and to replay the message that should have come before it — and
+ * for a message the server still holds as delivered to a consumer that a JetStream
+ * leader change left behind, which comes back only after `ack_wait` (kill-nats-node:
+ * the trainer's `fwd 47`, stored before `fwd 48` was even sent, came 30 s late, just
+ * after 30 tries of 1 s had dead-lettered 48 — gone for good, and the run stalled).
  */
-const OUT_OF_ORDER_TRIES = 30;
+const outOfOrderTries = (ackWaitMs: number) => Math.ceil((2 * ackWaitMs) / OUT_OF_ORDER_RETRY_MS);
 const OUT_OF_ORDER_RETRY_MS = 1000;
 /** Further ahead than this, no genuine sender can be (the trainer's window bounds a pipeline's lead): junk, dead-lettered at once. */
 const OUT_OF_ORDER_MAX_GAP = 64;
@@ -685,12 +689,13 @@ export class VNodeActor {
       // The sender's replay fills the gap; dead-lettering this one would lose it for good
       // (its re-send is dropped as a duplicate of its message id). So it is put back, and
       // dead-lettered only if the gap stays open through every retry.
-      if (m.seq - want.seq <= OUT_OF_ORDER_MAX_GAP && (raw.info?.deliveryCount ?? 1) < OUT_OF_ORDER_TRIES) {
+      const tries = outOfOrderTries(mailboxLimits(this.#policy).ackWaitMs);
+      if (m.seq - want.seq <= OUT_OF_ORDER_MAX_GAP && (raw.info?.deliveryCount ?? 1) < tries) {
         raw.nak(OUT_OF_ORDER_RETRY_MS);
         this.#tell({ type: 'ACKED' });
         return;
       }
-      return this.#reject(raw, `out of order: ${this.id} expects seq ${want.seq} on its ${want.port} port next, got ${m.seq} (${OUT_OF_ORDER_TRIES} deliveries)`);
+      return this.#reject(raw, `out of order: ${this.id} expects seq ${want.seq} on its ${want.port} port next, got ${m.seq} (${tries} deliveries)`);
     }
     if (verdict.matches({ rejecting: 'wrongPort' })) {
       return this.#reject(raw, `wrong port: ${this.id} waits on its ${want.port} port, got a ${m.kind} message from the ${m.port} port`);
