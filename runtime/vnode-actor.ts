@@ -430,7 +430,6 @@ export class VNodeActor {
           await this.#tick(true);
           await this.#checkpointCommitted();
           await this.#publishOutbox();
-          await Promise.all(this.#sends.splice(0));
           if (this.#tell({ type: 'PASSIVATE' }).matches('passivated')) {
             this.#o.onEvent?.({ type: 'passivated', vnode: this.id });
             return 'passivated';
@@ -456,7 +455,6 @@ export class VNodeActor {
       await this.#tick(true);
       await this.#checkpointCommitted();
       await this.#publishOutbox();
-      await Promise.all(this.#sends.splice(0));
     } catch (err) {
       if (!(err instanceof FencedError)) throw err; // a newer owner has it already: nothing to save
     }
@@ -898,16 +896,16 @@ export class VNodeActor {
     const deadline = Date.now() + LATE_COPY_WAIT_MS;
     while (this.#outbox.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     await this.#publishOutbox();
-    await Promise.all(this.#sends.splice(0));
   }
 
   /**
    * Publish every entry to its receiver's mailbox, whether the receiver is here or not:
    * we are leaving this process (stopped, passivated, finished), and re-send nothing after — a receiver here that fails before it covers them must
-   * find them there. The next checkpoint waits for them.
+   * find them there. Returns once they, and every send before them, are stored.
    */
   async #publishOutbox(): Promise<void> {
     for (const e of this.#outbox.take()) await this.#send(sendMessage(this.#o.nc, this.#envelope(e, e.seq, undefined), this.#signer));
+    await Promise.all(this.#sends.splice(0));
   }
 
   #publishMetric(metric: StepMetric) {
