@@ -81,8 +81,17 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
     const generation = generations.get(key);
     epochs.delete(key);
     generations.delete(key);
-    const revision = await host.release(deployment, index);
     const ran = epoch !== undefined && generation !== undefined ? { epoch, generation } : {};
+    const awaiting = handovers.get(key);
+    if (awaiting) {
+      // Moved on while this PNode still waited for the owner before it to let go: it never ran
+      // the VNode, and says it released only once that owner did (or the wait ran out), so the
+      // next owner's handover does not restore ahead of that owner's last checkpoint. Beside the
+      // chain, like the wait itself.
+      void awaiting.then(() => o.emit({ type: 'released', vnode: key, pnode: id, at: Date.now(), reason, ...ran }));
+      return;
+    }
+    const revision = await host.release(deployment, index);
     o.emit({ type: 'released', vnode: key, pnode: id, at: Date.now(), reason, ...ran, ...(revision !== undefined ? { revision } : {}) });
   }
 
@@ -90,6 +99,8 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
   // handovers. The generation keeps the release at the end of an earlier deployment of the
   // same name (epochs restart with each) from passing for the one awaited.
   const released = new Map<string, number>();
+  /** Hosted VNodes whose new owner (this PNode) still waits for the previous owner's release. */
+  const handovers = new Map<string, Promise<void>>();
   const releaseWaiters = new Set<() => void>();
   const events = subscribeClusterEvents(o.nc, (e, source) => {
     if (e.type !== 'released' || e.epoch === undefined || e.generation === undefined || source !== e.pnode) return;
@@ -136,8 +147,12 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
     epochs.set(key, record.epoch);
     generations.set(key, d.generation);
     // A handover is awaited beside the chain: records of other VNodes are not held up by it.
-    const ready = record.handover && record.handover !== id ? handedOver(key, record.handover, d.generation, record.epoch) : Promise.resolve();
-    void ready
+    const wait = record.handover && record.handover !== id ? handedOver(key, record.handover, d.generation, record.epoch) : undefined;
+    if (wait) {
+      handovers.set(key, wait);
+      void wait.then(() => handovers.get(key) === wait && handovers.delete(key));
+    } else handovers.delete(key);
+    void (wait ?? Promise.resolve())
       .then(() => (epochs.get(key) === record.epoch ? host.host(d, index, record.epoch) : 'stopped'))
       .then((exit) => {
         if (epochs.get(key) === record.epoch && exit !== 'done') {
