@@ -9,11 +9,13 @@
  * it to the receiver's durable mailbox (`watchLocalPeers` → `gone`). Why that keeps
  * exactly-once: runtime/outbox.ts, docs/checkpoints.md "Local edges".
  *
- * A message from outside the actors (the trainer's feeds) is published as ever and
- * also offered in memory (`offerLocally`, with `copy: true`): the receiver applies the
- * tensor in hand and, when the JetStream copy arrives, recognises it by its
- * message id (`Dcnr-Msg-Id`) and holds it like any duplicate, to be acked by the checkpoint that
- * covers it.
+ * The trainer's feeds to VNodes of its process go in memory only too
+ * (trainer/local-feed.ts): it keeps no outbox, it makes a feed again from (seed, seq).
+ * With `copy` (and for a message published by anyone else on this connection:
+ * `sendMessage`), a message is published and also offered in memory
+ * (`offerLocally`, with `copy: true`): the receiver applies the tensor in hand and,
+ * when the JetStream copy arrives, recognises it by its message id (`Dcnr-Msg-Id`)
+ * and holds it like any duplicate, to be acked by the checkpoint that covers it.
  *
  * Only this process's own code can offer a message, so it is trusted as the sender's
  * signature would be (docs/threat-model.md).

@@ -1,7 +1,7 @@
 /**
  * When a run is complete: every VNode's committed schedule says so (the last loss is
  * not enough: the first layers apply their last updates after it). And where a resumed
- * trainer starts: the loss VNode's committed progress.
+ * trainer starts: the lowest committed watermark of the VNodes it feeds.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HostedExit } from '../runtime/actor-host.js';
@@ -10,14 +10,23 @@ import type { StateStore } from '../runtime/state-store.js';
 import { readProgress } from '../runtime/vnode-record.js';
 import { retrying } from './retry.js';
 
-/** How many steps the loss VNode has completed (where a resumed trainer starts sending). */
-export async function lossProgress(store: StateStore, model: ResolvedModel): Promise<number> {
-  const index = model.vnodes.length - 1;
-  const c = await store.read(model.spec.name, index);
-  if (!c) return 0;
-  const progress = readProgress(c.meta);
-  if (!progress.ok) throw new Error(`--resume: the stored state of ${model.spec.name}.${index} is unreadable: ${progress.error}`);
-  return progress.value.schedule.targetNext;
+/**
+ * Where a resumed trainer starts sending: the lowest seq that the first VNode (`fwd`) or
+ * the loss (`target`) has not committed. Feeds handed over in memory (trainer/local-feed.ts)
+ * exist nowhere else, so the first VNode's watermark counts, not only the loss's; re-sends
+ * below a watermark are dropped as duplicates.
+ */
+export async function feedProgress(store: StateStore, model: ResolvedModel): Promise<number> {
+  const read = async (index: number) => {
+    const c = await store.read(model.spec.name, index);
+    if (!c) return null;
+    const progress = readProgress(c.meta);
+    if (!progress.ok) throw new Error(`--resume: the stored state of ${model.spec.name}.${index} is unreadable: ${progress.error}`);
+    return progress.value.schedule;
+  };
+  const loss = await read(model.vnodes.length - 1);
+  const first = await read(0);
+  return Math.min(loss?.targetNext ?? 0, first?.fwdNext ?? 0);
 }
 
 /**

@@ -4,6 +4,7 @@
  * concern beside this one, wired here:
  *   deploy.ts      the deployment record and streams (a fresh run, or --resume)
  *   feed.ts        batches in, `window` steps ahead of the last loss
+ *   local-feed.ts  ... in memory only to VNodes of this process (`--pnodes 0`)
  *   losses.ts      per-step losses from the metrics stream
  *   completion.ts  done = every VNode's committed schedule is complete
  *   evaluate.ts    test accuracy and paramsHash from the parameters in KV
@@ -24,10 +25,11 @@ import { loadMnist } from '../runtime/data/mnist.js';
 import type { Kernels } from '../runtime/kernels/types.js';
 import { checkpointPolicy, stateBytesOf, type ResolvedModel } from '../runtime/model.js';
 import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
-import { lossProgress, waitUntilDone } from './completion.js';
+import { feedProgress, waitUntilDone } from './completion.js';
 import { deploy } from './deploy.js';
 import { evaluate } from './evaluate.js';
-import { feed } from './feed.js';
+import { feed, feedMessage } from './feed.js';
+import { localFeed } from './local-feed.js';
 import { readLosses } from './losses.js';
 import { stepTelemetry } from './step-telemetry.js';
 
@@ -117,14 +119,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     o.onProgress?.({ done, steps: o.steps, loss: metric.loss });
   });
   o.signal?.addEventListener('abort', () => losses.stop(), { once: true });
+  const data = loadMnist();
+  const run = { model, data, seed: o.seed, batch: o.batch, steps: o.steps };
+  const local = localFeed({ nc, deployment: dep, remake: (to, kind, seq) => feedMessage(run, to, kind, seq), signer, signal: o.signal, log: (line) => process.stderr.write(`train: ${line}\n`) });
   try {
-    const data = loadMnist();
-    const from = o.resume ? await lossProgress(store, model) : 0;
+    const from = o.resume ? await feedProgress(store, model) : 0;
     const trainStarted = Date.now();
     const bytesBefore = store.bytesWritten;
     const window = o.window ?? model.spec.pipelineDepth + 2;
-    await feed({ nc, model, data, seed: o.seed, batch: o.batch, from, steps: o.steps, window, losses, telemetry, signal: o.signal, signer });
+    await feed({ ...run, nc, from, window, losses, telemetry, signal: o.signal, signer, local });
     await waitUntilDone(store, model, hosted, o.signal);
+    await local.settled();
     const trainMs = Date.now() - trainStarted;
     losses.stop();
 
@@ -148,6 +153,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       losses: losses.losses,
     };
   } finally {
+    local.stop();
     losses.stop();
     telemetry.stop();
     await host?.stopAll();
