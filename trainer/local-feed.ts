@@ -4,19 +4,20 @@
  * edges"): a `fwd`, `target` or `end` whose receiver runs on this connection is handed
  * over and never stored in JetStream. Before, each was published and offered in memory:
  * at batch 64 that stored and read back 200 KB per step through nats-server, and one
- * process trained mnist-mlp at ~6,800 samples/s; in memory only, ~12,000–14,000, with
- * the same `paramsHash`.
+ * process trained mnist-mlp at ~6,800 samples/s; in memory only, 11,000 (`dcnr train`)
+ * to 13,000 (`dcnr bench`), with the same `paramsHash`.
  *
  * Where a VNode keeps an outbox in its checkpoints, the trainer keeps none: a feed is a
  * pure function of (seed, seq) (`trainingBatch`), so what a receiver has not covered
  * can be made again. Per receiver and kind, the seqs handed over and not yet covered by
- * a committed checkpoint of the receiver are [from, to):
+ * a committed checkpoint of the receiver are [from, next):
  * - a receiver's committed checkpoint (`covering`, once its commit settles) raises `from`;
  * - a receiver that leaves the process (`gone`: it failed and restarts, or stopped) gets
- *   [from, to) made again and published to its durable mailbox, from where its next
+ *   [from, next) made again and published to its durable mailbox, from where its next
  *   activation replays them — after that they are the mailbox's, no longer ours;
  * - a process that dies takes the trainer with it: `--resume` starts feeding at the
- *   lowest committed watermark of the receivers (`feedFrom`), not at the loss's alone.
+ *   lowest committed watermark of the receivers (`feedProgress`, trainer/completion.ts),
+ *   not at the loss's alone.
  * Everything re-sent is byte-identical under the same message id: a receiver that holds
  * it already drops it by its watermark (invariant 2 as ever).
  */

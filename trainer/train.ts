@@ -29,7 +29,7 @@ import { feedProgress, waitUntilDone } from './completion.js';
 import { deploy } from './deploy.js';
 import { evaluate } from './evaluate.js';
 import { feed, feedMessage } from './feed.js';
-import { localFeed } from './local-feed.js';
+import { localFeed, type LocalFeed } from './local-feed.js';
 import { readLosses } from './losses.js';
 import { stepTelemetry } from './step-telemetry.js';
 
@@ -119,10 +119,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     o.onProgress?.({ done, steps: o.steps, loss: metric.loss });
   });
   o.signal?.addEventListener('abort', () => losses.stop(), { once: true });
-  const data = loadMnist();
-  const run = { model, data, seed: o.seed, batch: o.batch, steps: o.steps };
-  const local = localFeed({ nc, deployment: dep, remake: (to, kind, seq) => feedMessage(run, to, kind, seq), signer, signal: o.signal, log: (line) => process.stderr.write(`train: ${line}\n`) });
+  let local: LocalFeed | undefined;
   try {
+    const data = loadMnist();
+    const run = { model, data, seed: o.seed, batch: o.batch, steps: o.steps };
+    local = localFeed({ nc, deployment: dep, remake: (to, kind, seq) => feedMessage(run, to, kind, seq), signer, signal: o.signal, log: (line) => process.stderr.write(`train: ${line}\n`) });
     const from = o.resume ? await feedProgress(store, model) : 0;
     const trainStarted = Date.now();
     const bytesBefore = store.bytesWritten;
@@ -153,7 +154,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       losses: losses.losses,
     };
   } finally {
-    local.stop();
+    local?.stop();
     losses.stop();
     telemetry.stop();
     await host?.stopAll();
