@@ -7,6 +7,7 @@ import { sigmoid } from './activation/sigmoid.js';
 import { tanh } from './activation/tanh.js';
 import { dense } from './layer/dense.js';
 import { mse } from './loss/mse.js';
+import { add } from './merge/add.js';
 import { softmaxCrossEntropy } from './loss/softmax-cross-entropy.js';
 
-for (const def of [dense, relu, tanh, sigmoid, mse, softmaxCrossEntropy]) registerVNodeType(def);
+for (const def of [dense, relu, tanh, sigmoid, add, mse, softmaxCrossEntropy]) registerVNodeType(def);

@@ -3,7 +3,7 @@
  * validator reads. Trainers, VNode actors and tools all send through `sendMessage`.
  */
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind } from './protocol.js';
+import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind, type Port } from './protocol.js';
 import { localTag, messageDigest, signedMessageId, signToText, type Signer } from './security/signing.js';
 import { handOverLocally, offerLocally, type LocalMessage } from './local-delivery.js';
 import { publishAcked } from './publisher.js';
@@ -14,6 +14,8 @@ export interface Envelope {
   /** Index of the receiving VNode. */
   to: number;
   kind: MessageKind;
+  /** The receiver's port (a graph VNode has one per input and per consumer). @default the kind's slot-0 port */
+  port?: Port;
   seq: number;
   /** Sender's ownership epoch (0 for the trainer). */
   epoch: number;
@@ -62,7 +64,7 @@ function headerBytes(h: MsgHdrs): number {
  * cannot help, so the error says what to change.
  */
 export async function sendMessage(nc: NatsConnection, e: Envelope, signer?: Signer): Promise<void> {
-  const port = PORT_OF_KIND[e.kind];
+  const port = portOf(e);
   const payload = e.tensor ? toBytes(e.tensor.data) : new Uint8Array(0);
   const hdrs = envelopeHeaders(e);
   let msgID = messageId(e.deployment, e.to, port, e.kind, e.seq);
@@ -95,12 +97,14 @@ export async function sendMessage(nc: NatsConnection, e: Envelope, signer?: Sign
  * edges are off) — publish it with `sendMessage`.
  */
 export function handOver(nc: NatsConnection, e: Envelope): boolean {
-  const id = messageId(e.deployment, e.to, PORT_OF_KIND[e.kind], e.kind, e.seq);
+  const id = messageId(e.deployment, e.to, portOf(e), e.kind, e.seq);
   return handOverLocally(nc, e.deployment, e.to, localMessage(e, id, false));
 }
 
 function localMessage(e: Envelope, msgId: string, copy: boolean): LocalMessage {
-  return { local: true, copy, msgId, kind: e.kind, port: PORT_OF_KIND[e.kind], seq: e.seq, epoch: e.epoch, from: e.from, tensor: e.tensor, traceparent: e.traceparent };
+  return { local: true, copy, msgId, kind: e.kind, port: portOf(e), seq: e.seq, epoch: e.epoch, from: e.from, tensor: e.tensor, traceparent: e.traceparent };
 }
+
+const portOf = (e: Envelope): Port => e.port ?? PORT_OF_KIND[e.kind];
 
 const mib = (bytes: number) => `${bytes} bytes (${(bytes / 1024 / 1024).toFixed(2)} MiB)`;

@@ -1,11 +1,19 @@
 /**
- * Model specs: a model is a chain of VNodes, ending in a loss. A spec is data (a
- * JSON file or a built-in name); `resolveModel` validates it against the registered
- * VNode types and computes every VNode's shapes.
+ * Model specs: a model is a graph of VNodes, ending in a loss. Each VNode names its
+ * inputs (by default the VNode before it; the first reads the dataset), so a spec can
+ * fan out (several VNodes read one output) and merge (`merge.add` reads several). A
+ * spec is data (a JSON file or a built-in name); `resolveModel` validates it against the
+ * registered VNode types, wires the graph and computes every VNode's shapes.
+ *
+ * VNodes are listed so that every input comes before the VNode that reads it (so a
+ * cycle cannot be written), and the list order is the index order of everything else:
+ * subjects, KV keys, `paramsHash`. The gradients a VNode gets from several consumers
+ * are summed in its `consumers` order (by consumer index, then input slot), left to
+ * right, whatever the placement and timing (invariant 3).
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { NAME_PATTERN } from './protocol.js';
+import { bwdPort, MAX_PORT_SLOTS, NAME_PATTERN, type Port } from './protocol.js';
 import { getVNodeType } from './registry.js';
 import { vnodeDepth } from './schedule.js';
 import type { VNodeType } from './vnode-type.js';
@@ -31,7 +39,22 @@ export const ModelSpec = z
     /** Longest time, in ms, a VNode keeps applied messages uncheckpointed. @default DEFAULT_CHECKPOINT.ms */
     checkpointMs: z.number().int().min(1).max(600_000).optional(),
     vnodes: z
-      .array(z.object({ type: z.string(), config: z.record(z.string(), z.unknown()).default({}) }).strict())
+      .array(
+        z
+          .object({
+            type: z.string(),
+            /** A name other VNodes' `inputs` may use (unique in the model; `input` is the dataset). */
+            name: z.string().regex(NAME_PATTERN, 'name must be 1-64 of A-Z a-z 0-9 _ -').optional(),
+            /**
+             * What this VNode reads, in order: names or indices of earlier VNodes, or
+             * `input` (the dataset; the first VNode only). @default the previous VNode
+             * (`input` for the first). More than one only for a merge (`merge.add`).
+             */
+            inputs: z.array(z.union([z.string(), z.number().int().min(0)])).min(1).max(MAX_PORT_SLOTS).optional(),
+            config: z.record(z.string(), z.unknown()).default({}),
+          })
+          .strict(),
+      )
       .min(2, 'a model needs at least one layer and a loss'),
   })
   .strict();
@@ -68,12 +91,24 @@ export function withOverrides(spec: ModelSpec, o: SpecOverrides): ModelSpec {
 /** One VNode of a resolved model. */
 export interface ResolvedVNode {
   index: number;
+  /** Its `name` in the spec, else its index as text. */
+  name: string;
   def: VNodeType;
   config: unknown;
   inFeatures: number;
   outFeatures: number;
   /** This VNode's pipeline depth (schedule.ts `vnodeDepth`): part of the math. */
   depth: number;
+  /** The producers of its inputs, in slot order (input slot j arrives on `fwdPort(j)`); -1 = the dataset. */
+  inputs: number[];
+  /**
+   * The VNodes that read its output, each with the input slot it reads it on, sorted by
+   * consumer index then slot: consumer c sends its gradient on `bwdPort(c)`, and the
+   * gradients are summed in this order. Empty for the loss.
+   */
+  consumers: Array<{ index: number; slot: number }>;
+  /** Per input slot j: the port of producer `inputs[j]` its gradient goes to (unused for the dataset). */
+  gradPorts: Port[];
 }
 
 export interface ResolvedModel {
@@ -163,59 +198,127 @@ export function stateBytesOf(v: ResolvedVNode, batch: number): number {
  * other VNodes of it (`resolveModel(spec, { shapes, host })`): it has the id, and
  * anything that would run it throws. Placement never gives such a VNode to this process.
  */
-function foreignType(type: string, index: number, last: boolean): VNodeType {
+function foreignType(type: string, role: VNodeType['role']): VNodeType {
   const refuse = async (): Promise<never> => {
     throw new Error(`VNode type ${type} is not known in this process`);
   };
-  return last
-    ? { type, version: 0, role: 'loss', description: 'not known here', config: { safeParse: () => ({ success: true, data: {} }) } as never, loss: refuse }
-    : { type, version: 0, role: index === 0 ? 'layer' : 'activation', description: 'not known here', config: { safeParse: () => ({ success: true, data: {} }) } as never, forward: refuse, backward: refuse };
+  const common = { type, version: 0, description: 'not known here', config: { safeParse: () => ({ success: true, data: {} }) } as never };
+  if (role === 'loss') return { ...common, role, loss: refuse };
+  if (role === 'merge') return { ...common, role, forward: refuse, backward: refuse };
+  return { ...common, role, forward: refuse, backward: refuse };
 }
 
 /** Is this VNode's type one this process knows (not a stand-in)? */
 export const isKnownType = (v: ResolvedVNode): boolean => v.def.version > 0;
 
+/** Where a spec's VNode reads from: -1 the dataset, else an earlier VNode's index. */
+function wireInputs(spec: ModelSpec): number[][] {
+  const byName = new Map<string, number>();
+  spec.vnodes.forEach((v, index) => {
+    if (v.name === undefined) return;
+    if (v.name === 'input') throw new Error(`vnodes[${index}].name: "input" is reserved for the dataset`);
+    const taken = byName.get(v.name);
+    if (taken !== undefined) throw new Error(`vnodes[${index}].name: ${JSON.stringify(v.name)} is already the name of vnodes[${taken}]`);
+    byName.set(v.name, index);
+  });
+  return spec.vnodes.map((v, index) => {
+    const refs = v.inputs ?? [index === 0 ? 'input' : index - 1];
+    return refs.map((ref, slot) => {
+      const field = `vnodes[${index}].inputs[${slot}]`;
+      if (ref === 'input') {
+        if (index !== 0) throw new Error(`${field}: only the first VNode reads the dataset ("input"); feed it to others through it`);
+        return -1;
+      }
+      const from = typeof ref === 'number' ? ref : byName.get(ref);
+      if (from === undefined) throw new Error(`${field}: no VNode is named ${JSON.stringify(ref)} (names: ${[...byName.keys()].join(', ') || 'none'})`);
+      if (from >= index) {
+        throw new Error(`${field}: ${JSON.stringify(ref)} is not an earlier VNode: list every VNode after the ones it reads (a cycle cannot be listed so, and is not allowed)`);
+      }
+      if (from >= spec.vnodes.length) throw new Error(`${field}: there is no vnodes[${from}]`);
+      return from;
+    });
+  });
+}
+
 /**
- * Check a spec against the registered types and compute shapes. With `shapes` (what the
- * deploying process computed, kept in the deployment record), a VNode of a type this
- * process does not know is resolved as a stand-in with those shapes — except `host`, the
- * one it is asked to run — so a PNode can host the VNodes of a model whose other types
- * only other PNodes know.
+ * Check a spec against the registered types, wire its graph and compute shapes. With
+ * `shapes` (what the deploying process computed, kept in the deployment record), a
+ * VNode of a type this process does not know is resolved as a stand-in with those
+ * shapes — except `host`, the one it is asked to run — so a PNode can host the VNodes of
+ * a model whose other types only other PNodes know.
  */
 export function resolveModel(input: unknown, opts: { shapes?: VNodeShapes; host?: number } = {}): ResolvedModel {
   const parsed = ModelSpec.safeParse(input);
   if (!parsed.success) throw new Error(`invalid model spec: ${issues(parsed.error)}`);
   const spec = parsed.data;
   const shapes = DATASET_SHAPES[spec.dataset];
-  let features: number = shapes.features;
   const known = opts.shapes && opts.shapes.length === spec.vnodes.length ? opts.shapes : undefined;
-  const depthOf = (index: number) => vnodeDepth(spec.pipelineDepth, index, spec.vnodes.length - 1);
+  const inputs = wireInputs(spec);
+  const last = spec.vnodes.length - 1;
+  if (inputs[0].length !== 1 || inputs[0][0] !== -1) throw new Error('vnodes[0].inputs: the first VNode reads the dataset: ["input"]');
+
+  // Consumers, in the order their gradients are summed: by consumer index, then slot.
+  const consumers: Array<Array<{ index: number; slot: number }>> = spec.vnodes.map(() => []);
+  inputs.forEach((from, index) => from.forEach((p, slot) => p >= 0 && consumers[p].push({ index, slot })));
+  consumers.forEach((c, index) => {
+    if (index !== last && c.length === 0) throw new Error(`vnodes[${index}] (${spec.vnodes[index].type}): its output goes nowhere (no later VNode lists it in its inputs)`);
+    if (c.length > MAX_PORT_SLOTS) throw new Error(`vnodes[${index}] (${spec.vnodes[index].type}): read by ${c.length} VNodes, at most ${MAX_PORT_SLOTS}`);
+  });
+  // Hops: the longest path to the loss (every non-loss VNode has a later consumer, so every path ends there).
+  const hops: number[] = spec.vnodes.map(() => 0);
+  for (let k = last - 1; k >= 0; k--) hops[k] = 1 + Math.max(...consumers[k].map((c) => hops[c.index]));
+
+  const features: number[] = [];
+  const featuresOf = (p: number) => (p < 0 ? shapes.features : features[p]);
   const vnodes = spec.vnodes.map((v, index): ResolvedVNode => {
+    const isLast = index === last;
+    const from = inputs[index];
+    const wiring = {
+      index,
+      name: v.name ?? String(index),
+      depth: vnodeDepth(spec.pipelineDepth, hops[index], hops[0]),
+      inputs: from,
+      consumers: consumers[index],
+      gradPorts: from.map((p, slot) => (p < 0 ? bwdPort(0) : bwdPort(consumers[p].findIndex((c) => c.index === index && c.slot === slot)))),
+    };
+    const inFeatures = featuresOf(from[0]);
+    for (let slot = 1; slot < from.length; slot++) {
+      if (featuresOf(from[slot]) !== inFeatures) {
+        throw new Error(`vnodes[${index}].inputs: ${v.type} needs inputs of one shape; inputs[0] gives ${inFeatures} features per row, inputs[${slot}] gives ${featuresOf(from[slot])}`);
+      }
+    }
     if (known && index !== opts.host) {
       try {
         getVNodeType(v.type);
       } catch {
-        const { inFeatures, outFeatures } = known[index];
-        if (inFeatures !== features) throw new Error(`vnodes[${index}] (${v.type}): the deployment says ${inFeatures} input features, the chain gives ${features}`);
-        features = outFeatures;
-        return { index, def: foreignType(v.type, index, index === spec.vnodes.length - 1), config: v.config, inFeatures, outFeatures, depth: depthOf(index) };
+        const k = known[index];
+        if (k.inFeatures !== inFeatures) throw new Error(`vnodes[${index}] (${v.type}): the deployment says ${k.inFeatures} input features, the graph gives ${inFeatures}`);
+        features[index] = k.outFeatures;
+        const role = isLast ? 'loss' : from.length > 1 ? 'merge' : index === 0 ? 'layer' : 'activation';
+        return { ...wiring, def: foreignType(v.type, role), config: v.config, inFeatures, outFeatures: k.outFeatures };
       }
     }
     const def = getVNodeType(v.type);
-    const isLast = index === spec.vnodes.length - 1;
     if (isLast !== (def.role === 'loss')) {
       throw new Error(`vnodes[${index}] (${v.type}): ${isLast ? 'the last VNode must be a loss' : 'a loss may only be the last VNode'}`);
     }
+    if (def.role === 'merge' ? from.length < 2 : from.length !== 1) {
+      throw new Error(
+        `vnodes[${index}].inputs: ${v.type} ${def.role === 'merge' ? 'merges two or more inputs' : 'reads one input (merge several with merge.add)'}, the spec gives ${from.length}`,
+      );
+    }
     const config = def.config.safeParse(v.config);
     if (!config.success) throw new Error(`vnodes[${index}] (${v.type}): invalid config: ${issues(config.error)}`);
-    const inFeatures = features;
     const outFeatures = def.outFeatures ? def.outFeatures(config.data, inFeatures) : inFeatures;
-    features = outFeatures;
-    return { index, def, config: config.data, inFeatures, outFeatures, depth: depthOf(index) };
+    features[index] = outFeatures;
+    return { ...wiring, def, config: config.data, inFeatures, outFeatures };
   });
-  const loss = vnodes[vnodes.length - 1];
+  const loss = vnodes[last];
   if (loss.inFeatures !== shapes.classes) {
     throw new Error(`the loss gets ${loss.inFeatures} features per row, but ${spec.dataset} has ${shapes.classes} classes`);
   }
   return { spec, vnodes, inputFeatures: shapes.features, outputFeatures: shapes.classes };
 }
+
+/** A VNode's inputs and consumers (schedule.ts): what its machine's schedule counts per step. */
+export const arityOf = (v: ResolvedVNode) => ({ inputs: v.inputs.length, consumers: v.consumers.length });

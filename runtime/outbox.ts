@@ -18,7 +18,7 @@
  * A sender's checkpoint never waits for a receiver's, so the two directions of an edge
  * (forward and backward) cannot wait on each other.
  */
-import type { MessageKind } from './protocol.js';
+import { PORT_OF_KIND, type MessageKind, type Port } from './protocol.js';
 import { covers, type ScheduleState } from './schedule.js';
 import type { Tensor } from './tensor.js';
 
@@ -27,10 +27,16 @@ export interface OutboxEntry {
   /** Index of the receiving VNode. */
   readonly to: number;
   readonly kind: MessageKind;
+  /** The receiver's port (a graph VNode has several per kind). @default the kind's slot-0 port */
+  readonly port?: Port;
   readonly seq: number;
   /** Absent only for `end`. */
   readonly tensor?: Tensor;
 }
+
+/** The port an entry goes to. */
+export const portOf = (e: OutboxEntry): Port => e.port ?? PORT_OF_KIND[e.kind];
+const coveredBy = (covered: ScheduleState, e: OutboxEntry) => covers(covered, e.kind, e.seq, portOf(e));
 
 /** An entry, and the receiver's commit in flight that covers it (null: none captured yet). */
 interface Held {
@@ -51,13 +57,13 @@ export class Outbox {
   }
 
   add(e: OutboxEntry): void {
-    this.#entries.set(`${e.to}/${e.kind}/${e.seq}`, { entry: e, covering: null });
+    this.#entries.set(`${e.to}/${portOf(e)}/${e.kind}/${e.seq}`, { entry: e, covering: null });
   }
 
   /** Forget what VNode `to` holds in a committed checkpoint whose schedule is `covered`. */
   trim(to: number, covered: ScheduleState): void {
     if (this.#entries.size === 0) return; // the common case: every peer hears every commit
-    for (const [k, h] of this.#entries) if (h.entry.to === to && covers(covered, h.entry.kind, h.entry.seq)) this.#entries.delete(k);
+    for (const [k, h] of this.#entries) if (h.entry.to === to && coveredBy(covered, h.entry)) this.#entries.delete(k);
   }
 
   /**
@@ -69,7 +75,7 @@ export class Outbox {
     if (this.#entries.size === 0) return;
     const keys: string[] = [];
     for (const [k, h] of this.#entries) {
-      if (h.covering === null && h.entry.to === to && covers(covered, h.entry.kind, h.entry.seq)) {
+      if (h.covering === null && h.entry.to === to && coveredBy(covered, h.entry)) {
         h.covering = commit;
         keys.push(k);
       }
@@ -97,7 +103,7 @@ export class Outbox {
       out.push(h.entry);
       this.#entries.delete(k);
     }
-    return out.sort((a, b) => a.to - b.to || a.seq - b.seq || a.kind.localeCompare(b.kind));
+    return out.sort((a, b) => a.to - b.to || a.seq - b.seq || a.kind.localeCompare(b.kind) || portOf(a).localeCompare(portOf(b)));
   }
 
   /** The receivers it holds entries for. */

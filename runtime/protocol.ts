@@ -27,14 +27,41 @@ export const MessageKind = {
 export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
 export const MESSAGE_KINDS: readonly MessageKind[] = Object.values(MessageKind);
 
-/** A VNode's input ports. `end` travels on the `fwd` port, behind the last forward. */
-export type Port = 'fwd' | 'bwd' | 'target';
+/**
+ * A VNode's input ports. A VNode of a graph (runtime/model.ts) has one forward port per
+ * input and one backward port per consumer of its output: slot 0 is `fwd` / `bwd`, slot
+ * n > 0 is `fwd<n>` / `bwd<n>` (so a chain's subjects are what they always were). A loss
+ * has `fwd` and `target`. `end` travels on the `fwd` port (slot 0 only), behind the last
+ * forward.
+ */
+export type Port = 'fwd' | 'bwd' | 'target' | `fwd${number}` | `bwd${number}`;
+/** The slot-0 port of each kind. */
 export const PORT_OF_KIND: Readonly<Record<MessageKind, Port>> = {
   fwd: 'fwd',
   end: 'fwd',
   bwd: 'bwd',
   target: 'target',
 };
+/** Most ports a VNode has per direction (inputs, or consumers of its output). */
+export const MAX_PORT_SLOTS = 64;
+/** The forward port of input slot `slot`. */
+export const fwdPort = (slot: number): Port => (slot === 0 ? 'fwd' : `fwd${slot}`);
+/** The backward port of consumer slot `slot`. */
+export const bwdPort = (slot: number): Port => (slot === 0 ? 'bwd' : `bwd${slot}`);
+/** A port's direction and slot, or null when `port` names no port. */
+export function parsePort(port: string): { dir: 'fwd' | 'bwd' | 'target'; slot: number } | null {
+  if (port === 'target') return { dir: 'target', slot: 0 };
+  const m = /^(fwd|bwd)([1-9][0-9]?)?$/.exec(port);
+  if (!m) return null;
+  const slot = m[2] ? Number(m[2]) : 0;
+  return slot < MAX_PORT_SLOTS ? { dir: m[1] as 'fwd' | 'bwd', slot } : null;
+}
+/** Whether a message of `kind` may travel on `port` (`end` only on slot 0). */
+export function kindFitsPort(kind: MessageKind, port: Port): boolean {
+  if (kind === 'end') return port === 'fwd';
+  const p = parsePort(port);
+  return !!p && p.dir === PORT_OF_KIND[kind];
+}
 
 /** Header names. NATS headers are case-insensitive on the wire; we always write these spellings. */
 export const Header = {

@@ -13,7 +13,7 @@ import type { KV, KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
 import type { DeploymentRecord, EpochRecord, OwnershipRecord } from './cluster-state.js';
 import { ModelSpec } from './model.js';
-import { MESSAGE_KINDS, NAME_PATTERN, type MessageKind, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type PNodeHealth, type LeaseRecord, type StepMetric, type SupervisorView } from './protocol.js';
+import { MESSAGE_KINDS, NAME_PATTERN, parsePort, type MessageKind, type Port, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type PNodeHealth, type LeaseRecord, type StepMetric, type SupervisorView } from './protocol.js';
 import type { StateMeta } from './state-store.js';
 
 /** A parsed record, or why it is not one. */
@@ -162,6 +162,11 @@ const StateMetaSchema: z.ZodType<StateMeta> = z.object({
       z.object({
         to: count,
         kind: z.enum(MESSAGE_KINDS as [MessageKind, ...MessageKind[]]),
+        port: z
+          .string()
+          .refine((p) => parsePort(p) !== null, 'not a port')
+          .transform((p) => p as Port)
+          .optional(),
         seq: count,
         shape: z.array(z.number().int().positive()).min(1).max(4).optional(),
         blob: BlobRefSchema.optional(),

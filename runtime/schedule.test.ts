@@ -1,18 +1,20 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRng } from './rng.js';
-import { advance, initialSchedule, nextInput, vnodeDepth, type Role } from './schedule.js';
+import { advance, completesUpdate, covers, initialSchedule, nextInput, portNext, vnodeDepth, type Arity, type Role } from './schedule.js';
+import { bwdPort, fwdPort, PORT_OF_KIND, type MessageKind, type Port } from './protocol.js';
 
 /**
  * Feed a VNode's inputs in a random arrival order and record what it applies.
  * Invariant 3: the applied order must not depend on the arrival order.
  */
-function appliedOrder(role: Role, depth: number, steps: number, seed: string): string[] {
+function appliedOrder(role: Role, depth: number, steps: number, seed: string, arity: Arity = { inputs: 1, consumers: role === 'loss' ? 0 : 1 }): string[] {
   const rng = createRng(seed);
-  const pending: Array<{ port: string; seq: number; kind: 'fwd' | 'bwd' | 'target' | 'end' }> = [];
+  const pending: Array<{ port: Port; seq: number; kind: MessageKind }> = [];
   for (let s = 0; s < steps; s++) {
-    pending.push({ port: 'fwd', seq: s, kind: 'fwd' });
-    pending.push(role === 'loss' ? { port: 'target', seq: s, kind: 'target' } : { port: 'bwd', seq: s, kind: 'bwd' });
+    for (let j = 0; j < arity.inputs; j++) pending.push({ port: fwdPort(j), seq: s, kind: 'fwd' });
+    if (role === 'loss') pending.push({ port: 'target', seq: s, kind: 'target' });
+    for (let c = 0; c < arity.consumers; c++) pending.push({ port: bwdPort(c), seq: s, kind: 'bwd' });
   }
   pending.push({ port: 'fwd', seq: steps, kind: 'end' });
   const arrived: typeof pending = [];
@@ -29,8 +31,8 @@ function appliedOrder(role: Role, depth: number, steps: number, seed: string): s
       const i = arrived.findIndex((m) => m.port === want.port && m.seq === want.seq);
       if (i >= 0) {
         const [m] = arrived.splice(i, 1);
-        s = advance(s, m.kind, m.seq);
-        order.push(`${m.kind}${m.seq}`);
+        s = advance(s, m.kind, m.seq, m.port, arity);
+        order.push(m.port === PORT_OF_KIND[m.kind] ? `${m.kind}${m.seq}` : `${m.port}:${m.seq}`);
         progressed = true;
       }
     }
@@ -48,16 +50,42 @@ for (const role of ['layer', 'loss'] as const) {
   }
 }
 
+for (const arity of [{ inputs: 2, consumers: 1 }, { inputs: 1, consumers: 3 }, { inputs: 3, consumers: 2 }]) {
+  for (const depth of [0, 2]) {
+    test(`graph VNode of ${arity.inputs} inputs and ${arity.consumers} consumers, depth ${depth}: one order whatever the arrivals, parts in slot order`, () => {
+      const first = appliedOrder('merge', depth, 10, 'a', arity);
+      for (const seed of ['b', 'c', 'd', 'e']) assert.equal(appliedOrder('merge', depth, 10, seed, arity), first);
+      assert.is(first.length, 10 * (arity.inputs + arity.consumers) + 1, 'every message taken once');
+      // A step's parts are taken together, in slot order: fwd fwd1 fwd2 … then on.
+      const f0 = first.indexOf('fwd0');
+      assert.equal(first.slice(f0, f0 + arity.inputs), Array.from({ length: arity.inputs }, (_, j) => (j === 0 ? 'fwd0' : `fwd${j}:0`)));
+    });
+  }
+}
+
+test("parts: a port's watermark, coverage and the update count of a several-part step", () => {
+  const arity = { inputs: 2, consumers: 2 };
+  let s = advance(initialSchedule(), 'fwd', 0, 'fwd', arity);
+  assert.equal([s.fwdNext, s.fwdPart, portNext(s, 'fwd'), portNext(s, 'fwd1')], [0, 1, 1, 0], 'fwd 0 taken on slot 0 only');
+  assert.ok(covers(s, 'fwd', 0, 'fwd') && !covers(s, 'fwd', 0, 'fwd1'));
+  assert.equal(nextInput('merge', s, 2), { port: 'fwd1', seq: 0 }, 'the step finishes before anything else');
+  s = advance(s, 'fwd', 0, 'fwd1', arity);
+  assert.equal([s.fwdNext, s.fwdPart], [1, 0]);
+  assert.is(completesUpdate('bwd', 'bwd', arity), false);
+  assert.is(completesUpdate('bwd', 'bwd1', arity), true);
+  assert.is(completesUpdate('bwd', 'bwd', { inputs: 1, consumers: 1 }), true);
+});
+
 test('layer depth 1 interleaves F0 F1 B0 F2 B1 …', () => {
   assert.equal(appliedOrder('layer', 1, 4, 'x'), ['fwd0', 'fwd1', 'bwd0', 'fwd2', 'bwd1', 'fwd3', 'bwd2', 'end4', 'bwd3']);
 });
 
 test('vnodeDepth: the model depth at the first VNode, 0 at the loss, never growing down the chain', () => {
-  assert.equal([0, 1, 2, 3, 4, 5].map((k) => vnodeDepth(2, k, 5)), [2, 2, 1, 1, 0, 0]);
-  assert.equal([0, 1, 2, 3, 4, 5].map((k) => vnodeDepth(4, k, 5)), [4, 3, 2, 2, 1, 0]);
+  assert.equal([0, 1, 2, 3, 4, 5].map((k) => vnodeDepth(2, 5 - k, 5)), [2, 2, 1, 1, 0, 0]);
+  assert.equal([0, 1, 2, 3, 4, 5].map((k) => vnodeDepth(4, 5 - k, 5)), [4, 3, 2, 2, 1, 0]);
   for (let depth = 0; depth <= 16; depth++) {
     for (let loss = 1; loss <= 12; loss++) {
-      const d = Array.from({ length: loss + 1 }, (_, k) => vnodeDepth(depth, k, loss));
+      const d = Array.from({ length: loss + 1 }, (_, k) => vnodeDepth(depth, loss - k, loss));
       assert.is(d[0], depth);
       assert.is(d[loss], 0);
       for (let k = 1; k <= loss; k++) assert.ok(d[k] <= d[k - 1], `depth ${depth}, loss ${loss}: ${d}`);
@@ -106,7 +134,7 @@ function chainFinishes(depths: number[], steps: number, seed: string): boolean {
 test('a chain with per-VNode depths finishes whatever the delivery order', () => {
   for (const depth of [0, 1, 2, 4, 7]) {
     for (const length of [2, 3, 6, 9]) {
-      const depths = Array.from({ length }, (_, k) => vnodeDepth(depth, k, length - 1));
+      const depths = Array.from({ length }, (_, k) => vnodeDepth(depth, length - 1 - k, length - 1));
       for (const seed of ['a', 'b', 'c']) assert.ok(chainFinishes(depths, 20, `${depth}/${length}/${seed}`), `depths ${depths} stalled`);
     }
   }

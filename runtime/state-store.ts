@@ -18,7 +18,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pLimit from 'p-limit';
 import type { OutboxEntry } from './outbox.js';
-import { Bucket, Limits, ownerKey, stateBlobKey, stateMetaKey, type MessageKind } from './protocol.js';
+import { Bucket, Limits, ownerKey, PORT_OF_KIND, stateBlobKey, stateMetaKey, type MessageKind, type Port } from './protocol.js';
 import { parseStateMeta, type RejectRecord } from './records.js';
 import { metaDigest, signToText, verifySignature, type Signer } from './security/signing.js';
 import { fromBytes, toBytes } from './tensor.js';
@@ -71,6 +71,8 @@ export interface StateMeta {
 export interface OutboxRecord {
   to: number;
   kind: MessageKind;
+  /** The receiver's port when it is not the kind's slot-0 port (runtime/outbox.ts). */
+  port?: Port;
   seq: number;
   shape?: number[];
   blob?: BlobRef;
@@ -211,11 +213,12 @@ export class StateStore {
     );
     const outbox = await Promise.all(
       (meta.outbox ?? []).map(async (r): Promise<OutboxEntry> => {
-        if (!r.blob || !r.shape) return { to: r.to, kind: r.kind, seq: r.seq };
+        const port = r.port ? { port: r.port } : {};
+        if (!r.blob || !r.shape) return { to: r.to, kind: r.kind, seq: r.seq, ...port };
         const data = await this.#readBlob(r.blob);
         if (r.shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`outbox blob ${r.blob.key} holds ${data.length} values, its shape [${r.shape}] says otherwise`);
         this.#remember(owner, data, r.blob);
-        return { to: r.to, kind: r.kind, seq: r.seq, tensor: { shape: r.shape, data } };
+        return { to: r.to, kind: r.kind, seq: r.seq, ...port, tensor: { shape: r.shape, data } };
       }),
     );
     return { tensors, stash, outbox };
@@ -243,11 +246,11 @@ export class StateStore {
     const outbox: OutboxRecord[] = [];
     await Promise.all([
       ...(next.outbox ?? []).map(async (e) => {
-        const r: OutboxRecord = { to: e.to, kind: e.kind, seq: e.seq };
+        const r: OutboxRecord = { to: e.to, kind: e.kind, seq: e.seq, ...(e.port && e.port !== PORT_OF_KIND[e.kind] ? { port: e.port } : {}) };
         outbox.push(r);
         if (e.tensor) {
           r.shape = e.tensor.shape;
-          r.blob = await put(`o${e.to}_${e.kind}${e.seq}`, e.tensor.data);
+          r.blob = await put(`o${e.to}_${r.port ?? e.kind}${e.seq}`, e.tensor.data);
         }
       }),
       ...Object.entries(next.tensors).map(async ([name, data]) => {

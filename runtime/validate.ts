@@ -10,7 +10,7 @@ import {
   Limits,
   MESSAGE_KINDS,
   MessageKind,
-  PORT_OF_KIND,
+  kindFitsPort,
   PROTOCOL_VERSION,
   type Port,
 } from './protocol.js';
@@ -72,8 +72,8 @@ export function validateMessage(headers: HeaderReader | undefined, payload: Uint
   if (!MESSAGE_KINDS.includes(kind)) {
     return fail(`unknown message kind ${JSON.stringify(kind)} (known: ${MESSAGE_KINDS.join(', ')})`);
   }
-  const port = PORT_OF_KIND[kind];
-  if (port !== expect.port) return fail(`a ${kind} message cannot be delivered to the ${expect.port} port`);
+  const port = expect.port;
+  if (!kindFitsPort(kind, port)) return fail(`a ${kind} message cannot be delivered to the ${port} port`);
 
   const deployment = get(Header.Deployment);
   if (deployment !== expect.deployment) {

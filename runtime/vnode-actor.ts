@@ -23,16 +23,19 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { createActor, type Actor } from 'xstate';
 import type { Kernels } from './kernels/types.js';
 import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
-import { checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
+import { arityOf, checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
 import { handOver, sendMessage, type Envelope } from './envelope.js';
 import { announceCovering, finishLocally, peersWorking, receiveLocally, watchLocalPeers, type LocalMessage } from './local-delivery.js';
-import { Outbox, type OutboxEntry } from './outbox.js';
+import { Outbox, portOf, type OutboxEntry } from './outbox.js';
 import { publishAcked } from './publisher.js';
 import { signerOf, type Signer } from './security/signing.js';
 import { expectedSender, senderCheckOf } from './security/verifier.js';
 import {
+  bwdPort,
+  fwdPort,
   Header,
   MESSAGE_KINDS,
+  parsePort,
   Subject,
   vnodeId,
   type MessageKind,
@@ -48,7 +51,7 @@ import type { Tensor } from './tensor.js';
 import { validateMessage, type InboundMessage } from './validate.js';
 import { awaitedInput, vnodeMachine, type CheckpointPolicy, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
 import { parseMachineSnapshot, readProgress, toStateWrite } from './vnode-record.js';
-import type { LossDefinition, Tensors, TransformDefinition, VNodeContext } from './vnode-type.js';
+import type { LossDefinition, MergeDefinition, Tensors, TransformDefinition, VNodeContext } from './vnode-type.js';
 
 /** What an actor tells its host about (for metrics, logs and tests). */
 export type ActorEvent =
@@ -108,7 +111,7 @@ const KIND_ATTRIBUTES = Object.fromEntries(MESSAGE_KINDS.map((k) => [k, { 'dcnr.
 /** Why `run()` returned. */
 export type ActorExit = 'done' | 'fenced' | 'stopped' | 'passivated';
 
-type Output = { to: number; kind: MessageKind; tensor?: Tensor };
+type Output = { to: number; kind: MessageKind; port: Port; tensor?: Tensor };
 
 /**
  * Time the actors of this process spent blocked on durability — waiting for a previous
@@ -164,8 +167,24 @@ const OUT_OF_ORDER_MAX_GAP = 64;
 /** How long a finished VNode waits for the copies of its locally applied messages still on their way, and settles its queues. */
 const LATE_COPY_WAIT_MS = 5000;
 
-/** Row count kept with every stash entry, so later inputs can be checked against it. */
+/**
+ * Row count kept with every stash entry, so later inputs can be checked against it (the
+ * entry's first array: [rows], or the whole shape while a forward's inputs are gathered).
+ */
 const rowsOf = (stash: Float32Array[] | undefined) => (stash ? stash[0][0] : undefined);
+
+/**
+ * Where a VNode with several consumers sums the gradients of backward `seq` until the
+ * last one comes: a stash entry under a negative key, so it is checkpointed like the rest.
+ */
+const gradSumKey = (seq: number) => -1 - seq;
+
+/** a + b, elementwise, in float32 (the fixed-order sum of a VNode's consumers' gradients). */
+function addArrays(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
+  return out;
+}
 
 export class VNodeActor {
   readonly id: string;
@@ -238,7 +257,7 @@ export class VNodeActor {
       return new VNodeActor(o, committed, tensors, stash, outbox, machine);
     };
     const checkpoint = checkpointPolicy(o.model.spec);
-    const input = { role: v.def.role, depth: v.depth, checkpoint };
+    const input = { role: v.def.role, depth: v.depth, checkpoint, arity: arityOf(v) };
     for (let attempt = 0; ; attempt++) {
       const stored = await o.store.read(deployment, o.index);
       if (stored && stored.meta.generation > o.generation) {
@@ -278,9 +297,12 @@ export class VNodeActor {
           }
           const snapshot = parseMachineSnapshot(meta.snapshot);
           if (!snapshot.ok) throw new Error(`${deployment}.${o.index}: stored state cannot be resumed: ${snapshot.error}`);
-          const { role, depth } = snapshot.value.context;
-          if (role !== input.role || depth !== input.depth) {
-            throw new Error(`${deployment}.${o.index}: stored state is a ${role} of pipeline depth ${depth}, the model says a ${input.role} of depth ${input.depth}`);
+          const { role, depth, arity = { inputs: 1, consumers: role === 'loss' ? 0 : 1 } } = snapshot.value.context;
+          if (role !== input.role || depth !== input.depth || arity.inputs !== input.arity.inputs || arity.consumers !== input.arity.consumers) {
+            throw new Error(
+              `${deployment}.${o.index}: stored state is a ${role} of pipeline depth ${depth} with ${arity.inputs} input(s) and ${arity.consumers} consumer(s), ` +
+                `the model says a ${input.role} of depth ${input.depth} with ${input.arity.inputs} and ${input.arity.consumers}`,
+            );
           }
           let { tensors, stash, outbox } = await o.store.load(meta);
           if (meta.typeVersion < v.def.version) {
@@ -500,7 +522,7 @@ export class VNodeActor {
     const forged = await this.#forged(raw, checked.msg);
     if (forged) return this.#reject(raw, forged);
     // A re-send of what the last checkpoint (committed) holds: a sender's outbox published as it left.
-    if (covers(this.context.schedule, checked.msg.kind, checked.msg.seq)) raw.ack();
+    if (covers(this.context.schedule, checked.msg.kind, checked.msg.seq, port)) raw.ack();
   }
 
   #throwIfFailed(): void {
@@ -618,7 +640,8 @@ export class VNodeActor {
   }
 
   async #openMailboxes() {
-    const ports: Port[] = this.#v.def.role === 'loss' ? ['fwd', 'target'] : ['fwd', 'bwd'];
+    const v = this.#v;
+    const ports: Port[] = [...v.inputs.map((_, slot) => fwdPort(slot)), ...(v.def.role === 'loss' ? ['target' as const] : v.consumers.map((_, slot) => bwdPort(slot)))];
     const limits = mailboxLimits(this.#policy);
     for (const port of ports) {
       this.#mailboxes.set(port, await Mailbox.open(this.#o.js, this.#o.jsm, this.#deployment, this.#o.index, port, this.#o.epoch, limits));
@@ -628,7 +651,7 @@ export class VNodeActor {
   /** Shape rules of this VNode's ports (first line of defence; row counts are checked against the stash). */
   #checkShape = (port: Port, shape: number[]): string | null => {
     const v = this.#v;
-    const cols = port === 'bwd' ? v.outFeatures : v.inFeatures;
+    const cols = parsePort(port)?.dir === 'bwd' ? v.outFeatures : v.inFeatures;
     if (shape.length !== 2 || shape[1] !== cols) {
       return `${port} tensor of ${this.id} must be [rows, ${cols}], got [${shape}]`;
     }
@@ -708,7 +731,7 @@ export class VNodeActor {
     if (!this.#signer) return null;
     const shape = raw.headers?.get(Header.Shape) ?? '';
     const check = await senderCheckOf(this.#o.nc);
-    return check.message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey, this.#o.generation, expectedSender(m.kind, this.#o.index, this.#o.model.vnodes.length));
+    return check.message(raw.headers, raw.data, { deployment: this.#deployment, to: this.#o.index, kind: m.kind, seq: m.seq, epoch: m.epoch, from: m.from, shape }, this.#o.trainerKey, this.#o.generation, expectedSender(m.port, this.#v));
   }
 
   /**
@@ -788,8 +811,22 @@ export class VNodeActor {
     return { 'dcnr.vnode': this.id, 'dcnr.deployment': this.#deployment, 'dcnr.epoch': this.#o.epoch, 'dcnr.pnode': this.#o.pnode ?? 'local' };
   }
 
-  /** Checks that need this VNode's state: a backward or target must match its forward's rows. */
+  /**
+   * Checks that need this VNode's state: a backward or target must match its forward's
+   * rows; a forward's later inputs (a merge's) must have the shape of its first.
+   */
   #checkAgainstState(m: InboundMessage): string | null {
+    if (m.kind === 'fwd') {
+      const slot = parsePort(m.port)?.slot ?? 0;
+      if (slot === 0) return null;
+      const gathered = this.#stash.get(m.seq)?.[0];
+      if (!gathered) return `${this.id} has no earlier input of forward seq ${m.seq}`;
+      const shape = m.tensor!.shape;
+      if (gathered.length !== shape.length || shape.some((d, i) => d !== gathered[i])) {
+        return `fwd seq ${m.seq} on port ${m.port} has shape [${shape}], its first input had [${[...gathered]}]`;
+      }
+      return null;
+    }
     if (m.kind !== 'bwd' && m.kind !== 'target') return null;
     const rows = rowsOf(this.#stash.get(m.seq));
     if (rows === undefined) return `${this.id} has no forward state for seq ${m.seq}`;
@@ -799,10 +836,13 @@ export class VNodeActor {
     return null;
   }
 
+  /**
+   * The effect of one message: its outputs. In a graph, a forward with several inputs
+   * (a merge) gathers them in its stash until the last; a backward with several
+   * consumers sums their gradients, in slot order, until the last (model.ts).
+   */
   async #compute(m: InboundMessage): Promise<Output[]> {
     const v = this.#v;
-    const { index } = this.#o;
-    const last = this.#o.model.vnodes.length - 1;
     const ctx: VNodeContext<unknown> = {
       k: this.#o.kernels,
       config: v.config,
@@ -810,9 +850,17 @@ export class VNodeActor {
       outFeatures: v.outFeatures,
       staleness: m.kind === 'fwd' ? staleness(m.seq, v.depth) : 0,
     };
-    const out = (to: number, kind: MessageKind, tensor?: Tensor): Output => ({ to, kind, tensor });
+    const slot = parsePort(m.port)?.slot ?? 0;
+    /** The gradient for input `j` goes to its producer (none for the dataset). */
+    const gradient = (j: number, dx: Tensor | undefined): Output[] => {
+      const from = v.inputs[j];
+      if (from < 0) return [];
+      if (!dx) throw new Error(`${v.def.type}.backward returned no gradient for input ${j} although one was needed`);
+      return [{ to: from, kind: 'bwd', port: v.gradPorts[j], tensor: dx }];
+    };
 
-    if (m.kind === 'end') return index < last ? [out(index + 1, 'end')] : [];
+    // `end` comes on the first input only, and goes to every consumer that reads us there.
+    if (m.kind === 'end') return v.consumers.filter((c) => c.slot === 0).map((c) => ({ to: c.index, kind: 'end', port: fwdPort(0) }));
 
     if (v.def.role === 'loss') {
       const def = v.def as LossDefinition<unknown>;
@@ -827,28 +875,56 @@ export class VNodeActor {
       this.#stash = withoutKey(this.#stash, m.seq);
       if (!Number.isFinite(loss)) throw new Error(`${this.id}: loss is ${loss} at seq ${m.seq} (diverged)`);
       await this.#send(this.#publishMetric({ seq: m.seq, loss, batch: rows, vnode: this.id }));
-      return index > 0 ? [out(index - 1, 'bwd', dx)] : [];
+      return gradient(0, dx);
     }
 
-    const def = v.def as TransformDefinition<unknown>;
     if (m.kind === 'fwd') {
-      const { y, stash } = await def.forward(ctx, this.#tensors, m.tensor!);
-      this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.of(m.tensor!.shape[0]), ...(stash ?? [])]);
-      return [out(index + 1, 'fwd', y)];
+      const x = m.tensor!;
+      let result;
+      if (v.def.role === 'merge') {
+        const gathered = slot === 0 ? [] : this.#stash.get(m.seq)!.slice(1);
+        if (slot + 1 < v.inputs.length) {
+          this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.from(x.shape), ...gathered, x.data]);
+          return [];
+        }
+        const xs = [...gathered, x.data].map((data) => ({ shape: x.shape, data }));
+        result = await (v.def as MergeDefinition<unknown>).forward(ctx, this.#tensors, xs);
+      } else {
+        result = await (v.def as TransformDefinition<unknown>).forward(ctx, this.#tensors, x);
+      }
+      this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.of(x.shape[0]), ...(result.stash ?? [])]);
+      return v.consumers.map((c) => ({ to: c.index, kind: 'fwd', port: fwdPort(c.slot), tensor: result.y }));
     }
-    // bwd
+
+    // bwd: from consumer `slot`; with several consumers, their gradients are summed in slot order.
+    let dy = m.tensor!;
+    if (v.consumers.length > 1) {
+      const key = gradSumKey(m.seq);
+      const sum = slot === 0 ? dy.data : addArrays(this.#stash.get(key)![0], dy.data);
+      if (slot + 1 < v.consumers.length) {
+        this.#stash = new Map(this.#stash).set(key, [sum]);
+        return [];
+      }
+      this.#stash = withoutKey(this.#stash, key);
+      dy = { shape: dy.shape, data: sum };
+    }
     const [, ...stash] = this.#stash.get(m.seq)!;
-    const needDx = index > 0;
-    const result = await def.backward({ ...ctx, step: this.context.applied + 1, needDx }, this.#tensors, m.tensor!, stash);
-    if (result.tensors) this.#tensors = { ...this.#tensors, ...result.tensors };
+    const step = this.context.applied + 1;
     this.#stash = withoutKey(this.#stash, m.seq);
-    if (!needDx) return [];
-    if (!result.dx) throw new Error(`${v.def.type}.backward returned no dx although one was needed`);
-    return [out(index - 1, 'bwd', result.dx)];
+    if (v.def.role === 'merge') {
+      const needDx = v.inputs.map((from) => from >= 0);
+      const result = await (v.def as MergeDefinition<unknown>).backward({ ...ctx, step, needDx }, this.#tensors, dy, stash);
+      if (result.tensors) this.#tensors = { ...this.#tensors, ...result.tensors };
+      return v.inputs.flatMap((_, j) => gradient(j, result.dxs[j]));
+    }
+    const needDx = v.inputs[0] >= 0;
+    const result = await (v.def as TransformDefinition<unknown>).backward({ ...ctx, step, needDx }, this.#tensors, dy, stash);
+    if (result.tensors) this.#tensors = { ...this.#tensors, ...result.tensors };
+    return gradient(0, result.dx);
   }
 
   #envelope(o: Output, seq: number, traceparent: string | undefined): Envelope {
-    return { deployment: this.#deployment, to: o.to, kind: o.kind, seq, epoch: this.#o.epoch, from: this.id, tensor: o.tensor, traceparent };
+    return { deployment: this.#deployment, to: o.to, kind: o.kind, port: o.port, seq, epoch: this.#o.epoch, from: this.id, tensor: o.tensor, traceparent };
   }
 
   /**
@@ -858,7 +934,7 @@ export class VNodeActor {
    */
   async #output(o: Output, seq: number, traceparent: string | undefined): Promise<void> {
     const e = this.#envelope(o, seq, traceparent);
-    if (handOver(this.#o.nc, e)) this.#outbox.add({ to: o.to, kind: o.kind, seq, tensor: o.tensor });
+    if (handOver(this.#o.nc, e)) this.#outbox.add({ to: o.to, kind: o.kind, port: o.port, seq, tensor: o.tensor });
     else await this.#send(sendMessage(this.#o.nc, e, this.#signer));
   }
 
@@ -869,7 +945,7 @@ export class VNodeActor {
    * it; the checkpoint before still holds the entry).
    */
   async #flushOutbox(to?: number): Promise<void> {
-    for (const e of this.#outbox.take(to)) await this.#output(e, e.seq, undefined);
+    for (const e of this.#outbox.take(to)) await this.#output({ ...e, port: portOf(e) }, e.seq, undefined);
   }
 
   /**
@@ -904,7 +980,7 @@ export class VNodeActor {
    * find them there. Returns once they, and every send before them, are stored.
    */
   async #publishOutbox(): Promise<void> {
-    for (const e of this.#outbox.take()) await this.#send(sendMessage(this.#o.nc, this.#envelope(e, e.seq, undefined), this.#signer));
+    for (const e of this.#outbox.take()) await this.#send(sendMessage(this.#o.nc, this.#envelope({ ...e, port: portOf(e) }, e.seq, undefined), this.#signer));
     await Promise.all(this.#sends.splice(0));
   }
 

@@ -141,7 +141,7 @@ test('a snapshot persisted mid-pipeline survives JSON and resumes, role and dept
   b.send({ type: 'RESTORED', epoch: 2, checkpoint: { every: 50, ms: 500 } });
   assert.is(b.getSnapshot().value, 'waiting');
   const c = b.getSnapshot().context;
-  assert.equal(c.schedule, { fwdNext: 2, bwdNext: 1, targetNext: 0, endAt: null });
+  assert.equal(c.schedule, { fwdNext: 2, bwdNext: 1, targetNext: 0, endAt: null, fwdPart: 0, bwdPart: 0 });
   assert.is(c.applied, 1);
   assert.is(c.epoch, 2);
   assert.is(c.role, 'layer');

@@ -42,8 +42,8 @@
  * needs re-arming on restore.
  */
 import { and, assign, setup, type SnapshotFrom } from 'xstate';
-import { PORT_OF_KIND, type MessageKind, type Port } from './protocol.js';
-import { advance, initialSchedule, nextInput, type Role, type ScheduleState } from './schedule.js';
+import { kindFitsPort, type MessageKind, type Port } from './protocol.js';
+import { advance, CHAIN_ARITY, completesUpdate, initialSchedule, nextInput, portNext, type Arity, type Role, type ScheduleState } from './schedule.js';
 
 /** What a VNode machine is created with. */
 export interface VNodeMachineInput {
@@ -52,6 +52,8 @@ export interface VNodeMachineInput {
   depth: number;
   /** When checkpoints are due: every `every` applied messages, or `ms` after the last one. */
   checkpoint: CheckpointPolicy;
+  /** Its inputs and consumers in the model's graph (schedule.ts). @default one of each (a chain) */
+  arity?: Arity;
 }
 
 export interface CheckpointPolicy {
@@ -129,7 +131,7 @@ export const vnodeMachine = setup({
     wrongPort: ({ context, event }) => {
       const m = asMessage(event);
       const want = awaited(context);
-      return !m || !want || m.port !== want.port || PORT_OF_KIND[m.kind] !== want.port;
+      return !m || !want || m.port !== want.port || !kindFitsPort(m.kind, want.port);
     },
     /** Its seq was applied already: a redelivery or a re-sent output. */
     duplicate: ({ context, event }) => (asMessage(event)?.seq ?? Infinity) < awaited(context)!.seq,
@@ -176,10 +178,12 @@ export const vnodeMachine = setup({
     advanceSchedule: assign(({ context }) => {
       // The message in hand is the awaited one (its guards said so); only its kind is
       // not in `want`: on the fwd port an `end` may stand where a forward was awaited.
+      // A step of several inputs or consumers is one update, counted at its last message.
       const want = awaited(context)!;
       const kind = context.inHand!;
-      const applied = kind === 'bwd' || kind === 'target' ? context.applied + 1 : context.applied;
-      return { schedule: advance(context.schedule, kind, want.seq), applied, inHand: null };
+      const arity = context.arity ?? CHAIN_ARITY;
+      const applied = completesUpdate(kind, want.port, arity) ? context.applied + 1 : context.applied;
+      return { schedule: advance(context.schedule, kind, want.seq, want.port, arity), applied, inHand: null };
     }),
   },
 }).createMachine({
@@ -189,6 +193,7 @@ export const vnodeMachine = setup({
     role: input.role,
     depth: input.depth,
     checkpoint: input.checkpoint,
+    ...(input.arity ? { arity: input.arity } : {}),
     schedule: initialSchedule(),
     sinceCheckpoint: 0,
     captured: initialSchedule(),
@@ -278,5 +283,5 @@ export const RESTORABLE_STATES = ['waiting', 'checkpointing', 'done'] as const;
 
 /** The first seq on `port` that a checkpoint holding `s` does not cover. */
 export function coveredBelow(s: ScheduleState, port: Port): number {
-  return port === 'fwd' ? s.fwdNext : port === 'bwd' ? s.bwdNext : s.targetNext;
+  return portNext(s, port);
 }

@@ -45,7 +45,7 @@ parse('a stored snapshot round-trips and resumes', () => {
   const b = createActor(vnodeMachine, { snapshot: r.value, input: { role: 'layer', depth: 0, checkpoint: { every: 1, ms: 1000 } } }).start();
   b.send({ type: 'RESTORED', epoch: 2, checkpoint: { every: 1, ms: 1000 } });
   assert.is(b.getSnapshot().value, 'waiting');
-  assert.equal(b.getSnapshot().context.schedule, { fwdNext: 2, bwdNext: 2, targetNext: 0, endAt: null });
+  assert.equal(b.getSnapshot().context.schedule, { fwdNext: 2, bwdNext: 2, targetNext: 0, endAt: null, fwdPart: 0, bwdPart: 0 });
 });
 parse('anything else is refused with a reason, never a throw', () => {
   const good = storedSnapshot(1) as { context: Record<string, unknown> };
@@ -71,7 +71,7 @@ const progress = suite('readProgress');
 progress('schedule, applied and completion of a stored record', () => {
   const mid = readProgress({ snapshot: storedSnapshot(3) });
   assert.ok(mid.ok);
-  assert.equal(mid.value, { schedule: { fwdNext: 3, bwdNext: 3, targetNext: 0, endAt: null }, applied: 3, complete: false });
+  assert.equal(mid.value, { schedule: { fwdNext: 3, bwdNext: 3, targetNext: 0, endAt: null, fwdPart: 0, bwdPart: 0 }, applied: 3, complete: false });
   const end = readProgress({ snapshot: storedSnapshot(3, true) });
   assert.ok(end.ok);
   assert.is(end.value.complete, true);

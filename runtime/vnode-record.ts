@@ -42,11 +42,12 @@ export function toStateWrite(s: VNodeRecordSource): StateWrite {
 }
 
 const count = z.number().int().min(0);
-const scheduleSchema = z.object({ fwdNext: count, bwdNext: count, targetNext: count, endAt: count.nullable() });
+const scheduleSchema = z.object({ fwdNext: count, bwdNext: count, targetNext: count, endAt: count.nullable(), fwdPart: count.optional(), bwdPart: count.optional() });
 const contextSchema = z.object({
-  role: z.enum(['layer', 'activation', 'loss']),
+  role: z.enum(['layer', 'activation', 'merge', 'loss']),
   depth: count,
   checkpoint: z.object({ every: z.number().int().min(1), ms: z.number().int().min(1) }),
+  arity: z.object({ inputs: z.number().int().min(1), consumers: count }).optional(),
   schedule: scheduleSchema,
   // Every stored snapshot is a checkpoint: nothing applied is outside it.
   sinceCheckpoint: z.literal(0),

@@ -104,7 +104,25 @@ export interface LossDefinition<C> extends CommonDefinition<C> {
   predict?(ctx: VNodeContext<C>, x: Tensor): Promise<Tensor>;
 }
 
-export type VNodeType<C = any> = TransformDefinition<C> | LossDefinition<C>;
+/**
+ * A merge: several inputs of one shape (a graph's fan-in, e.g. a residual connection),
+ * one output. Its inputs come in the order the model spec lists them; its backward
+ * returns one gradient per input, in that order.
+ */
+export interface MergeDefinition<C> extends CommonDefinition<C> {
+  role: 'merge';
+  parameters?: readonly string[];
+  init?(args: { config: C; inFeatures: number; outFeatures: number; rng: Rng }): Tensors;
+  forward(ctx: VNodeContext<C>, tensors: Readonly<Tensors>, xs: Tensor[]): Promise<ForwardResult>;
+  backward(
+    ctx: VNodeContext<C> & { /** 1-based update number. */ step: number; /** Per input: whether its producer wants a gradient (false for the dataset). */ needDx: boolean[] },
+    tensors: Readonly<Tensors>,
+    dy: Tensor,
+    stash: Float32Array[],
+  ): Promise<{ dxs: Array<Tensor | undefined>; tensors?: Tensors }>;
+}
+
+export type VNodeType<C = any> = TransformDefinition<C> | MergeDefinition<C> | LossDefinition<C>;
 
 /**
  * Declare a VNode type. Identity function with checks, so mistakes surface at import.
@@ -119,6 +137,7 @@ export type VNodeType<C = any> = TransformDefinition<C> | LossDefinition<C>;
  */
 export function defineVNodeType<C>(def: TransformDefinition<C>): TransformDefinition<C>;
 export function defineVNodeType<C>(def: LossDefinition<C>): LossDefinition<C>;
+export function defineVNodeType<C>(def: MergeDefinition<C>): MergeDefinition<C>;
 export function defineVNodeType<C>(def: VNodeType<C>): VNodeType<C> {
   if (!/^[a-z]+\.[A-Za-z0-9]+$/.test(def.type)) {
     throw new Error(`VNode type id ${JSON.stringify(def.type)} must look like <kind>.<name>, e.g. layer.dense`);

@@ -102,7 +102,11 @@ test('a message is entitled only when its signer owned the sending VNode at that
   // The owner of VNode 0, properly signed, sending where VNode 0 never sends: refused.
   assert.match((await check.message(signed(owner), payload, fields, undefined, 7, 2)) ?? 'accepted', /wrong sender: fwd to VNode 1 comes from VNode 2, not msgs\.0\.layer\.dense/);
   assert.match((await check.message(signed(owner), payload, fields, undefined, 7, 'trainer')) ?? 'accepted', /wrong sender: .* comes from the trainer/);
-  assert.equal([expectedSender('fwd', 0, 3), expectedSender('fwd', 2, 3), expectedSender('bwd', 1, 3), expectedSender('bwd', 2, 3), expectedSender('target', 2, 3), expectedSender('end', 1, 3)], ['trainer', 1, 2, -1, 'trainer', 0]);
+  // A chain of 3 (VNode k reads k − 1, the last is the loss), and a merge reading VNodes 0 and 2 whose output VNodes 4 and 5 read.
+  const chain = (k: number) => ({ inputs: [k - 1], consumers: k < 2 ? [{ index: k + 1 }] : [] });
+  assert.equal([expectedSender('fwd', chain(0)), expectedSender('fwd', chain(2)), expectedSender('bwd', chain(1)), expectedSender('bwd', chain(2)), expectedSender('target', chain(2))], ['trainer', 1, 2, -1, 'trainer']);
+  const merge = { inputs: [0, 2], consumers: [{ index: 4 }, { index: 5 }] };
+  assert.equal([expectedSender('fwd', merge), expectedSender('fwd1', merge), expectedSender('fwd2', merge), expectedSender('bwd', merge), expectedSender('bwd1', merge), expectedSender('bwd2', merge)], [0, 2, -1, 4, 5, -1]);
 });
 
 test("a message this process sent itself is checked by its local tag, anyone else's by the signature", async () => {

@@ -6,7 +6,7 @@ import type { Kernels } from '../runtime/kernels/types.js';
 import type { ResolvedModel } from '../runtime/model.js';
 import type { StateStore } from '../runtime/state-store.js';
 import { toBytes, type Tensor } from '../runtime/tensor.js';
-import type { LossDefinition, Tensors, TransformDefinition } from '../runtime/vnode-type.js';
+import type { LossDefinition, MergeDefinition, Tensors, TransformDefinition } from '../runtime/vnode-type.js';
 
 /** Every VNode's committed tensors, in index order. */
 export async function loadAllTensors(store: StateStore, model: ResolvedModel): Promise<Tensors[]> {
@@ -37,20 +37,29 @@ export function paramsHash(model: ResolvedModel, tensors: Tensors[]): string {
   return h.digest('hex');
 }
 
-/** Run the forward chain (no loss) over `x` in chunks; returns the model's outputs. */
+/**
+ * Run the forward graph over `x` in chunks, each VNode in index order on its inputs'
+ * outputs (a merge on all of them), the loss's `predict` last; returns the model's outputs.
+ */
 export async function predict(k: Kernels, model: ResolvedModel, tensors: Tensors[], x: Float32Array, rows: number, chunk = 500): Promise<Float32Array> {
   const out = new Float32Array(rows * model.outputFeatures);
   for (let r0 = 0; r0 < rows; r0 += chunk) {
     const n = Math.min(chunk, rows - r0);
-    let t: Tensor = { shape: [n, model.inputFeatures], data: x.slice(r0 * model.inputFeatures, (r0 + n) * model.inputFeatures) };
+    const input: Tensor = { shape: [n, model.inputFeatures], data: x.slice(r0 * model.inputFeatures, (r0 + n) * model.inputFeatures) };
+    const outputs: Tensor[] = [];
+    let t = input;
     for (const v of model.vnodes) {
       const ctx = { k, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
+      const xs = v.inputs.map((from) => (from < 0 ? input : outputs[from]));
       if (v.def.role === 'loss') {
         const def = v.def as LossDefinition<unknown>;
-        if (def.predict) t = await def.predict(ctx, t);
+        t = def.predict ? await def.predict(ctx, xs[0]) : xs[0];
+      } else if (v.def.role === 'merge') {
+        t = (await (v.def as MergeDefinition<unknown>).forward(ctx, tensors[v.index], xs)).y;
       } else {
-        t = (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors[v.index], t)).y;
+        t = (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors[v.index], xs[0])).y;
       }
+      outputs[v.index] = t;
     }
     out.set(t.data, r0 * model.outputFeatures);
   }

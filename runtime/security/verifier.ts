@@ -7,7 +7,7 @@
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
-import { Bucket, epochKey, Header } from '../protocol.js';
+import { Bucket, epochKey, Header, parsePort, type Port } from '../protocol.js';
 import { parseEpochRecord } from '../records.js';
 import { localTagValid, messageDigest, signerOf, verifySignature, type Signer } from './signing.js';
 
@@ -64,11 +64,13 @@ export function createSenderCheck(o: { epochs: KV; ownKey?: string }): SenderChe
 /** A message's sender: the trainer, or a VNode's index (-1: nobody sends it; -2: a `Dcnr-From` that names no VNode). */
 export type Sender = 'trainer' | number;
 
-/** Who sends `kind` to VNode `index` of a chain of `count`: the trainer (feeds, targets, the first `end`) or a neighbour. */
-export function expectedSender(kind: string, index: number, count: number): Sender {
-  if (kind === 'target') return 'trainer';
-  if (kind === 'bwd') return index + 1 < count ? index + 1 : -1;
-  return index === 0 ? 'trainer' : index - 1; // fwd, end
+/** Who sends on `port` of VNode `v`: the trainer (the dataset's feeds, targets and the first `end`), the producer of that input, or the consumer of that gradient port. */
+export function expectedSender(port: Port, v: { inputs: readonly number[]; consumers: ReadonlyArray<{ index: number }> }): Sender {
+  const p = parsePort(port);
+  if (!p || p.dir === 'target') return 'trainer';
+  if (p.dir === 'bwd') return v.consumers[p.slot]?.index ?? -1;
+  const from = v.inputs[p.slot]; // fwd, end
+  return from === undefined ? -1 : from < 0 ? 'trainer' : from;
 }
 
 /** The sender a `Dcnr-From` names: `trainer`, or the index in a VNode id `<deployment>.<index>.<type>`. */
