@@ -2,6 +2,7 @@
  * Built-in VNode types. Adding a type: write `actors/<kind>/<name>.ts`, add one line here.
  */
 import { registerVNodeType } from '../runtime/registry.js';
+import { gelu } from './activation/gelu.js';
 import { relu } from './activation/relu.js';
 import { sigmoid } from './activation/sigmoid.js';
 import { tanh } from './activation/tanh.js';
@@ -9,4 +10,4 @@ import { dense } from './layer/dense.js';
 import { mse } from './loss/mse.js';
 import { softmaxCrossEntropy } from './loss/softmax-cross-entropy.js';
 
-for (const def of [dense, relu, tanh, sigmoid, mse, softmaxCrossEntropy]) registerVNodeType(def);
+for (const def of [dense, relu, tanh, sigmoid, gelu, mse, softmaxCrossEntropy]) registerVNodeType(def);
