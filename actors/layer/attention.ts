@@ -26,14 +26,14 @@
  */
 import { z } from 'zod';
 import type { Kernels } from '../../runtime/kernels/types.js';
-import { applyUpdate, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
+import { applyUpdate, DEFAULT_OPTIMIZER, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { defineVNodeType, type Tensors } from '../../runtime/vnode-type.js';
 
 const AttentionConfig = z.object({
   /** Attention heads; the width C (the input's last axis) must be a multiple of it. */
   heads: z.number().int().positive().max(1 << 10),
-  optimizer: OptimizerConfig.default({ kind: 'adam', lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
+  optimizer: OptimizerConfig.default(DEFAULT_OPTIMIZER),
 });
 type AttentionConfig = z.infer<typeof AttentionConfig>;
 

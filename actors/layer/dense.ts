@@ -18,7 +18,7 @@
  * At depth 0 the staleness is 0 and both are the identity: the math is the plain one.
  */
 import { z } from 'zod';
-import { applyUpdate, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
+import { applyUpdate, DEFAULT_OPTIMIZER, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
 import { defineVNodeType } from '../../runtime/vnode-type.js';
 
 const DenseConfig = z.object({
@@ -26,7 +26,7 @@ const DenseConfig = z.object({
   units: z.number().int().positive().max(1 << 16),
   /** Weight init: He (for ReLU) or Xavier/Glorot (for tanh/sigmoid/logits). @default 'he' */
   init: z.enum(['he', 'xavier']).default('he'),
-  optimizer: OptimizerConfig.default({ kind: 'adam', lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
+  optimizer: OptimizerConfig.default(DEFAULT_OPTIMIZER),
 });
 type DenseConfig = z.infer<typeof DenseConfig>;
 

@@ -13,7 +13,7 @@
  * the ids are).
  */
 import { z } from 'zod';
-import { applyUpdate, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
+import { applyUpdate, DEFAULT_OPTIMIZER, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { defineVNodeType } from '../../runtime/vnode-type.js';
 
@@ -24,7 +24,7 @@ const EmbeddingConfig = z.object({
   width: z.number().int().positive().max(1 << 16),
   /** Longest sequence (rows of the position table); an input of more time steps is refused. */
   context: z.number().int().positive().max(1 << 16),
-  optimizer: OptimizerConfig.default({ kind: 'adam', lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
+  optimizer: OptimizerConfig.default(DEFAULT_OPTIMIZER),
 });
 type EmbeddingConfig = z.infer<typeof EmbeddingConfig>;
 

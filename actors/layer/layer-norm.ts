@@ -10,13 +10,13 @@
  * gradient sent upstream is that of the forward that made the activations).
  */
 import { z } from 'zod';
-import { applyUpdate, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
+import { applyUpdate, DEFAULT_OPTIMIZER, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
 import { defineVNodeType } from '../../runtime/vnode-type.js';
 
 const LayerNormConfig = z.object({
   /** Added to the variance before the square root. @default 1e-5 (PyTorch's) */
   eps: z.number().positive().max(1).default(1e-5),
-  optimizer: OptimizerConfig.default({ kind: 'adam', lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
+  optimizer: OptimizerConfig.default(DEFAULT_OPTIMIZER),
 });
 type LayerNormConfig = z.infer<typeof LayerNormConfig>;
 

@@ -139,6 +139,20 @@ export function activationGrad(fn: ActivationFn, x: Float32Array, dy: Float32Arr
  */
 export function softmaxCrossEntropy(logits: Float32Array, target: Float32Array, rows: number, cols: number): LossResult {
   checkSoftmaxCrossEntropy(logits, target, rows, cols);
+  return crossEntropyRows(logits, rows, cols, (r, c) => target[r * cols + c]);
+}
+
+/**
+ * {@link softmaxCrossEntropy} against class ids: the same loop with the one-hot target
+ * implied, so the same bits by construction.
+ */
+export function softmaxCrossEntropyIds(logits: Float32Array, ids: Float32Array, rows: number, cols: number): LossResult {
+  checkSoftmaxCrossEntropyIds(logits, ids, rows, cols);
+  return crossEntropyRows(logits, rows, cols, (r, c) => (c === ids[r] ? 1 : 0));
+}
+
+/** The loop of both softmax cross-entropies; `target(r, c)` is the target of row r, column c. */
+function crossEntropyRows(logits: Float32Array, rows: number, cols: number, target: (r: number, c: number) => number): LossResult {
   const grad = new Float32Array(rows * cols);
   let total = 0;
   for (let r = 0, o = 0; r < rows; r++, o += cols) {
@@ -150,33 +164,12 @@ export function softmaxCrossEntropy(logits: Float32Array, target: Float32Array, 
     let rowLoss = 0;
     for (let c = 0; c < cols; c++) {
       const z = logits[o + c] - max;
-      const t = target[o + c];
+      const t = target(r, c);
       rowLoss += t * (logSum - z); // −t·log softmax
       // exp(z − logSum) rather than a cached exp/sum: a cached one would change the bits of recorded runs
       grad[o + c] = (Math.exp(z - logSum) - t) / rows;
     }
     total += Math.fround(rowLoss);
-  }
-  return { loss: total / rows, grad };
-}
-
-/**
- * {@link softmaxCrossEntropy} against class ids: the same loop with the one-hot target
- * implied, so the same bits (a zero target term adds an exact 0, the one term is t = 1).
- */
-export function softmaxCrossEntropyIds(logits: Float32Array, ids: Float32Array, rows: number, cols: number): LossResult {
-  checkSoftmaxCrossEntropyIds(logits, ids, rows, cols);
-  const grad = new Float32Array(rows * cols);
-  let total = 0;
-  for (let r = 0, o = 0; r < rows; r++, o += cols) {
-    let max = -Infinity;
-    for (let c = 0; c < cols; c++) if (logits[o + c] > max) max = logits[o + c];
-    let sum = 0;
-    for (let c = 0; c < cols; c++) sum += Math.exp(logits[o + c] - max);
-    const logSum = Math.log(sum);
-    const id = ids[r];
-    for (let c = 0; c < cols; c++) grad[o + c] = (Math.exp(logits[o + c] - max - logSum) - (c === id ? 1 : 0)) / rows;
-    total += Math.fround(logSum - (logits[o + id] - max));
   }
   return { loss: total / rows, grad };
 }
