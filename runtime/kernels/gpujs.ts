@@ -248,10 +248,9 @@ const SOFTMAX_ROW_LOSS = `function (logits, target, rowMax, rowLogSum) {
 const SOFTMAX_IDS_GRAD = `function (logits, ids, rowMax, rowLogSum) {
   const row = Math.floor(this.thread.x / this.constants.cols);
   const col = this.thread.x - row * this.constants.cols;
-  const z = logits[this.thread.x] - rowMax[row];
-  let t = 0;
-  if (col == ids[row]) { t = 1; }
-  return (Math.exp(z - rowLogSum[row]) - t) / this.constants.rows;
+  const e = Math.exp(logits[this.thread.x] - rowMax[row] - rowLogSum[row]);
+  if (col == ids[row]) { return (e - 1) / this.constants.rows; }
+  return e / this.constants.rows; // (e − 0)/rows, as the one-hot kernel computes it: e − 0 is e
 }`;
 
 const SOFTMAX_IDS_ROW_LOSS = `function (logits, ids, rowMax, rowLogSum) {
