@@ -13,7 +13,7 @@ export { defineVNodeType } from './runtime/vnode-type.js';
 export type { BackwardResult, ForwardResult, LossDefinition, LossOutput, Tensors, TransformDefinition, VNodeContext, VNodeType } from './runtime/vnode-type.js';
 export { getVNodeType, registerVNodeType } from './runtime/registry.js';
 export type { Tensor } from './runtime/tensor.js';
-export type { ActivationFn, Kernels, LossResult, MatmulOptions } from './runtime/kernels/types.js';
+export type { ActivationFn, Kernels, LayerNormGrad, LayerNormResult, LossResult, MatmulOptions, SoftmaxOptions } from './runtime/kernels/types.js';
 export type { Rng } from './runtime/rng.js';
 export type { ModelSpec } from './runtime/model.js';
 export { defineScenario } from './scenarios/runner/define.js';

@@ -33,6 +33,9 @@ export const OptimizerConfig = z.discriminatedUnion('kind', [
 ]);
 export type OptimizerConfig = z.infer<typeof OptimizerConfig>;
 
+/** What a layer's `optimizer` defaults to when a model spec names none: Adam at PyTorch's defaults. */
+export const DEFAULT_OPTIMIZER: OptimizerConfig = { kind: 'adam', lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+
 /** Names of the slot tensors an optimizer keeps for parameter `name`. */
 export function slotNames(opt: OptimizerConfig, name: string): string[] {
   if (opt.kind === 'adam') return [`${name}_m`, `${name}_v`];

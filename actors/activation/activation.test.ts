@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { availableKernels, close, numericalGrad, probeIndices, randomArray } from '../../test/helpers/gradcheck.js';
+import * as gelu from './gelu.js';
 import * as relu from './relu.js';
 import * as sigmoid from './sigmoid.js';
 import * as tanh from './tanh.js';
@@ -15,6 +16,7 @@ const types = [
   { def: relu.relu, ref: relu.reference.forward },
   { def: tanh.tanh, ref: tanh.reference.forward },
   { def: sigmoid.sigmoid, ref: sigmoid.reference.forward },
+  { def: gelu.gelu, ref: gelu.reference.forward },
 ];
 
 for (const k of await availableKernels()) {
@@ -25,6 +27,7 @@ for (const k of await availableKernels()) {
       const r = randomArray(ROWS * COLS, `${def.type}-r`);
       const ctx = { k, config: {}, inFeatures: COLS, outFeatures: COLS };
       const { y, stash } = await def.forward(ctx, {}, { shape: [ROWS, COLS], data: x });
+      assert.equal(y.shape, [ROWS, COLS]);
       y.data.forEach((v, i) => assert.ok(close(v, ref(x[i]), FWD.rtol, FWD.atol), `y[${i}] = ${v}, want ${ref(x[i])}`));
       const { dx } = await def.backward({ ...ctx, step: 1, needDx: true }, {}, { shape: [ROWS, COLS], data: r }, stash!);
       const L = (v: Float64Array) => v.reduce((s, xi, i) => s + ref(xi) * r[i], 0);
@@ -34,6 +37,19 @@ for (const k of await availableKernels()) {
       }
     });
   }
+}
+
+// Transformer activations are [batch, time, channels]: the shape passes through.
+for (const k of await availableKernels()) {
+  test(`activation.gelu keeps a rank-3 shape [${k.mode}]`, async () => {
+    const x = randomArray(2 * 3 * 4, 'gelu-3d', 3);
+    const ctx = { k, config: {}, inFeatures: 4, outFeatures: 4 };
+    const { y, stash } = await gelu.gelu.forward(ctx, {}, { shape: [2, 3, 4], data: x });
+    assert.equal(y.shape, [2, 3, 4]);
+    y.data.forEach((v, i) => assert.ok(close(v, gelu.reference.forward(x[i]), FWD.rtol, FWD.atol), `y[${i}]`));
+    const { dx } = await gelu.gelu.backward({ ...ctx, step: 1, needDx: true }, {}, { shape: [2, 3, 4], data: x }, stash!);
+    assert.equal(dx!.shape, [2, 3, 4]);
+  });
 }
 
 test.run();

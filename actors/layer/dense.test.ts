@@ -84,6 +84,31 @@ for (const k of kernelsList) {
   });
 }
 
+for (const k of kernelsList) {
+  test(`layer.dense over the last axis of a rank-3 input: the bits of the rank-2 product of its rows, leading dims kept [${k.mode}]`, async () => {
+    const config = dense.config.parse({ units: OUT, optimizer: { kind: 'sgd', lr: 1, momentum: 0 } });
+    const t = dense.init!({ config, inFeatures: IN, outFeatures: OUT, rng: createRng('dense-3d') });
+    t.b = randomArray(OUT, 'bias3d');
+    const ctx = { k, config, inFeatures: IN, outFeatures: OUT };
+    const [B, T] = [2, 3]; // 6 rows
+    const x = randomArray(B * T * IN, 'x3d');
+    const dy = randomArray(B * T * OUT, 'dy3d');
+    const three = await dense.forward(ctx, t, { shape: [B, T, IN], data: x });
+    const two = await dense.forward(ctx, t, { shape: [B * T, IN], data: x });
+    assert.equal(three.y.shape, [B, T, OUT]);
+    assert.equal(two.y.shape, [B * T, OUT]);
+    assert.equal(Array.from(three.y.data), Array.from(two.y.data));
+    const back3 = await dense.backward({ ...ctx, step: 1, needDx: true }, t, { shape: [B, T, OUT], data: dy }, three.stash!);
+    const back2 = await dense.backward({ ...ctx, step: 1, needDx: true }, t, { shape: [B * T, OUT], data: dy }, two.stash!);
+    assert.equal(back3.dx!.shape, [B, T, IN]);
+    assert.equal(Array.from(back3.dx!.data), Array.from(back2.dx!.data));
+    assert.equal(Array.from(back3.tensors!.W), Array.from(back2.tensors!.W));
+    assert.equal(Array.from(back3.tensors!.b), Array.from(back2.tensors!.b));
+    // and the rank-2 product is the float64 reference's (the gradients are checked above)
+    reference.forward(x, t.W, t.b, B * T, IN, OUT).forEach((w, i) => assert.ok(close(three.y.data[i], w, FWD.rtol, FWD.atol), `y[${i}]`));
+  });
+}
+
 test('staleness: the forward runs with W predicted `staleness` Adam steps ahead; the backward computes dx with that W, and updates the current W', async () => {
   const k = kernelsList[0];
   const config = dense.config.parse({ units: OUT });

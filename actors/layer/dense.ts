@@ -2,7 +2,10 @@
  * `layer.dense`: y = x·W + b, trained by its own optimizer from the gradient its
  * downstream neighbour sends (gradient locality).
  *
- * W is stored in×out (row-major), b is out.
+ * W is stored in×out (row-major), b is out. It acts on the last axis: an input of any
+ * rank ≥ 2 is a matrix of (product of the leading dims) rows, and the output keeps the
+ * leading dims ([batch, time, in] → [batch, time, units]). For a rank-2 input that is
+ * the plain [rows, in] product, with the same kernel calls as ever (the same bits).
  *
  * Staleness at pipeline depth d (docs/checkpoints.md#staleness): the update of seq s
  * lands `ctx.staleness` updates after its forward ran. Two deterministic measures:
@@ -15,7 +18,7 @@
  * At depth 0 the staleness is 0 and both are the identity: the math is the plain one.
  */
 import { z } from 'zod';
-import { applyUpdate, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
+import { applyUpdate, DEFAULT_OPTIMIZER, initSlots, OptimizerConfig, predictParameter, slotNames } from '../../runtime/optim.js';
 import { defineVNodeType } from '../../runtime/vnode-type.js';
 
 const DenseConfig = z.object({
@@ -23,7 +26,7 @@ const DenseConfig = z.object({
   units: z.number().int().positive().max(1 << 16),
   /** Weight init: He (for ReLU) or Xavier/Glorot (for tanh/sigmoid/logits). @default 'he' */
   init: z.enum(['he', 'xavier']).default('he'),
-  optimizer: OptimizerConfig.default({ kind: 'adam', lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 }),
+  optimizer: OptimizerConfig.default(DEFAULT_OPTIMIZER),
 });
 type DenseConfig = z.infer<typeof DenseConfig>;
 
@@ -60,21 +63,22 @@ export const dense = defineVNodeType<DenseConfig>({
   async forward({ k, config, inFeatures, outFeatures, staleness }, tensors, x) {
     const W = await predictParameter(k, config.optimizer, tensors, 'W', staleness ?? 0);
     const b = await predictParameter(k, config.optimizer, tensors, 'b', staleness ?? 0);
-    const rows = x.shape[0];
+    // Over the last axis: every leading index is a row ([batch, time, C] → batch·time rows).
+    const rows = x.data.length / inFeatures;
     const xw = await k.matmul(x.data, W, rows, inFeatures, outFeatures);
     const y = await k.addBias(xw, b, rows, outFeatures);
-    return { y: { shape: [rows, outFeatures], data: y }, stash: [x.data, W] };
+    return { y: { shape: [...x.shape.slice(0, -1), outFeatures], data: y }, stash: [x.data, W] };
   },
 
   async backward({ k, config, inFeatures, outFeatures, step, needDx }, tensors, dy, [x, forwardW]) {
-    const rows = dy.shape[0];
+    const rows = dy.data.length / outFeatures;
     const dW = await k.matmul(x, dy.data, inFeatures, rows, outFeatures, { transA: true });
     const db = await k.sumRows(dy.data, rows, outFeatures);
     // dx uses the weights the forward of this seq used (weight stashing; see above).
     // (A stash from before weight stashing holds only x: then the current W.)
     const dx = needDx ? await k.matmul(dy.data, forwardW ?? tensors.W, rows, outFeatures, inFeatures, { transB: true }) : undefined;
     return {
-      dx: dx && { shape: [rows, inFeatures], data: dx },
+      dx: dx && { shape: [...dy.shape.slice(0, -1), inFeatures], data: dx },
       tensors: {
         ...(await applyUpdate(k, config.optimizer, tensors, 'W', dW, step)),
         ...(await applyUpdate(k, config.optimizer, tensors, 'b', db, step)),

@@ -82,4 +82,54 @@ for (const k of await availableKernels()) {
   });
 }
 
+/** Class ids for `positions` rows of `cols` classes, and their one-hot rows. */
+function ids(positions: number, cols: number): { ids: Float32Array; oneHot: Float32Array } {
+  const id = Float32Array.from({ length: positions }, (_, r) => (r * 7 + 3) % cols);
+  const oneHot = new Float32Array(positions * cols);
+  id.forEach((c, r) => (oneHot[r * cols + c] = 1));
+  return { ids: id, oneHot };
+}
+
+for (const k of await availableKernels()) {
+  test(`loss.softmaxCrossEntropy with class-id targets ([B] and [B, T]): the bits of the one-hot path, and the numerical gradient [${k.mode}]`, async () => {
+    const ctx = { k, config: {}, inFeatures: COLS, outFeatures: COLS };
+    const [B, T] = [2, 3];
+    for (const shape of [[ROWS], [B, T]]) {
+      const positions = shape.reduce((a, b) => a * b, 1);
+      const x = randomArray(positions * COLS, `ids-x-${shape}`, 4);
+      const { ids: target, oneHot: hot } = ids(positions, COLS);
+      const logits = { shape: [...shape, COLS], data: x };
+      const got = await sce.softmaxCrossEntropy.loss(ctx, logits, { shape, data: target });
+      const viaHot = await sce.softmaxCrossEntropy.loss(ctx, logits, { shape: [...shape, COLS], data: hot });
+      assert.equal(got.dx.shape, [...shape, COLS]);
+      assert.is(got.loss, viaHot.loss, `[${shape}]: loss bits of the one-hot target`);
+      assert.equal(Array.from(got.dx.data), Array.from(viaHot.dx.data), `[${shape}]: grad bits of the one-hot target`);
+      // mean over every position: the float64 reference over positions×COLS rows
+      const L64 = (v: Float64Array) => sce64(v, hot, positions, COLS).loss;
+      assert.ok(close(got.loss, L64(Float64Array.from(x)), LOSS.rtol, LOSS.atol), `[${shape}] loss ${got.loss}`);
+      for (let i = 0; i < x.length; i++) {
+        const num = numericalGrad(L64, x, i);
+        assert.ok(close(got.dx.data[i], num, GRAD.rtol, GRAD.atol), `[${shape}] dx[${i}] = ${got.dx.data[i]}, numerical ${num}`);
+      }
+    }
+  });
+
+  test(`loss.softmaxCrossEntropy refuses an id out of range and a target of another shape; predict keeps rank 3 [${k.mode}]`, async () => {
+    const ctx = { k, config: {}, inFeatures: 3, outFeatures: 3 };
+    const x = { shape: [2, 2, 3], data: randomArray(12, 'p3') };
+    const fails = async (target: { shape: number[]; data: Float32Array }, re: RegExp) => {
+      const err = await sce.softmaxCrossEntropy.loss(ctx, x, target).then(() => undefined, (e: Error) => e);
+      assert.ok(err instanceof Error && re.test(err.message), `expected ${re}, got ${err}`);
+    };
+    await fails({ shape: [2, 2], data: Float32Array.of(0, 1, 3, 2) }, /ids\[2\] is 3, must be an integer in \[0, 3\)/);
+    await fails({ shape: [2, 2], data: Float32Array.of(0, 1, 0.5, 2) }, /ids\[2\] is 0\.5/);
+    await fails({ shape: [4], data: new Float32Array(4) }, /target shape \[4\] is neither the logits' \[2,2,3\] \(one-hot\) nor \[2,2\] \(class ids\)/);
+    const p = await sce.softmaxCrossEntropy.predict!(ctx, x);
+    assert.equal(p.shape, [2, 2, 3]);
+    const want = sce.reference.softmax(x.data, 4, 3);
+    assert.equal(Array.from(p.data), Array.from(want));
+    for (let r = 0; r < 4; r++) assert.ok(Math.abs(p.data[r * 3] + p.data[r * 3 + 1] + p.data[r * 3 + 2] - 1) < 1e-6, `row ${r} sums to 1`);
+  });
+}
+
 test.run();

@@ -160,6 +160,21 @@ test('a product under ONE_THREAD_BELOW runs on one thread: the same bits from a 
   assert.ok(bitsEqual(await two.matmul(a, b, m, k, n), await one.matmul(a, b, m, k, n)));
 });
 
+test('batchedMatmul: every slice has the bits of matmul on it, on 2 threads (slices over ONE_THREAD_BELOW) and on 1', async () => {
+  const two = await blas();
+  const [batch, m, k, n] = [2, 512, 300, 256];
+  assert.ok(m * k * n >= ONE_THREAD_BELOW);
+  const a = randArray(batch * m * k, 45);
+  const b = randArray(batch * k * n, 46);
+  const got = await two.batchedMatmul(a, b, batch, m, k, n);
+  for (let i = 0; i < batch; i++) {
+    const one = await two.matmul(a.slice(i * m * k, (i + 1) * m * k), b.slice(i * k * n, (i + 1) * k * n), m, k, n);
+    assert.ok(bitsEqual(got.subarray(i * m * n, (i + 1) * m * n), one), `slice ${i}`);
+  }
+  const { c, mag } = matmul64(a.subarray(m * k), b.subarray(k * n), m, k, n);
+  assertClose(got.subarray(m * n), c, (i) => 1e-4 * mag[i] + 1e-6, 'slice 1 against float64');
+});
+
 test('addBias and sumRows match the reference', async () => {
   const K = await blas();
   for (const [rows, cols] of [[1, 1], [7, 5], [64, 128]] as const) {
@@ -245,7 +260,7 @@ test('bad kernel calls throw clear errors', async () => {
   await rejects(() => K.matmul(a, [1, 2] as unknown as Float32Array, 3, 4, 2), /b must be a Float32Array/);
   await rejects(() => K.addBias(a, new Float32Array(3), 3, 4), /addBias: bias has 3 elements, needs 4/);
   await rejects(() => K.sumRows(a, 5, 4), /sumRows: dy has 12 elements, needs 20/);
-  await rejects(() => K.activation('gelu' as ActivationFn, a), /activation: unknown activation "gelu"/);
+  await rejects(() => K.activation('swish' as ActivationFn, a), /activation: unknown activation "swish"/);
   await rejects(() => K.activationGrad('relu', a, b), /x has 12 elements but dy has 8/);
   await rejects(() => K.softmaxCrossEntropy(a, b, 3, 4), /target has 8 elements, needs 12/);
   await rejects(() => K.softmaxCrossEntropy(new Float32Array(0), new Float32Array(0), 0, 4), /needs at least one row and one column/);

@@ -13,7 +13,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { checkMatmul } from './checks.js';
+import { checkBatchedMatmul, checkMatmul } from './checks.js';
 import { cpuOps } from './typed-array-ops.js';
 import type { Kernels, MatmulOptions } from './types.js';
 
@@ -159,6 +159,28 @@ export async function createBlasKernels(opts: BlasKernelOptions = {}): Promise<B
       return c;
     },
 
+    // One sgemm per slice, on subarray views of the inputs and the result (the addon
+    // reads a view's own offset): slice i gets exactly the call, thread count and bits
+    // of `matmul` on that slice. No cblas_sgemm_batch: OpenBLAS 0.3.21 (Debian) lacks it,
+    // and at attention's sizes (T×T per head) a call costs ≈0.2 µs, not worth a C loop.
+    async batchedMatmul(a, b, batch, m, k, n, o?: MatmulOptions): Promise<Float32Array> {
+      live('batchedMatmul');
+      checkBatchedMatmul(a, b, batch, m, k, n);
+      const c = new Float32Array(batch * m * n);
+      if (m === 0 || n === 0 || k === 0) return c;
+      const use = m * n * k < ONE_THREAD_BELOW ? 1 : threads;
+      if (blas.getThreads() !== use) blas.setThreads(use);
+      const transA = o?.transA === true;
+      const transB = o?.transB === true;
+      for (let i = 0; i < batch; i++) {
+        blas.sgemm(transA, transB, m, n, k, 1, a.subarray(i * m * k, (i + 1) * m * k), b.subarray(i * k * n, (i + 1) * k * n), 0, c.subarray(i * m * n, (i + 1) * m * n));
+      }
+      return c;
+    },
+
+    // Every other op, the new transformer ones too (softmaxRows, layerNorm, gather,
+    // scatterAdd, …), is the shared typed-array code: memory-bound loops that a native
+    // call would not speed up, and the same bits as the `js` backend.
     ...cpuOps(live),
 
     // The optimizer in C: the same double arithmetic in the same order as the JS

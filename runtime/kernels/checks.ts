@@ -34,10 +34,24 @@ function checkSameLength(op: string, aName: string, a: Float32Array, bName: stri
   if (a.length !== b.length) throw new RangeError(`${op}: ${aName} has ${a.length} elements but ${bName} has ${b.length}`);
 }
 
-/** The type is a string union, but the name may come from the wire (a model spec). */
+/** Every {@link ActivationFn}: the type is a string union, but the name may come from the wire (a model spec). */
+const ACTIVATION_FNS: readonly string[] = ['relu', 'tanh', 'sigmoid', 'gelu'] satisfies ActivationFn[];
+
 function checkFn(op: string, fn: string): asserts fn is ActivationFn {
-  if (fn !== 'relu' && fn !== 'tanh' && fn !== 'sigmoid') {
-    throw new RangeError(`${op}: unknown activation ${JSON.stringify(fn)} (valid: relu, tanh, sigmoid)`);
+  if (!ACTIVATION_FNS.includes(fn)) {
+    throw new RangeError(`${op}: unknown activation ${JSON.stringify(fn)} (valid: ${ACTIVATION_FNS.join(', ')})`);
+  }
+}
+
+/**
+ * Ids (float32 integers) each in [0, limit): an id of 2.5, −1 or NaN would index nothing
+ * (undefined → NaN in JS) or out of bounds (on a device), so it is refused, naming where.
+ */
+function checkIds(op: string, ids: Float32Array, limit: number): void {
+  checkArray(op, 'ids', ids);
+  for (let i = 0; i < ids.length; i++) {
+    const v = ids[i];
+    if (!(Number.isInteger(v) && v >= 0 && v < limit)) throw new RangeError(`${op}: ids[${i}] is ${v}, must be an integer in [0, ${limit})`);
   }
 }
 
@@ -46,6 +60,79 @@ export function checkMatmul(a: Float32Array, b: Float32Array, m: number, k: numb
   checkDims('matmul', { m, k, n });
   checkLength('matmul', 'a', a, m * k, `op(a) ${m}x${k}`);
   checkLength('matmul', 'b', b, k * n, `op(b) ${k}x${n}`);
+}
+
+/** batchedMatmul: `batch` products with the shapes of {@link checkMatmul}, stored one after another. */
+export function checkBatchedMatmul(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number): void {
+  checkDims('batchedMatmul', { batch, m, k, n });
+  checkLength('batchedMatmul', 'a', a, batch * m * k, `${batch} × op(a) ${m}x${k}`);
+  checkLength('batchedMatmul', 'b', b, batch * k * n, `${batch} × op(b) ${k}x${n}`);
+}
+
+export function checkSoftmaxRows(x: Float32Array, rows: number, cols: number, opts: { scale?: number; causalT?: number }): void {
+  checkDims('softmaxRows', { rows, cols });
+  checkLength('softmaxRows', 'x', x, rows * cols, `${rows}x${cols}`);
+  checkScale('softmaxRows', opts.scale);
+  const T = opts.causalT;
+  if (T !== undefined) {
+    if (!Number.isSafeInteger(T) || T < 1) throw new RangeError(`softmaxRows: causalT must be a positive integer, got ${T}`);
+    if (cols !== T || rows % T !== 0) throw new RangeError(`softmaxRows: causalT ${T} needs cols = ${T} and rows a multiple of ${T}, got ${rows}x${cols}`);
+  }
+}
+
+export function checkSoftmaxRowsGrad(y: Float32Array, dy: Float32Array, rows: number, cols: number, scale: number | undefined): void {
+  checkDims('softmaxRowsGrad', { rows, cols });
+  checkLength('softmaxRowsGrad', 'y', y, rows * cols, `${rows}x${cols}`);
+  checkLength('softmaxRowsGrad', 'dy', dy, rows * cols, `${rows}x${cols}`);
+  checkScale('softmaxRowsGrad', scale);
+}
+
+function checkScale(op: string, scale: number | undefined): void {
+  if (scale !== undefined && !(Number.isFinite(scale) && scale > 0)) throw new RangeError(`${op}: scale must be a finite number > 0, got ${scale}`);
+}
+
+/** A mean over zero columns is undefined, so layerNorm needs cols ≥ 1. */
+export function checkLayerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, rows: number, cols: number, eps: number): void {
+  checkDims('layerNorm', { rows, cols });
+  if (cols === 0) throw new RangeError('layerNorm: needs at least one column');
+  checkLength('layerNorm', 'x', x, rows * cols, `${rows}x${cols}`);
+  checkLength('layerNorm', 'gamma', gamma, cols, `${cols} columns`);
+  checkLength('layerNorm', 'beta', beta, cols, `${cols} columns`);
+  if (!(Number.isFinite(eps) && eps >= 0)) throw new RangeError(`layerNorm: eps must be a finite number ≥ 0, got ${eps}`);
+}
+
+export function checkLayerNormGrad(x: Float32Array, gamma: Float32Array, dy: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): void {
+  checkDims('layerNormGrad', { rows, cols });
+  if (cols === 0) throw new RangeError('layerNormGrad: needs at least one column');
+  checkLength('layerNormGrad', 'x', x, rows * cols, `${rows}x${cols}`);
+  checkLength('layerNormGrad', 'dy', dy, rows * cols, `${rows}x${cols}`);
+  checkLength('layerNormGrad', 'gamma', gamma, cols, `${cols} columns`);
+  checkLength('layerNormGrad', 'mean', mean, rows, `${rows} rows`);
+  checkLength('layerNormGrad', 'rstd', rstd, rows, `${rows} rows`);
+}
+
+/** gather: `table` whole rows of `cols`, `rows` = ids.length ids, each a row of the table. */
+export function checkGather(table: Float32Array, ids: Float32Array, rows: number, cols: number): void {
+  checkDims('gather', { rows, cols });
+  checkArray('gather', 'table', table);
+  if (cols === 0 ? table.length !== 0 : table.length % cols !== 0) throw new RangeError(`gather: table has ${table.length} elements, not a whole number of rows of ${cols}`);
+  checkLength('gather', 'ids', ids, rows, `${rows} rows`);
+  checkIds('gather', ids, cols === 0 ? Infinity : table.length / cols);
+}
+
+export function checkScatterAdd(ids: Float32Array, dy: Float32Array, tableRows: number, cols: number): void {
+  checkDims('scatterAdd', { tableRows, cols });
+  checkArray('scatterAdd', 'ids', ids);
+  checkLength('scatterAdd', 'dy', dy, ids.length * cols, `${ids.length}x${cols}`);
+  checkIds('scatterAdd', ids, tableRows);
+}
+
+export function checkSoftmaxCrossEntropyIds(logits: Float32Array, ids: Float32Array, rows: number, cols: number): void {
+  checkDims('softmaxCrossEntropyIds', { rows, cols });
+  if (rows === 0 || cols === 0) throw new RangeError('softmaxCrossEntropyIds: needs at least one row and one column');
+  checkLength('softmaxCrossEntropyIds', 'logits', logits, rows * cols, `${rows}x${cols}`);
+  checkLength('softmaxCrossEntropyIds', 'ids', ids, rows, `${rows} rows`);
+  checkIds('softmaxCrossEntropyIds', ids, cols);
 }
 
 export function checkAddBias(x: Float32Array, bias: Float32Array, rows: number, cols: number): void {

@@ -51,9 +51,14 @@ export function sumRows64(dy: Float32Array, cols: number) {
   return { sum, mag };
 }
 
+/** The argument of gelu's tanh: √(2/π)·(v + 0.044715·v³). */
+const geluU = (v: number) => Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3);
+
 export function act64(fn: ActivationFn, v: number): number {
   if (fn === 'relu') return Math.max(v, 0);
   if (fn === 'tanh') return (Math.exp(2 * v) - 1) / (Math.exp(2 * v) + 1);
+  // gelu as v·σ(2u) (the same function: (1 + tanh u)/2 = σ(2u)); exp(−2u) → ∞ gives 0, no NaN
+  if (fn === 'gelu') return v / (1 + Math.exp(-2 * geluU(v)));
   return Math.exp(v) / (1 + Math.exp(v));
 }
 
@@ -61,8 +66,128 @@ export function act64(fn: ActivationFn, v: number): number {
 export function actGrad64(fn: ActivationFn, v: number): number {
   if (fn === 'relu') return v > 0 ? 1 : 0;
   if (fn === 'tanh') return 1 / Math.cosh(v) ** 2;
+  if (fn === 'gelu') {
+    const u = geluU(v);
+    const du = Math.sqrt(2 / Math.PI) * (1 + 3 * 0.044715 * v * v);
+    return 0.5 * (1 + Math.tanh(u)) + (0.5 * v * du) / Math.cosh(u) ** 2;
+  }
   const s = act64('sigmoid', v);
   return s * (1 - s);
+}
+
+/** `batch` products of {@link matmul64}, one after another, with their magnitudes. */
+export function batchedMatmul64(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number, transA = false, transB = false) {
+  const c = new Float64Array(batch * m * n);
+  const mag = new Float64Array(batch * m * n);
+  for (let i = 0; i < batch; i++) {
+    const r = matmul64(a.subarray(i * m * k, (i + 1) * m * k), b.subarray(i * k * n, (i + 1) * k * n), m, k, n, transA, transB);
+    c.set(r.c, i * m * n);
+    mag.set(r.mag, i * m * n);
+  }
+  return { c, mag };
+}
+
+/** Row r of a causal block of T rows sees columns ≤ r mod T; no mask: all. */
+const visibleCols = (r: number, cols: number, causalT?: number) => (causalT === undefined ? cols : (r % causalT) + 1);
+
+/** Row softmax of scale·x as exp(scale·x − logsumexp) (masked entries 0). */
+export function softmaxRows64(x: Float32Array, rows: number, cols: number, scale = 1, causalT?: number): Float64Array {
+  const y = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const n = visibleCols(r, cols, causalT);
+    const z = Array.from(x.subarray(r * cols, r * cols + n), (v) => scale * v);
+    const max = Math.max(...z);
+    const lse = max + Math.log(z.reduce((s, v) => s + Math.exp(v - max), 0));
+    z.forEach((v, c) => (y[r * cols + c] = Math.exp(v - lse)));
+  }
+  return y;
+}
+
+/**
+ * The softmax backward through its full Jacobian, dx_j = scale·Σ_i dy_i·y_i·(δ_ij − y_j):
+ * O(cols²), another route than the kernels' dot product. Plus Σ_i |dy_i·∂y_i/∂x_j| per
+ * element, the scale float32 error grows with.
+ */
+export function softmaxRowsGrad64(y: Float32Array, dy: Float32Array, rows: number, cols: number, scale = 1) {
+  const dx = new Float64Array(rows * cols);
+  const mag = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let j = 0; j < cols; j++) {
+      let s = 0;
+      let g = 0;
+      for (let i = 0; i < cols; i++) {
+        const t = dy[o + i] * y[o + i] * ((i === j ? 1 : 0) - y[o + j]);
+        s += t;
+        g += Math.abs(t);
+      }
+      dx[o + j] = scale * s;
+      mag[o + j] = scale * g;
+    }
+  }
+  return { dx, mag };
+}
+
+/** Layer norm in float64 (variance as E[(x − mean)²] over the row, biased). */
+export function layerNorm64(x: Float32Array, gamma: Float32Array, beta: Float32Array, rows: number, cols: number, eps: number) {
+  const y = new Float64Array(rows * cols);
+  const mean = new Float64Array(rows);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = Array.from(x.subarray(r * cols, (r + 1) * cols));
+    const mu = row.reduce((s, v) => s + v, 0) / cols;
+    const variance = row.reduce((s, v) => s + (v - mu) ** 2, 0) / cols;
+    mean[r] = mu;
+    rstd[r] = 1 / Math.sqrt(variance + eps);
+    row.forEach((v, c) => (y[r * cols + c] = gamma[c] * ((v - mu) * rstd[r]) + beta[c]));
+  }
+  return { y, mean, rstd };
+}
+
+/**
+ * The layer-norm backward in float64 from x (mean and rstd recomputed, not taken from a
+ * kernel), as the paper's dx = rstd/N·(N·g − Σg − x̂·Σ g·x̂), g = dy·gamma; with
+ * per-element magnitudes for the error bounds.
+ */
+export function layerNormGrad64(x: Float32Array, gamma: Float32Array, dy: Float32Array, rows: number, cols: number, eps: number) {
+  const { mean, rstd } = layerNorm64(x, gamma, new Float32Array(cols), rows, cols, eps);
+  const dx = new Float64Array(rows * cols);
+  const dxMag = new Float64Array(rows * cols);
+  const dgamma = new Float64Array(cols);
+  const dgammaMag = new Float64Array(cols);
+  const dbeta = new Float64Array(cols);
+  const dbetaMag = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const xh = Array.from({ length: cols }, (_, c) => (x[o + c] - mean[r]) * rstd[r]);
+    const g = Array.from({ length: cols }, (_, c) => dy[o + c] * gamma[c]);
+    const sg = g.reduce((s, v) => s + v, 0);
+    const sgx = g.reduce((s, v, c) => s + v * xh[c], 0);
+    const ag = g.reduce((s, v) => s + Math.abs(v), 0);
+    const agx = g.reduce((s, v, c) => s + Math.abs(v * xh[c]), 0);
+    for (let c = 0; c < cols; c++) {
+      dx[o + c] = (rstd[r] / cols) * (cols * g[c] - sg - xh[c] * sgx);
+      dxMag[o + c] = (rstd[r] / cols) * (cols * Math.abs(g[c]) + ag + Math.abs(xh[c]) * agx);
+      dgamma[c] += dy[o + c] * xh[c];
+      dgammaMag[c] += Math.abs(dy[o + c] * xh[c]);
+      dbeta[c] += dy[o + c];
+      dbetaMag[c] += Math.abs(dy[o + c]);
+    }
+  }
+  return { dx, dxMag, dgamma, dgammaMag, dbeta, dbetaMag };
+}
+
+/** Σ of dy rows into their ids' rows, with Σ|terms| per cell. */
+export function scatterAdd64(ids: Float32Array, dy: Float32Array, tableRows: number, cols: number) {
+  const sum = new Float64Array(tableRows * cols);
+  const mag = new Float64Array(tableRows * cols);
+  ids.forEach((id, r) => {
+    for (let c = 0; c < cols; c++) {
+      sum[id * cols + c] += dy[r * cols + c];
+      mag[id * cols + c] += Math.abs(dy[r * cols + c]);
+    }
+  });
+  return { sum, mag };
 }
 
 /**

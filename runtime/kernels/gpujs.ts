@@ -38,13 +38,20 @@ import {
   checkActivation,
   checkActivationGrad,
   checkAddBias,
+  checkBatchedMatmul,
+  checkGather,
+  checkLayerNorm,
+  checkLayerNormGrad,
   checkMatmul,
   checkMse,
   checkSoftmaxCrossEntropy,
+  checkSoftmaxCrossEntropyIds,
+  checkSoftmaxRows,
+  checkSoftmaxRowsGrad,
   checkSumRows,
 } from './checks.js';
 import type { ActivationFn, Kernels, LossResult, MatmulOptions } from './types.js';
-import { adamPredict, adamStep } from './typed-array-ops.js';
+import { adamPredict, adamStep, GELU_C, GELU_K, scatterAdd } from './typed-array-ops.js';
 
 /** gpu.js modes this backend can be asked for (`gpu` = gpu.js chooses). */
 export type GpuJsMode = 'gpu' | 'webgl' | 'headlessgl' | 'webasm' | 'cpu';
@@ -105,21 +112,32 @@ function backendName(className: string, fn: IKernelRunShortcut): string {
 // `this.thread.x` is the flat output index. Names of constants are the
 // loop bounds and row widths.
 
-function matmulSource(transA: boolean, transB: boolean): string {
+function matmulSource(transA: boolean, transB: boolean, batched = false): string {
   // op(A)[row, p] and op(B)[p, col] under the interface's storage convention:
   // transA → a is stored k×m; transB → b is stored n×k. The indices are walked
   // by running offsets rather than recomputed as `row * k + p` each step: on
   // webasm that roughly doubles matmul speed (measured: 0.9 → 1.9 GFLOP/s at
   // 512²) without changing the summation order.
+  // Batched: the output runs over batch·m·n cells; cell x is in slice s = x / (m·n),
+  // whose A and B start s·m·k and s·k·n elements in. Each cell then runs the very
+  // loop of the plain matmul, so slice s has the bits of `matmul` on it.
   const aStart = transA ? 'row' : 'row * this.constants.k';
   const aStep = transA ? 'this.constants.m' : '1';
   const bStart = transB ? 'col * this.constants.k' : 'col';
   const bStep = transB ? '1' : 'this.constants.n';
-  return `function (a, b) {
-    const row = Math.floor(this.thread.x / this.constants.n);
+  const cell = batched
+    ? `const s = Math.floor(this.thread.x / this.constants.mn);
+    const cell = this.thread.x - s * this.constants.mn;
+    const row = Math.floor(cell / this.constants.n);
+    const col = cell - row * this.constants.n;
+    let ai = s * this.constants.mk + ${aStart};
+    let bi = s * this.constants.kn + ${bStart};`
+    : `const row = Math.floor(this.thread.x / this.constants.n);
     const col = this.thread.x - row * this.constants.n;
     let ai = ${aStart};
-    let bi = ${bStart};
+    let bi = ${bStart};`;
+  return `function (a, b) {
+    ${cell}
     let sum = 0;
     for (let p = 0; p < this.constants.k; p++) {
       sum += a[ai] * b[bi];
@@ -156,6 +174,11 @@ const ACTIVATION: Record<ActivationFn, string> = {
   sigmoid: `function (x) {
     return 1 / (1 + Math.exp(-x[this.thread.x]));
   }`,
+  // tanh approximation; constants as in typed-array-ops.ts GELU_K = √(2/π), GELU_C
+  gelu: `function (x) {
+    const v = x[this.thread.x];
+    return 0.5 * v * (1 + Math.tanh(${GELU_K} * (v + ${GELU_C} * v * v * v)));
+  }`,
 };
 
 const ACTIVATION_GRAD: Record<ActivationFn, string> = {
@@ -171,6 +194,11 @@ const ACTIVATION_GRAD: Record<ActivationFn, string> = {
   sigmoid: `function (x, dy) {
     const s = 1 / (1 + Math.exp(-x[this.thread.x]));
     return dy[this.thread.x] * (s * (1 - s));
+  }`,
+  gelu: `function (x, dy) {
+    const v = x[this.thread.x];
+    const t = Math.tanh(${GELU_K} * (v + ${GELU_C} * v * v * v));
+    return dy[this.thread.x] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * ${GELU_K} * (1 + ${3 * GELU_C} * v * v));
   }`,
 };
 
@@ -213,6 +241,153 @@ const SOFTMAX_ROW_LOSS = `function (logits, target, rowMax, rowLogSum) {
     sum += target[base + c] * (ls - (logits[base + c] - m));
   }
   return sum;
+}`;
+
+// Class-id targets: the kernels above with the one-hot target implied (t = 1 at the
+// id, else 0). The same float32 operations, so the bits of the one-hot path.
+const SOFTMAX_IDS_GRAD = `function (logits, ids, rowMax, rowLogSum) {
+  const row = Math.floor(this.thread.x / this.constants.cols);
+  const col = this.thread.x - row * this.constants.cols;
+  const e = Math.exp(logits[this.thread.x] - rowMax[row] - rowLogSum[row]);
+  if (col == ids[row]) { return (e - 1) / this.constants.rows; }
+  return e / this.constants.rows; // (e − 0)/rows, as the one-hot kernel computes it: e − 0 is e
+}`;
+
+const SOFTMAX_IDS_ROW_LOSS = `function (logits, ids, rowMax, rowLogSum) {
+  const base = this.thread.x * this.constants.cols;
+  return rowLogSum[this.thread.x] - (logits[base + ids[this.thread.x]] - rowMax[this.thread.x]);
+}`;
+
+/**
+ * How many columns row `r` of a row softmax sees: all, or with a causal mask over
+ * blocks of T = cols rows, r mod T + 1. A mask is an `if` inside a loop over all
+ * columns, because GL loop bounds must be compile-time constants.
+ */
+function visible(causal: boolean, r: string): string {
+  return causal ? `${r} - Math.floor(${r} / this.constants.cols) * this.constants.cols + 1` : 'this.constants.cols';
+}
+
+// Row softmax in three passes (max, sum of exps, output); `s` is a 1-element array
+// holding the scale (an argument, not a constant, so one kernel serves every scale and
+// a whole-number scale is not compiled as an integer).
+function softmaxSources(causal: boolean) {
+  return {
+    max: `function (x, s) {
+      const base = this.thread.x * this.constants.cols;
+      const visible = ${visible(causal, 'this.thread.x')};
+      let m = x[base] * s[0];
+      for (let c = 1; c < this.constants.cols; c++) {
+        if (c < visible) {
+          const v = x[base + c] * s[0];
+          if (v > m) { m = v; }
+        }
+      }
+      return m;
+    }`,
+    sum: `function (x, s, rowMax) {
+      const base = this.thread.x * this.constants.cols;
+      const visible = ${visible(causal, 'this.thread.x')};
+      const m = rowMax[this.thread.x];
+      let sum = 0;
+      for (let c = 0; c < this.constants.cols; c++) {
+        if (c < visible) { sum += Math.exp(x[base + c] * s[0] - m); }
+      }
+      return sum;
+    }`,
+    out: `function (x, s, rowMax, rowSum) {
+      const row = Math.floor(this.thread.x / this.constants.cols);
+      const col = this.thread.x - row * this.constants.cols;
+      if (col >= ${visible(causal, 'row')}) { return 0; }
+      return Math.exp(x[this.thread.x] * s[0] - rowMax[row]) / rowSum[row];
+    }`,
+  };
+}
+
+// Σ_c a[r,c]·b[r,c] per row (softmaxRowsGrad's Σ dy⊙y)
+const ROW_DOT = `function (a, b) {
+  const base = this.thread.x * this.constants.cols;
+  let sum = 0;
+  for (let c = 0; c < this.constants.cols; c++) {
+    sum += a[base + c] * b[base + c];
+  }
+  return sum;
+}`;
+
+const SOFTMAX_ROWS_GRAD = `function (y, dy, dot, s) {
+  const row = Math.floor(this.thread.x / this.constants.cols);
+  return s[0] * y[this.thread.x] * (dy[this.thread.x] - dot[row]);
+}`;
+
+// Layer norm: row mean, then row rstd from it (two-pass variance), then the output.
+const LN_MEAN = `function (x) {
+  const base = this.thread.x * this.constants.cols;
+  let sum = 0;
+  for (let c = 0; c < this.constants.cols; c++) {
+    sum += x[base + c];
+  }
+  return sum / this.constants.cols;
+}`;
+
+const LN_RSTD = `function (x, mean, eps) {
+  const base = this.thread.x * this.constants.cols;
+  const m = mean[this.thread.x];
+  let sum = 0;
+  for (let c = 0; c < this.constants.cols; c++) {
+    const d = x[base + c] - m;
+    sum += d * d;
+  }
+  return 1 / Math.sqrt(sum / this.constants.cols + eps[0]);
+}`;
+
+const LN_OUT = `function (x, mean, rstd, gamma, beta) {
+  const row = Math.floor(this.thread.x / this.constants.cols);
+  const col = this.thread.x - row * this.constants.cols;
+  return (x[this.thread.x] - mean[row]) * rstd[row] * gamma[col] + beta[col];
+}`;
+
+// Backward: per row mean_c(g) and mean_c(g·x̂) with g = dy·gamma, x̂ = (x − mean)·rstd.
+const LN_ROW_MEAN_G = `function (gamma, dy) {
+  const base = this.thread.x * this.constants.cols;
+  let sum = 0;
+  for (let c = 0; c < this.constants.cols; c++) {
+    sum += dy[base + c] * gamma[c];
+  }
+  return sum / this.constants.cols;
+}`;
+
+const LN_ROW_MEAN_GX = `function (x, gamma, dy, mean, rstd) {
+  const base = this.thread.x * this.constants.cols;
+  const m = mean[this.thread.x];
+  const rs = rstd[this.thread.x];
+  let sum = 0;
+  for (let c = 0; c < this.constants.cols; c++) {
+    sum += dy[base + c] * gamma[c] * ((x[base + c] - m) * rs);
+  }
+  return sum / this.constants.cols;
+}`;
+
+const LN_DX = `function (x, gamma, dy, mean, rstd, a, b) {
+  const row = Math.floor(this.thread.x / this.constants.cols);
+  const col = this.thread.x - row * this.constants.cols;
+  const rs = rstd[row];
+  const xh = (x[this.thread.x] - mean[row]) * rs;
+  return rs * (dy[this.thread.x] * gamma[col] - a[row] - xh * b[row]);
+}`;
+
+// Σ_r dy·x̂ per column
+const LN_DGAMMA = `function (x, dy, mean, rstd) {
+  let sum = 0;
+  for (let r = 0; r < this.constants.rows; r++) {
+    const i = r * this.constants.cols + this.thread.x;
+    sum += dy[i] * ((x[i] - mean[r]) * rstd[r]);
+  }
+  return sum;
+}`;
+
+const GATHER = `function (table, ids) {
+  const row = Math.floor(this.thread.x / this.constants.cols);
+  const col = this.thread.x - row * this.constants.cols;
+  return table[ids[row] * this.constants.cols + col];
 }`;
 
 const MSE_GRAD = `function (pred, target) {
@@ -338,6 +513,94 @@ export function createGpuJsKernels(opts: GpuJsKernelOptions = {}): Kernels {
       const key = `matmul:${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}:${m}x${k}x${n}`;
       const entry = kernel(key, matmulSource(tA, tB), m * n, { m, k, n }, asyncMatmul);
       return run('matmul', entry, a, b);
+    },
+
+    async batchedMatmul(a, b, batch, m, k, n, opts: MatmulOptions = {}) {
+      checkBatchedMatmul(a, b, batch, m, k, n);
+      checkSize('batchedMatmul', batch * m * n);
+      if (batch * m * n === 0 || k === 0) return new Float32Array(batch * m * n);
+      const tA = opts.transA === true;
+      const tB = opts.transB === true;
+      const key = `bmm:${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}:${batch}x${m}x${k}x${n}`;
+      const c = { m, k, n, mn: m * n, mk: m * k, kn: k * n };
+      const entry = kernel(key, matmulSource(tA, tB, true), batch * m * n, c, asyncMatmul);
+      return run('batchedMatmul', entry, a, b);
+    },
+
+    async softmaxRows(x, rows, cols, opts = {}) {
+      checkSoftmaxRows(x, rows, cols, opts);
+      if (rows * cols === 0) return new Float32Array(rows * cols);
+      const causal = opts.causalT !== undefined;
+      const src = softmaxSources(causal);
+      const key = `sm${causal ? '.causal' : ''}:${rows}x${cols}`;
+      const c = { rows, cols };
+      const s = Float32Array.of(opts.scale ?? 1);
+      const max = await run('softmaxRows', kernel(`${key}.max`, src.max, rows, c), x, s);
+      const sum = await run('softmaxRows', kernel(`${key}.sum`, src.sum, rows, c), x, s, max);
+      return run('softmaxRows', kernel(`${key}.out`, src.out, rows * cols, c), x, s, max, sum);
+    },
+
+    async softmaxRowsGrad(y, dy, rows, cols, opts = {}) {
+      checkSoftmaxRowsGrad(y, dy, rows, cols, opts.scale);
+      if (rows * cols === 0) return new Float32Array(rows * cols);
+      const c = { rows, cols };
+      const dot = await run('softmaxRowsGrad', kernel(`rowDot:${rows}x${cols}`, ROW_DOT, rows, c), dy, y);
+      const entry = kernel(`smGrad:${rows}x${cols}`, SOFTMAX_ROWS_GRAD, rows * cols, c);
+      return run('softmaxRowsGrad', entry, y, dy, dot, Float32Array.of(opts.scale ?? 1));
+    },
+
+    async layerNorm(x, gamma, beta, rows, cols, eps) {
+      checkLayerNorm(x, gamma, beta, rows, cols, eps);
+      if (rows === 0) return { y: new Float32Array(0), mean: new Float32Array(0), rstd: new Float32Array(0) };
+      const shape = `${rows}x${cols}`;
+      const c = { rows, cols };
+      const mean = await run('layerNorm', kernel(`ln.mean:${shape}`, LN_MEAN, rows, c), x);
+      const rstd = await run('layerNorm', kernel(`ln.rstd:${shape}`, LN_RSTD, rows, c), x, mean, Float32Array.of(eps));
+      const y = await run('layerNorm', kernel(`ln.out:${shape}`, LN_OUT, rows * cols, c), x, mean, rstd, gamma, beta);
+      return { y, mean, rstd };
+    },
+
+    async layerNormGrad(x, gamma, dy, mean, rstd, rows, cols) {
+      checkLayerNormGrad(x, gamma, dy, mean, rstd, rows, cols);
+      if (rows === 0) return { dx: new Float32Array(0), dgamma: new Float32Array(cols), dbeta: new Float32Array(cols) };
+      const shape = `${rows}x${cols}`;
+      const c = { rows, cols };
+      const a = await run('layerNormGrad', kernel(`lnGrad.a:${shape}`, LN_ROW_MEAN_G, rows, c), gamma, dy);
+      const b = await run('layerNormGrad', kernel(`lnGrad.b:${shape}`, LN_ROW_MEAN_GX, rows, c), x, gamma, dy, mean, rstd);
+      const dx = await run('layerNormGrad', kernel(`lnGrad.dx:${shape}`, LN_DX, rows * cols, c), x, gamma, dy, mean, rstd, a, b);
+      const dgamma = await run('layerNormGrad', kernel(`lnGrad.dgamma:${shape}`, LN_DGAMMA, cols, c), x, dy, mean, rstd);
+      const dbeta = await run('layerNormGrad', kernel(`sumRows:${shape}`, SUM_ROWS, cols, c), dy);
+      return { dx, dgamma, dbeta };
+    },
+
+    async gather(table, ids, rows, cols) {
+      checkGather(table, ids, rows, cols);
+      checkSize('gather', table.length);
+      if (rows * cols === 0) return new Float32Array(rows * cols);
+      const entry = kernel(`gather:${table.length}:${rows}x${cols}`, GATHER, rows * cols, { rows, cols });
+      return run('gather', entry, table, ids);
+    },
+
+    // Not a gpu.js kernel: a scatter needs atomics or, as a gather (one thread per table
+    // cell looping over every id), vocab× the work. The shared typed-array loop (float64
+    // sums, increasing id order), as on the CPU backends: the same bits everywhere.
+    async scatterAdd(ids, dy, tableRows, cols) {
+      if (disposed) throw new Error(`${mode} kernels were disposed`);
+      return scatterAdd(ids, dy, tableRows, cols);
+    },
+
+    async softmaxCrossEntropyIds(logits, ids, rows, cols): Promise<LossResult> {
+      checkSoftmaxCrossEntropyIds(logits, ids, rows, cols);
+      const shape = `${rows}x${cols}`;
+      const c = { rows, cols };
+      const op = 'softmaxCrossEntropyIds';
+      const max = await run(op, kernel(`sce.max:${shape}`, ROW_MAX, rows, c), logits);
+      const logSum = await run(op, kernel(`sce.logSum:${shape}`, ROW_LOG_SUM, rows, c), logits, max);
+      const grad = await run(op, kernel(`sceIds.grad:${shape}`, SOFTMAX_IDS_GRAD, rows * cols, c), logits, ids, max, logSum);
+      const rowLoss = await run(op, kernel(`sceIds.loss:${shape}`, SOFTMAX_IDS_ROW_LOSS, rows, c), logits, ids, max, logSum);
+      let total = 0;
+      for (let r = 0; r < rows; r++) total += rowLoss[r];
+      return { loss: total / rows, grad };
     },
 
     async addBias(x, bias, rows, cols) {

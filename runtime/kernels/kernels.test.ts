@@ -11,6 +11,14 @@
  * - sumRows: 1e-5 × Σ_r |dy[r,c]| + 1e-6, for the same reason.
  * - elementwise ops, gradients, addBias: 1e-5 × |ref| + 1e-6.
  * - loss scalars: 1e-5 × max(1, |ref|).
+ * - batchedMatmul: as matmul, per slice.
+ * - softmaxRows: 2e-5 × |ref| + 1e-6 (a float32 sum of up to 129 exps on webasm).
+ * - softmaxRowsGrad, layerNorm's dx: 2e-5 × the sum of the absolute terms + 1e-6
+ *   (both are differences of nearly equal sums where inputs cancel).
+ * - layerNorm y: 2e-5 × (|x̂·γ| + |β|) + 1e-6; mean, rstd: 1e-5 × |ref| + 1e-6.
+ * - dgamma, dbeta, scatterAdd: 1e-5 × Σ|terms| + 1e-6, as sumRows.
+ * - gather: exact (copies). softmaxCrossEntropyIds: as softmaxCrossEntropy, and the
+ *   very bits of softmaxCrossEntropy with the matching one-hot target.
  * The oracle is float64 throughout; webasm accumulates in float32, hence the bounds.
  *
  * Run alone: `node --import tsx runtime/kernels/kernels.test.ts`.
@@ -20,7 +28,22 @@ import * as assert from 'uvu/assert';
 import { createGpuJsKernels } from './gpujs.js';
 import { KERNEL_MODES, createKernels } from './index.js';
 import { createReferenceKernels } from './reference.js';
-import { act64, actGrad64, bitsEqual, addBias64, matmul64, mse64, softmaxCrossEntropy64, sumRows64 } from './float64-oracle.js';
+import {
+  act64,
+  actGrad64,
+  addBias64,
+  batchedMatmul64,
+  bitsEqual,
+  layerNorm64,
+  layerNormGrad64,
+  matmul64,
+  mse64,
+  scatterAdd64,
+  softmaxCrossEntropy64,
+  softmaxRows64,
+  softmaxRowsGrad64,
+  sumRows64,
+} from './float64-oracle.js';
 import type { ActivationFn, Kernels } from './types.js';
 import { adamPredict, adamStep } from './typed-array-ops.js';
 import { mulberry32, rand } from '../../test/helpers/random.js';
@@ -95,7 +118,41 @@ const TRANS: [boolean, boolean][] = [
   [false, true],
   [true, true],
 ];
-const ACTS: ActivationFn[] = ['relu', 'tanh', 'sigmoid'];
+const ACTS: ActivationFn[] = ['relu', 'tanh', 'sigmoid', 'gelu'];
+// [batch, m, k, n]: degenerate, odd, attention-like (per-head T×D·D×T), ≥ 4096 cells (threaded webasm)
+const BATCHED_SHAPES: [number, number, number, number][] = [
+  [1, 1, 1, 1],
+  [3, 7, 5, 3],
+  [5, 16, 8, 16],
+  [12, 32, 16, 32],
+];
+// [rows, cols, causalT?, scale]
+const SOFTMAX_CASES: [number, number, number | undefined, number][] = [
+  [1, 1, undefined, 1],
+  [7, 5, undefined, 1],
+  [33, 129, undefined, 0.37],
+  [3, 1, 1, 1],
+  [21, 7, 7, 0.5],
+  [64, 16, 16, 1 / Math.sqrt(8)],
+];
+const LAYER_NORM_SHAPES: [number, number][] = [
+  [1, 1],
+  [7, 5],
+  [64, 129],
+];
+
+/** Class ids (float32 integers in [0, cols)), one per row. */
+function classIds(rows: number, cols: number, seed: number): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: rows }, () => Math.floor(r() * cols));
+}
+
+/** The one-hot rows of `ids`. */
+function oneHotOf(ids: Float32Array, cols: number): Float32Array {
+  const out = new Float32Array(ids.length * cols);
+  ids.forEach((id, r) => (out[r * cols + id] = 1));
+  return out;
+}
 const ELEMENTWISE_LENGTHS = [1, 7, 1000, 64 * 128];
 const LOSS_SHAPES: [number, number][] = [
   [1, 1],
@@ -135,6 +192,31 @@ test('reference: elementwise ops and losses on hand-computed cases', async () =>
   const m = await ref.mse(new Float32Array([1, 2]), new Float32Array([0, 4]));
   assert.is(m.loss, 2.5); // (1 + 4) / 2
   assert.equal(Array.from(m.grad), [1, -2]); // 2·(p − t)/n
+});
+
+test('reference: transformer ops on hand-computed cases', async () => {
+  // batched: two 1×2·2×1 products
+  assert.equal(Array.from(await ref.batchedMatmul(new Float32Array([1, 2, 3, 4]), new Float32Array([5, 6, 7, 8]), 2, 1, 2, 1)), [17, 53]);
+  // equal scores: uniform; causal T=2: row 0 sees column 0 only
+  assert.equal(Array.from(await ref.softmaxRows(new Float32Array([3, 3, 3, 3]), 2, 2)), [0.5, 0.5, 0.5, 0.5]);
+  assert.equal(Array.from(await ref.softmaxRows(new Float32Array([3, 9, 3, 3]), 2, 2, { causalT: 2 })), [1, 0, 0.5, 0.5]);
+  // y = (½, ½), dy = (1, 0): Σ dy·y = ½, dx = y·(dy − ½) = (¼, −¼); scale 2 doubles it
+  assert.equal(Array.from(await ref.softmaxRowsGrad(new Float32Array([0.5, 0.5]), new Float32Array([1, 0]), 1, 2, { scale: 2 })), [0.5, -0.5]);
+  // x = (1, 3): mean 2, var 1, eps 0 → x̂ = (−1, 1); y = 2x̂ + 1
+  const ln = await ref.layerNorm(new Float32Array([1, 3]), new Float32Array([2, 2]), new Float32Array([1, 1]), 1, 2, 0);
+  assert.equal([Array.from(ln.y), Array.from(ln.mean), Array.from(ln.rstd)], [[-1, 3], [2], [1]]);
+  // dy = (1, 1) on the x̂ above: dβ = (1, 1), dγ = x̂, and dx = 0 (a shift of every x changes nothing)
+  const lg = await ref.layerNormGrad(new Float32Array([1, 3]), new Float32Array([2, 2]), new Float32Array([1, 1]), ln.mean, ln.rstd, 1, 2);
+  assert.equal([Array.from(lg.dx), Array.from(lg.dgamma), Array.from(lg.dbeta)], [[0, 0], [-1, 1], [1, 1]]);
+  const table = new Float32Array([0, 1, 10, 11, 20, 21]);
+  assert.equal(Array.from(await ref.gather(table, new Float32Array([2, 0, 2]), 3, 2)), [20, 21, 0, 1, 20, 21]);
+  assert.equal(Array.from(await ref.scatterAdd(new Float32Array([2, 0, 2]), new Float32Array([1, 2, 3, 4, 5, 6]), 3, 2)), [3, 4, 0, 0, 6, 8]);
+  // gelu(0) = 0, gelu'(0) = ½; gelu(±large) → x, 0
+  assert.equal(Array.from(await ref.activation('gelu', new Float32Array([0, 10, -10]))), [0, 10, -0]);
+  assert.equal(Array.from(await ref.activationGrad('gelu', new Float32Array([0]), new Float32Array([2]))), [1]);
+  const ce = await ref.softmaxCrossEntropyIds(new Float32Array([7, 7, 7, 7]), new Float32Array([1]), 1, 4);
+  assert.ok(Math.abs(ce.loss - Math.log(4)) < 1e-6, `ce loss ${ce.loss}`);
+  assert.equal(Array.from(ce.grad), [0.25, -0.75, 0.25, 0.25]);
 });
 
 // ------------------------------------------------------------------ backends vs the float64 oracle
@@ -278,6 +360,141 @@ for (const { b, k } of available) {
       assertLossClose(got.loss, want.loss, `mse n=${n}`);
       assertClose(got.grad, want.grad, rel(want.grad, 1e-5, 1e-6), `mse grad n=${n}`);
     }
+  });
+
+  test(`${b.name}: batchedMatmul matches the oracle, and each slice has the bits of matmul on it`, async () => {
+    let seed = 300;
+    for (const [batch, m, kk, n] of BATCHED_SHAPES) {
+      for (const [transA, transB] of TRANS) {
+        const a = rand(batch * m * kk, seed++);
+        const bb = rand(batch * kk * n, seed++);
+        const { c: want, mag } = batchedMatmul64(a, bb, batch, m, kk, n, transA, transB);
+        const what = `batchedMatmul ${batch}×${m}×${kk}×${n} transA=${transA} transB=${transB}`;
+        const got = await k.batchedMatmul(a, bb, batch, m, kk, n, { transA, transB });
+        assertClose(got, want, (i) => 1e-4 * mag[i] + 1e-6, what);
+        for (let i = 0; i < batch; i++) {
+          const one = await k.matmul(a.subarray(i * m * kk, (i + 1) * m * kk).slice(), bb.subarray(i * kk * n, (i + 1) * kk * n).slice(), m, kk, n, { transA, transB });
+          assert.ok(bitsEqual(got.subarray(i * m * n, (i + 1) * m * n), one), `${what}: slice ${i} differs from matmul`);
+        }
+        assert.ok(bitsEqual(got, await k.batchedMatmul(a, bb, batch, m, kk, n, { transA, transB })), `${what}: not deterministic`);
+      }
+    }
+    assert.equal(Array.from(await k.batchedMatmul(new Float32Array(0), new Float32Array(0), 2, 3, 0, 2)), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 'k = 0: zeros');
+    await assertRejects(k.batchedMatmul(new Float32Array(6), new Float32Array(11), 2, 1, 3, 2), /\bb has 11 elements, needs 12/, 'batchedMatmul b too short');
+    await assertRejects(k.batchedMatmul(new Float32Array(5), new Float32Array(12), 2, 1, 3, 2), /a has 5 elements/, 'batchedMatmul a too short');
+  });
+
+  test(`${b.name}: softmaxRows and softmaxRowsGrad match the oracle (scale, causal mask)`, async () => {
+    for (const [rows, cols, causalT, scale] of SOFTMAX_CASES) {
+      const what = `softmaxRows ${rows}×${cols} causalT=${causalT} scale=${scale}`;
+      const x = rand(rows * cols, rows * 7 + cols, 6);
+      const want = softmaxRows64(x, rows, cols, scale, causalT);
+      const y = await k.softmaxRows(x, rows, cols, { scale, causalT });
+      assertClose(y, want, rel(want, 2e-5, 1e-6), what);
+      if (causalT !== undefined) {
+        for (let r = 0; r < rows; r++) for (let c = (r % causalT) + 1; c < cols; c++) assert.is(y[r * cols + c], 0, `${what}: [${r},${c}] is masked`);
+      }
+      const dy = rand(rows * cols, rows * 11 + cols);
+      const { dx: wantDx, mag } = softmaxRowsGrad64(y, dy, rows, cols, scale);
+      const dx = await k.softmaxRowsGrad(y, dy, rows, cols, { scale });
+      assertClose(dx, wantDx, (i) => 2e-5 * mag[i] + 1e-6, `${what} grad`);
+      assert.ok(bitsEqual(y, await k.softmaxRows(x, rows, cols, { scale, causalT })), `${what}: not deterministic`);
+      assert.ok(bitsEqual(dx, await k.softmaxRowsGrad(y, dy, rows, cols, { scale })), `${what} grad: not deterministic`);
+    }
+    // stable: scores far beyond exp's range
+    const huge = await k.softmaxRows(new Float32Array([1e4, 1e4 - 1, -1e4, 3e4, 3e4, 3e4]), 2, 3);
+    assertClose(huge, [1 / (1 + Math.exp(-1)), Math.exp(-1) / (1 + Math.exp(-1)), 0, 1 / 3, 1 / 3, 1 / 3], () => 2e-6, 'softmaxRows huge');
+    await assertRejects(k.softmaxRows(new Float32Array(12), 4, 3, { causalT: 2 }), /causalT 2 needs cols = 2/, 'causalT ≠ cols');
+    await assertRejects(k.softmaxRows(new Float32Array(4), 2, 2, { scale: 0 }), /scale must be a finite number > 0/, 'scale 0');
+  });
+
+  test(`${b.name}: layerNorm and layerNormGrad match the oracle`, async () => {
+    const eps = 1e-5;
+    for (const [rows, cols] of LAYER_NORM_SHAPES) {
+      const what = `layerNorm ${rows}×${cols}`;
+      const x = rand(rows * cols, rows * 13 + cols, 3).map((v, i) => v + (i % 3) * 0.5);
+      const gamma = rand(cols, cols + 1, 2);
+      const beta = rand(cols, cols + 2);
+      const want = layerNorm64(x, gamma, beta, rows, cols, eps);
+      const got = await k.layerNorm(x, gamma, beta, rows, cols, eps);
+      assertClose(got.mean, want.mean, rel(want.mean, 1e-5, 1e-6), `${what} mean`);
+      assertClose(got.rstd, want.rstd, rel(want.rstd, 1e-5, 1e-6), `${what} rstd`);
+      const yMag = (i: number) => Math.abs(want.y[i] - beta[i % cols]) + Math.abs(beta[i % cols]);
+      assertClose(got.y, want.y, (i) => 2e-5 * yMag(i) + 1e-6, `${what} y`);
+      const dy = rand(rows * cols, rows * 17 + cols);
+      const w = layerNormGrad64(x, gamma, dy, rows, cols, eps);
+      const g = await k.layerNormGrad(x, gamma, dy, got.mean, got.rstd, rows, cols);
+      assertClose(g.dx, w.dx, (i) => 2e-5 * w.dxMag[i] + 1e-6, `${what} dx`);
+      assertClose(g.dgamma, w.dgamma, (i) => 1e-5 * w.dgammaMag[i] + 1e-6, `${what} dgamma`);
+      assertClose(g.dbeta, w.dbeta, (i) => 1e-5 * w.dbetaMag[i] + 1e-6, `${what} dbeta`);
+      const again = await k.layerNorm(x, gamma, beta, rows, cols, eps);
+      assert.ok(bitsEqual(again.y, got.y) && bitsEqual(again.rstd, got.rstd), `${what}: not deterministic`);
+      assert.ok(bitsEqual((await k.layerNormGrad(x, gamma, dy, got.mean, got.rstd, rows, cols)).dx, g.dx), `${what} dx: not deterministic`);
+    }
+    // a constant row: variance 0, so x̂ = 0 and y = beta (eps keeps rstd finite)
+    const c = await k.layerNorm(new Float32Array([5, 5, 5]), new Float32Array([1, 2, 3]), new Float32Array([7, 8, 9]), 1, 3, eps);
+    assert.equal(Array.from(c.y), [7, 8, 9]);
+    await assertRejects(k.layerNorm(new Float32Array(6), new Float32Array(2), new Float32Array(3), 2, 3, eps), /gamma has 2 elements/, 'layerNorm gamma');
+  });
+
+  test(`${b.name}: gather and scatterAdd match the oracle; bad ids are refused`, async () => {
+    for (const [tableRows, rows, cols] of [[1, 1, 1], [5, 13, 3], [27, 512, 64]] as const) {
+      const table = rand(tableRows * cols, tableRows + cols);
+      const ids = classIds(rows, tableRows, rows + 5);
+      const got = await k.gather(table, ids, rows, cols);
+      const want = Array.from({ length: rows * cols }, (_, i) => table[ids[Math.floor(i / cols)] * cols + (i % cols)]);
+      assert.ok(bitsEqual(got, Float32Array.from(want)), `gather ${tableRows}/${rows}×${cols}: exact copies`);
+      const dy = rand(rows * cols, rows + cols + 1);
+      const { sum, mag } = scatterAdd64(ids, dy, tableRows, cols);
+      const s1 = await k.scatterAdd(ids, dy, tableRows, cols);
+      assertClose(s1, sum, (i) => 1e-5 * mag[i] + 1e-6, `scatterAdd ${tableRows}/${rows}×${cols}`);
+      assert.ok(bitsEqual(s1, await k.scatterAdd(ids, dy, tableRows, cols)), 'scatterAdd: not deterministic');
+    }
+    const table = new Float32Array(6);
+    for (const [bad, label] of [[3, '3'], [-1, '-1'], [0.5, '0.5'], [NaN, 'NaN']] as const) {
+      await assertRejects(k.gather(table, new Float32Array([0, bad]), 2, 2), new RegExp(String.raw`ids\[1\] is ${label}, must be an integer in \[0, 3\)`), `gather id ${label}`);
+      await assertRejects(k.scatterAdd(new Float32Array([bad]), new Float32Array(2), 3, 2), /ids\[0\] is .*must be an integer in \[0, 3\)/, `scatterAdd id ${label}`);
+    }
+  });
+
+  test(`${b.name}: softmaxCrossEntropyIds matches the oracle and has the bits of the one-hot path`, async () => {
+    for (const [rows, cols] of [...LOSS_SHAPES, [48, 27]] as const) {
+      const logits = rand(rows * cols, rows + cols + 9, 5);
+      const ids = classIds(rows, cols, rows * 7);
+      const target = oneHotOf(ids, cols);
+      const want = softmaxCrossEntropy64(logits, target, rows, cols);
+      const got = await k.softmaxCrossEntropyIds(logits, ids, rows, cols);
+      assertLossClose(got.loss, want.loss, `softmaxCEIds ${rows}×${cols}`);
+      assertClose(got.grad, want.grad, rel(want.grad, 1e-5, 1e-6), `softmaxCEIds grad ${rows}×${cols}`);
+      const oneHotResult = await k.softmaxCrossEntropy(logits, target, rows, cols);
+      assert.is(got.loss, oneHotResult.loss, `softmaxCEIds ${rows}×${cols}: loss bits of the one-hot path`);
+      assert.ok(bitsEqual(got.grad, oneHotResult.grad), `softmaxCEIds ${rows}×${cols}: grad bits of the one-hot path`);
+    }
+    await assertRejects(k.softmaxCrossEntropyIds(new Float32Array(6), new Float32Array([0, 3]), 2, 3), /ids\[1\] is 3/, 'id out of range');
+  });
+
+  test(`${b.name}: the transformer ops never mutate their inputs nor alias results`, async () => {
+    const x = rand(4 * 4, 401);
+    const g = rand(4, 402);
+    const ids = new Float32Array([1, 0, 3, 1]);
+    const inputs = [x, g, ids];
+    const copies = inputs.map((a) => a.slice());
+    const ln = await k.layerNorm(x, g, g, 4, 4, 1e-5);
+    const outs = [
+      await k.batchedMatmul(x, x, 1, 4, 4, 4),
+      await k.softmaxRows(x, 4, 4, { causalT: 4 }),
+      await k.softmaxRowsGrad(x, x, 4, 4),
+      ln.y,
+      ln.mean,
+      ln.rstd,
+      ...Object.values(await k.layerNormGrad(x, g, x, ln.mean, ln.rstd, 4, 4)),
+      await k.gather(x, ids, 4, 4),
+      await k.scatterAdd(ids, x, 4, 4),
+      (await k.softmaxCrossEntropyIds(x, ids, 4, 4)).grad,
+    ];
+    inputs.forEach((a, i) => assert.ok(bitsEqual(a, copies[i]), `input #${i} mutated`));
+    assert.is(new Set(outs.map((o) => o.buffer)).size, outs.length, 'two results share one buffer');
+    assert.ok(!outs.some((o) => inputs.some((a) => a.buffer === o.buffer)), 'a result aliases an input');
   });
 
   test(`${b.name}: deterministic — same inputs give bit-identical outputs`, async () => {

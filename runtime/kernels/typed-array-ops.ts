@@ -16,12 +16,36 @@
  *   each output element rounded to float32 once.
  * - loss scalars: per-row (softmax CE) or per-element (MSE) terms rounded to
  *   float32, then summed in float64 in index order.
+ * - softmaxRows, layerNorm and their backwards: per-row sums, means and dot products
+ *   in float64 in ascending column order; column sums (dgamma, dbeta, scatterAdd) in
+ *   float64 in ascending row order; one float32 rounding per output element. layerNorm
+ *   rounds mean and rstd to float32 first and normalizes with those (what it returns).
+ * - gather: exact copies.
  *
  * Each function returns a NEW array and never mutates its inputs. Arguments are
  * checked up front by ./checks.ts, the checks every backend shares.
  */
-import { checkActivation, checkActivationGrad, checkAddBias, checkMse, checkSoftmaxCrossEntropy, checkSumRows } from './checks.js';
-import type { ActivationFn, AdamStep, Kernels, LossResult } from './types.js';
+import {
+  checkActivation,
+  checkActivationGrad,
+  checkAddBias,
+  checkGather,
+  checkLayerNorm,
+  checkLayerNormGrad,
+  checkMse,
+  checkScatterAdd,
+  checkSoftmaxCrossEntropy,
+  checkSoftmaxCrossEntropyIds,
+  checkSoftmaxRows,
+  checkSoftmaxRowsGrad,
+  checkSumRows,
+} from './checks.js';
+import type { ActivationFn, AdamStep, Kernels, LayerNormGrad, LayerNormResult, LossResult, SoftmaxOptions } from './types.js';
+
+/** √(2/π), the constant of the tanh-approximated gelu (as a double; gpu.js sources round it to float32). */
+export const GELU_K = Math.sqrt(2 / Math.PI);
+/** The cubic coefficient of the tanh-approximated gelu. */
+export const GELU_C = 0.044715;
 
 /** y[r,c] = x[r,c] + bias[c] for a rows×cols matrix. */
 export function addBias(x: Float32Array, bias: Float32Array, rows: number, cols: number): Float32Array {
@@ -63,6 +87,12 @@ export function activation(fn: ActivationFn, x: Float32Array): Float32Array {
       // For v < −709, exp(−v) overflows to Infinity and 1/(1+Inf) = 0: the right limit, no NaN.
       for (let i = 0; i < n; i++) y[i] = 1 / (1 + Math.exp(-x[i]));
       break;
+    case 'gelu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        y[i] = 0.5 * v * (1 + Math.tanh(GELU_K * (v + GELU_C * v * v * v)));
+      }
+      break;
   }
   return y;
 }
@@ -89,6 +119,14 @@ export function activationGrad(fn: ActivationFn, x: Float32Array, dy: Float32Arr
         dx[i] = dy[i] * (s * (1 - s));
       }
       break;
+    case 'gelu':
+      // d/dv 0.5·v·(1 + tanh u) = 0.5·(1 + tanh u) + 0.5·v·(1 − tanh² u)·u', u' = K·(1 + 3C·v²)
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        const t = Math.tanh(GELU_K * (v + GELU_C * v * v * v));
+        dx[i] = dy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_K * (1 + 3 * GELU_C * v * v));
+      }
+      break;
   }
   return dx;
 }
@@ -101,6 +139,20 @@ export function activationGrad(fn: ActivationFn, x: Float32Array, dy: Float32Arr
  */
 export function softmaxCrossEntropy(logits: Float32Array, target: Float32Array, rows: number, cols: number): LossResult {
   checkSoftmaxCrossEntropy(logits, target, rows, cols);
+  return crossEntropyRows(logits, rows, cols, (r, c) => target[r * cols + c]);
+}
+
+/**
+ * {@link softmaxCrossEntropy} against class ids: the same loop with the one-hot target
+ * implied, so the same bits by construction.
+ */
+export function softmaxCrossEntropyIds(logits: Float32Array, ids: Float32Array, rows: number, cols: number): LossResult {
+  checkSoftmaxCrossEntropyIds(logits, ids, rows, cols);
+  return crossEntropyRows(logits, rows, cols, (r, c) => (c === ids[r] ? 1 : 0));
+}
+
+/** The loop of both softmax cross-entropies; `target(r, c)` is the target of row r, column c. */
+function crossEntropyRows(logits: Float32Array, rows: number, cols: number, target: (r: number, c: number) => number): LossResult {
   const grad = new Float32Array(rows * cols);
   let total = 0;
   for (let r = 0, o = 0; r < rows; r++, o += cols) {
@@ -112,7 +164,7 @@ export function softmaxCrossEntropy(logits: Float32Array, target: Float32Array, 
     let rowLoss = 0;
     for (let c = 0; c < cols; c++) {
       const z = logits[o + c] - max;
-      const t = target[o + c];
+      const t = target(r, c);
       rowLoss += t * (logSum - z); // −t·log softmax
       // exp(z − logSum) rather than a cached exp/sum: a cached one would change the bits of recorded runs
       grad[o + c] = (Math.exp(z - logSum) - t) / rows;
@@ -120,6 +172,105 @@ export function softmaxCrossEntropy(logits: Float32Array, target: Float32Array, 
     total += Math.fround(rowLoss);
   }
   return { loss: total / rows, grad };
+}
+
+/** Row softmax with optional scale and causal mask (see Kernels.softmaxRows); float64 inside. */
+export function softmaxRows(x: Float32Array, rows: number, cols: number, opts: SoftmaxOptions = {}): Float32Array {
+  checkSoftmaxRows(x, rows, cols, opts);
+  const scale = opts.scale ?? 1;
+  const T = opts.causalT;
+  const y = new Float32Array(rows * cols); // masked entries stay 0
+  const e = new Float64Array(cols);
+  for (let r = 0, o = 0; r < rows; r++, o += cols) {
+    const visible = T === undefined ? cols : (r % T) + 1;
+    let max = -Infinity;
+    for (let c = 0; c < visible; c++) if (scale * x[o + c] > max) max = scale * x[o + c];
+    let sum = 0;
+    for (let c = 0; c < visible; c++) sum += e[c] = Math.exp(scale * x[o + c] - max);
+    for (let c = 0; c < visible; c++) y[o + c] = e[c] / sum;
+  }
+  return y;
+}
+
+/** dx = s·y ⊙ (dy − Σ dy⊙y) per row (see Kernels.softmaxRowsGrad); the dot in float64. */
+export function softmaxRowsGrad(y: Float32Array, dy: Float32Array, rows: number, cols: number, opts: Pick<SoftmaxOptions, 'scale'> = {}): Float32Array {
+  checkSoftmaxRowsGrad(y, dy, rows, cols, opts.scale);
+  const scale = opts.scale ?? 1;
+  const dx = new Float32Array(rows * cols);
+  for (let r = 0, o = 0; r < rows; r++, o += cols) {
+    let dot = 0;
+    for (let c = 0; c < cols; c++) dot += dy[o + c] * y[o + c];
+    for (let c = 0; c < cols; c++) dx[o + c] = scale * y[o + c] * (dy[o + c] - dot);
+  }
+  return dx;
+}
+
+/** Layer norm over rows (see Kernels.layerNorm): two-pass mean and variance in float64. */
+export function layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, rows: number, cols: number, eps: number): LayerNormResult {
+  checkLayerNorm(x, gamma, beta, rows, cols, eps);
+  const y = new Float32Array(rows * cols);
+  const mean = new Float32Array(rows);
+  const rstd = new Float32Array(rows);
+  for (let r = 0, o = 0; r < rows; r++, o += cols) {
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += x[o + c];
+    const mu = s / cols;
+    let ss = 0;
+    for (let c = 0; c < cols; c++) ss += (x[o + c] - mu) * (x[o + c] - mu);
+    // normalize with the float32 values returned (an assignment expression would give the double)
+    mean[r] = mu;
+    rstd[r] = 1 / Math.sqrt(ss / cols + eps);
+    const m = mean[r];
+    const rs = rstd[r];
+    for (let c = 0; c < cols; c++) y[o + c] = (x[o + c] - m) * rs * gamma[c] + beta[c];
+  }
+  return { y, mean, rstd };
+}
+
+/** The layer-norm backward (see Kernels.layerNormGrad): row means and column sums in float64. */
+export function layerNormGrad(x: Float32Array, gamma: Float32Array, dy: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): LayerNormGrad {
+  checkLayerNormGrad(x, gamma, dy, mean, rstd, rows, cols);
+  const dx = new Float32Array(rows * cols);
+  const dgamma = new Float64Array(cols);
+  const dbeta = new Float64Array(cols);
+  const xhat = new Float64Array(cols);
+  for (let r = 0, o = 0; r < rows; r++, o += cols) {
+    const m = mean[r];
+    const rs = rstd[r];
+    let sg = 0;
+    let sgx = 0;
+    for (let c = 0; c < cols; c++) {
+      const xh = (xhat[c] = (x[o + c] - m) * rs);
+      const g = dy[o + c] * gamma[c];
+      sg += g;
+      sgx += g * xh;
+      dgamma[c] += dy[o + c] * xh;
+      dbeta[c] += dy[o + c];
+    }
+    const a = sg / cols;
+    const b = sgx / cols;
+    for (let c = 0; c < cols; c++) dx[o + c] = rs * (dy[o + c] * gamma[c] - a - xhat[c] * b);
+  }
+  return { dx, dgamma: Float32Array.from(dgamma), dbeta: Float32Array.from(dbeta) };
+}
+
+/** out[r,:] = table[ids[r],:] (exact copies). */
+export function gather(table: Float32Array, ids: Float32Array, rows: number, cols: number): Float32Array {
+  checkGather(table, ids, rows, cols);
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) out.set(table.subarray(ids[r] * cols, ids[r] * cols + cols), r * cols);
+  return out;
+}
+
+/** Rows of dy summed into their ids' rows of a zeroed table, in float64, in increasing r. */
+export function scatterAdd(ids: Float32Array, dy: Float32Array, tableRows: number, cols: number): Float32Array {
+  checkScatterAdd(ids, dy, tableRows, cols);
+  const acc = new Float64Array(tableRows * cols);
+  for (let r = 0; r < ids.length; r++) {
+    const o = ids[r] * cols;
+    for (let c = 0; c < cols; c++) acc[o + c] += dy[r * cols + c];
+  }
+  return Float32Array.from(acc);
 }
 
 /** Mean squared error over all elements: loss = mean((pred − target)²); grad = 2(pred − target)/n. */
@@ -137,7 +288,7 @@ export function mse(pred: Float32Array, target: Float32Array): LossResult {
 }
 
 /** The {@link Kernels} methods a CPU backend adds to its own matmul. */
-export type CpuOps = Omit<Kernels, 'mode' | 'matmul' | 'dispose'>;
+export type CpuOps = Omit<Kernels, 'mode' | 'matmul' | 'batchedMatmul' | 'dispose'>;
 
 /**
  * The ops above as {@link Kernels} methods, for a CPU backend to spread next to its
@@ -233,6 +384,34 @@ export function cpuOps(guard: (op: string) => void = () => {}): CpuOps {
     async mse(pred, target) {
       guard('mse');
       return mse(pred, target);
+    },
+    async softmaxCrossEntropyIds(logits, ids, rows, cols) {
+      guard('softmaxCrossEntropyIds');
+      return softmaxCrossEntropyIds(logits, ids, rows, cols);
+    },
+    async softmaxRows(x, rows, cols, opts) {
+      guard('softmaxRows');
+      return softmaxRows(x, rows, cols, opts);
+    },
+    async softmaxRowsGrad(y, dy, rows, cols, opts) {
+      guard('softmaxRowsGrad');
+      return softmaxRowsGrad(y, dy, rows, cols, opts);
+    },
+    async layerNorm(x, gamma, beta, rows, cols, eps) {
+      guard('layerNorm');
+      return layerNorm(x, gamma, beta, rows, cols, eps);
+    },
+    async layerNormGrad(x, gamma, dy, mean, rstd, rows, cols) {
+      guard('layerNormGrad');
+      return layerNormGrad(x, gamma, dy, mean, rstd, rows, cols);
+    },
+    async gather(table, ids, rows, cols) {
+      guard('gather');
+      return gather(table, ids, rows, cols);
+    },
+    async scatterAdd(ids, dy, tableRows, cols) {
+      guard('scatterAdd');
+      return scatterAdd(ids, dy, tableRows, cols);
     },
   };
 }
