@@ -1,6 +1,7 @@
 /** Every benchmark, in the order `dcnr bench` runs them (one file each). */
 import { hopBenchmark } from './hop.js';
 import { kernelsBenchmark } from './kernels.js';
+import { lmBenchmark } from './lm.js';
 import { memoryBenchmark } from './memory.js';
 import { recoveryBenchmark } from './recovery.js';
 import { scaleBenchmark } from './scale.js';
@@ -11,6 +12,7 @@ export const BENCHMARKS = {
   kernels: kernelsBenchmark,
   hop: hopBenchmark,
   train: trainBenchmark,
+  lm: lmBenchmark,
   recovery: recoveryBenchmark,
   memory: memoryBenchmark,
   scale: scaleBenchmark,

@@ -104,6 +104,18 @@ export const BenchResult = z.object({
     steps: z.number().int(),
     batch: z.number().int(),
   }),
+  /** names-gpt vs PyTorch (bench/lm.ts); absent from results saved before it existed. */
+  lm: z
+    .object({
+      model: z.literal('names-gpt'),
+      steps: z.number().int(),
+      batch: z.number().int(),
+      dcnr: z.object({ evalLoss: num, finalLoss: num, samplesPerSec: num, paramsHash: z.string() }),
+      torch: z.object({ evalLoss: num, finalLoss: num, samplesPerSec: num, params: z.number().int() }).nullable(),
+      bigramEvalLoss: num,
+      unigramEvalLoss: num,
+    })
+    .optional(),
   scale: z.object({
     vnodes: z.number().int(),
     pnodes: z.number().int(),
@@ -156,6 +168,21 @@ export function formatTables(r: Partial<BenchResult>): string {
       );
     }
     out.push('');
+  }
+  if (r.lm) {
+    const l = r.lm;
+    const t = l.torch;
+    out.push(
+      `**Language model** (names-gpt, ${l.steps} steps × batch ${l.batch}, one process; PyTorch: the same architecture on the same batches; eval loss in nats on the held-out windows)`,
+      '',
+      '| | eval loss | vs PyTorch | below bigram | samples/s | vs PyTorch |',
+      '|---|---:|---:|---:|---:|---:|',
+      `| DCNR | ${l.dcnr.evalLoss.toFixed(4)} | ${t ? `${(((l.dcnr.evalLoss - t.evalLoss) / t.evalLoss) * 100).toFixed(1)}%` : '—'} | ${(l.bigramEvalLoss - l.dcnr.evalLoss).toFixed(3)} | ${l.dcnr.samplesPerSec} | ${t ? ratio(l.dcnr.samplesPerSec, t.samplesPerSec) : '—'} |`,
+      ...(t ? [`| PyTorch | ${t.evalLoss.toFixed(4)} | | ${(l.bigramEvalLoss - t.evalLoss).toFixed(3)} | ${t.samplesPerSec} | |`] : []),
+      `| bigram (add-one) | ${l.bigramEvalLoss.toFixed(4)} | | | | |`,
+      `| unigram | ${l.unigramEvalLoss.toFixed(4)} | | | | |`,
+      '',
+    );
   }
   if (r.train) {
     const t = r.train;

@@ -10,6 +10,11 @@ object on stdout. Commands:
                                          BATCH) on the same digits, samples/s; HIDDEN
                                          is comma-separated, default 128,64 (mnist-mlp;
                                          2048,2048 is wide-mlp)
+  gpt X.f32 T.f32 EVALX.f32 EVALT.f32 STEPS BATCH CONTEXT VOCAB SEED
+                                         names-gpt's architecture (runtime/model.ts) on the
+                                         same batches DCNR trained on (token ids as float32,
+                                         STEPS×BATCH×CONTEXT), Adam 1e-3; eval loss on the
+                                         held-out windows and samples/s
 """
 import json
 import os
@@ -43,6 +48,80 @@ def timed(fn, budget_ms, min_runs=3, max_runs=50):
         runs.append(ms)
         spent += ms
     return statistics.median(runs), len(runs)
+
+
+class Block(torch.nn.Module):
+    """names-gpt's block: pre-LayerNorm, causal multi-head attention, a 4x GELU MLP, both residual."""
+
+    def __init__(self, width, heads):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = torch.nn.LayerNorm(width, eps=1e-5)
+        self.qkv = torch.nn.Linear(width, 3 * width)
+        self.proj = torch.nn.Linear(width, width)
+        self.ln2 = torch.nn.LayerNorm(width, eps=1e-5)
+        self.fc = torch.nn.Linear(width, 4 * width)
+        self.out = torch.nn.Linear(4 * width, width)
+        # DCNR's init schemes: attention projections normal(0, 1/C), dense xavier-normal, biases 0.
+        for lin in (self.qkv, self.proj):
+            torch.nn.init.normal_(lin.weight, 0.0, (1.0 / width) ** 0.5)
+            torch.nn.init.zeros_(lin.bias)
+        for lin in (self.fc, self.out):
+            torch.nn.init.normal_(lin.weight, 0.0, (2.0 / (lin.in_features + lin.out_features)) ** 0.5)
+            torch.nn.init.zeros_(lin.bias)
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
+        # Written out (Debian's torch predates scaled_dot_product_attention): softmax(q·kᵀ/√d, causal) · v.
+        att = (q @ k.transpose(-2, -1)) * (1.0 / (c // self.heads) ** 0.5)
+        att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+        a = torch.softmax(att, dim=-1) @ v
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, c))
+        return x + self.out(torch.nn.functional.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+
+class Gpt(torch.nn.Module):
+    def __init__(self, vocab, context, width=64, heads=4, blocks=2):
+        super().__init__()
+        self.tok = torch.nn.Parameter(torch.randn(vocab, width) * 0.02)
+        self.pos = torch.nn.Parameter(torch.randn(context, width) * 0.02)
+        self.blocks = torch.nn.Sequential(*[Block(width, heads) for _ in range(blocks)])
+        self.ln = torch.nn.LayerNorm(width, eps=1e-5)
+        self.head = torch.nn.Linear(width, vocab)
+        torch.nn.init.normal_(self.head.weight, 0.0, (2.0 / (width + vocab)) ** 0.5)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def forward(self, ids):
+        t = ids.shape[1]
+        return self.head(self.ln(self.blocks(self.tok[ids] + self.pos[:t])))
+
+
+def gpt(argv):
+    import numpy as np
+
+    xf, tf, exf, etf = argv[0:4]
+    steps, batch, context, vocab, seed = (int(a) for a in argv[4:9])
+    load = lambda f: torch.from_numpy(np.fromfile(f, dtype=np.float32).astype(np.int64)).view(-1, context)
+    x, t, ex, et = load(xf), load(tf), load(exf), load(etf)
+    torch.manual_seed(seed)
+    model = Gpt(vocab, context)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    loss = None
+    for s in range(steps):
+        xb, tb = x[s * batch:(s + 1) * batch], t[s * batch:(s + 1) * batch]
+        opt.zero_grad()
+        loss = loss_fn(model(xb).reshape(-1, vocab), tb.reshape(-1))
+        loss.backward()
+        opt.step()
+    ms = (time.perf_counter() - start) * 1000
+    with torch.no_grad():
+        eval_loss = float(loss_fn(model(ex).reshape(-1, vocab), et.reshape(-1)))
+    params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"sps": steps * batch / (ms / 1000), "ms": ms, "finalLoss": float(loss), "evalLoss": eval_loss, "params": params}))
 
 
 def main(argv):
@@ -97,6 +176,8 @@ def main(argv):
             opt.step()
         ms = (time.perf_counter() - t) * 1000
         print(json.dumps({"sps": steps * batch / (ms / 1000), "ms": ms, "finalLoss": float(loss), "layers": [784] + hidden + [10]}))
+    elif cmd == "gpt":
+        gpt(argv[1:])
     else:
         raise SystemExit(f"unknown command {cmd!r}")
 

@@ -11,6 +11,7 @@ import { OTEL_MODES } from '../runtime/telemetry.js';
 import { loadVNodeTypes, typeFiles, TYPES_ENV } from '../runtime/types-loader.js';
 import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
+import { generateCommand } from './generate.js';
 import { pnodeCommand } from './pnode.js';
 import { revokeCommand } from './revoke.js';
 import { authInitCommand } from './auth.js';
@@ -92,7 +93,7 @@ const TYPES_HELP = 'VNode types from your own modules: FILE[,FILE…] (env DCNR_
 
 program
   .command('train')
-  .description('deploy a model and train it on the bundled MNIST digits')
+  .description('deploy a model and train it on its dataset (MNIST digits, names, or a text file)')
   .option('--model <name|file>', 'built-in model name or a JSON model spec file', 'mnist-mlp')
   .option('--steps <n>', 'training steps (micro-batches)', int(1), 600)
   .option('--batch <n>', 'rows per micro-batch', int(1), 64)
@@ -177,6 +178,18 @@ program
   .option('--nats <url>', 'NATS server URL', DEFAULT_NATS)
   .option('--json', 'print JSON on the last stdout line', false)
   .action((pnode, opts) => revokeCommand(pnode, opts));
+
+program
+  .command('generate')
+  .description('sample from a trained language model (e.g. names-gpt): same seed, same samples')
+  .requiredOption('--deployment <name>', 'the trained deployment (its model spec names the dataset)')
+  .option('--nats <url>', 'a running NATS server holding it')
+  .option('--store <dir>', 'the store a finished `dcnr train` left (default: .dcnr/store)')
+  .option('--count <n>', 'samples', int(1), 20)
+  .option('--temperature <t>', 'sampling temperature (0 = most likely token)', (v: string) => Number(v), 1)
+  .option('--seed <n>', 'seed of the draws', int(0), 1)
+  .option('--json', 'print JSON on the last stdout line', false)
+  .action((opts) => generateCommand(opts));
 
 program
   .command('status')

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
+import { loadTrainingData } from '../trainer/data.js';
 import { checkpointPolicy, loadModelSpec, resolveModel, withOverrides, type ResolvedModel } from '../runtime/model.js';
 import type { NatsServer } from '../cluster/nats-server.js';
 import { startLocalCluster, startPrivateNats, type LocalCluster } from '../cluster/local-cluster.js';
@@ -51,6 +52,8 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
   try {
     const spec = withOverrides(loadModelSpec(opts.model), { pipelineDepth: opts.depth, checkpointEvery: opts.checkpointEvery, checkpointMs: opts.checkpointMs });
     model = resolveModel(spec);
+    // The dataset too, before any cluster starts: a bad text file is refused here (docs/datasets.md).
+    loadTrainingData(model);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -138,7 +141,8 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
       `model        ${out.model}`,
       `steps        ${out.steps} × batch ${out.batch} (resumed from ${out.resumedFrom})`,
       `final loss   ${out.finalLoss.toFixed(4)}`,
-      `test acc.    ${(out.testAccuracy * 100).toFixed(2)}%`,
+      `eval loss    ${out.evalLoss.toFixed(4)} (held-out split)`,
+      ...(out.testAccuracy !== undefined ? [`test acc.    ${(out.testAccuracy * 100).toFixed(2)}%`] : []),
       `samples/s    ${out.samplesPerSec.toFixed(0)}`,
       `kernels      ${out.kernelMode}`,
       `paramsHash   ${out.paramsHash}`,

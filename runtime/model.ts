@@ -22,8 +22,16 @@ export const ModelSpec = z
   .object({
     /** Deployment name: subject tokens and KV keys use it. */
     name: z.string().regex(NAME_PATTERN, 'name must be 1-64 of A-Z a-z 0-9 _ -'),
-    /** The dataset the trainer feeds. Only the bundled MNIST digits today. @default 'mnist' */
-    dataset: z.literal('mnist').default('mnist'),
+    /**
+     * The dataset the trainer feeds (docs/datasets.md): `mnist` (the bundled digits),
+     * `names` (English first names, characters) or `text:PATH` (one example per line
+     * of a UTF-8 file on the trainer's machine). @default 'mnist'
+     */
+    dataset: z
+      .union([z.literal('mnist'), z.literal('names'), z.string().regex(/^text:.+/, 'dataset must be mnist, names or text:PATH')])
+      .default('mnist'),
+    /** Tokens per window of a text dataset (`names`, `text:PATH`): the model's sequence length. @default 16 */
+    context: z.number().int().min(1).max(1024).optional(),
     /**
      * Pipeline depth d: a VNode may run forward seq s once backward s−d−1 is applied.
      * 0 = plain synchronous SGD; more overlaps steps across VNodes (weights d steps stale).
@@ -114,8 +122,35 @@ export interface ResolvedVNode {
 export interface ResolvedModel {
   spec: ModelSpec;
   vnodes: ResolvedVNode[];
+  /** Last axis of the first VNode's input: pixels (mnist), or token ids per window (text). */
   inputFeatures: number;
+  /** Last axis of the loss's input: classes, or the vocabulary of a text dataset. */
   outputFeatures: number;
+  /** Last axis of the loss's targets: one-hot classes (mnist), or the window's token ids (text: class ids, rank 2). */
+  targetFeatures: number;
+}
+
+/** Is the dataset text (a language model: token ids in, next-token ids as targets)? */
+export const isTextDataset = (spec: Pick<ModelSpec, 'dataset'>): boolean => spec.dataset !== 'mnist';
+/** Tokens per window of a text dataset. */
+export const DEFAULT_CONTEXT = 16;
+export const contextOf = (spec: Pick<ModelSpec, 'context'>): number => spec.context ?? DEFAULT_CONTEXT;
+
+/**
+ * One pre-LayerNorm transformer block reading the VNode named `from` and naming its
+ * output `to`: LN → attention → + from, then LN → dense 4× → GELU → dense → + that.
+ */
+function transformerBlock(from: string, to: string, width = 64, heads = 4): ModelSpec['vnodes'] {
+  return [
+    { type: 'layer.layerNorm', inputs: [from], config: {} },
+    { type: 'layer.attention', name: `${to}_attn`, config: { heads } },
+    { type: 'merge.add', name: `${to}_mid`, inputs: [from, `${to}_attn`], config: {} },
+    { type: 'layer.layerNorm', config: {} },
+    { type: 'layer.dense', config: { units: 4 * width, init: 'xavier' } },
+    { type: 'activation.gelu', config: {} },
+    { type: 'layer.dense', name: `${to}_mlp`, config: { units: width, init: 'xavier' } },
+    { type: 'merge.add', name: to, inputs: [`${to}_mid`, `${to}_mlp`], config: {} },
+  ];
 }
 
 /** Built-in models by name. */
@@ -151,9 +186,29 @@ export const BUILTIN_MODELS: Record<string, ModelSpec> = {
       { type: 'loss.softmaxCrossEntropy', config: {} },
     ],
   },
+  /**
+   * A small decoder-only transformer on `names` (character level): token + position
+   * embeddings of width 64, 2 pre-LayerNorm blocks of causal 4-head attention and a
+   * 256-wide GELU MLP, each with its residual `merge.add`, a final LayerNorm and a dense
+   * head to the 27 tokens; context 16; Adam 1e-3. 0.1M parameters, 20 VNodes
+   * (docs/names-gpt.md).
+   */
+  'names-gpt': {
+    name: 'names-gpt',
+    dataset: 'names',
+    context: 16,
+    pipelineDepth: 2,
+    vnodes: [
+      { type: 'layer.embedding', name: 'x0', config: { vocab: 27, width: 64, context: 16 } },
+      ...transformerBlock('x0', 'x1'),
+      ...transformerBlock('x1', 'x2'),
+      { type: 'layer.layerNorm', config: {} },
+      { type: 'layer.dense', config: { units: 27, init: 'xavier' } },
+      { type: 'loss.softmaxCrossEntropy', config: {} },
+    ],
+  },
 };
 
-const DATASET_SHAPES = { mnist: { features: 784, classes: 10 } } as const;
 
 const issues = (err: z.ZodError) => err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 
@@ -211,8 +266,8 @@ function foreignType(type: string, role: VNodeType['role']): VNodeType {
 /** Is this VNode's type one this process knows (not a stand-in)? */
 export const isKnownType = (v: ResolvedVNode): boolean => v.def.version > 0;
 
-/** Where a spec's VNode reads from: -1 the dataset, else an earlier VNode's index. */
-function wireInputs(spec: ModelSpec): number[][] {
+/** Where a spec's VNode reads from: -1 the dataset, else an earlier VNode's index (throws on a bad reference, naming the field). */
+export function wireInputs(spec: ModelSpec): number[][] {
   const byName = new Map<string, number>();
   spec.vnodes.forEach((v, index) => {
     if (v.name === undefined) return;
@@ -251,7 +306,9 @@ export function resolveModel(input: unknown, opts: { shapes?: VNodeShapes; host?
   const parsed = ModelSpec.safeParse(input);
   if (!parsed.success) throw new Error(`invalid model spec: ${issues(parsed.error)}`);
   const spec = parsed.data;
-  const shapes = DATASET_SHAPES[spec.dataset];
+  // A text dataset's vocabulary is known once its data is loaded (the trainer checks it): here, the loss's width.
+  const text = isTextDataset(spec);
+  const shapes = text ? { features: contextOf(spec), classes: undefined } : { features: 784, classes: 10 };
   const known = opts.shapes && opts.shapes.length === spec.vnodes.length ? opts.shapes : undefined;
   const inputs = wireInputs(spec);
   const last = spec.vnodes.length - 1;
@@ -314,10 +371,10 @@ export function resolveModel(input: unknown, opts: { shapes?: VNodeShapes; host?
     return { ...wiring, def, config: config.data, inFeatures, outFeatures };
   });
   const loss = vnodes[last];
-  if (loss.inFeatures !== shapes.classes) {
+  if (shapes.classes !== undefined && loss.inFeatures !== shapes.classes) {
     throw new Error(`the loss gets ${loss.inFeatures} features per row, but ${spec.dataset} has ${shapes.classes} classes`);
   }
-  return { spec, vnodes, inputFeatures: shapes.features, outputFeatures: shapes.classes };
+  return { spec, vnodes, inputFeatures: shapes.features, outputFeatures: loss.inFeatures, targetFeatures: text ? shapes.features : loss.inFeatures };
 }
 
 /** A VNode's inputs and consumers (schedule.ts): what its machine's schedule counts per step. */

@@ -651,9 +651,16 @@ export class VNodeActor {
   /** Shape rules of this VNode's ports (first line of defence; row counts are checked against the stash). */
   #checkShape = (port: Port, shape: number[]): string | null => {
     const v = this.#v;
-    const cols = parsePort(port)?.dir === 'bwd' ? v.outFeatures : v.inFeatures;
-    if (shape.length !== 2 || shape[1] !== cols) {
-      return `${port} tensor of ${this.id} must be [rows, ${cols}], got [${shape}]`;
+    const dir = parsePort(port)?.dir;
+    // Targets: one-hot rows [rows, classes], or a window's next-token ids [rows, time] (text).
+    if (dir === 'target') {
+      const cols = this.#o.model.targetFeatures;
+      return shape.length === 2 && shape[1] === cols ? null : `target tensor of ${this.id} must be [rows, ${cols}], got [${shape}]`;
+    }
+    // Activations and gradients: [rows, features] or [rows, time, features] (a sequence).
+    const cols = dir === 'bwd' ? v.outFeatures : v.inFeatures;
+    if (shape.length < 2 || shape.length > 3 || shape[shape.length - 1] !== cols) {
+      return `${port} tensor of ${this.id} must be [rows, ${cols}] or [rows, time, ${cols}], got [${shape}]`;
     }
     return null;
   };
@@ -865,13 +872,16 @@ export class VNodeActor {
     if (v.def.role === 'loss') {
       const def = v.def as LossDefinition<unknown>;
       if (m.kind === 'fwd') {
-        this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.of(m.tensor!.shape[0]), m.tensor!.data]);
+        // Its shape first ([rows] + the rest: a sequence's logits are rank 3), then the logits.
+        this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.from(m.tensor!.shape), m.tensor!.data]);
         return [];
       }
       // target
-      const [, logits] = this.#stash.get(m.seq)!;
+      const [shapeOf, logits] = this.#stash.get(m.seq)!;
       const rows = m.tensor!.shape[0];
-      const { loss, dx } = await def.loss(ctx, { shape: [rows, v.inFeatures], data: logits }, m.tensor!);
+      // (A stash from before sequences holds only the rows.)
+      const shape = shapeOf.length > 1 ? [...shapeOf] : [rows, v.inFeatures];
+      const { loss, dx } = await def.loss(ctx, { shape, data: logits }, m.tensor!);
       this.#stash = withoutKey(this.#stash, m.seq);
       if (!Number.isFinite(loss)) throw new Error(`${this.id}: loss is ${loss} at seq ${m.seq} (diverged)`);
       await this.#send(this.#publishMetric({ seq: m.seq, loss, batch: rows, vnode: this.id }));

@@ -85,7 +85,7 @@ test('fault-free cluster run matches the single-process run bit for bit', async 
   baseline = await run();
   const local = await train({ nc, model: resolveModel({ ...model.spec, name: 'local-copy' }), steps: STEPS, batch: BATCH, seed: SEED, kernels, hostLocally: true });
   assert.is(baseline.paramsHash, local.paramsHash);
-  assert.ok(baseline.testAccuracy > 0.8, `accuracy ${baseline.testAccuracy}`);
+  assert.ok(baseline.testAccuracy! > 0.8, `accuracy ${baseline.testAccuracy}`);
 });
 
 test('(a) SIGKILL a PNode hosting VNodes mid-training: its VNodes move, nothing lost', async () => {

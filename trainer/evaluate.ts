@@ -6,6 +6,7 @@ import type { Kernels } from '../runtime/kernels/types.js';
 import type { ResolvedModel } from '../runtime/model.js';
 import type { StateStore } from '../runtime/state-store.js';
 import { toBytes, type Tensor } from '../runtime/tensor.js';
+import type { TrainingData } from './data.js';
 import type { LossDefinition, MergeDefinition, Tensors, TransformDefinition } from '../runtime/vnode-type.js';
 
 /** Every VNode's committed tensors, in index order. */
@@ -38,30 +39,41 @@ export function paramsHash(model: ResolvedModel, tensors: Tensors[]): string {
 }
 
 /**
- * Run the forward graph over `x` in chunks, each VNode in index order on its inputs'
- * outputs (a merge on all of them), the loss's `predict` last; returns the model's outputs.
+ * The model's output for `input`: each VNode in index order on its inputs' outputs (a
+ * merge on all of them), the loss's `predict` last (probabilities for a softmax).
  */
+export async function forwardGraph(k: Kernels, model: ResolvedModel, tensors: Tensors[], input: Tensor): Promise<Tensor> {
+  const outputs: Tensor[] = [];
+  let t = input;
+  for (const v of model.vnodes) {
+    const ctx = { k, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
+    const xs = v.inputs.map((from) => (from < 0 ? input : outputs[from]));
+    if (v.def.role === 'loss') {
+      const def = v.def as LossDefinition<unknown>;
+      t = def.predict ? await def.predict(ctx, xs[0]) : xs[0];
+    } else if (v.def.role === 'merge') {
+      t = (await (v.def as MergeDefinition<unknown>).forward(ctx, tensors[v.index], xs)).y;
+    } else {
+      t = (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors[v.index], xs[0])).y;
+    }
+    outputs[v.index] = t;
+  }
+  return t;
+}
+
+/** `forwardGraph` over `rows` rows of `x` (the model's input features each) in chunks; the outputs, rows in order. */
 export async function predict(k: Kernels, model: ResolvedModel, tensors: Tensors[], x: Float32Array, rows: number, chunk = 500): Promise<Float32Array> {
-  const out = new Float32Array(rows * model.outputFeatures);
+  const parts: Float32Array[] = [];
+  const inF = model.inputFeatures;
   for (let r0 = 0; r0 < rows; r0 += chunk) {
     const n = Math.min(chunk, rows - r0);
-    const input: Tensor = { shape: [n, model.inputFeatures], data: x.slice(r0 * model.inputFeatures, (r0 + n) * model.inputFeatures) };
-    const outputs: Tensor[] = [];
-    let t = input;
-    for (const v of model.vnodes) {
-      const ctx = { k, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
-      const xs = v.inputs.map((from) => (from < 0 ? input : outputs[from]));
-      if (v.def.role === 'loss') {
-        const def = v.def as LossDefinition<unknown>;
-        t = def.predict ? await def.predict(ctx, xs[0]) : xs[0];
-      } else if (v.def.role === 'merge') {
-        t = (await (v.def as MergeDefinition<unknown>).forward(ctx, tensors[v.index], xs)).y;
-      } else {
-        t = (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors[v.index], xs[0])).y;
-      }
-      outputs[v.index] = t;
-    }
-    out.set(t.data, r0 * model.outputFeatures);
+    parts.push((await forwardGraph(k, model, tensors, { shape: [n, inF], data: x.slice(r0 * inF, (r0 + n) * inF) })).data);
+  }
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
   }
   return out;
 }
@@ -77,9 +89,9 @@ export function accuracy(outputs: Float32Array, labels: Uint8Array, classes: num
   return right / labels.length;
 }
 
-/** Test accuracy and paramsHash of a trained deployment, from the parameters in KV. */
-export async function evaluate(store: StateStore, model: ResolvedModel, k: Kernels, test: { x: Float32Array; y: Uint8Array; n: number }, classes: number) {
+/** The held-out scores (evalLoss; testAccuracy for classifiers) and paramsHash of a trained deployment, from the parameters in KV. */
+export async function evaluate(store: StateStore, model: ResolvedModel, k: Kernels, data: TrainingData) {
   const tensors = await loadAllTensors(store, model);
-  const outputs = await predict(k, model, tensors, test.x, test.n);
-  return { testAccuracy: accuracy(outputs, test.y, classes), paramsHash: paramsHash(model, tensors) };
+  const outputs = await predict(k, model, tensors, data.held.x, data.held.rows);
+  return { ...data.score(outputs), paramsHash: paramsHash(model, tensors) };
 }

@@ -7,10 +7,10 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { trainingBatch, type Dataset } from '../runtime/data/mnist.js';
 import { sendMessage, type Envelope } from '../runtime/envelope.js';
 import type { Signer } from '../runtime/security/signing.js';
 import type { ResolvedModel } from '../runtime/model.js';
+import type { TrainingData } from './data.js';
 import type { MessageKind } from '../runtime/protocol.js';
 import type { LocalFeed } from './local-feed.js';
 import type { LossReader } from './losses.js';
@@ -20,7 +20,7 @@ import type { StepTelemetry } from './step-telemetry.js';
 export interface FeedOptions {
   nc: NatsConnection;
   model: ResolvedModel;
-  data: Dataset;
+  data: TrainingData;
   seed: number;
   batch: number;
   /** Steps [from, steps) are sent. */
@@ -40,11 +40,11 @@ type RunOf = Pick<FeedOptions, 'model' | 'data' | 'seed' | 'batch' | 'steps'>;
 
 /** Step `seq`'s feeds: its batch to the first VNode (`fwd`), its targets to the loss (`target`). A pure function of the run: made again, the same bytes. */
 function stepFeeds(o: RunOf, seq: number, traceparent?: string): { fwd: Envelope; target: Envelope } {
-  const { x, t } = trainingBatch(o.data, o.seed, seq, o.batch);
+  const { x, t } = o.data.batch(o.seed, seq, o.batch);
   const common = { deployment: o.model.spec.name, seq, epoch: 0, from: 'trainer', ...(traceparent ? { traceparent } : {}) };
   return {
-    fwd: { ...common, to: 0, kind: 'fwd', tensor: { shape: [o.batch, o.model.inputFeatures], data: x } },
-    target: { ...common, to: o.model.vnodes.length - 1, kind: 'target', tensor: { shape: [o.batch, o.model.outputFeatures], data: t } },
+    fwd: { ...common, to: 0, kind: 'fwd', tensor: x },
+    target: { ...common, to: o.model.vnodes.length - 1, kind: 'target', tensor: t },
   };
 }
 

@@ -61,7 +61,9 @@ function renderPipelines() {
       d.vnodes.forEach((type, i) => {
         const id = `${d.name}.${i}`;
         const h = hosts.get(id);
-        if (i > 0) row.append(el('span', { class: 'arrow' }, '→'));
+        // A chain link is an arrow; a VNode that reads others (a merge, a skip) names them.
+        const from = d.inputs?.[i] ?? [i - 1];
+        if (i > 0) row.append(el('span', { class: 'arrow', title: `reads ${from.join(', ')}` }, from.length === 1 && from[0] === i - 1 ? '→' : `→ (${from.join('+')})`));
         row.append(
           el(
             'span',
