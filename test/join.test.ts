@@ -33,9 +33,12 @@ test('a PNode joins a running `dcnr up` cluster with one command, gets VNodes, a
   const up = spawn(process.execPath, [BIN, 'up', '--pnodes', '1', '--no-dashboard', '--store', store], { stdio: ['ignore', 'pipe', 'pipe'] });
   let banner = '';
   up.stdout!.on('data', (d) => (banner += d));
-  up.stderr!.resume();
+  let upErr = '';
+  up.stderr!.on('data', (d) => (upErr = (upErr + d).slice(-20_000)));
   let joiner: ChildProcess | undefined;
   let nc: NatsConnection | undefined;
+  // Aborted in `finally` too: a failed check must not leave the training running (the file would hang to its timeout).
+  const stop = new AbortController();
   try {
     await waitFor('the banner of dcnr up', () => banner.includes('Ctrl-C stops everything'), 60_000);
     const natsUrl = /on (nats:\/\/127\.0\.0\.1:\d+)/.exec(banner)![1];
@@ -54,9 +57,22 @@ test('a PNode joins a running `dcnr up` cluster with one command, gets VNodes, a
     await waitForPNodes(nc, 2, 60_000);
 
     const model = resolveModel(loadModelSpec('mnist-mlp'));
-    const stop = new AbortController();
+    // Placement weighs each PNode by its measured GFLOP/s, the start-up sample until three
+    // probes are in: on a loaded machine one PNode's first sample can read 10× low, and the
+    // other PNode then takes every VNode (seen in CI: the joiner got none). Deploy once the
+    // two measure alike (equal weights), or after 30 s regardless.
+    await waitFor('the two PNodes to measure alike', async () => {
+      const g = ((await readView(nc!))?.pnodes ?? []).filter((p) => p.alive).map((p) => p.capacity.gflops);
+      return g.length === 2 && Math.max(...g) < 1.75 * Math.min(...g);
+    }, 30_000).catch(() => {});
     const training = train({ nc, model, steps: 3000, batch: 16, seed: 3, kernels: await createKernels(), signal: stop.signal });
-    await waitFor('the joiner to host VNodes', async () => ((await readView(nc!))?.pnodes.find((p) => p.id === 'joiner')?.vnodes.length ?? 0) > 0, 60_000);
+    training.catch(() => {}); // aborted in `finally` when a check fails: not an unhandled rejection
+    let seen = '';
+    await waitFor('the joiner to host VNodes', async () => {
+      const v = await readView(nc!);
+      seen = JSON.stringify(v?.pnodes.map((p) => ({ id: p.id, alive: p.alive, draining: p.draining, risk: p.risk, gflops: p.capacity.gflops, vnodes: p.vnodes })));
+      return (v?.pnodes.find((p) => p.id === 'joiner')?.vnodes.length ?? 0) > 0;
+    }, 60_000).catch((err: Error) => assert.unreachable(`${err.message}; last view: ${seen}; dcnr up said:\n${upErr.slice(-3000)}`));
 
     const revoke = spawnSync(process.execPath, [BIN, '--creds', admin, 'revoke', 'joiner', '--nats', natsUrl, '--json'], { encoding: 'utf8' });
     assert.is(revoke.status, 0, `dcnr revoke failed: ${revoke.stderr}`);
@@ -67,10 +83,12 @@ test('a PNode joins a running `dcnr up` cluster with one command, gets VNodes, a
     const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 30_000))]);
     assert.is(code, 1, `the revoked PNode exits (it cannot talk to NATS any more); output:\n${out}`);
     assert.match(out, /NATS closed our connection/);
+    let last = '';
     await waitFor('the joiner to be dead and its VNodes moved', async () => {
       const v = await readView(nc!);
+      last = JSON.stringify(v?.pnodes.map((p) => ({ id: p.id, alive: p.alive, vnodes: p.vnodes })));
       return v?.pnodes.find((p) => p.id === 'joiner')?.alive === false && (v?.pnodes.find((p) => p.id === 'pnode-1')?.vnodes.length ?? 0) === model.vnodes.length;
-    }, 30_000);
+    }, 30_000).catch((err: Error) => assert.unreachable(`${err.message}; last view: ${last}; dcnr up said:\n${upErr.slice(-3000)}`));
     stop.abort();
     await training.catch(() => {});
 
@@ -83,6 +101,7 @@ test('a PNode joins a running `dcnr up` cluster with one command, gets VNodes, a
     assert.is(other.status, 1);
     assert.match(other.stderr, /the name joiner belongs to another key/);
   } finally {
+    stop.abort();
     joiner?.kill('SIGKILL');
     await nc?.close();
     const gone = new Promise((r) => up.once('exit', r));
