@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import '../actors/index.js';
-import { BUILTIN_MODELS, loadModelSpec, resolveModel } from './model.js';
+import { BUILTIN_MODELS, loadModelSpec, resolveModel, stateBytesOf } from './model.js';
 import { fileURLToPath } from 'node:url';
 import { Limits } from './protocol.js';
 
@@ -65,6 +65,19 @@ test('graph mistakes are refused, each naming its field', () => {
     ['the reserved name', [{ ...dense(10), name: 'input' }, LOSS], /vnodes\[0\]\.name: "input" is reserved/],
   ];
   for (const [name, vnodes, error] of cases) assert.throws(() => resolveModel(graph(vnodes)), error, name);
+});
+
+test('placement estimates: a text model counts every position of a window as a row; mnist estimates are unchanged', () => {
+  const mnist = resolveModel(loadModelSpec('mnist-mlp'));
+  for (const v of mnist.vnodes) assert.is(stateBytesOf(v, 64, mnist.spec), stateBytesOf(v, 64));
+  const gpt = resolveModel(loadModelSpec('names-gpt'));
+  const attention = gpt.vnodes.find((v) => v.def.type === 'layer.attention')!;
+  // Its stash (x and Q|K|V per forward in flight) grows with batch × 16 positions, not batch.
+  const C = 64;
+  const perRow = (b: (n: number) => number) => b(2) - b(1);
+  assert.is(perRow((n) => stateBytesOf(attention, n, gpt.spec)), 4 * attention.depth * 4 * 16 * C);
+  const embedding = gpt.vnodes[0];
+  assert.is(perRow((n) => stateBytesOf(embedding, n, gpt.spec)), 4 * embedding.depth * 16, 'one stashed id per position');
 });
 
 test.run();

@@ -239,12 +239,17 @@ export function loadModelSpec(nameOrFile: string): ModelSpec {
  */
 export type VNodeShapes = Array<{ inFeatures: number; outFeatures: number; stateBytes?: number }>;
 
-/** A VNode's estimated bytes in memory when it trains at `batch` rows (`VNodeType.stateBytes`). */
-export function stateBytesOf(v: ResolvedVNode, batch: number): number {
+/**
+ * A VNode's estimated bytes in memory when it trains at `batch` (`VNodeType.stateBytes`).
+ * Types see `batch` as rows of their activations viewed as [rows, features]: for a text
+ * model, every position of every window (batch × context).
+ */
+export function stateBytesOf(v: ResolvedVNode, batch: number, spec?: Pick<ModelSpec, 'dataset' | 'context'>): number {
   const depth = Math.max(1, v.depth);
+  const rows = spec && isTextDataset(spec) ? batch * contextOf(spec) : batch;
   const bytes = v.def.stateBytes
-    ? v.def.stateBytes({ config: v.config as never, inFeatures: v.inFeatures, outFeatures: v.outFeatures, batch, depth })
-    : depth * batch * v.inFeatures * 4;
+    ? v.def.stateBytes({ config: v.config as never, inFeatures: v.inFeatures, outFeatures: v.outFeatures, batch: rows, depth })
+    : depth * rows * v.inFeatures * 4;
   return Math.max(0, Math.round(bytes));
 }
 

@@ -68,6 +68,8 @@ interface CommonDefinition<C> {
    * Bytes this VNode holds in memory while it trains: parameters, optimizer slots, and
    * the stash of the `depth` forwards that may be in flight at `batch` rows. Placement
    * weighs it (supervisor/placement/least-loaded.ts); an estimate, never math.
+   * `batch` is rows of its activations viewed as [rows, features] (a sequence model's
+   * batch × positions: runtime/model.ts `stateBytesOf`).
    * @default the stash of its inputs: depth × batch × inFeatures float32s
    */
   stateBytes?(args: { config: C; inFeatures: number; outFeatures: number; batch: number; depth: number }): number;

@@ -99,7 +99,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     batch: o.batch,
     steps: o.steps,
     createdAt: new Date().toISOString(),
-    shapes: model.vnodes.map((v) => ({ inFeatures: v.inFeatures, outFeatures: v.outFeatures, stateBytes: stateBytesOf(v, o.batch) })),
+    shapes: model.vnodes.map((v) => ({ inFeatures: v.inFeatures, outFeatures: v.outFeatures, stateBytes: stateBytesOf(v, o.batch, model.spec) })),
     ...(o.hostLocally ? { hostedBy: 'local' as const } : {}),
     ...(signer ? { trainerKey: signer.publicKey } : {}),
   };

@@ -57,7 +57,8 @@ export const embedding = defineVNodeType<EmbeddingConfig>({
   // the ids of `batch` sequences of up to `context` tokens.
   stateBytes({ config, batch, depth }) {
     const params = (config.vocab + config.context) * config.width;
-    return 4 * (2 * params * (1 + slotNames(config.optimizer, 'tok').length) + depth * batch * config.context);
+    // `batch` counts positions (runtime/model.ts stateBytesOf): one stashed id each.
+    return 4 * (2 * params * (1 + slotNames(config.optimizer, 'tok').length) + depth * batch);
   },
 
   init({ config, rng }) {
