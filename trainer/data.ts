@@ -8,6 +8,7 @@ import { loadMnist, trainingBatch } from '../runtime/data/mnist.js';
 import { loadTextDataset, textEvalBatches, textTrainingBatch, type TextDataset } from '../runtime/data/text.js';
 import { contextOf, isTextDataset, type ResolvedModel } from '../runtime/model.js';
 import type { Tensor } from '../runtime/tensor.js';
+import { accuracy } from './evaluate.js';
 
 export interface TrainingData {
   /** The spec's `dataset`. */
@@ -39,15 +40,9 @@ export function loadTrainingData(model: ResolvedModel): TrainingData {
       },
       held: { x: data.test.x, rows: data.test.n },
       score(p) {
-        let right = 0;
         let loss = 0;
-        for (let r = 0; r < data.test.n; r++) {
-          let best = 0;
-          for (let c = 1; c < classes; c++) if (p[r * classes + c] > p[r * classes + best]) best = c;
-          if (best === data.test.y[r]) right++;
-          loss += nll(p[r * classes + data.test.y[r]]);
-        }
-        return { evalLoss: loss / data.test.n, testAccuracy: right / data.test.n };
+        for (let r = 0; r < data.test.n; r++) loss += nll(p[r * classes + data.test.y[r]]);
+        return { evalLoss: loss / data.test.n, testAccuracy: accuracy(p, data.test.y, classes) };
       },
     };
   }
