@@ -2,7 +2,8 @@
  * `dcnr scenario NAME|FILE [--seed S] [--json] [--reports DIR]`: a fault-injection run
  * on a fresh private cluster, compared with a fault-free run of the same seed. Exit 0
  * iff every check holds. `--list` names the built-ins; `--all` / `--quick-set` run
- * several and print a summary table (`npm run scenarios`).
+ * several and print a summary table (`npm run scenarios`). `--model` / `--batch` run the
+ * same fault schedules on another model (the quick set on names-gpt: `--model names-gpt --batch 16`).
  */
 import { builtinScenarios, loadScenario } from '../scenarios/runner/load.js';
 import { contractJson, formatReport, type ScenarioReport } from '../scenarios/runner/report.js';
@@ -17,6 +18,9 @@ export interface ScenarioCliOptions {
   all: boolean;
   quickSet: boolean;
   checkpointEvery?: number;
+  /** Runs every scenario on this model (built-in name or spec file) instead of its own. */
+  model?: string;
+  batch?: number;
 }
 
 export async function scenarioCommand(nameOrFile: string | undefined, opts: ScenarioCliOptions): Promise<void> {
@@ -49,7 +53,7 @@ export async function scenarioCommand(nameOrFile: string | undefined, opts: Scen
     const log = (line: string) => process.stderr.write(`[${scenario.spec.name}] ${line}\n`);
     let report: ScenarioReport;
     try {
-      report = await runScenario(scenario, { seed: opts.seed, reportsDir: opts.reports, log, checkpointEvery: opts.checkpointEvery });
+      report = await runScenario(scenario, { seed: opts.seed, reportsDir: opts.reports, log, checkpointEvery: opts.checkpointEvery, model: opts.model, batch: opts.batch });
     } catch (err) {
       fail(`scenario ${scenario.spec.name} could not run: ${(err as Error).stack ?? err}`, 1);
     }

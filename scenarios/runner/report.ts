@@ -11,6 +11,9 @@ export interface ScenarioReport {
   /** Why it failed, in one sentence (empty when passed). */
   reason: string;
   seed: number;
+  /** The model trained (the scenario's, or `--model`'s). */
+  model: string;
+  batch: number;
   steps: number;
   pnodes: number;
   checks: Array<{ name: string; passed: boolean; detail: string }>;
@@ -47,7 +50,7 @@ export function formatReport(r: ScenarioReport): string {
   const lines = [
     `scenario ${r.scenario}: ${r.passed ? 'PASSED' : `FAILED — ${r.reason}`}`,
     `  ${r.description}`,
-    `  seed ${r.seed}, ${r.steps} steps, ${r.pnodes} PNodes, ${(r.durationMs / 1000).toFixed(1)} s`,
+    `  ${r.model}, seed ${r.seed}, ${r.steps} steps × batch ${r.batch}, ${r.pnodes} PNodes, ${(r.durationMs / 1000).toFixed(1)} s`,
     '',
     'FAULT                 AT STEP  TARGET          DETAIL',
     ...r.faults.map((f) => `${pad(f.kind, 21)} ${pad(String(f.atStep), 8)} ${pad(f.target, 15)} ${f.detail.length > 90 ? `${f.detail.slice(0, 87)}…` : f.detail}`),

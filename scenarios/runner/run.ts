@@ -38,9 +38,14 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Overrides the model's checkpoint interval (`--checkpoint-every`; 1 = commit every message). */
   checkpointEvery?: number;
+  /** Overrides the scenario's model (`--model`): the same faults at the same steps on another model. */
+  model?: string;
+  /** Overrides the scenario's batch size (`--batch`). */
+  batch?: number;
 }
 
-export async function runScenario(scenario: Scenario, o: RunOptions = {}): Promise<ScenarioReport> {
+export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<ScenarioReport> {
+  const scenario: Scenario = { ...given, spec: { ...given.spec, model: o.model ?? given.spec.model, batch: o.batch ?? given.spec.batch } };
   const { spec } = scenario;
   const seed = o.seed ?? spec.seed;
   const log = o.log ?? (() => {});
@@ -182,6 +187,8 @@ async function reportOf(
     passed: false,
     reason: '',
     seed,
+    model: r.model.spec.name,
+    batch: spec.batch,
     steps: spec.steps,
     pnodes: spec.pnodes,
     checks: [],
