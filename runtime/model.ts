@@ -46,6 +46,12 @@ export const ModelSpec = z
     checkpointEvery: z.number().int().min(1).max(100_000).optional(),
     /** Longest time, in ms, a VNode keeps applied messages uncheckpointed. @default DEFAULT_CHECKPOINT.ms */
     checkpointMs: z.number().int().min(1).max(600_000).optional(),
+    /**
+     * Steps between two served versions of the parameters (docs/serving.md): every VNode
+     * with parameters keeps its parameters after each multiple of this update, and after
+     * its last, for `dcnr serve` / `dcnr export --version`. Not part of the math. @default 100
+     */
+    versionEvery: z.number().int().min(1).max(1_000_000).optional(),
     vnodes: z
       .array(
         z
@@ -81,11 +87,15 @@ export const checkpointPolicy = (spec: Pick<ModelSpec, 'checkpointEvery' | 'chec
   ms: spec.checkpointMs ?? DEFAULT_CHECKPOINT.ms,
 });
 
+/** Steps between served parameter versions when a spec does not say. */
+export const DEFAULT_VERSION_EVERY = 100;
+
 /** Run-time settings a command line may override in a spec. */
 export interface SpecOverrides {
   pipelineDepth?: number;
   checkpointEvery?: number;
   checkpointMs?: number;
+  versionEvery?: number;
 }
 
 /** The spec with the given overrides applied (and validated again). */

@@ -4,6 +4,9 @@
  * Layout (bucket `dcnr_state`):
  *   `<dep>.<i>.meta`                      JSON StateMeta: epoch, machine snapshot, manifest
  *   `<dep>.<i>.t.<name>.<epoch>.<ver>`    raw float32 bytes of one tensor (or `.c<k>` chunks)
+ *   `<dep>.<i>.v.<step>`                  JSON VersionRecord: the parameters after update `step`,
+ *   `<dep>.<i>.v.<step>.<name>`           kept for serving (docs/serving.md); written before the
+ *                                         meta CAS of the checkpoint that covers `step`
  *
  * Tensor blobs are immutable and named by (epoch, write version), so a fenced owner's
  * late blob writes can never overwrite the live owner's. A write puts new blobs
@@ -17,6 +20,7 @@ import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pLimit from 'p-limit';
+import { z } from 'zod';
 import type { OutboxEntry } from './outbox.js';
 import { Bucket, Limits, ownerKey, PORT_OF_KIND, stateBlobKey, stateMetaKey, type MessageKind, type Port } from './protocol.js';
 import { parseStateMeta, type RejectRecord } from './records.js';
@@ -108,7 +112,30 @@ export interface StateWrite {
   stash: Map<number, Float32Array[]>;
   /** @default none */
   outbox?: readonly OutboxEntry[];
+  /** Parameters after these updates, to keep as served versions (docs/serving.md). @default none */
+  versions?: readonly ParamsVersion[];
 }
+
+/** A VNode's parameters right after its update `step` (the arrays, never copied: updates make new ones). */
+export interface ParamsVersion {
+  step: number;
+  tensors: Record<string, Float32Array>;
+}
+
+/** A served version of one VNode's parameters (`<dep>.<i>.v.<step>`). */
+export interface VersionRecord {
+  format: 1;
+  deployment: string;
+  index: number;
+  generation: number;
+  /** Written by the owner of this epoch (auth on: signed by it). */
+  epoch: number;
+  step: number;
+  tensors: Record<string, BlobRef>;
+}
+
+/** Served versions a VNode keeps: the newest this many (older ones are deleted as new ones come). */
+export const VERSIONS_KEPT = 8;
 
 /**
  * Blob bytes in flight per store (so per process): 32 MiB, in as many KV operations as
@@ -260,6 +287,10 @@ export class StateStore {
         stash[seq] = await Promise.all(arrays.map((a, i) => put(`s${seq}_${i}`, a)));
       }),
     ]);
+    // Served versions before the meta: a committed checkpoint never covers a version that is
+    // not stored. One written by a writer that is then fenced is harmless: the same update
+    // gives the same bytes whoever computes it (determinism), so its new owner writes it again alike.
+    for (const v of next.versions ?? []) await this.#writeVersion(deployment, index, next, v);
     const meta: StateMeta = {
       format: 1,
       deployment,
@@ -309,11 +340,69 @@ export class StateStore {
     return { meta, revision };
   }
 
-  /** Remove a VNode's state entirely (a fresh run of a deployment). */
+  /** Remove a VNode's state entirely (a fresh run of a deployment), its served versions too. */
   async remove(deployment: string, index: number): Promise<void> {
     const committed = await this.read(deployment, index);
     if (committed) await this.#purgeRefs(blobRefs(committed.meta));
     await this.kv.delete(stateMetaKey(deployment, index)).catch(() => {});
+    for (const step of await this.versionSteps(deployment, index)) await this.#deleteVersion(deployment, index, step);
+  }
+
+  async #writeVersion(deployment: string, index: number, next: StateWrite, v: ParamsVersion): Promise<void> {
+    const key = versionKey(deployment, index, v.step);
+    const tensors: Record<string, BlobRef> = {};
+    await Promise.all(Object.entries(v.tensors).map(async ([name, data]) => (tensors[name] = await this.#writeBlob(`${key}.${name}`, data))));
+    const record: VersionRecord = { format: 1, deployment, index, generation: next.generation, epoch: next.epoch, step: v.step, tensors };
+    const text = JSON.stringify(record);
+    const bytes = new TextEncoder().encode(this.#auth ? JSON.stringify({ ...record, signer: this.#auth.signer.publicKey, signature: signToText(this.#auth.signer, metaDigest(text)) }) : text);
+    this.#bytesWritten += bytes.byteLength;
+    await this.#io(() => this.kv.put(key, bytes));
+    // Retention: the newest VERSIONS_KEPT (listing keys is a consumer round trip: once per version, not per message).
+    const steps = await this.versionSteps(deployment, index);
+    for (const old of steps.slice(0, Math.max(0, steps.length - VERSIONS_KEPT))) await this.#deleteVersion(deployment, index, old);
+  }
+
+  async #deleteVersion(deployment: string, index: number, step: number): Promise<void> {
+    const found = await this.readVersionRecord(deployment, index, step).catch(() => null);
+    if (found && typeof found !== 'string') await this.#purgeRefs(Object.values(found.tensors));
+    await this.#io(() => this.kv.delete(versionKey(deployment, index, step))).catch(() => {});
+  }
+
+  /** The steps of a VNode's stored served versions, ascending. */
+  async versionSteps(deployment: string, index: number): Promise<number[]> {
+    const steps: number[] = [];
+    const prefix = `${deployment}.${index}.v.`;
+    for await (const k of await this.kv.keys(`${prefix}*`)) {
+      const step = Number(k.slice(prefix.length));
+      if (Number.isSafeInteger(step) && step > 0) steps.push(step);
+    }
+    return steps.sort((a, b) => a - b);
+  }
+
+  /** A VNode's served version `step` as stored: its record, or why it cannot be used (never a throw for bad bytes). */
+  async readVersionRecord(deployment: string, index: number, step: number): Promise<VersionRecord | string | null> {
+    const key = versionKey(deployment, index, step);
+    const e = await this.#io(() => this.kv.get(key));
+    if (!e || e.operation !== 'PUT' || e.length === 0) return null;
+    const parsed = parseVersionRecord(e.value);
+    if (typeof parsed === 'string') return `${key}: ${parsed}`;
+    if (parsed.deployment !== deployment || parsed.index !== index || parsed.step !== step) return `${key}: names ${parsed.deployment}.${parsed.index} step ${parsed.step}`;
+    if (this.#auth) {
+      const { signer, signature, ...rest } = JSON.parse(new TextDecoder().decode(e.value)) as Record<string, unknown>;
+      if (typeof signer !== 'string' || typeof signature !== 'string') return `${key}: unsigned: this network requires versions signed by their VNode's owner`;
+      if (!verifySignature(signer, metaDigest(JSON.stringify(rest)), signature)) return `${key}: bad signature`;
+      const owner = await this.#auth.ownerKey(deployment, parsed.generation, index, parsed.epoch);
+      if (owner !== signer) return `${key}: not written by the owner of epoch ${parsed.epoch}`;
+      if (Object.values(parsed.tensors).some((r) => r.sha256 === undefined)) return `${key}: a blob without a hash`;
+    }
+    return parsed;
+  }
+
+  /** The parameters of a served version (blobs checked against the record). */
+  async loadVersion(record: VersionRecord): Promise<Record<string, Float32Array>> {
+    const out: Record<string, Float32Array> = {};
+    await Promise.all(Object.entries(record.tensors).map(async ([name, ref]) => (out[name] = await this.#readBlob(ref))));
+    return out;
   }
 
   async #writeBlob(key: string, data: Float32Array): Promise<BlobRef> {
@@ -371,6 +460,36 @@ export class StateStore {
     // Garbage collection only: a failed purge leaves an orphan blob, never a wrong state.
     await Promise.all(keys.map((k) => this.#io(() => this.kv.delete(k)).catch(() => {})));
   }
+}
+
+const versionKey = (deployment: string, index: number, step: number) => `${deployment}.${index}.v.${step}`;
+
+const blobRefSchema = z.object({ key: z.string().min(1), length: z.number().int().min(0), chunks: z.number().int().min(0).max(1_000_000), sha256: z.string().optional() }).strict();
+const versionRecordSchema = z
+  .object({
+    format: z.literal(1),
+    deployment: z.string(),
+    index: z.number().int().min(0),
+    generation: z.number().int().min(0),
+    epoch: z.number().int().min(0),
+    step: z.number().int().min(1),
+    tensors: z.record(z.string(), blobRefSchema),
+    signer: z.string().optional(),
+    signature: z.string().optional(),
+  })
+  .strict();
+
+function parseVersionRecord(raw: Uint8Array): VersionRecord | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(raw));
+  } catch {
+    return 'not JSON';
+  }
+  const r = versionRecordSchema.safeParse(json);
+  if (!r.success) return `not a version record (${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')})`;
+  const { signer: _s, signature: _g, ...record } = r.data;
+  return record;
 }
 
 function sha256Of(parts: Uint8Array[]): string {

@@ -23,7 +23,7 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { createActor, type Actor } from 'xstate';
 import type { Kernels } from './kernels/types.js';
 import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
-import { arityOf, checkpointPolicy, type ResolvedModel, type ResolvedVNode } from './model.js';
+import { arityOf, checkpointPolicy, DEFAULT_VERSION_EVERY, type ResolvedModel, type ResolvedVNode } from './model.js';
 import { handOver, sendMessage, type Envelope } from './envelope.js';
 import { announceCovering, finishLocally, peersWorking, receiveLocally, watchLocalPeers, type LocalMessage } from './local-delivery.js';
 import { Outbox, portOf, type OutboxEntry } from './outbox.js';
@@ -44,9 +44,9 @@ import {
   type StepMetric,
 } from './protocol.js';
 import { createRng } from './rng.js';
-import { covers, staleness } from './schedule.js';
+import { covers, nextInput, staleness } from './schedule.js';
 import { startSpan, telemetryMetrics } from './telemetry.js';
-import { FencedError, StateStore, type Committed } from './state-store.js';
+import { FencedError, StateStore, type Committed, type ParamsVersion } from './state-store.js';
 import type { Tensor } from './tensor.js';
 import { validateMessage, type InboundMessage } from './validate.js';
 import { awaitedInput, vnodeMachine, type CheckpointPolicy, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
@@ -219,6 +219,11 @@ export class VNodeActor {
   #stopWatchingPeers: (() => void) | null = null;
   /** Auth on (our connection has credentials): we sign what we send and check who sent what we get. */
   readonly #signer: Signer | undefined;
+  /** Parameters after updates that are served versions, for the next checkpoint to store (docs/serving.md). */
+  #versions: ParamsVersion[] = [];
+  readonly #versionEvery: number;
+  /** The VNode has parameters (only those keep versions). */
+  readonly #versioned: boolean;
 
   private constructor(
     o: VNodeActorOptions,
@@ -239,6 +244,8 @@ export class VNodeActor {
     this.#outbox = new Outbox(outbox);
     this.#machine = machine;
     this.#policy = checkpointPolicy(o.model.spec);
+    this.#versionEvery = o.model.spec.versionEvery ?? DEFAULT_VERSION_EVERY;
+    this.#versioned = (this.#v.def.parameters ?? []).length > 0;
   }
 
   /**
@@ -576,6 +583,13 @@ export class VNodeActor {
   async #capture(traceparent?: string): Promise<void> {
     const outbox = this.#outbox.snapshot();
     const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash, outbox: outbox.entries });
+    // The last update is a served version too (the parameters a finished run ends with).
+    const { applied } = this.context;
+    if (this.#versioned && applied > 0 && this.#versions.at(-1)?.step !== applied && applied % this.#versionEvery !== 0 && nextInput(this.context.role, this.context.schedule, this.context.depth) === null) {
+      this.#versions.push({ step: applied, tensors: this.#tensors });
+    }
+    write.versions = this.#versions;
+    this.#versions = [];
     const covered = this.context.schedule;
     this.#tell({ type: 'CAPTURED' });
     const acks = this.#held;
@@ -925,12 +939,19 @@ export class VNodeActor {
       const needDx = v.inputs.map((from) => from >= 0);
       const result = await (v.def as MergeDefinition<unknown>).backward({ ...ctx, step, needDx }, this.#tensors, dy, stash);
       if (result.tensors) this.#tensors = { ...this.#tensors, ...result.tensors };
+      this.#keepVersion(step);
       return v.inputs.flatMap((_, j) => gradient(j, result.dxs[j]));
     }
     const needDx = v.inputs[0] >= 0;
     const result = await (v.def as TransformDefinition<unknown>).backward({ ...ctx, step, needDx }, this.#tensors, dy, stash);
     if (result.tensors) this.#tensors = { ...this.#tensors, ...result.tensors };
+    this.#keepVersion(step);
     return gradient(0, result.dx);
+  }
+
+  /** After update `step`: keep the parameters if it is a served version (a replayed update keeps it again, alike). */
+  #keepVersion(step: number): void {
+    if (this.#versioned && step % this.#versionEvery === 0) this.#versions.push({ step, tensors: this.#tensors });
   }
 
   #envelope(o: Output, seq: number, traceparent: string | undefined): Envelope {

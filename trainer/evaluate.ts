@@ -3,7 +3,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Kernels } from '../runtime/kernels/types.js';
-import type { ResolvedModel } from '../runtime/model.js';
+import type { ResolvedModel, ResolvedVNode } from '../runtime/model.js';
 import type { StateStore } from '../runtime/state-store.js';
 import { toBytes, type Tensor } from '../runtime/tensor.js';
 import type { TrainingData } from './data.js';
@@ -39,26 +39,26 @@ export function paramsHash(model: ResolvedModel, tensors: Tensors[]): string {
 }
 
 /**
- * The model's output for `input`: each VNode in index order on its inputs' outputs (a
- * merge on all of them), the loss's `predict` last (probabilities for a softmax).
+ * One VNode's forward-only output for its inputs `xs` (a merge takes all of them), with
+ * parameters `tensors`: a loss gives its `predict` (probabilities for a softmax). Nothing
+ * is kept for a backward. What `forwardGraph` runs per VNode, and what a PNode answers an
+ * inference request with (runtime/pnode/inference.ts).
  */
+export async function forwardVNode(k: Kernels, v: ResolvedVNode, tensors: Tensors, xs: Tensor[]): Promise<Tensor> {
+  const ctx = { k, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
+  if (v.def.role === 'loss') {
+    const def = v.def as LossDefinition<unknown>;
+    return def.predict ? def.predict(ctx, xs[0]) : xs[0];
+  }
+  if (v.def.role === 'merge') return (await (v.def as MergeDefinition<unknown>).forward(ctx, tensors, xs)).y;
+  return (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors, xs[0])).y;
+}
+
+/** The model's output for `input`: each VNode in index order on its inputs' outputs, the loss's `predict` last. */
 export async function forwardGraph(k: Kernels, model: ResolvedModel, tensors: Tensors[], input: Tensor): Promise<Tensor> {
   const outputs: Tensor[] = [];
-  let t = input;
-  for (const v of model.vnodes) {
-    const ctx = { k, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
-    const xs = v.inputs.map((from) => (from < 0 ? input : outputs[from]));
-    if (v.def.role === 'loss') {
-      const def = v.def as LossDefinition<unknown>;
-      t = def.predict ? await def.predict(ctx, xs[0]) : xs[0];
-    } else if (v.def.role === 'merge') {
-      t = (await (v.def as MergeDefinition<unknown>).forward(ctx, tensors[v.index], xs)).y;
-    } else {
-      t = (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors[v.index], xs[0])).y;
-    }
-    outputs[v.index] = t;
-  }
-  return t;
+  for (const v of model.vnodes) outputs[v.index] = await forwardVNode(k, v, tensors[v.index], v.inputs.map((from) => (from < 0 ? input : outputs[from])));
+  return outputs[model.vnodes.length - 1];
 }
 
 /** `forwardGraph` over `rows` rows of `x` (the model's input features each) in chunks; the outputs, rows in order. */

@@ -22,6 +22,7 @@ import { readDeployment, subscribeClusterEvents, termRegression, type OwnershipR
 import { isKnownType, resolveModel } from '../model.js';
 import { Bucket, NAME_PATTERN, type ClusterEvent } from '../protocol.js';
 import { parseEntry, parseOwnershipRecord, type RejectRecord } from '../records.js';
+import type { InferenceResponder } from './inference.js';
 
 /** How long a new owner waits for the handing-over owner's `released` event. */
 export const HANDOVER_WAIT_MS = 3000;
@@ -36,6 +37,8 @@ export interface OwnershipOptions {
   emit(e: ClusterEvent): void;
   log(line: string): void;
   reject: RejectRecord;
+  /** Answers inference requests for the VNodes this PNode owns (runtime/pnode/inference.ts). */
+  inference?: InferenceResponder;
 }
 
 export interface Ownership {
@@ -77,6 +80,7 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
   }
 
   async function release(key: string, deployment: string, index: number, reason: string) {
+    o.inference?.detach(deployment, index);
     const epoch = epochs.get(key);
     const generation = generations.get(key);
     epochs.delete(key);
@@ -146,6 +150,8 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
     if (typeof d === 'string') return refuse(key, d);
     epochs.set(key, record.epoch);
     generations.set(key, d.generation);
+    // Served from its versions while it is ours, trained or not (a finished VNode too).
+    o.inference?.attach(d, index);
     // A handover is awaited beside the chain: records of other VNodes are not held up by it.
     const wait = record.handover && record.handover !== id ? handedOver(key, record.handover, d.generation, record.epoch) : undefined;
     if (wait) {
@@ -158,6 +164,7 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
         if (epochs.get(key) === record.epoch && exit !== 'done') {
           epochs.delete(key);
           generations.delete(key);
+          o.inference?.detach(deployment, index);
         }
         if (exit === 'done') o.log(`${key} finished its schedule`);
       });

@@ -4,6 +4,7 @@
  *   capacity.ts       what it can do (cores, memory, kernels, GFLOP/s, VNode types)
  *   health.ts         how it is doing (event loop, GC, memory, kernel drift; re-measured GFLOP/s)
  *   ownership.ts      the ownership bucket → which VNodes it hosts, under which epoch
+ *   inference.ts      forward-only requests for the VNodes it owns, from served versions
  *   host-events.ts    what its actors do → cluster events, logs, counters
  *   fault-control.ts  injected slowness (scenario runs only)
  *   heartbeat.ts      its heartbeats, from a thread of their own (liveness apart from progress)
@@ -28,6 +29,7 @@ import { serveFaultControl } from './fault-control.js';
 import { startHealthSampler } from './health.js';
 import { reportHostEvents } from './host-events.js';
 import { startHeartbeats, type HeartbeatLink } from './heartbeat.js';
+import { serveInference } from './inference.js';
 import { followOwnership } from './ownership.js';
 
 export { measureGflops } from './capacity.js';
@@ -94,6 +96,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     passivateAfterMs: o.passivateAfterMs ?? 300_000,
     onEvent: reportHostEvents(id, counters, emit, log.line),
   });
+  const inference = serveInference({ nc, store, kernels, log: (line) => log.line(line, 'warn') });
   const ownership = await followOwnership({
     nc,
     id,
@@ -104,6 +107,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     emit,
     log: log.line,
     reject,
+    inference,
   });
 
   // Auth on: the key we sign with, announced on the heartbeat subject only our credentials may use.
@@ -142,6 +146,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
       faults?.stop();
       health.stop();
       await ownership.stop();
+      inference.stop();
       await host.stopAll();
     },
   };

@@ -12,7 +12,8 @@
  *               records (docs/threat-model.md, open)
  *   pnode       its own heartbeats, events and member record, mailboxes, state; never ownership,
  *               deployments, membership, or another PNode's heartbeats
- *   observer    reads everything; publishes nothing that changes anything
+ *   observer    reads everything; publishes nothing that changes anything (an inference
+ *               request changes nothing: `dcnr serve` runs as an observer)
  */
 import { Bucket } from '../protocol.js';
 
@@ -71,7 +72,7 @@ export function rolePermissions(role: Role, name?: string): RolePermissions {
       // Ordered consumers only over KV and metrics subjects (the create subject carries the
       // filter): never one on a mailbox stream, where it could take a VNode's inputs.
       return {
-        pub: { allow: [...JS_READ, ...PLUMBING, '$JS.API.CONSUMER.CREATE.*.*.$KV.>', '$JS.API.CONSUMER.CREATE.*.*.dcnr.metrics.>', '$JS.API.CONSUMER.MSG.NEXT.*.*'], deny: [] },
+        pub: { allow: [...JS_READ, ...PLUMBING, 'dcnr.infer.>', '$JS.API.CONSUMER.CREATE.*.*.$KV.>', '$JS.API.CONSUMER.CREATE.*.*.dcnr.metrics.>', '$JS.API.CONSUMER.MSG.NEXT.*.*'], deny: [] },
         sub: { allow: ['>'], deny: [] },
       };
   }
