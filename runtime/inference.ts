@@ -12,8 +12,11 @@
  * never a crash.
  */
 import { z } from 'zod';
+import type { Kernels } from './kernels/types.js';
+import type { ResolvedVNode } from './model.js';
 import { Limits } from './protocol.js';
 import { firstNonFinite, fromBytes, sizeOf, toBytes, type Tensor } from './tensor.js';
+import type { LossDefinition, MergeDefinition, Tensors, TransformDefinition } from './vnode-type.js';
 
 /** Subject of VNode `index`'s inference requests (core NATS, queue group INFER_QUEUE). */
 export const inferSubject = (deployment: string, index: number) => `dcnr.infer.${deployment}.${index}`;
@@ -68,7 +71,7 @@ function unframe(bytes: Uint8Array, max: number): { header: unknown; data: Float
 
 const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 
-export const encodeInferRequest = (h: Omit<InferRequestHeader, 'v'>, inputs: Tensor[]): Uint8Array =>
+export const encodeInferRequest = (h: Omit<InferRequestHeader, 'v' | 'shapes'>, inputs: Tensor[]): Uint8Array =>
   frame({ v: 1, ...h, shapes: inputs.map((t) => t.shape) }, inputs.map((t) => t.data));
 
 /** A request as a VNode host takes it: its header and input tensors, or why not (one sentence). */
@@ -114,3 +117,20 @@ export class InferError extends Error {
     super(message);
   }
 }
+
+/**
+ * One VNode's forward-only output for its inputs `xs` (a merge takes all of them), with
+ * parameters `tensors`: a loss gives its `predict` (probabilities for a softmax). Nothing
+ * is kept for a backward. What trainer/evaluate.ts `forwardGraph` runs per VNode, and
+ * what a PNode answers an inference request with (runtime/pnode/inference.ts).
+ */
+export async function forwardVNode(k: Kernels, v: ResolvedVNode, tensors: Tensors, xs: Tensor[]): Promise<Tensor> {
+  const ctx = { k, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
+  if (v.def.role === 'loss') {
+    const def = v.def as LossDefinition<unknown>;
+    return def.predict ? def.predict(ctx, xs[0]) : xs[0];
+  }
+  if (v.def.role === 'merge') return (await (v.def as MergeDefinition<unknown>).forward(ctx, tensors, xs)).y;
+  return (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors, xs[0])).y;
+}
+

@@ -3,11 +3,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { Kernels } from '../runtime/kernels/types.js';
-import type { ResolvedModel, ResolvedVNode } from '../runtime/model.js';
+import { forwardVNode } from '../runtime/inference.js';
+import type { ResolvedModel } from '../runtime/model.js';
 import type { StateStore } from '../runtime/state-store.js';
 import { toBytes, type Tensor } from '../runtime/tensor.js';
 import type { TrainingData } from './data.js';
-import type { LossDefinition, MergeDefinition, Tensors, TransformDefinition } from '../runtime/vnode-type.js';
+import type { Tensors } from '../runtime/vnode-type.js';
 
 /** Every VNode's committed tensors, in index order. */
 export async function loadAllTensors(store: StateStore, model: ResolvedModel): Promise<Tensors[]> {
@@ -36,22 +37,6 @@ export function paramsHash(model: ResolvedModel, tensors: Tensors[]): string {
     }
   }
   return h.digest('hex');
-}
-
-/**
- * One VNode's forward-only output for its inputs `xs` (a merge takes all of them), with
- * parameters `tensors`: a loss gives its `predict` (probabilities for a softmax). Nothing
- * is kept for a backward. What `forwardGraph` runs per VNode, and what a PNode answers an
- * inference request with (runtime/pnode/inference.ts).
- */
-export async function forwardVNode(k: Kernels, v: ResolvedVNode, tensors: Tensors, xs: Tensor[]): Promise<Tensor> {
-  const ctx = { k, config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures };
-  if (v.def.role === 'loss') {
-    const def = v.def as LossDefinition<unknown>;
-    return def.predict ? def.predict(ctx, xs[0]) : xs[0];
-  }
-  if (v.def.role === 'merge') return (await (v.def as MergeDefinition<unknown>).forward(ctx, tensors, xs)).y;
-  return (await (v.def as TransformDefinition<unknown>).forward(ctx, tensors, xs[0])).y;
 }
 
 /** The model's output for `input`: each VNode in index order on its inputs' outputs, the loss's `predict` last. */

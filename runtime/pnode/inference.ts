@@ -9,12 +9,11 @@
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { HostedDeployment } from '../actor-host.js';
-import { decodeInferRequest, encodeInferError, encodeInferReply, inferSubject, INFER_QUEUE } from '../inference.js';
+import { decodeInferRequest, encodeInferError, encodeInferReply, forwardVNode, inferSubject, INFER_QUEUE } from '../inference.js';
 import type { Kernels } from '../kernels/types.js';
 import type { StateStore } from '../state-store.js';
 import { loadVNodeVersion } from '../versions.js';
 import type { Tensors } from '../vnode-type.js';
-import { forwardVNode } from '../../trainer/evaluate.js';
 
 /** Versions of one VNode's parameters kept in memory. */
 const CACHED_VERSIONS = 4;
