@@ -33,9 +33,11 @@ export interface ServeBackend {
   forward(input: Tensor, version: ServedVersion, deadline: number): Promise<Tensor>;
   /**
    * Row r of `forward`'s output depends only on row r of its input, bit for bit,
-   * whatever the other rows. True for the `js` kernels; false for OpenBLAS, whose sgemm
-   * gives a row different last bits (≤ 2e-7 on mnist-mlp's probabilities, measured) in
-   * batches of different sizes. The server batches generate's token forwards across
+   * whatever the other rows; and for a language model, the outputs at a window's
+   * positions do not change when the window is right-padded (the model is causal). True
+   * for the `js` kernels (measured on names-gpt and mnist-mlp); false for OpenBLAS,
+   * whose sgemm gives a row other last bits (≤ 2e-7 on mnist-mlp's probabilities) in a
+   * matrix of another row count. The server batches generate's token forwards across
    * requests only when true, so that `/v1/generate` always gives the text `dcnr
    * generate` gives. @default false
    */

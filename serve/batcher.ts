@@ -8,7 +8,8 @@
  *
  * A queue is flushed when it holds `maxBatch` rows, when its oldest request has waited
  * `windowMs`, or when every requester that could still submit is waiting (`expected`:
- * generate's running samples, so one sample alone never waits a window per token) —
+ * generate's running samples, so a sample waits a window for company at its first token
+ * only, not at every token) —
  * and a backend slot is free (`maxInFlight` forwards at once). A request is never split:
  * a batch takes whole requests while they fit in `maxBatch` rows, and always at least
  * one. A failed forward fails the requests of its batch, no others.
@@ -42,10 +43,18 @@ export interface BatchResult {
 export interface SubmitOptions {
   /** Compute on this version (generate pins one per sample). @default the backend's current version when the batch starts */
   version?: ServedVersion;
+  /**
+   * The requester's first submit (a sample's first token): it waits its window for
+   * company even when every requester is waiting. Without it a lone sample that never
+   * yields (a backend that computes in this process) runs to its end before the next
+   * request is even read, and no two samples ever share a forward. @default false
+   */
+  first?: boolean;
 }
 
 interface Pending {
   x: Float32Array;
+  first: boolean;
   rows: number;
   deadline: number;
   arrived: number;
@@ -106,7 +115,7 @@ export function createBatcher(o: BatcherOptions): Batcher {
   function pump(): void {
     while (inFlight < maxInFlight && queuedRequests > 0) {
       const now = Date.now();
-      const allWaiting = o.expected !== undefined && queuedRequests >= o.expected();
+      const allWaiting = o.expected !== undefined && queuedRequests >= o.expected() && !hasFreshFirst(now);
       let next: Queue | undefined;
       for (const q of queues.values()) {
         if (isReady(q, now, allWaiting) && (!next || q.items[0].arrived < next.items[0].arrived)) next = q;
@@ -115,6 +124,12 @@ export function createBatcher(o: BatcherOptions): Batcher {
       run(take(next, now));
     }
     for (const q of queues.values()) arm(q);
+  }
+
+  /** Some requester's first submit has waited less than a window. */
+  function hasFreshFirst(now: number): boolean {
+    for (const q of queues.values()) for (const p of q.items) if (p.first && now - p.arrived < windowMs) return true;
+    return false;
   }
 
   /** A timer for the moment `q`'s oldest request has waited a window (if none is set). */
@@ -205,7 +220,7 @@ export function createBatcher(o: BatcherOptions): Batcher {
       }
       const queue = q;
       return new Promise<BatchResult>((resolve, reject) => {
-        queue.items.push({ x, rows, deadline, arrived: Date.now(), resolve, reject });
+        queue.items.push({ x, first: opts.first ?? false, rows, deadline, arrived: Date.now(), resolve, reject });
         queue.rows += rows;
         queuedRows += rows;
         queuedRequests++;

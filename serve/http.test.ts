@@ -116,7 +116,7 @@ test('predict: the outputs are forwardGraph of the same rows, bit for bit (one r
 
 test('64 concurrent requests: fewer forwards than requests; each answer is exactly its rows of the forward that served it', async () => {
   const rec = recording(backend);
-  const s = await startServer({ backend: rec.backend, windowMs: 20 });
+  const s = await startServer({ backend: rec.backend, windowMs: 50 });
   try {
     const inputs = rowsOf('concurrent', 64);
     const replies = await Promise.all(inputs.map((row) => call(s.url, 'POST', '/v1/predict', { inputs: [row] })));
@@ -146,7 +146,7 @@ test('with row-exact kernels (js), batched answers have the bits of each request
   const js = await createLocalBackend({ model: run.model, tensors: run.tensors, kernels: await createKernels('js') });
   assert.ok(js.rowExact);
   const rec = recording(js);
-  const s = await startServer({ backend: rec.backend, windowMs: 20 });
+  const s = await startServer({ backend: rec.backend, windowMs: 50 });
   try {
     const inputs = rowsOf('js', 16);
     const replies = await Promise.all(inputs.map((row, i) => call(s.url, 'POST', '/v1/predict', { inputs: i % 2 ? [row] : [row, row] })));

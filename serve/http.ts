@@ -7,7 +7,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { decode, loadTextDataset, type TextDataset } from '../runtime/data/text.js';
+import { BOUNDARY_ID, decode, loadTextDataset, type TextDataset } from '../runtime/data/text.js';
 import { contextOf, isTextDataset } from '../runtime/model.js';
 import { sample, type Forward } from '../trainer/generate.js';
 import type { ServeBackend, ServedVersion } from './backend.js';
@@ -40,9 +40,10 @@ export interface ServerOptions {
   /** The largest `maxTokens` a generate request may ask for. @default 256 */
   maxTokensLimit?: number;
   /**
-   * Batch the token forwards of concurrent generate requests (same window length and
-   * version). Only when the backend is `rowExact`: otherwise batching would change a
-   * probability's last bits and, rarely, a drawn token. @default backend.rowExact
+   * Batch the token forwards of concurrent generate requests (of the same version),
+   * each window right-padded to the context. Only when the backend is `rowExact`:
+   * otherwise batching would change a probability's last bits and, rarely, a drawn
+   * token. @default backend.rowExact
    */
   batchGenerate?: boolean;
 }
@@ -78,6 +79,7 @@ export async function startServer(o: ServerOptions): Promise<ServeServer> {
   const requestTimeoutMs = o.requestTimeoutMs ?? 30_000;
   const maxTokensLimit = o.maxTokensLimit ?? DEFAULT_MAX_TOKENS_LIMIT;
   const language = isTextDataset(model.spec);
+  const T = contextOf(model.spec);
   // A language model's vocabulary, read once: a text file that is gone fails the start, not a request.
   let text: TextDataset | undefined;
   if (language) {
@@ -116,8 +118,18 @@ export async function startServer(o: ServerOptions): Promise<ServeServer> {
     const g = parseGenerate(await readBody(req, maxBodyBytes), data, { defaultMaxTokens: 2 * data.maxLength, maxTokensLimit, defaultSeed: () => randomInt(2 ** 47) });
     const version = current(); // one version for every token of the sample
     const deadline = started + requestTimeoutMs;
+    let forwards = 0;
     const forward: Forward = batchGenerate
-      ? async (x) => (await generateBatcher.submit(x.data, 1, x.shape[1], deadline, { version })).output
+      ? async (x) => {
+          // Every window right-padded to the context, so samples at different lengths share
+          // a forward: a causal model's outputs at the real positions do not change (rowExact).
+          const L = x.shape[1];
+          const padded = new Float32Array(T).fill(BOUNDARY_ID);
+          padded.set(x.data);
+          const { output } = await generateBatcher.submit(padded, 1, T, deadline, { version, first: forwards++ === 0 });
+          const perPosition = output.data.length / T;
+          return { shape: [1, L, perPosition], data: output.data.subarray(0, L * perPosition) };
+        }
       : async (x) => {
           metrics.batch('generate', 1, 1);
           return backend.forward(x, version, deadline);
@@ -125,7 +137,7 @@ export async function startServer(o: ServerOptions): Promise<ServeServer> {
     sampling++;
     let ids: number[];
     try {
-      ids = await sample(forward, { context: contextOf(model.spec), vocab: data.vocab.length, temperature: g.temperature, seed: g.seed, index: 0, maxTokens: g.maxTokens, prompt: g.prompt });
+      ids = await sample(forward, { context: T, vocab: data.vocab.length, temperature: g.temperature, seed: g.seed, index: 0, maxTokens: g.maxTokens, prompt: g.prompt });
     } finally {
       sampling--;
       generateBatcher.poke(); // the samples still running may all be waiting now
