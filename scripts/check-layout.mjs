@@ -7,7 +7,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = normalize(join(dirname(fileURLToPath(import.meta.url)), '..'));
-const ROOMS = ['runtime', 'actors', 'supervisor', 'trainer', 'cluster', 'scenarios', 'bench', 'dashboard', 'cli'];
+const ROOMS = ['runtime', 'actors', 'supervisor', 'trainer', 'cluster', 'serve', 'scenarios', 'bench', 'dashboard', 'cli'];
 /** Who may import whom (besides itself). */
 const ALLOWED = {
   runtime: [],
@@ -15,8 +15,9 @@ const ALLOWED = {
   supervisor: ['runtime'],
   trainer: ['runtime'],
   cluster: ['runtime'],
-  scenarios: ['runtime', 'actors', 'trainer', 'cluster'],
-  bench: ['runtime', 'actors', 'trainer', 'cluster'],
+  serve: ['runtime', 'actors', 'trainer', 'cluster'],
+  scenarios: ['runtime', 'actors', 'trainer', 'cluster', 'serve'],
+  bench: ['runtime', 'actors', 'trainer', 'cluster', 'serve'],
   dashboard: ['runtime', 'cluster'],
   cli: ROOMS,
 };

@@ -7,6 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { connect } from 'node:net';
 import { createKernels } from '../runtime/kernels/index.js';
 import { createRng } from '../runtime/rng.js';
 import { forwardGraph } from '../trainer/evaluate.js';
@@ -97,6 +98,23 @@ test('a body over the limit is refused with 413, by its length or while it strea
     await small.close();
   }
   // the server goes on answering
+  assert.is((await call(server.url, 'GET', '/healthz')).status, 200);
+});
+
+test('a client that hangs up mid-body leaves nothing waiting', async () => {
+  const { hostname: host, port } = new URL(server.url);
+  const before = parsePrometheus((await call(server.url, 'GET', '/metrics')).json).samples;
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(Number(port), host, () => {
+      socket.write(`POST /v1/predict HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"inputs": [[0.1, `);
+      setTimeout(() => socket.destroy(), 50);
+    });
+    socket.on('close', () => resolve());
+    socket.on('error', reject);
+  });
+  const counted = async () => metric(parsePrometheus((await call(server.url, 'GET', '/metrics')).json).samples, 'dcnr_serve_requests_total', { route: 'predict', code: '400' }) ?? 0;
+  for (let i = 0; i < 100 && (await counted()) === (metric(before, 'dcnr_serve_requests_total', { route: 'predict', code: '400' }) ?? 0); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.is(await counted(), (metric(before, 'dcnr_serve_requests_total', { route: 'predict', code: '400' }) ?? 0) + 1, 'answered (to no one) and counted');
   assert.is((await call(server.url, 'GET', '/healthz')).status, 200);
 });
 

@@ -207,6 +207,9 @@ export async function startServer(o: ServerOptions): Promise<ServeServer> {
       .finally(() => running.delete(p));
     running.add(p);
   });
+  // a client that sends its request slowly (or never ends it) is cut off at the request's deadline
+  server.requestTimeout = requestTimeoutMs;
+  server.headersTimeout = Math.min(server.headersTimeout, requestTimeoutMs);
   const host = o.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE' ? `serve: port ${o.port} on ${host} is in use (choose another with --port, 0 = any)` : `serve: ${err.message}`)));

@@ -34,6 +34,8 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', (err) => reject(new HttpError(400, `the body could not be read: ${err.message}`)));
+    // a client that hangs up mid-body: no 'end' will come (after 'end', this rejects nothing)
+    req.on('close', () => reject(new HttpError(400, 'the client closed the connection before the body ended')));
   });
 }
 
