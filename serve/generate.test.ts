@@ -12,7 +12,7 @@ import { generate } from '../trainer/generate.js';
 import { dcnr, trainDeployment, type TrainedDeployment } from '../test/helpers/trained.js';
 import { createLocalBackend, type LocalBackend } from './local-backend.js';
 import { startServer, type ServeServer } from './http.js';
-import { call, metric, parsePrometheus, recording } from './serve-test-kit.js';
+import { call, metric, parsePrometheus, recording, scaled, twoVersions } from './serve-test-kit.js';
 
 let run: TrainedDeployment;
 let backend: LocalBackend;
@@ -39,6 +39,29 @@ test('the text of generate() for the same seed, prompt and temperature; one vers
     assert.is(r.json.text, want.text, `seed ${seed}, prompt ${JSON.stringify(prompt)}, temperature ${temperature}`);
     assert.ok(r.json.text.startsWith(prompt));
     assert.equal(r.json, { text: want.text, paramsVersion: backend.version().id, paramsHash: run.result.paramsHash, seed });
+  }
+});
+
+test('one version for every token of a sample, the one the answer names', async () => {
+  const other = scaled(run.tensors, 0.5);
+  const v1 = await createLocalBackend({ model: run.model, tensors: run.tensors, versionId: 'v1' });
+  const v2 = await createLocalBackend({ model: run.model, tensors: other, versionId: 'v2' });
+  const s = await startServer({ backend: twoVersions(v1, v2) });
+  try {
+    const seen = new Set<string>();
+    let differ = 0;
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const r = await call(s.url, 'POST', '/v1/generate', { seed, temperature: 1 });
+      seen.add(r.json.paramsVersion);
+      const [mine] = await generate(backend.kernels, run.model, r.json.paramsVersion === 'v1' ? run.tensors : other, names(), { count: 1, seed, temperature: 1 });
+      const [theirs] = await generate(backend.kernels, run.model, r.json.paramsVersion === 'v1' ? other : run.tensors, names(), { count: 1, seed, temperature: 1 });
+      assert.is(r.json.text, mine.text, `seed ${seed} on ${r.json.paramsVersion}`);
+      if (mine.text !== theirs.text) differ++;
+    }
+    assert.equal([...seen].sort(), ['v1', 'v2']);
+    assert.ok(differ > 0, 'the two versions write differently');
+  } finally {
+    await s.close();
   }
 });
 

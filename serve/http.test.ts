@@ -15,7 +15,7 @@ import { trainDeployment, type TrainedDeployment } from '../test/helpers/trained
 import { createLocalBackend, type LocalBackend } from './local-backend.js';
 import { startServer, type ServeServer } from './http.js';
 import { runLoad } from './load.js';
-import { call, metric, parsePrometheus, recording } from './serve-test-kit.js';
+import { call, metric, parsePrometheus, recording, scaled, twoVersions } from './serve-test-kit.js';
 
 let run: TrainedDeployment;
 let backend: LocalBackend;
@@ -173,6 +173,31 @@ test('with row-exact kernels (js), batched answers have the bits of each request
       const alone = await forwardGraph(js.kernels, run.model, run.tensors, { shape: [1, F], data: Float32Array.from(inputs[i]) });
       for (const out of r.json.outputs) assert.equal(Float32Array.from(out), alone.data, `request ${i}`);
     }
+  } finally {
+    await s.close();
+  }
+});
+
+test('one version per batch: every answer names the version whose parameters computed it', async () => {
+  const other = scaled(run.tensors, 0.5);
+  const v1 = await createLocalBackend({ model: run.model, tensors: run.tensors, versionId: 'v1' });
+  const v2 = await createLocalBackend({ model: run.model, tensors: other, versionId: 'v2' });
+  const s = await startServer({ backend: twoVersions(v1, v2), windowMs: 5, maxBatch: 8 });
+  try {
+    const inputs = rowsOf('versions', 32);
+    const replies = await Promise.all(inputs.map((row) => call(s.url, 'POST', '/v1/predict', { inputs: [row] })));
+    const seen = new Set<string>();
+    for (const [i, r] of replies.entries()) {
+      assert.is(r.status, 200);
+      seen.add(r.json.paramsVersion);
+      const x = { shape: [1, F], data: Float32Array.from(inputs[i]) };
+      const mine = await forwardGraph(backend.kernels, run.model, r.json.paramsVersion === 'v1' ? run.tensors : other, x);
+      const theirs = await forwardGraph(backend.kernels, run.model, r.json.paramsVersion === 'v1' ? other : run.tensors, x);
+      const off = (want: Float32Array) => Math.max(...r.json.outputs[0].map((v: number, j: number) => Math.abs(v - want[j])));
+      assert.ok(off(mine.data) <= 1e-6 && off(theirs.data) > 1e-4, `request ${i}: ${r.json.paramsVersion}'s outputs`);
+      assert.is(r.json.paramsHash, (r.json.paramsVersion === 'v1' ? v1 : v2).version().paramsHash);
+    }
+    assert.equal([...seen].sort(), ['v1', 'v2'], 'both versions served');
   } finally {
     await s.close();
   }

@@ -8,7 +8,7 @@ import type { TextDataset } from '../runtime/data/text.js';
 import { encodePrompt } from '../trainer/generate.js';
 import { HttpError } from './errors.js';
 
-/** A request body may be at most this many bytes (4 MiB): 64 rows of 784 pixels written with 17 digits each fit twice. */
+/** A request body may be at most this many bytes (4 MiB): 64 rows of 784 pixels written with 17 digits each fit four times. */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A prompt may be at most this many characters (the longest line a text dataset may hold). */
 export const MAX_PROMPT_CHARS = 256;

@@ -117,3 +117,23 @@ export function parsePrometheus(text: string): { types: Map<string, string>; sam
 /** The value of the one sample named `name` whose labels include `labels`, or undefined. */
 export const metric = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
   samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+
+/**
+ * Two real backends as one that holds two versions: `version()` answers `a`'s and `b`'s
+ * in turn (as a cluster's latest version moves on), and each forward runs on the backend
+ * of the version it is given. Shows which version computed an answer.
+ */
+export function twoVersions(a: ServeBackend, b: ServeBackend): ServeBackend {
+  let turn = 0;
+  return {
+    model: a.model,
+    rowExact: a.rowExact && b.rowExact,
+    version: () => (turn++ % 2 ? b : a).version(),
+    forward: (input, version, deadline) => (version.id === a.version().id ? a : b).forward(input, version, deadline),
+    close: async () => {},
+  };
+}
+
+/** A copy of `tensors` with every value times `factor`: other parameters of the same model. */
+export const scaled = (tensors: Array<Record<string, Float32Array>>, factor: number) =>
+  tensors.map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.map((x) => Math.fround(x * factor))])));
