@@ -1,6 +1,7 @@
 /**
- * `dcnr generate --deployment NAME [--nats URL | --store DIR] [--count N] [--temperature T] [--seed S] [--json]`:
- * samples from a trained language model's committed parameters (trainer/generate.ts).
+ * `dcnr generate --deployment NAME [--nats URL | --store DIR] [--count N] [--temperature T] [--seed S] [--prompt TEXT] [--json]`:
+ * samples from a trained language model's committed parameters (trainer/generate.ts),
+ * each starting with `--prompt` if given.
  * With `--store`, the run `dcnr train` left there is read through a private nats-server
  * started on it (and stopped after).
  */
@@ -28,6 +29,8 @@ export interface GenerateCliOptions {
   count: number;
   temperature: number;
   seed: number;
+  /** Text every sample starts with. @default '' */
+  prompt?: string;
   json: boolean;
 }
 
@@ -54,7 +57,7 @@ export async function generateCommand(opts: GenerateCliOptions): Promise<void> {
     const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
     const tensors = await loadAllTensors(store, model);
     const kernels = await createKernels();
-    const samples = await generate(kernels, model, tensors, data, { count: opts.count, temperature: opts.temperature, seed: opts.seed });
+    const samples = await generate(kernels, model, tensors, data, { count: opts.count, temperature: opts.temperature, seed: opts.seed, prompt: opts.prompt });
     const novel = samples.filter((s) => !s.inTrainingSet).length;
     const result = {
       deployment: opts.deployment,
@@ -63,6 +66,7 @@ export async function generateCommand(opts: GenerateCliOptions): Promise<void> {
       novel,
       temperature: opts.temperature,
       seed: opts.seed,
+      ...(opts.prompt ? { prompt: opts.prompt } : {}),
     };
     printResult(result, opts.json, () =>
       [...samples.map((s) => `${s.text}${s.inTrainingSet ? '' : '   (new)'}`), '', `${novel} of ${samples.length} not in the training set; paramsHash ${result.paramsHash}`].join('\n'),

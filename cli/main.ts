@@ -188,6 +188,7 @@ program
   .option('--count <n>', 'samples', int(1), 20)
   .option('--temperature <t>', 'sampling temperature (0 = most likely token)', (v: string) => Number(v), 1)
   .option('--seed <n>', 'seed of the draws', int(0), 1)
+  .option('--prompt <text>', 'text every sample starts with (characters of the vocabulary)')
   .option('--json', 'print JSON on the last stdout line', false)
   .action((opts) => generateCommand(opts));
 

@@ -15,7 +15,7 @@ const ALLOWED = {
   supervisor: ['runtime'],
   trainer: ['runtime'],
   cluster: ['runtime'],
-  serve: ['runtime', 'trainer'],
+  serve: ['runtime', 'actors', 'trainer', 'cluster'],
   scenarios: ['runtime', 'actors', 'trainer', 'cluster', 'serve'],
   bench: ['runtime', 'actors', 'trainer', 'cluster', 'serve'],
   dashboard: ['runtime', 'cluster'],
