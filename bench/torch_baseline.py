@@ -178,6 +178,30 @@ def main(argv):
         print(json.dumps({"sps": steps * batch / (ms / 1000), "ms": ms, "finalLoss": float(loss), "layers": [784] + hidden + [10]}))
     elif cmd == "gpt":
         gpt(argv[1:])
+    elif cmd == "infer":
+        # Serving's baseline: mnist-mlp's forward in this process (no HTTP, no network),
+        # p50 latency of one row and rows/s at a batch of `batch`.
+        runs, batch = int(argv[1]), int(argv[2])
+        hidden = [int(h) for h in (argv[3] if len(argv) > 3 else "128,64").split(",")]
+        layers = []
+        for fin, fout in zip([784] + hidden, hidden):
+            layers += [torch.nn.Linear(fin, fout), torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers, torch.nn.Linear(hidden[-1], 10), torch.nn.Softmax(dim=1)).eval()
+        one, many = torch.rand(1, 784), torch.rand(batch, 784)
+        with torch.no_grad():
+            for _ in range(20):
+                model(one)
+            lat = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                model(one)
+                lat.append((time.perf_counter() - t) * 1000)
+            lat.sort()
+            t = time.perf_counter()
+            for _ in range(runs):
+                model(many)
+            rows_per_sec = runs * batch / (time.perf_counter() - t)
+        print(json.dumps({"p50Ms": lat[len(lat) // 2], "p99Ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "rowsPerSec": rows_per_sec, "batch": batch}))
     else:
         raise SystemExit(f"unknown command {cmd!r}")
 

@@ -16,6 +16,7 @@ import { pnodeCommand } from './pnode.js';
 import { revokeCommand } from './revoke.js';
 import { authInitCommand } from './auth.js';
 import { scenarioCommand } from './scenario.js';
+import { serveCommand } from './serve.js';
 import { statusCommand } from './status.js';
 import { DEFAULT_DRAIN_AT_RISK } from '../supervisor/supervisor.js';
 import { supervisorCommand } from './supervisor.js';
@@ -191,6 +192,20 @@ program
   .option('--prompt <text>', 'text every sample starts with (characters of the vocabulary)')
   .option('--json', 'print JSON on the last stdout line', false)
   .action((opts) => generateCommand(opts));
+
+program
+  .command('serve')
+  .description('HTTP inference through a deployment\'s VNodes, from a pinned or the latest served version (docs/serving.md)')
+  .requiredOption('--deployment <name>', 'the deployment to serve')
+  .option('--nats <url>', 'a running cluster holding it')
+  .option('--store <dir>', 'the store a finished `dcnr train` left (default: .dcnr/store)')
+  .option('--host <host>', 'address to listen on (loopback unless you mean otherwise)', '127.0.0.1')
+  .option('--port <n>', 'port (0 = any free one; the URL is printed)', int(0), 8080)
+  .option('--version <latest|step>', 'a served version\'s step to pin, or latest (follows new versions)', 'latest')
+  .option('--window-ms <n>', 'micro-batching window: how long a batch\'s first request waits for others', int(0))
+  .option('--max-batch <n>', 'rows per forward at most (and per request)', int(1))
+  .option('--wait <s>', 'wait this long for a first served version (a run that has not reached one yet)', int(0), 0)
+  .action((opts) => serveCommand(opts));
 
 program
   .command('status')

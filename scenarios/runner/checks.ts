@@ -34,6 +34,11 @@ export function judge(report: ScenarioReport, scenario: Scenario, c: CheckInput)
     const through = report.attacks.list.filter((a) => !a.refused).map((a) => a.name);
     check('every attack refused', through.length === 0, through.length ? `not refused: ${through.join('; ')}` : `${report.attacks.refused} of ${report.attacks.attempted} refused`);
   }
+  if (report.serving) {
+    const s = report.serving;
+    check('every request served', s.version !== null && s.failed === 0 && s.requests > 0, s.version === null ? `never served: ${s.errors.join('; ') || 'no version'}` : `${s.requests - s.failed} of ${s.requests}${s.errors.length ? ` (${s.errors[0]})` : ''}`);
+    check('answers from the pinned version', s.wrong === 0, `${s.wrong} of ${s.requests - s.failed} differ from version ${s.version}'s offline forward (max |Δ| ${s.maxAbsDiff.toExponential(1)})`);
+  }
   for (const own of scenario.checks) report.checks.push(own(report));
   report.passed = report.checks.every((x) => x.passed);
   const failed = report.checks.find((x) => !x.passed);

@@ -30,6 +30,12 @@ export const ScenarioSpec = z
     seed: z.number().int().min(0).default(1),
     /** Supervisor detection timeout. @default 1000 */
     detectMs: z.number().int().min(200).max(60_000).default(1000),
+    /**
+     * Serve the run while it trains (scenarios/runner/serve-load.ts): `concurrency`
+     * clients send /v1/predict pinned to the run's first served version (one kept every
+     * `versionEvery` steps); the report gives failed requests and p50/p99 per phase.
+     */
+    serve: z.object({ concurrency: z.number().int().min(1).max(256).default(8), versionEvery: z.number().int().min(1).default(20) }).strict().optional(),
     /** Part of the quick set CI runs. @default false */
     quick: z.boolean().default(false),
     faults: z

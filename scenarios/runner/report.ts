@@ -3,6 +3,7 @@
  * reads, and an SVG loss curve with the fault moments marked.
  */
 import type { InjectedFault } from '../faults/types.js';
+import type { ServingReport } from './serve-load.js';
 
 export interface ScenarioReport {
   scenario: string;
@@ -34,6 +35,8 @@ export interface ScenarioReport {
   finalLoss: number | null;
   baselineFinalLoss: number | null;
   losses: number[];
+  /** Scenarios that serve while they train (`serve`): the load's outcome. */
+  serving?: ServingReport;
   durationMs: number;
   reportDir?: string;
 }
@@ -58,6 +61,7 @@ export function formatReport(r: ScenarioReport): string {
     r.recovery.length ? 'RECOVERY    PNODE        DETECT MS  RESUME MS  VNODES  REPLAYED' : 'RECOVERY    (no PNode declared dead)',
     ...r.recovery.map((x) => `            ${pad(x.pnode, 12)} ${pad(String(x.detectMs), 10)} ${pad(String(x.resumeMs), 10)} ${pad(String(x.vnodes), 7)} ${x.replayed}`),
     '',
+    ...(r.serving ? [servingLines(r.serving), ''] : []),
     `updates     expected ${r.updates.expected}, applied ${r.updates.applied}, lost ${r.updates.lost}, duplicated ${r.updates.duplicated}`,
     `fenced      ${r.fencedWrites} stale writes refused`,
     `rejected    ${r.rejectedMessages} messages (dead-lettered, counted)`,
@@ -101,5 +105,17 @@ export function lossSvg(r: ScenarioReport): string {
     `<path d="${path}" fill="none" stroke="#1f6feb" stroke-width="1.5"/>`,
     `</svg>`,
     '',
+  ].join('\n');
+}
+
+function servingLines(s: ServingReport): string {
+  const p = (x: { requests: number; failed: number; p50Ms: number | null; p99Ms: number | null }) => `${pad(String(x.requests), 9)}${pad(String(x.failed), 8)}${pad(String(x.p50Ms ?? '—'), 8)}${x.p99Ms ?? '—'}`;
+  return [
+    `SERVING     version ${s.version ?? 'none'}, ${s.concurrency} clients: ${s.requests} requests, ${s.failed} failed, ${s.wrong} wrong (max |Δ| ${s.maxAbsDiff.toExponential(1)})`,
+    '            PHASE    REQUESTS FAILED  P50 MS  P99 MS',
+    `            before   ${p(s.phases.before)}`,
+    `            during   ${p(s.phases.during)}`,
+    `            after    ${p(s.phases.after)}`,
+    ...s.errors.slice(0, 5).map((e) => `            error: ${e}`),
   ].join('\n');
 }

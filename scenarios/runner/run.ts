@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import '../../actors/index.js';
 import { connectNats } from '../../cluster/process.js';
 import { readView, waitForPNodes } from '../../cluster/view.js';
-import { subscribeClusterEvents } from '../../runtime/cluster-state.js';
+import { openBuckets, readDeployment, subscribeClusterEvents } from '../../runtime/cluster-state.js';
 import { createKernels } from '../../runtime/kernels/index.js';
 import { loadModelSpec, resolveModel, withOverrides } from '../../runtime/model.js';
 import type { ClusterEvent } from '../../runtime/protocol.js';
@@ -27,6 +27,7 @@ import type { Scenario } from './define.js';
 import { scheduleFaults, type Injector } from './inject.js';
 import { countUpdates, deadLettered, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
 import { lossSvg, type ScenarioReport } from './report.js';
+import { startServingLoad } from './serve-load.js';
 import { startWatchdog } from './watchdog.js';
 
 export interface RunOptions {
@@ -56,7 +57,8 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
     return k;
   });
   const needs: ClusterNeeds = Object.assign({}, ...kinds.map((k) => k.needs ?? {}));
-  const model = resolveModel(withOverrides(loadModelSpec(spec.model), { checkpointEvery: o.checkpointEvery }));
+  // A served scenario keeps versions often enough to serve one early (not part of the math).
+  const model = resolveModel(withOverrides(loadModelSpec(spec.model), { checkpointEvery: o.checkpointEvery, versionEvery: spec.serve?.versionEvery }));
   const dir = mkdtempSync(join(tmpdir(), `dcnr-scenario-${spec.name}-`));
 
   log(`starting a private cluster: ${spec.pnodes} PNodes${needs.natsCluster ? ', 3-node NATS cluster (R3)' : ''}${needs.proxy ? ', PNodes behind TCP proxies' : ''}`);
@@ -75,11 +77,15 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
     log(`baseline: paramsHash ${baseline.paramsHash.slice(0, 16)}…, loss ${baseline.finalLoss.toFixed(4)}`);
 
     // From here on, what happens is the faulted run's.
+    const baselineGeneration = (await readDeployment((await openBuckets(nc)).deployments, model.spec.name))?.generation ?? -1;
+    const load = spec.serve && startServingLoad({ nc, model, kernels, notGeneration: baselineGeneration, concurrency: spec.serve.concurrency, log });
     const { events, injector, result, trainError, expectDead } = await faultedRun(scenario, seed, cluster, nc, model, run, log);
+    const serving = load ? await load.stop(injector.injected[0]?.at, lastRecovery(events)) : undefined;
     // A fresh view with a live PNode, within 15 s: right after a NATS restart the first
     // view the supervisor writes may still count everyone silent (they reconnect too).
     const view = await waitForPNodes(nc, 1, 15_000).catch(() => readView(nc!).catch(() => null));
     const report = await reportOf(scenario, seed, { nc, model, baseline, result, trainError, events, injector, cluster });
+    if (serving) report.serving = serving;
     judge(report, scenario, {
       trainError,
       faultErrors: injector.errors,
@@ -113,6 +119,10 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** When the last PNode declared dead had its VNodes resumed elsewhere. */
+const lastRecovery = (events: ClusterEvent[]) =>
+  events.reduce<number | undefined>((t, e) => (e.type === 'recovered' ? Math.max(t ?? 0, e.at) : t), undefined);
 
 /** The training run with the faults injected at their steps, watched; then the recoveries awaited. */
 async function faultedRun(
