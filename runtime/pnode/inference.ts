@@ -11,6 +11,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { HostedDeployment } from '../actor-host.js';
 import { decodeInferRequest, encodeInferError, encodeInferReply, forwardVNode, inferSubject, INFER_QUEUE } from '../inference.js';
 import type { Kernels } from '../kernels/types.js';
+import { isTextDataset } from '../model.js';
 import type { StateStore } from '../state-store.js';
 import { loadVNodeVersion } from '../versions.js';
 import type { Tensors } from '../vnode-type.js';
@@ -61,9 +62,16 @@ export function serveInference(o: { nc: NatsConnection; store: StateStore; kerne
     if (header.generation !== d.generation) return `${key}: generation ${header.generation} asked, this PNode hosts generation ${d.generation} (the deployment was replaced)`;
     if (inputs.length !== v.inputs.length) return `${key} takes ${v.inputs.length} input(s), got ${inputs.length}`;
     const rows = inputs[0].shape[0];
+    // Token ids straight from the dataset may be a window shorter than the context (the
+    // first tokens of a sample); everything else ends in the VNode's features.
+    const ids = v.inputs[0] < 0 && isTextDataset(d.model.spec);
     for (const x of inputs) {
-      if (x.shape.length < 2 || x.shape.length > 3 || x.shape[x.shape.length - 1] !== v.inFeatures || x.shape[0] !== rows) {
-        return `${key} takes [rows, ${v.inFeatures}] or [rows, time, ${v.inFeatures}] inputs of equal rows, got ${inputs.map((t) => `[${t.shape}]`).join(', ')}`;
+      const last = x.shape[x.shape.length - 1];
+      const fits = ids ? x.shape.length === 2 && last <= v.inFeatures : x.shape.length >= 2 && x.shape.length <= 3 && last === v.inFeatures;
+      if (!fits || x.shape[0] !== rows) {
+        return ids
+          ? `${key} takes token ids [rows, ≤ ${v.inFeatures}], got ${inputs.map((t) => `[${t.shape}]`).join(', ')}`
+          : `${key} takes [rows, ${v.inFeatures}] or [rows, time, ${v.inFeatures}] inputs of equal rows, got ${inputs.map((t) => `[${t.shape}]`).join(', ')}`;
       }
     }
     const versioned = (v.def.parameters ?? []).length > 0;

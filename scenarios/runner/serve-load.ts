@@ -1,8 +1,9 @@
 /**
  * Serving under faults (a scenario's `serve`): while the faulted run trains, `dcnr
  * serve`'s HTTP server (in this process, on the cluster's PNodes) answers a steady
- * load of `/v1/predict` requests pinned to the run's first served version. Every
- * answer is checked against the offline forward of that version — training goes on
+ * load pinned to the run's first served version — `/v1/predict` of held-out rows for a
+ * classifier, `/v1/generate` with seeds 0..15 for a language model. Every answer is
+ * checked against the offline forward (or sampling) of that version — training goes on
  * beside it, the answers must not move — and every request's latency is kept, so the
  * report gives p50/p99 before, during and after each PNode's death (docs/serving.md).
  */
@@ -18,6 +19,7 @@ import { startServer } from '../../serve/index.js';
 import { vnodeBackend } from '../../serve/vnode-backend.js';
 import { loadTrainingData } from '../../trainer/data.js';
 import { forwardGraph } from '../../trainer/evaluate.js';
+import { generate } from '../../trainer/generate.js';
 
 /** Answers within this of the offline forward count as right (micro-batching regroups rows: docs/serving.md). */
 export const SERVE_TOLERANCE = 1e-5;
@@ -88,12 +90,33 @@ export function startServingLoad(o: { nc: NatsConnection; model: ResolvedModel; 
       if (step === undefined) await sleep(100);
     }
     if (step === undefined) return;
+    // The requests and the answer each must get, computed offline from the pinned version.
+    const tensors = await loadVersion(store, o.model, generation, step);
     const data = loadTrainingData(o.model);
-    const inF = o.model.inputFeatures;
-    const rows = 16;
-    const inputs = Array.from({ length: rows }, (_, r) => Array.from(data.held.x.subarray(r * inF, (r + 1) * inF)));
-    const expected = await forwardGraph(o.kernels, o.model, await loadVersion(store, o.model, generation, step), { shape: [rows, inF], data: data.held.x.slice(0, rows * inF) });
-    const outF = expected.data.length / rows;
+    const kinds = 16;
+    let request: (k: number) => { path: string; body: unknown };
+    let judge: (k: number, body: Record<string, unknown>) => number; // |Δ| from the expected answer (Infinity: not it)
+    if (data.text) {
+      const maxTokens = 12;
+      const expected = await Promise.all(
+        Array.from({ length: kinds }, async (_, k) => (await generate(o.kernels, o.model, tensors, data.text!, { count: 1, temperature: 1, seed: k, maxTokens }))[0].text),
+      );
+      request = (k) => ({ path: '/v1/generate', body: { prompt: '', maxTokens, temperature: 1, seed: k } });
+      judge = (k, body) => (body.text === expected[k] ? 0 : Infinity);
+    } else {
+      const inF = o.model.inputFeatures;
+      const inputs = Array.from({ length: kinds }, (_, r) => Array.from(data.held.x.subarray(r * inF, (r + 1) * inF)));
+      const expected = await forwardGraph(o.kernels, o.model, tensors, { shape: [kinds, inF], data: data.held.x.slice(0, kinds * inF) });
+      const outF = expected.data.length / kinds;
+      request = (k) => ({ path: '/v1/predict', body: { inputs: [inputs[k]] } });
+      judge = (k, body) => {
+        const out = (body.outputs as number[][] | undefined)?.[0];
+        if (!out || out.length !== outF) return Infinity;
+        let diff = 0;
+        for (let j = 0; j < outF; j++) diff = Math.max(diff, Math.abs(out[j] - expected.data[k * outF + j]));
+        return diff;
+      };
+    }
     const backend = await vnodeBackend({ nc: o.nc, store, model: o.model, generation, version: step });
     const server = await startServer({ backend, host: '127.0.0.1', port: 0, maxInFlight: 4 });
     version = backend.version().id;
@@ -102,17 +125,17 @@ export function startServingLoad(o: { nc: NatsConnection; model: ResolvedModel; 
       await Promise.all(
         Array.from({ length: o.concurrency }, async (_, c) => {
           for (let i = c; !stopping; i += o.concurrency) {
-            const r = i % rows;
+            const k = i % kinds;
+            const { path, body } = request(k);
             const t0 = performance.now();
             const at = Date.now();
             let ok = false;
             try {
-              const res = await fetch(`${server.url}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [inputs[r]] }) });
-              const body = (await res.json()) as { outputs?: number[][]; error?: string; paramsVersion?: string };
-              if (res.status !== 200 || !body.outputs) throw new Error(`HTTP ${res.status}: ${body.error ?? '?'}`);
+              const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+              const answer = (await res.json()) as Record<string, unknown>;
+              if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${answer.error ?? '?'}`);
               ok = true;
-              let diff = body.paramsVersion === version ? 0 : Infinity;
-              for (let j = 0; j < outF; j++) diff = Math.max(diff, Math.abs(body.outputs[0][j] - expected.data[r * outF + j]));
+              const diff = answer.paramsVersion === version ? judge(k, answer) : Infinity;
               maxAbsDiff = Math.max(maxAbsDiff, diff);
               if (!(diff <= SERVE_TOLERANCE)) wrong++;
             } catch (err) {
