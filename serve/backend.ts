@@ -21,7 +21,8 @@ export interface ServeBackend {
   /**
    * The version requests are answered from now (pinned, or the latest committed).
    * Throws an Error whose message is a one-line reason when the backend cannot answer
-   * (`/healthz` says 503 with it; a request gets 503).
+   * (`/healthz` says 503 with it; a request gets 503). Called for every request and
+   * every batch: keep it cheap (no IO; follow the latest version in the background).
    */
   version(): ServedVersion;
   /**

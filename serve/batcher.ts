@@ -2,17 +2,17 @@
  * Micro-batching: rows that concurrent requests submit within a short window are
  * concatenated into one `backend.forward` and the output is split back, request by
  * request, in order. A queue holds the requests that can share a forward: the same row
- * width (a predict's input features; a generate window's length) and the same pinned
- * version (none for predict: a batch takes the version current when it starts, one
- * version for all its rows).
+ * width (a predict's input features; generate's windows, padded to the context) and the
+ * same pinned version (none for predict: a batch takes the version current when it
+ * starts, one version for all its rows).
  *
- * A queue is flushed when it holds `maxBatch` rows, when its oldest request has waited
- * `windowMs`, or when every requester that could still submit is waiting (`expected`:
- * generate's running samples, so a sample waits a window for company at its first token
- * only, not at every token) —
- * and a backend slot is free (`maxInFlight` forwards at once). A request is never split:
- * a batch takes whole requests while they fit in `maxBatch` rows, and always at least
- * one. A failed forward fails the requests of its batch, no others.
+ * A queue is flushed, when a backend slot is free (`maxInFlight` forwards at once), as
+ * soon as it holds `maxBatch` rows, its oldest request has waited `windowMs`, or every
+ * requester that could still submit is waiting (`expected`: generate's running samples,
+ * so a sample waits a window for company at its first token only, not at every token).
+ * A request is never split: a batch takes whole requests while they fit in `maxBatch`
+ * rows, and always at least one. A failed forward fails the requests of its batch, no
+ * others.
  */
 import type { Tensor } from '../runtime/tensor.js';
 import type { ServeBackend, ServedVersion } from './backend.js';

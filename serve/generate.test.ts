@@ -9,25 +9,22 @@ import * as assert from 'uvu/assert';
 import { loadTextDataset } from '../runtime/data/text.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { generate } from '../trainer/generate.js';
-import { dcnr, trainDeployment, type TrainedDeployment } from '../test/helpers/trained.js';
+import { dcnr } from '../test/helpers/cli.js';
+import type { TrainedDeployment } from '../test/helpers/trained.js';
 import { createLocalBackend, type LocalBackend } from './local-backend.js';
 import { startServer, type ServeServer } from './http.js';
-import { call, metric, parsePrometheus, recording, scaled, twoVersions } from './serve-test-kit.js';
+import { call, serveTrained, type Served, metric, parsePrometheus, recording, scaled, twoVersions } from '../test/helpers/serve.js';
 
+let served: Served;
 let run: TrainedDeployment;
 let backend: LocalBackend;
 let server: ServeServer;
 
 test.before(async () => {
-  run = await trainDeployment('names-gpt', ['--steps', '24', '--batch', '8', '--seed', '3']);
-  backend = await createLocalBackend({ model: run.model, tensors: run.tensors });
-  server = await startServer({ backend });
+  served = await serveTrained('names-gpt', ['--steps', '24', '--batch', '8', '--seed', '3']);
+  ({ run, backend, server } = served);
 });
-test.after(async () => {
-  await server?.close();
-  await backend?.close();
-  run?.remove();
-});
+test.after(() => served?.stop());
 
 const names = () => loadTextDataset('names');
 

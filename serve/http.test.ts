@@ -11,12 +11,13 @@ import { connect } from 'node:net';
 import { createKernels } from '../runtime/kernels/index.js';
 import { createRng } from '../runtime/rng.js';
 import { forwardGraph } from '../trainer/evaluate.js';
-import { trainDeployment, type TrainedDeployment } from '../test/helpers/trained.js';
+import type { TrainedDeployment } from '../test/helpers/trained.js';
 import { createLocalBackend, type LocalBackend } from './local-backend.js';
 import { startServer, type ServeServer } from './http.js';
 import { runLoad } from './load.js';
-import { call, metric, parsePrometheus, recording, scaled, twoVersions } from './serve-test-kit.js';
+import { call, serveTrained, type Served, metric, parsePrometheus, recording, scaled, twoVersions } from '../test/helpers/serve.js';
 
+let served: Served;
 let run: TrainedDeployment;
 let backend: LocalBackend;
 let server: ServeServer;
@@ -27,15 +28,10 @@ const rowsOf = (seed: string, n: number) => {
 };
 
 test.before(async () => {
-  run = await trainDeployment('mnist-mlp', ['--steps', '30', '--batch', '32', '--seed', '5']);
-  backend = await createLocalBackend({ model: run.model, tensors: run.tensors });
-  server = await startServer({ backend });
+  served = await serveTrained('mnist-mlp', ['--steps', '30', '--batch', '32', '--seed', '5']);
+  ({ run, backend, server } = served);
 });
-test.after(async () => {
-  await server?.close();
-  await backend?.close();
-  run?.remove();
-});
+test.after(() => served?.stop());
 
 test('healthz names the deployment and the version; the version is the trained parameters', async () => {
   const r = await call(server.url, 'GET', '/healthz');

@@ -60,7 +60,7 @@ export interface ServeServer {
 const ROUTES: Record<string, 'GET' | 'POST'> = { '/v1/predict': 'POST', '/v1/generate': 'POST', '/healthz': 'GET', '/metrics': 'GET' };
 const ROUTE_LIST = Object.entries(ROUTES).map(([p, m]) => `${m} ${p}`).join(', ');
 /** The route label of a path in metrics: a fixed set, whatever clients ask for. */
-const routeLabel = (path: string) => (path in ROUTES ? path.split('/').pop()! : 'other');
+const routeLabel = (path: string) => (Object.hasOwn(ROUTES, path) ? path.split('/').pop()! : 'other');
 
 /**
  * Serve `backend` over HTTP.
@@ -170,8 +170,8 @@ export async function startServer(o: ServerOptions): Promise<ServeServer> {
     metrics.inFlight(1);
     let code = 200;
     try {
-      const method = ROUTES[path];
-      if (!method) throw new HttpError(404, `no route ${req.method} ${path}; the routes are ${ROUTE_LIST}`);
+      const method = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
+      if (!method) throw new HttpError(404, `no route ${req.method} ${path.length > 100 ? `${path.slice(0, 100)}…` : path}; the routes are ${ROUTE_LIST}`);
       if (req.method !== method) {
         res.setHeader('allow', method);
         throw new HttpError(405, `${path} takes ${method}, not ${req.method}`);

@@ -7,10 +7,8 @@
  * const run = await trainDeployment('mnist-mlp', ['--steps', '30', '--batch', '32']);
  * try { ... run.model, run.tensors ... } finally { run.remove(); }
  */
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import '../../actors/index.js';
 import { startPrivateNats } from '../../cluster/local-cluster.js';
 import { connectNats } from '../../cluster/process.js';
@@ -20,9 +18,8 @@ import { stateAuthOf } from '../../runtime/security/verifier.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
 import type { Tensors } from '../../runtime/vnode-type.js';
 import { loadAllTensors } from '../../trainer/evaluate.js';
+import { dcnr } from './cli.js';
 import { tempDir } from './nats.js';
-
-const bin = fileURLToPath(new URL('../../bin/dcnr.js', import.meta.url));
 
 export interface TrainedDeployment {
   /** The store `dcnr train` left (for `dcnr generate --store`). */
@@ -32,26 +29,6 @@ export interface TrainedDeployment {
   /** The run's `--json` result. */
   result: Record<string, any>;
   remove(): void;
-}
-
-/** Run a CLI command of this checkout; its exit code, output and last-line JSON. */
-export function dcnr(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; json?: Record<string, any> }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => {
-      let json;
-      try {
-        json = JSON.parse(stdout.trim().split('\n').pop() ?? '');
-      } catch {
-        /* none */
-      }
-      done({ code, stdout, stderr, json });
-    });
-  });
 }
 
 /** Train `model` (a built-in name) in one process with `args`, and read its parameters. */

@@ -1,11 +1,41 @@
 /**
- * What the serve tests share: HTTP calls, a backend wrapper that records every forward
- * (its input and output) and can fail chosen ones, and a parser of the Prometheus text
- * format that refuses anything the format does not allow. Real backends underneath; the
- * wrapper only watches (and, where a test says so, injects a failure).
+ * What the serve tests share: a trained deployment served from the test's process
+ * (`serveTrained`), HTTP calls, a backend wrapper that records every forward (its input
+ * and output) and can fail chosen ones, two real versions as one backend, and a parser
+ * of the Prometheus text format that refuses anything the format does not allow. Real
+ * backends underneath; the wrappers only watch (and, where a test says so, inject a
+ * failure).
  */
-import type { Tensor } from '../runtime/tensor.js';
-import type { ServeBackend } from './backend.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import type { ServeBackend } from '../../serve/backend.js';
+import { startServer, type ServeServer } from '../../serve/http.js';
+import { createLocalBackend, type LocalBackend } from '../../serve/local-backend.js';
+import { trainDeployment, type TrainedDeployment } from './trained.js';
+
+export interface Served {
+  run: TrainedDeployment;
+  backend: LocalBackend;
+  server: ServeServer;
+  /** Close the server and the backend, remove the store. */
+  stop(): Promise<void>;
+}
+
+/** Train `model` (`dcnr train --pnodes 0 …args`) and serve it from this process with the default options. */
+export async function serveTrained(model: string, args: string[]): Promise<Served> {
+  const run = await trainDeployment(model, args);
+  const backend = await createLocalBackend({ model: run.model, tensors: run.tensors });
+  const server = await startServer({ backend });
+  return {
+    run,
+    backend,
+    server,
+    async stop() {
+      await server.close();
+      await backend.close();
+      run.remove();
+    },
+  };
+}
 
 export interface Reply {
   status: number;
