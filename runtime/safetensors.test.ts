@@ -43,6 +43,13 @@ test('decoding does not depend on the buffer being aligned in memory', () => {
   assert.equal(Array.from(decodeSafetensors(shifted).tensors[0].data), [1, 2, 3]);
 });
 
+test('a metadata key named __proto__ is a plain key', () => {
+  const bytes = file('{"__metadata__":{"__proto__":"x","a":"b"}}', 0);
+  const meta = decodeSafetensors(bytes).metadata;
+  assert.equal(Object.entries(meta), [['__proto__', 'x'], ['a', 'b']]);
+  assert.is(Object.getPrototypeOf(meta), Object.prototype);
+});
+
 test('no metadata: no __metadata__ key, an empty map back', () => {
   const bytes = encodeSafetensors([{ name: 'x', shape: [1], data: new Float32Array(1) }]);
   assert.not.match(new TextDecoder().decode(bytes), /__metadata__/);

@@ -36,7 +36,13 @@ import { toBytes } from './tensor.js';
 
 const HEADER_FIELDS = ['dtype', 'shape', 'data_offsets'];
 
-/** The bytes of a safetensors file holding `tensors` (float32) and `metadata`. */
+/**
+ * The bytes of a safetensors file holding `tensors` (float32) and `metadata`.
+ *
+ * @example
+ * const bytes = encodeSafetensors([{ name: '0.W', shape: [784, 128], data: W }], { format: 'dcnr-1' });
+ * writeFileSync('model.safetensors', bytes);
+ */
 export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header[METADATA_KEY] = metadata;
@@ -77,6 +83,10 @@ const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isS
 /**
  * Read a safetensors file; every tensor must be F32.
  * @throws SafetensorsError naming the first problem found.
+ *
+ * @example
+ * const { tensors, metadata } = decodeSafetensors(readFileSync('model.safetensors'));
+ * tensors[0] // { name: '0.W', shape: [784, 128], data: Float32Array(100352) }
  */
 export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   const fail = (message: string): never => {
@@ -103,15 +113,13 @@ export function decodeSafetensors(bytes: Uint8Array): Safetensors {
   }
   if (!isObject(header)) return fail('the header is not a JSON object');
 
-  const metadata: Record<string, string> = {};
-  const rawMeta = header[METADATA_KEY];
-  if (rawMeta !== undefined) {
-    if (!isObject(rawMeta)) fail(`${METADATA_KEY} is not an object of strings`);
-    for (const [k, v] of Object.entries(rawMeta as Record<string, unknown>)) {
-      if (typeof v !== 'string') fail(`${METADATA_KEY}.${k} is a ${v === null ? 'null' : typeof v}, but metadata values are strings only`);
-      metadata[k] = v as string;
-    }
+  const rawMeta = header[METADATA_KEY] ?? {};
+  if (!isObject(rawMeta)) fail(`${METADATA_KEY} is not an object of strings`);
+  for (const [k, v] of Object.entries(rawMeta as Record<string, unknown>)) {
+    if (typeof v !== 'string') fail(`${METADATA_KEY}.${k} is a ${v === null ? 'null' : typeof v}, but metadata values are strings only`);
   }
+  // fromEntries: a key such as "__proto__" stays a plain key.
+  const metadata = Object.fromEntries(Object.entries(rawMeta as Record<string, string>));
 
   const bufferStart = 8 + headerBytes;
   const bufferBytes = bytes.byteLength - bufferStart;
