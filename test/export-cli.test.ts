@@ -11,7 +11,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,47 +22,21 @@ import { fromNamedTensors } from '../runtime/parameters.js';
 import { decodeSafetensors, encodeSafetensors } from '../runtime/safetensors.js';
 import { loadTrainingData } from '../trainer/data.js';
 import { paramsHash, predict } from '../trainer/evaluate.js';
+import { dcnr, type DcnrRun } from './helpers/dcnr.js';
 import { tempDir } from './helpers/nats.js';
 
-const bin = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
 const reader = fileURLToPath(new URL('../scripts/safetensors-forward.py', import.meta.url));
 const PYTHON = '/usr/bin/python3';
 /** Absolute, on softmax probabilities: float32 kernels against numpy in float64 (measured: 4.2e-7 at worst over all 2,004 held-out digits). */
 const TOLERANCE = 1e-5;
 const HELD_ROWS = 300;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  json?: Record<string, any>;
-}
-
-function dcnr(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => {
-      let json;
-      try {
-        json = JSON.parse(stdout.trim().split('\n').pop() ?? '');
-      } catch {
-        /* no JSON */
-      }
-      resolve({ code, stdout, stderr, json });
-    });
-  });
-}
-
 const dir = tempDir('dcnr-export-');
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 const file = join(dir, 'mnist-mlp.safetensors');
 const TRAIN = ['train', '--model', 'mnist-mlp', '--pnodes', '0', '--steps', '60', '--batch', '32', '--seed', '3', '--json'];
-let trained: Run;
-let exported: Run;
+let trained: DcnrRun;
+let exported: DcnrRun;
 
 test('train 60 steps, export: the file holds exactly the trained parameters, with the spec, hash and version in __metadata__', async () => {
   trained = await dcnr([...TRAIN, '--store', join(dir, 'a')]);

@@ -6,33 +6,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dcnr } from './helpers/dcnr.js';
 import { tempDir } from './helpers/nats.js';
 
-const bin = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
 const ARGS = ['train', '--model', 'names-gpt', '--steps', '24', '--batch', '8', '--seed', '3', '--json'];
-
-function dcnr(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; json?: Record<string, any> }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('close', (code) => {
-      let json;
-      try {
-        json = JSON.parse(stdout.trim().split('\n').pop() ?? '');
-      } catch {
-        /* none */
-      }
-      done({ code, stdout, stderr, json });
-    });
-  });
-}
 
 const dir = tempDir();
 test.after(() => rmSync(dir, { recursive: true, force: true }));
