@@ -15,9 +15,8 @@ import { startLocalCluster, startPrivateNats, type LocalCluster } from '../clust
 import { waitForPNodes } from '../cluster/view.js';
 import { connectNats } from '../cluster/process.js';
 import { train } from '../trainer/train.js';
-import { initFromFile, readInitFile } from '../trainer/export.js';
+import { initFromFile, readInitFile, type StartingParameters } from '../trainer/export.js';
 import { paramsHash } from '../trainer/evaluate.js';
-import type { Tensors } from '../runtime/vnode-type.js';
 import { initTelemetry } from '../runtime/telemetry.js';
 import { createProgress, fail, printResult } from './output.js';
 
@@ -56,7 +55,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
   const where: Placement =
     opts.pnodes === undefined ? (opts.nats ? { kind: 'remote' } : { kind: 'local' }) : opts.pnodes === 0 ? { kind: 'local' } : { kind: 'private', pnodes: opts.pnodes };
   let model: ResolvedModel;
-  let init: { tensors: Tensors[]; source: string } | undefined;
+  let init: StartingParameters | undefined;
   try {
     // --init without --model: the model the file was exported from (its __metadata__.spec).
     const file = opts.init !== undefined ? readInitFile(opts.init) : undefined;
@@ -70,9 +69,8 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
     init = file && initFromFile(model, file);
     // The model is the file's own: then the tensors must still hash as it says (edited after export, else).
     const said = file?.file.metadata.paramsHash;
-    if (init && !opts.modelGiven && said !== undefined && said !== paramsHash(model, init.tensors)) {
-      process.stderr.write(`dcnr train: note: --init ${opts.init} says paramsHash ${said.slice(0, 12)}…, its tensors hash to ${paramsHash(model, init.tensors).slice(0, 12)}…: changed after export\n`);
-    }
+    const is = init && !opts.modelGiven && said !== undefined ? paramsHash(model, init.tensors) : said;
+    if (is !== said) process.stderr.write(`dcnr train: note: --init ${opts.init} says paramsHash ${said!.slice(0, 12)}…, its tensors hash to ${is!.slice(0, 12)}…: changed after export\n`);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -117,7 +115,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
 }
 
 /** Connect, wait for the cluster's PNodes (unless local), train with progress, print the result. */
-async function runTraining(opts: TrainCliOptions, where: Placement, model: ResolvedModel, init: { tensors: Tensors[]; source: string } | undefined, url: string, connected: (nc: NatsConnection) => void): Promise<void> {
+async function runTraining(opts: TrainCliOptions, where: Placement, model: ResolvedModel, init: StartingParameters | undefined, url: string, connected: (nc: NatsConnection) => void): Promise<void> {
   const nc = await connectNats(url, `dcnr-train-${process.pid}`).catch((err) => fail(err.message));
   connected(nc); // the caller closes it on exit and on Ctrl-C
   let pnodeCount = 0;

@@ -108,11 +108,19 @@ export function readInitFile(path: string): InitFile {
   return { path, file, spec: spec.data };
 }
 
+/** Parameters a run starts from (trainer/train.ts `TrainOptions.init`). */
+export interface StartingParameters {
+  /** Per VNode index, its parameters (`{}` for a VNode without). */
+  tensors: Tensors[];
+  /** What they are called for people: the file's name. */
+  source: string;
+}
+
 /**
  * The per-VNode parameters of `model` from a file, checked (names, shapes, finite values),
  * and what to call them. @throws an Error naming the file and the first mismatch.
  */
-export function initFromFile(model: ResolvedModel, init: InitFile): { tensors: Tensors[]; source: string } {
+export function initFromFile(model: ResolvedModel, init: InitFile): StartingParameters {
   try {
     return { tensors: fromNamedTensors(model, init.file.tensors), source: basename(init.path) };
   } catch (err) {

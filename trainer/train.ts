@@ -32,7 +32,7 @@ import { feed, feedMessage } from './feed.js';
 import { localFeed, type LocalFeed } from './local-feed.js';
 import { readLosses } from './losses.js';
 import { stepTelemetry } from './step-telemetry.js';
-import type { Tensors } from '../runtime/vnode-type.js';
+import type { StartingParameters } from './export.js';
 
 export interface TrainOptions {
   nc: NatsConnection;
@@ -59,7 +59,7 @@ export interface TrainOptions {
    * per VNode index, checked against the model (runtime/parameters.ts `fromNamedTensors`).
    * `source` names them for people (the file). @default the types' init
    */
-  init?: { tensors: Tensors[]; source?: string };
+  init?: Pick<StartingParameters, 'tensors'> & Partial<StartingParameters>;
 }
 
 export interface TrainResult {
