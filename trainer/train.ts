@@ -23,6 +23,7 @@ import { signerOf } from '../runtime/security/signing.js';
 import { assignOwner, openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
 import type { Kernels } from '../runtime/kernels/types.js';
 import { checkpointPolicy, stateBytesOf, type ResolvedModel } from '../runtime/model.js';
+import { loadInitialParameters } from '../runtime/initial-parameters.js';
 import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
 import { feedProgress, waitUntilDone } from './completion.js';
 import { loadTrainingData } from './data.js';
@@ -74,7 +75,7 @@ export interface TrainResult {
   /** Share of the held-out split classified right: classifiers (mnist) only. */
   testAccuracy?: number;
   paramsHash: string;
-  /** With `init`: the paramsHash of the parameters the run started from. */
+  /** With `init`: the paramsHash of the parameters the run started from, as read back from KV. */
   initParamsHash?: string;
   samplesPerSec: number;
   durationMs: number;
@@ -114,6 +115,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
   const init = o.init && { tensors: o.init.tensors, paramsHash: paramsHash(model, o.init.tensors), ...(o.init.source !== undefined ? { source: o.init.source } : {}) };
   const { generation, init: stored } = await deploy({ jsm, buckets, store, model, record, resume: !!o.resume, init });
+  // What the VNodes will start from, read back from KV as they read it: its hash is the run's starting point.
+  const initParamsHash = stored && o.init && paramsHash(model, await Promise.all(model.vnodes.map((v) => loadInitialParameters(store, dep, v, stored, o.init!.tensors[v.index]))));
 
   let host: ActorHost | undefined;
   const hosted: Promise<HostedExit>[] = [];
@@ -160,7 +163,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       evalLoss,
       ...(testAccuracy !== undefined ? { testAccuracy } : {}),
       paramsHash: scores.paramsHash,
-      ...(stored ? { initParamsHash: stored.paramsHash } : {}),
+      ...(initParamsHash ? { initParamsHash } : {}),
       samplesPerSec: ((o.steps - from) * o.batch) / Math.max(trainMs / 1000, 1e-3),
       durationMs: Date.now() - started,
       resumedFrom: from,
