@@ -7,6 +7,7 @@
  * - `train --init` starts from the file (its starting paramsHash is the exported one),
  *   and the same file and seed give the same parameters twice in one process and on a
  *   private cluster of two PNodes;
+ * - export reads a running server too (`--nats`);
  * - a file that is unusable, or does not fit the model, is refused before anything starts.
  */
 import { test } from 'uvu';
@@ -17,13 +18,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../actors/index.js';
 import { createKernels } from '../runtime/kernels/index.js';
-import { resolveModel } from '../runtime/model.js';
+import { BUILTIN_MODELS, resolveModel } from '../runtime/model.js';
 import { fromNamedTensors } from '../runtime/parameters.js';
 import { decodeSafetensors, encodeSafetensors } from '../runtime/safetensors.js';
 import { loadTrainingData } from '../trainer/data.js';
 import { paramsHash, predict } from '../trainer/evaluate.js';
+import { train } from '../trainer/train.js';
 import { dcnr, type DcnrRun } from './helpers/dcnr.js';
-import { tempDir } from './helpers/nats.js';
+import { cleanup, setup, tempDir } from './helpers/nats.js';
 
 const reader = fileURLToPath(new URL('../scripts/safetensors-forward.py', import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -106,6 +108,24 @@ test('train --init: starts from the exported parameters; the same file and seed 
   assert.is(cluster.code, 0, cluster.stderr.slice(-2000));
   assert.is(cluster.json!.initParamsHash, trained.json!.paramsHash);
   assert.is(cluster.json!.paramsHash, a.json!.paramsHash, 'the same parameters on 2 PNodes, which loaded them from KV');
+});
+
+test('export --nats: from a running server, while it runs; --nats and --store together are refused', async () => {
+  const { ns, nc } = await setup();
+  try {
+    const model = resolveModel({ ...BUILTIN_MODELS['mnist-mlp'], name: 'live' });
+    const run = await train({ nc, model, steps: 10, batch: 16, seed: 4, kernels: await createKernels(), hostLocally: true });
+    const out = join(dir, 'live.safetensors');
+    const r = await dcnr(['export', '--deployment', 'live', '--nats', ns.url, '--out', out, '--json']);
+    assert.is(r.code, 0, r.stderr.slice(-1000));
+    assert.is(r.json!.paramsHash, run.paramsHash);
+    assert.is(decodeSafetensors(readFileSync(out)).metadata.deployment, 'live');
+    const both = await dcnr(['export', '--deployment', 'live', '--nats', ns.url, '--store', dir, '--out', out]);
+    assert.is(both.code, 2);
+    assert.match(both.stderr, /give --nats URL \(a running cluster\) or --store DIR \(a finished run\), not both/);
+  } finally {
+    await cleanup(ns, nc);
+  }
 });
 
 test('an unusable file, or one that does not fit the model, is refused before anything starts', async () => {
