@@ -201,6 +201,7 @@ program
   .option('--store <dir>', 'the store a finished `dcnr train` left (default: .dcnr/store)')
   .requiredOption('--out <file>', 'the file to write, e.g. model.safetensors')
   .option('--json', 'print JSON on the last stdout line', false)
+  .option('--types <files>', TYPES_HELP)
   .action((opts) => exportCommand(opts));
 
 program

@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { ModelSpec, type ResolvedModel } from '../runtime/model.js';
+import { isKnownType, ModelSpec, type ResolvedModel } from '../runtime/model.js';
 import { fromNamedTensors, toNamedTensors } from '../runtime/parameters.js';
 import { decodeSafetensors, encodeSafetensors, type Safetensors } from '../runtime/safetensors.js';
 import type { StateStore } from '../runtime/state-store.js';
@@ -41,6 +41,9 @@ export interface DeploymentParameters {
 
 /** Read a deployment's parameters: the one place a `--version` will choose what is read. */
 export async function readParameters(store: StateStore, model: ResolvedModel, version: ParamsVersion = 'latest'): Promise<DeploymentParameters> {
+  // A type this process does not know stands in without parameters: its would be left out.
+  const unknown = model.vnodes.find((v) => !isKnownType(v));
+  if (unknown) throw new Error(`VNode ${unknown.index} of ${model.spec.name} is of type ${unknown.def.type}, not known in this process: load it with --types FILE`);
   const committed = await loadCommitted(store, model);
   const applied = model.vnodes
     .filter((v) => (v.def.parameters ?? []).length > 0)
