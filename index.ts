@@ -10,7 +10,9 @@
  */
 export { z } from 'zod';
 export { defineVNodeType } from './runtime/vnode-type.js';
-export type { BackwardResult, ForwardResult, LossDefinition, LossOutput, Tensors, TransformDefinition, VNodeContext, VNodeType } from './runtime/vnode-type.js';
+export type { BackwardResult, ForwardResult, LossDefinition, LossOutput, ParameterShapes, Tensors, TransformDefinition, VNodeContext, VNodeType } from './runtime/vnode-type.js';
+export { decodeSafetensors, encodeSafetensors, SafetensorsError } from './runtime/safetensors.js';
+export type { NamedTensor, Safetensors } from './runtime/safetensors.js';
 export { getVNodeType, registerVNodeType } from './runtime/registry.js';
 export type { Tensor } from './runtime/tensor.js';
 export type { ActivationFn, Kernels, LayerNormGrad, LayerNormResult, LossResult, MatmulOptions, SoftmaxOptions } from './runtime/kernels/types.js';

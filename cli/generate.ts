@@ -5,18 +5,10 @@
  * With `--store`, the run `dcnr train` left there is read through a private nats-server
  * started on it (and stopped after).
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import type { NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
-import { startPrivateNats } from '../cluster/local-cluster.js';
-import type { NatsServer } from '../cluster/nats-server.js';
-import { connectNats } from '../cluster/process.js';
-import { openBuckets, readDeployment } from '../runtime/cluster-state.js';
+import { UsageError, openDeployment, type OpenedDeployment } from '../cluster/open-deployment.js';
 import { createKernels } from '../runtime/kernels/index.js';
-import { isTextDataset, resolveModel } from '../runtime/model.js';
-import { stateAuthOf } from '../runtime/security/verifier.js';
-import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
+import { isTextDataset } from '../runtime/model.js';
 import { loadTrainingData } from '../trainer/data.js';
 import { loadAllTensors, paramsHash } from '../trainer/evaluate.js';
 import { generate } from '../trainer/generate.js';
@@ -35,26 +27,14 @@ export interface GenerateCliOptions {
 }
 
 export async function generateCommand(opts: GenerateCliOptions): Promise<void> {
-  if (opts.nats && opts.store) fail('give --nats URL (a running cluster) or --store DIR (a finished run), not both');
   if (!Number.isFinite(opts.temperature) || opts.temperature < 0 || opts.temperature > 10) fail(`--temperature must be a number in [0, 10], got ${opts.temperature}`);
-  let server: NatsServer | undefined;
-  let nc: NatsConnection | undefined;
+  let opened: OpenedDeployment | undefined;
+  let error: { message: string; code: number } | undefined;
   try {
-    let url = opts.nats;
-    if (!url) {
-      const dir = resolve(opts.store ?? '.dcnr/store');
-      if (!existsSync(dir)) fail(`--store ${dir}: no such directory (train first: dcnr train --model names-gpt)`);
-      server = (await startPrivateNats(dir)).server;
-      url = server.url;
-    }
-    nc = await connectNats(url, 'dcnr-generate').catch((err) => fail(err.message));
-    const buckets = await openBuckets(nc);
-    const record = await readDeployment(buckets.deployments, opts.deployment);
-    if (!record) fail(`no deployment named ${JSON.stringify(opts.deployment)} at ${url}`);
-    if (!isTextDataset(record.spec)) fail(`${opts.deployment} is trained on ${record.spec.dataset}, not text: generate samples language models (e.g. names-gpt)`);
-    const model = resolveModel(record.spec, { shapes: record.shapes });
+    opened = await openDeployment({ ...opts, client: 'dcnr-generate', hint: 'train first: dcnr train --model names-gpt' });
+    const { record, model, store } = opened;
+    if (!isTextDataset(record.spec)) throw new UsageError(`${opts.deployment} is trained on ${record.spec.dataset}, not text: generate samples language models (e.g. names-gpt)`);
     const data = loadTrainingData(model).text!;
-    const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
     const tensors = await loadAllTensors(store, model);
     const kernels = await createKernels();
     const samples = await generate(kernels, model, tensors, data, { count: opts.count, temperature: opts.temperature, seed: opts.seed, prompt: opts.prompt });
@@ -72,9 +52,10 @@ export async function generateCommand(opts: GenerateCliOptions): Promise<void> {
       [...samples.map((s) => `${s.text}${s.inTrainingSet ? '' : '   (new)'}`), '', `${novel} of ${samples.length} not in the training set; paramsHash ${result.paramsHash}`].join('\n'),
     );
   } catch (err) {
-    fail((err as Error).message, 1);
+    error = { message: (err as Error).message, code: err instanceof UsageError ? 2 : 1 };
   } finally {
-    await nc?.close().catch(() => {});
-    await server?.stop();
+    await opened?.close();
   }
+  // After the private nats-server is stopped: fail() exits at once.
+  if (error) fail(error.message, error.code);
 }

@@ -11,6 +11,7 @@ import { OTEL_MODES } from '../runtime/telemetry.js';
 import { loadVNodeTypes, typeFiles, TYPES_ENV } from '../runtime/types-loader.js';
 import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
+import { exportCommand } from './export.js';
 import { generateCommand } from './generate.js';
 import { pnodeCommand } from './pnode.js';
 import { revokeCommand } from './revoke.js';
@@ -95,7 +96,8 @@ const TYPES_HELP = 'VNode types from your own modules: FILE[,FILE…] (env DCNR_
 program
   .command('train')
   .description('deploy a model and train it on its dataset (MNIST digits, names, or a text file)')
-  .option('--model <name|file>', 'built-in model name or a JSON model spec file', 'mnist-mlp')
+  .option('--model <name|file>', 'built-in model name or a JSON model spec file (default: mnist-mlp, or the spec in the --init file)', 'mnist-mlp')
+  .option('--init <file>', 'start from the parameters in this safetensors file (`dcnr export` writes one) instead of a random init')
   .option('--steps <n>', 'training steps (micro-batches)', int(1), 600)
   .option('--batch <n>', 'rows per micro-batch', int(1), 64)
   .option('--seed <n>', 'seed for init and batch order', int(0), 1)
@@ -109,7 +111,7 @@ program
   .option('--checkpoint-ms <ms>', 'longest time a VNode keeps applied messages uncheckpointed (default: the model\'s, else 1000)', int(1))
   .option('--json', 'print the result as JSON on the last stdout line', false)
   .option('--types <files>', TYPES_HELP)
-  .action((opts) => trainCommand(opts));
+  .action((opts, cmd: Command) => trainCommand({ ...opts, modelGiven: cmd.getOptionValueSource('model') === 'cli' }));
 
 const DEFAULT_NATS = process.env.DCNR_NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -206,6 +208,17 @@ program
   .option('--max-batch <n>', 'rows per forward at most (and per request)', int(1))
   .option('--wait <s>', 'wait this long for a first served version (a run that has not reached one yet)', int(0), 0)
   .action((opts) => serveCommand(opts));
+
+program
+  .command('export')
+  .description('write a trained deployment\'s parameters to a safetensors file (the model spec and paramsHash in its metadata)')
+  .requiredOption('--deployment <name>', 'the trained deployment')
+  .option('--nats <url>', 'a running NATS server holding it')
+  .option('--store <dir>', 'the store a finished `dcnr train` left (default: .dcnr/store)')
+  .requiredOption('--out <file>', 'the file to write, e.g. model.safetensors')
+  .option('--json', 'print JSON on the last stdout line', false)
+  .option('--types <files>', TYPES_HELP)
+  .action((opts) => exportCommand(opts));
 
 program
   .command('status')

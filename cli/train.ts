@@ -15,11 +15,17 @@ import { startLocalCluster, startPrivateNats, type LocalCluster } from '../clust
 import { waitForPNodes } from '../cluster/view.js';
 import { connectNats } from '../cluster/process.js';
 import { train } from '../trainer/train.js';
+import { initFromFile, readInitFile, type StartingParameters } from '../trainer/export.js';
+import { paramsHash } from '../trainer/evaluate.js';
 import { initTelemetry } from '../runtime/telemetry.js';
 import { createProgress, fail, printResult } from './output.js';
 
 export interface TrainCliOptions {
   model: string;
+  /** `--model` was given on the command line (not its default): with `--init`, the file's spec is used otherwise. */
+  modelGiven?: boolean;
+  /** A safetensors file to start from (`dcnr export` writes one). */
+  init?: string;
   steps: number;
   batch: number;
   seed: number;
@@ -49,11 +55,22 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
   const where: Placement =
     opts.pnodes === undefined ? (opts.nats ? { kind: 'remote' } : { kind: 'local' }) : opts.pnodes === 0 ? { kind: 'local' } : { kind: 'private', pnodes: opts.pnodes };
   let model: ResolvedModel;
+  let init: StartingParameters | undefined;
   try {
-    const spec = withOverrides(loadModelSpec(opts.model), { pipelineDepth: opts.depth, checkpointEvery: opts.checkpointEvery, checkpointMs: opts.checkpointMs });
+    // --init without --model: the model the file was exported from (its __metadata__.spec).
+    const file = opts.init !== undefined ? readInitFile(opts.init) : undefined;
+    if (file && !opts.modelGiven && !file.spec) throw new Error(`--init ${opts.init}: its __metadata__ has no model spec (not written by dcnr export): give --model`);
+    const base = file && !opts.modelGiven ? file.spec! : loadModelSpec(opts.model);
+    const spec = withOverrides(base, { pipelineDepth: opts.depth, checkpointEvery: opts.checkpointEvery, checkpointMs: opts.checkpointMs });
     model = resolveModel(spec);
     // The dataset too, before any cluster starts: a bad text file is refused here (docs/datasets.md).
     loadTrainingData(model);
+    // And the file's tensors against the model: names, shapes, finite values.
+    init = file && initFromFile(model, file);
+    // The model is the file's own: then the tensors must still hash as it says (edited after export, else).
+    const said = file?.file.metadata.paramsHash;
+    const is = init && !opts.modelGiven && said !== undefined ? paramsHash(model, init.tensors) : said;
+    if (is !== said) process.stderr.write(`dcnr train: note: --init ${opts.init} says paramsHash ${said!.slice(0, 12)}…, its tensors hash to ${is!.slice(0, 12)}…: changed after export\n`);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -89,7 +106,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
       server = (await startPrivateNats(storeDir)).server;
     }
     const url = opts.nats ?? cluster?.url ?? server!.url;
-    await runTraining(opts, where, model, url, (c) => (nc = c));
+    await runTraining(opts, where, model, init, url, (c) => (nc = c));
   } catch (err) {
     fail((err as Error).stack ?? String(err), 1);
   } finally {
@@ -98,7 +115,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
 }
 
 /** Connect, wait for the cluster's PNodes (unless local), train with progress, print the result. */
-async function runTraining(opts: TrainCliOptions, where: Placement, model: ResolvedModel, url: string, connected: (nc: NatsConnection) => void): Promise<void> {
+async function runTraining(opts: TrainCliOptions, where: Placement, model: ResolvedModel, init: StartingParameters | undefined, url: string, connected: (nc: NatsConnection) => void): Promise<void> {
   const nc = await connectNats(url, `dcnr-train-${process.pid}`).catch((err) => fail(err.message));
   connected(nc); // the caller closes it on exit and on Ctrl-C
   let pnodeCount = 0;
@@ -114,7 +131,7 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
     `dcnr train: ${model.spec.name} (${model.vnodes.length} VNodes, pipeline depth ${model.spec.pipelineDepth}), ` +
       `${opts.steps} steps × batch ${opts.batch}, seed ${opts.seed}, ` +
       (where.kind === 'local' ? `in this process, kernels ${kernels.mode}` : `on ${pnodeCount} PNodes (${clusterModes.join(', ')})`) +
-      `, NATS ${url}${opts.resume ? ', resuming' : ''}\n`,
+      `, NATS ${url}${opts.resume ? ', resuming' : ''}${init ? `, from the parameters in ${init.source}` : ''}\n`,
   );
   const progress = createProgress(opts.steps, 'train');
   const result = await train({
@@ -125,6 +142,7 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
     seed: opts.seed,
     kernels,
     resume: opts.resume,
+    init,
     hostLocally: where.kind === 'local',
     onProgress: ({ done, loss }) => progress.update(done, loss),
     onEvent: (e) => {
@@ -145,6 +163,7 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
       ...(out.testAccuracy !== undefined ? [`test acc.    ${(out.testAccuracy * 100).toFixed(2)}%`] : []),
       `samples/s    ${out.samplesPerSec.toFixed(0)}`,
       `kernels      ${out.kernelMode}`,
+      ...(out.initParamsHash !== undefined ? [`started from ${out.initParamsHash} (${init?.source})`] : []),
       `paramsHash   ${out.paramsHash}`,
       `duration     ${(out.durationMs / 1000).toFixed(1)} s`,
     ].join('\n'),

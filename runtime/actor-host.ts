@@ -8,6 +8,7 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { InitialParameters } from './initial-parameters.js';
 import type { Kernels } from './kernels/types.js';
 import type { ResolvedModel } from './model.js';
 import { Subject } from './protocol.js';
@@ -45,6 +46,8 @@ export interface HostedDeployment {
   generation: number;
   /** Who deployed it (its feeds are signed by this key when auth is on). */
   trainerKey?: string;
+  /** The parameters it starts from instead of its types' init (`dcnr train --init`). */
+  init?: InitialParameters;
 }
 
 /** The outcome of hosting one VNode. */

@@ -7,6 +7,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Bucket, epochKey, ownerKey, Subject, type ClusterEvent } from './protocol.js';
 import { parseClusterEvent, parseDeploymentRecord, parseOwnershipRecord, readRecord, type RejectRecord } from './records.js';
+import type { InitialParameters } from './initial-parameters.js';
 import type { ModelSpec, VNodeShapes } from './model.js';
 
 export interface Buckets {
@@ -69,6 +70,8 @@ export interface DeploymentRecord {
   hostedBy?: 'local';
   /** The key of the trainer that deployed it: its feeds must carry its signature (auth on). */
   trainerKey?: string;
+  /** Set when the run starts from given parameters (`dcnr train --init FILE`) instead of its types' init: runtime/initial-parameters.ts. */
+  init?: InitialParameters;
 }
 
 /** Who owned a VNode at one epoch (`Bucket.Epochs`). */

@@ -347,6 +347,8 @@ export const vnodeId = (deployment: string, index: number, type: string) => `${d
 export const stateMetaKey = (deployment: string, index: number) => `${deployment}.${index}.meta`;
 export const stateBlobKey = (deployment: string, index: number, tensor: string, epoch: number, version: number) =>
   `${deployment}.${index}.t.${tensor}.${epoch}.${version}`;
+/** One initial parameter of a deployment started from a file (`dcnr train --init`): raw float32, chunked like state blobs. */
+export const stateInitKey = (deployment: string, index: number, param: string) => `${deployment}.${index}.init.${param}`;
 export const ownerKey = (deployment: string, index: number) => `${deployment}.${index}`;
 /** Epochs restart with each generation of a deployment (a fresh run under the same name): both name the record. */
 export const epochKey = (deployment: string, generation: number, index: number, epoch: number) => `${deployment}.${generation}.${index}.${epoch}`;

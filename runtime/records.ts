@@ -14,6 +14,7 @@ import { z } from 'zod';
 import type { DeploymentRecord, EpochRecord, OwnershipRecord } from './cluster-state.js';
 import { ModelSpec } from './model.js';
 import { MESSAGE_KINDS, NAME_PATTERN, parsePort, type MessageKind, type Port, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type PNodeHealth, type LeaseRecord, type StepMetric, type SupervisorView } from './protocol.js';
+import type { InitialParameters } from './initial-parameters.js';
 import type { StateMeta } from './state-store.js';
 
 /** A parsed record, or why it is not one. */
@@ -45,6 +46,13 @@ const OwnershipSchema: z.ZodType<OwnershipRecord> = z.object({ pnode: name, epoc
 
 const LeaseSchema: z.ZodType<LeaseRecord> = z.object({ holder: name, pid: count, term: count, renewedAt: time });
 
+const BlobRefSchema = z.object({ key: z.string(), length: count, chunks: count, sha256: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional() });
+const InitialParametersSchema: z.ZodType<InitialParameters> = z.object({
+  paramsHash: z.string().regex(/^[0-9a-f]{64}$/),
+  source: z.string().max(1000).optional(),
+  tensors: z.array(z.record(z.string(), BlobRefSchema)),
+});
+
 const DeploymentSchema: z.ZodType<DeploymentRecord> = z.object({
   spec: ModelSpec,
   seed: count,
@@ -54,6 +62,7 @@ const DeploymentSchema: z.ZodType<DeploymentRecord> = z.object({
   shapes: z.array(z.object({ inFeatures: z.number().int().positive(), outFeatures: z.number().int().positive(), stateBytes: z.number().int().nonnegative().optional() })).optional(),
   hostedBy: z.literal('local').optional(),
   trainerKey: userKey.optional(),
+  init: InitialParametersSchema.optional(),
 });
 
 const EpochSchema: z.ZodType<EpochRecord> = z.object({ pnode: z.string().min(1).max(64), publicKey: userKey });
@@ -144,7 +153,6 @@ const FaultControlSchema: z.ZodType<FaultControlRequest> = z
 const DrainReplySchema: z.ZodType<DrainReply> = z.object({ ok: z.boolean(), pnode: z.string(), moved: z.array(z.string()), error: z.string().optional() });
 const FaultControlReplySchema: z.ZodType<FaultControlReply> = z.object({ ok: z.boolean(), pnode: z.string(), messageDelayMs: z.number(), kernelSlowdown: z.number(), loopBlockMs: z.number(), error: z.string().optional() });
 
-const BlobRefSchema = z.object({ key: z.string(), length: count, chunks: count, sha256: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional() });
 const StateMetaSchema: z.ZodType<StateMeta> = z.object({
   format: z.literal(1),
   deployment: name,

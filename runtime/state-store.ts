@@ -405,10 +405,29 @@ export class StateStore {
     return out;
   }
 
-  async #writeBlob(key: string, data: Float32Array): Promise<BlobRef> {
+  /**
+   * Write one immutable blob outside any VNode's meta (chunked like state blobs), always
+   * hashed: whoever reads it back through `readBlob` gets exactly these bytes or an error.
+   * Used for a deployment's initial parameters (runtime/initial-parameters.ts).
+   */
+  writeBlob(key: string, data: Float32Array): Promise<BlobRef & { sha256: string }> {
+    return this.#writeBlob(key, data, true) as Promise<BlobRef & { sha256: string }>;
+  }
+
+  /** Read a blob `writeBlob` (or a state write) made; its length, and its hash when it has one, are checked. */
+  readBlob(ref: BlobRef): Promise<Float32Array> {
+    return this.#readBlob(ref);
+  }
+
+  /** Delete blobs (garbage collection: a failure leaves an orphan, never a wrong state). */
+  purgeBlobs(refs: BlobRef[]): Promise<void> {
+    return this.#purgeRefs(refs);
+  }
+
+  async #writeBlob(key: string, data: Float32Array, hashed = !!this.#auth): Promise<BlobRef> {
     const bytes = toBytes(data);
     this.#bytesWritten += bytes.byteLength;
-    const hash = this.#auth ? { sha256: sha256Of([bytes]) } : {};
+    const hash = hashed ? { sha256: sha256Of([bytes]) } : {};
     if (bytes.byteLength <= this.#chunkBytes) {
       await this.#io(() => this.kv.put(key, bytes));
       return { key, length: data.length, chunks: 0, ...hash };
@@ -444,7 +463,8 @@ export class StateStore {
     );
     const total = parts.reduce((n, p) => n + p.byteLength, 0);
     if (total !== ref.length * 4) throw new Error(`state blob ${ref.key} has ${total} bytes, expected ${ref.length * 4}`);
-    if (this.#auth && ref.sha256 !== sha256Of(parts)) throw new Error(`state blob ${ref.key} does not hash as its signed meta says: it was overwritten`);
+    // Auth on: every blob is hashed (the meta's signature covers it). A blob with a hash is checked either way.
+    if ((this.#auth || ref.sha256 !== undefined) && ref.sha256 !== sha256Of(parts)) throw new Error(`state blob ${ref.key} does not hash as its ${this.#auth ? 'signed meta' : 'record'} says: it was overwritten`);
     if (parts.length === 1) return fromBytes(parts[0]);
     const joined = new Uint8Array(total);
     let at = 0;

@@ -21,6 +21,7 @@
 import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { createActor, type Actor } from 'xstate';
+import { loadInitialParameters, type InitialParameters } from './initial-parameters.js';
 import type { Kernels } from './kernels/types.js';
 import { Mailbox, MailboxTakenError, mailboxLimits } from './mailbox.js';
 import { arityOf, checkpointPolicy, DEFAULT_VERSION_EVERY, type ResolvedModel, type ResolvedVNode } from './model.js';
@@ -103,6 +104,8 @@ export interface VNodeActorOptions {
   pnode?: string;
   /** The deployment's trainer key: with auth on, feeds must carry its signature. */
   trainerKey?: string;
+  /** The deployment's initial parameters (`dcnr train --init`): a VNode without state starts from its own instead of `init`'s random ones. */
+  init?: InitialParameters;
 }
 
 /** Metric attributes per message kind, made once (they are recorded for every message). */
@@ -277,7 +280,7 @@ export class VNodeActor {
         if (!found) {
           const machine = createActor(vnodeMachine, { input }).start();
           machine.send({ type: 'ACTIVATED', epoch: o.epoch });
-          const tensors =
+          const made =
             v.def.role === 'loss' || !v.def.init
               ? {}
               : v.def.init({
@@ -287,6 +290,8 @@ export class VNodeActor {
                   // Not the deployment name: the same model and seed give the same weights under any name.
                   rng: createRng(`${o.seed}/init/${o.index}/${v.def.type}`),
                 });
+          // Started from given parameters: ours replace the random ones (optimizer slots stay fresh).
+          const tensors = o.init ? await loadInitialParameters(o.store, deployment, v, o.init, made) : made;
           const stash = new Map<number, Float32Array[]>();
           // CAS over an older generation's state (which it replaces), or create.
           actor = await commit(stored, tensors, stash, machine);

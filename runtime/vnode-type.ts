@@ -80,6 +80,16 @@ interface CommonDefinition<C> {
   upgrade?(fromVersion: number, tensors: Tensors, config: C): Tensors;
 }
 
+/**
+ * The shape of each parameter of a VNode, by name: the layout its kernels really use
+ * (row-major), so a file exported from it (`dcnr export`) reads right elsewhere. Its
+ * product must be the parameter's length.
+ *
+ * @example
+ * parameterShapes: ({ inFeatures, outFeatures }) => ({ W: [inFeatures, outFeatures], b: [outFeatures] })
+ */
+export type ParameterShapes<C> = (args: { config: C; inFeatures: number; outFeatures: number }) => Record<string, number[]>;
+
 /** A layer or activation: forward and backward. */
 export interface TransformDefinition<C> extends CommonDefinition<C> {
   role: 'layer' | 'activation';
@@ -87,6 +97,8 @@ export interface TransformDefinition<C> extends CommonDefinition<C> {
   parameters?: readonly string[];
   /** Initial tensors: parameters and optimizer slots. */
   init?(args: { config: C; inFeatures: number; outFeatures: number; rng: Rng }): Tensors;
+  /** The shape of each of `parameters`, as stored (row-major): what `dcnr export` writes. @default [length] */
+  parameterShapes?: ParameterShapes<C>;
   forward(ctx: VNodeContext<C>, tensors: Readonly<Tensors>, x: Tensor): Promise<ForwardResult>;
   backward(
     ctx: VNodeContext<C> & { /** 1-based update number. */ step: number; needDx: boolean },
@@ -115,6 +127,8 @@ export interface MergeDefinition<C> extends CommonDefinition<C> {
   role: 'merge';
   parameters?: readonly string[];
   init?(args: { config: C; inFeatures: number; outFeatures: number; rng: Rng }): Tensors;
+  /** As a layer's: the shape of each of `parameters`. @default [length] */
+  parameterShapes?: ParameterShapes<C>;
   forward(ctx: VNodeContext<C>, tensors: Readonly<Tensors>, xs: Tensor[]): Promise<ForwardResult>;
   backward(
     ctx: VNodeContext<C> & { /** 1-based update number. */ step: number; /** Per input: whether its producer wants a gradient (false for the dataset). */ needDx: boolean[] },

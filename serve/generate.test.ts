@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { loadTextDataset } from '../runtime/data/text.js';
 import { createKernels } from '../runtime/kernels/index.js';
 import { generate } from '../trainer/generate.js';
-import { dcnr } from '../test/helpers/cli.js';
+import { dcnr } from '../test/helpers/dcnr.js';
 import type { TrainedDeployment } from '../test/helpers/trained.js';
 import { createLocalBackend, type LocalBackend } from './local-backend.js';
 import { startServer, type ServeServer } from './http.js';

@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dcnr } from './helpers/cli.js';
+import { dcnr } from './helpers/dcnr.js';
 import { tempDir } from './helpers/nats.js';
 
 const ARGS = ['train', '--model', 'names-gpt', '--steps', '24', '--batch', '8', '--seed', '3', '--json'];

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import '../actors/index.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { loadTrainingData } from '../trainer/data.js';
-import { dcnr } from './helpers/cli.js';
+import { dcnr } from './helpers/dcnr.js';
 import { tempDir } from './helpers/nats.js';
 
 const bin = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));

@@ -6,51 +6,17 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dcnr, type DcnrRun } from './helpers/dcnr.js';
 import { tempDir } from './helpers/nats.js';
 
-const bin = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
 const ARGS = ['train', '--model', 'mnist-mlp', '--pnodes', '0', '--steps', '150', '--batch', '32', '--seed', '5', '--json'];
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  json?: Record<string, any>;
-}
-
-/** Run dcnr; `killWhen` SIGKILLs it once its stderr matches. */
-function dcnr(args: string[], killWhen?: RegExp): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => {
-      stderr += c;
-      if (killWhen?.test(stderr) && child.exitCode === null) child.kill('SIGKILL');
-    });
-    child.on('close', (code, signal) => {
-      const last = stdout.trim().split('\n').pop() ?? '';
-      let json;
-      try {
-        json = JSON.parse(last);
-      } catch {
-        /* no JSON: a killed run */
-      }
-      resolve({ code, signal, stdout, stderr, json });
-    });
-  });
-}
 
 const dir = tempDir();
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-let reference: Run;
+let reference: DcnrRun;
 
 test('two fresh runs print the same paramsHash', async () => {
   reference = await dcnr([...ARGS, '--store', join(dir, 'a')]);

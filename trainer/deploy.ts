@@ -2,39 +2,59 @@
  * Deploying a run: the deployment record (the model and the run's fixed arguments)
  * and the mailbox streams — either a fresh run that replaces whatever an earlier run
  * left under the same name, or `--resume` of the stored run after checking it is the
- * same run. Returns the deployment's generation (the KV revision of its record).
+ * same run. Returns the deployment's generation (the KV revision of its record) and the
+ * initial parameters it starts from, if any (`dcnr train --init`: written to KV here,
+ * named in the record; runtime/initial-parameters.ts).
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { readDeployment, writeDeployment, type Buckets, type DeploymentRecord } from '../runtime/cluster-state.js';
+import { removeInitialParameters, writeInitialParameters, type InitialParameters } from '../runtime/initial-parameters.js';
 import { ensureDeploymentStreams, removeDeploymentStreams } from '../runtime/mailbox.js';
 import type { ResolvedModel } from '../runtime/model.js';
 import { ownerKey } from '../runtime/protocol.js';
 import type { StateStore } from '../runtime/state-store.js';
+import type { Tensors } from '../runtime/vnode-type.js';
 
 export interface DeployOptions {
   jsm: JetStreamManager;
   buckets: Buckets;
   store: StateStore;
   model: ResolvedModel;
-  record: DeploymentRecord;
+  /** The record to write; its `init` is filled in from `init`. */
+  record: Omit<DeploymentRecord, 'init'>;
   resume: boolean;
+  /** Start from these parameters (per VNode index, checked against the model: runtime/parameters.ts `fromNamedTensors`). */
+  init?: { tensors: Tensors[] } & Omit<InitialParameters, 'tensors'>;
 }
 
-export async function deploy(o: DeployOptions): Promise<number> {
+export interface Deployed {
+  generation: number;
+  /** The parameters the run starts from, as its record names them. */
+  init?: InitialParameters;
+}
+
+export async function deploy(o: DeployOptions): Promise<Deployed> {
   const dep = o.model.spec.name;
-  const generation = o.resume ? await checkResumable(o) : await replaceRun(o);
+  const deployed = o.resume ? await checkResumable(o) : await replaceRun(o);
   await ensureDeploymentStreams(o.jsm, dep);
-  return generation;
+  return deployed;
 }
 
 /** The stored run must be this one: same seed, batch, steps, spec and hosting. */
-async function checkResumable({ buckets, model, record }: DeployOptions): Promise<number> {
+async function checkResumable({ buckets, model, record, init }: DeployOptions): Promise<Deployed> {
   const existing = await readDeployment(buckets.deployments, model.spec.name);
   if (!existing) throw new Error(`--resume: deployment ${model.spec.name} has no stored run to resume`);
   for (const key of ['seed', 'batch', 'steps'] as const) {
     if (existing[key] !== record[key]) throw new Error(`--resume: the stored run has ${key}=${existing[key]}, this command says ${record[key]}`);
   }
   if (JSON.stringify(existing.spec) !== JSON.stringify(model.spec)) throw new Error(`--resume: the stored run used a different model spec`);
+  if ((existing.init?.paramsHash ?? null) !== (init?.paramsHash ?? null)) {
+    throw new Error(
+      existing.init
+        ? `--resume: the stored run started from ${existing.init.source ?? 'given parameters'} (paramsHash ${existing.init.paramsHash.slice(0, 12)}…); resume it with the same --init`
+        : '--resume: the stored run started from its types\' random init; resume it without --init',
+    );
+  }
   if ((existing.trainerKey ?? null) !== (record.trainerKey ?? null)) {
     throw new Error(
       existing.trainerKey
@@ -45,7 +65,7 @@ async function checkResumable({ buckets, model, record }: DeployOptions): Promis
   if (!!existing.hostedBy !== !!record.hostedBy) {
     throw new Error(`--resume: the stored run was ${existing.hostedBy ? 'hosted in one process (--pnodes 0)' : 'placed on a cluster'}; resume it the same way`);
   }
-  return existing.generation;
+  return { generation: existing.generation, ...(existing.init ? { init: existing.init } : {}) };
 }
 
 /**
@@ -54,8 +74,9 @@ async function checkResumable({ buckets, model, record }: DeployOptions): Promis
  * (delete, not purge: KV watchers on nats-server 2.9 miss some of several concurrent
  * purges — rollup markers — but see every delete.)
  */
-async function replaceRun({ jsm, buckets, store, model, record }: DeployOptions): Promise<number> {
+async function replaceRun({ jsm, buckets, store, model, record, init }: DeployOptions): Promise<Deployed> {
   const dep = model.spec.name;
+  const old = await readDeployment(buckets.deployments, dep);
   await buckets.deployments.delete(dep).catch(() => {});
   await removeDeploymentStreams(jsm, dep);
   await Promise.all(
@@ -64,5 +85,9 @@ async function replaceRun({ jsm, buckets, store, model, record }: DeployOptions)
       await buckets.owners.delete(ownerKey(dep, v.index)).catch(() => {});
     }),
   );
-  return writeDeployment(buckets.deployments, record);
+  // The old run's initial parameters go before ours are written: they share the keys.
+  await removeInitialParameters(store, dep, old?.init);
+  const stored = init && (await writeInitialParameters(store, model, init.tensors, { paramsHash: init.paramsHash, ...(init.source !== undefined ? { source: init.source } : {}) }));
+  const generation = await writeDeployment(buckets.deployments, { ...record, ...(stored ? { init: stored } : {}) });
+  return { generation, ...(stored ? { init: stored } : {}) };
 }

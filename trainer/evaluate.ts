@@ -5,20 +5,25 @@ import { createHash } from 'node:crypto';
 import type { Kernels } from '../runtime/kernels/types.js';
 import { forwardVNode } from '../runtime/inference.js';
 import type { ResolvedModel } from '../runtime/model.js';
-import type { StateStore } from '../runtime/state-store.js';
+import type { StateMeta, StateStore } from '../runtime/state-store.js';
 import { toBytes, type Tensor } from '../runtime/tensor.js';
 import type { TrainingData } from './data.js';
 import type { Tensors } from '../runtime/vnode-type.js';
 
-/** Every VNode's committed tensors, in index order. */
-export async function loadAllTensors(store: StateStore, model: ResolvedModel): Promise<Tensors[]> {
+/** Every VNode's committed state: its meta and its tensors, in index order. */
+export async function loadCommitted(store: StateStore, model: ResolvedModel): Promise<Array<{ meta: StateMeta; tensors: Tensors }>> {
   return Promise.all(
     model.vnodes.map(async (v) => {
       const committed = await store.read(model.spec.name, v.index);
       if (!committed) throw new Error(`${model.spec.name}.${v.index} has no stored state`);
-      return (await store.load(committed.meta)).tensors;
+      return { meta: committed.meta, tensors: (await store.load(committed.meta)).tensors };
     }),
   );
+}
+
+/** Every VNode's committed tensors, in index order. */
+export async function loadAllTensors(store: StateStore, model: ResolvedModel): Promise<Tensors[]> {
+  return (await loadCommitted(store, model)).map((c) => c.tensors);
 }
 
 /**

@@ -23,15 +23,17 @@ import { signerOf } from '../runtime/security/signing.js';
 import { assignOwner, openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
 import type { Kernels } from '../runtime/kernels/types.js';
 import { checkpointPolicy, stateBytesOf, type ResolvedModel } from '../runtime/model.js';
+import { loadInitialParameters } from '../runtime/initial-parameters.js';
 import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
 import { feedProgress, waitUntilDone } from './completion.js';
 import { loadTrainingData } from './data.js';
 import { deploy } from './deploy.js';
-import { evaluate } from './evaluate.js';
+import { evaluate, paramsHash } from './evaluate.js';
 import { feed, feedMessage } from './feed.js';
 import { localFeed, type LocalFeed } from './local-feed.js';
 import { readLosses } from './losses.js';
 import { stepTelemetry } from './step-telemetry.js';
+import type { StartingParameters } from './export.js';
 
 export interface TrainOptions {
   nc: NatsConnection;
@@ -53,6 +55,12 @@ export interface TrainOptions {
   onEvent?: (e: HostEvent) => void;
   /** Abort training (e.g. a watchdog that sees no live PNode): `train` rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Start from these parameters instead of the types' random init (`dcnr train --init`):
+   * per VNode index, checked against the model (runtime/parameters.ts `fromNamedTensors`).
+   * `source` names them for people (the file). @default the types' init
+   */
+  init?: Pick<StartingParameters, 'tensors'> & Partial<StartingParameters>;
 }
 
 export interface TrainResult {
@@ -67,6 +75,8 @@ export interface TrainResult {
   /** Share of the held-out split classified right: classifiers (mnist) only. */
   testAccuracy?: number;
   paramsHash: string;
+  /** With `init`: the paramsHash of the parameters the run started from, as read back from KV. */
+  initParamsHash?: string;
   samplesPerSec: number;
   durationMs: number;
   /** First step this process sent (0 unless resumed). */
@@ -93,7 +103,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
   // Auth on: we sign our feeds, and the record names our key as the only one that may.
   const signer = signerOf(nc);
-  const record: DeploymentRecord = {
+  const record: Omit<DeploymentRecord, 'init'> = {
     spec: model.spec,
     seed: o.seed,
     batch: o.batch,
@@ -103,7 +113,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ...(o.hostLocally ? { hostedBy: 'local' as const } : {}),
     ...(signer ? { trainerKey: signer.publicKey } : {}),
   };
-  const generation = await deploy({ jsm, buckets, store, model, record, resume: !!o.resume });
+  const init = o.init && { tensors: o.init.tensors, paramsHash: paramsHash(model, o.init.tensors), ...(o.init.source !== undefined ? { source: o.init.source } : {}) };
+  const { generation, init: stored } = await deploy({ jsm, buckets, store, model, record, resume: !!o.resume, init });
+  // What the VNodes will start from, read back from KV as they read it: its hash is the run's starting point.
+  const initParamsHash = stored && o.init && paramsHash(model, await Promise.all(model.vnodes.map((v) => loadInitialParameters(store, dep, v, stored, o.init!.tensors[v.index]))));
 
   let host: ActorHost | undefined;
   const hosted: Promise<HostedExit>[] = [];
@@ -115,7 +128,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         if (!/permissions violation/i.test(err.message)) throw err;
         throw new Error('hosting every VNode in this process (--pnodes 0) makes it their owner: on a network with auth that takes the supervisor (admin) credentials; a trainer\'s may not record owners');
       });
-      hosted.push(host.host({ model, seed: o.seed, generation, trainerKey: signer?.publicKey }, v.index, owner.epoch));
+      hosted.push(host.host({ model, seed: o.seed, generation, trainerKey: signer?.publicKey, init: stored }, v.index, owner.epoch));
     }
   }
   const telemetry = stepTelemetry(dep);
@@ -138,7 +151,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const trainMs = Date.now() - trainStarted;
     losses.stop();
 
-    const { evalLoss, testAccuracy, paramsHash } = await evaluate(store, model, o.kernels, data);
+    const scores = await evaluate(store, model, o.kernels, data);
+    const { evalLoss, testAccuracy } = scores;
     const tail = losses.losses.slice(Math.max(0, o.steps - 20)).filter((l) => l !== undefined);
     return {
       model: dep,
@@ -148,7 +162,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       finalLoss: tail.reduce((a, b) => a + b, 0) / Math.max(1, tail.length),
       evalLoss,
       ...(testAccuracy !== undefined ? { testAccuracy } : {}),
-      paramsHash,
+      paramsHash: scores.paramsHash,
+      ...(initParamsHash ? { initParamsHash } : {}),
       samplesPerSec: ((o.steps - from) * o.batch) / Math.max(trainMs / 1000, 1e-3),
       durationMs: Date.now() - started,
       resumedFrom: from,

@@ -126,6 +126,8 @@ export const attention = defineVNodeType<AttentionConfig>({
   description: 'causal multi-head self-attention over [batch, time, channels] (Q, K, V and output projections)',
   config: AttentionConfig,
   parameters: [...WEIGHTS, ...BIASES],
+  // Every weight [C, C] stored in×out (y = x·W), every bias [C].
+  parameterShapes: ({ inFeatures: C }) => Object.fromEntries([...WEIGHTS.map((w) => [w, [C, C]]), ...BIASES.map((b) => [b, [C]])]),
   outFeatures(config, inFeatures) {
     checkWidth(inFeatures, config.heads); // refused when the model is built, not at the first batch
     return inFeatures;

@@ -37,6 +37,8 @@ export const dense = defineVNodeType<DenseConfig>({
   description: 'fully connected layer y = x·W + b with SGD-momentum or Adam',
   config: DenseConfig,
   parameters: ['W', 'b'],
+  // y = x·W + b: W is [in, out] (JAX/Flax's kernel layout; PyTorch's Linear.weight is its transpose).
+  parameterShapes: ({ inFeatures, outFeatures }) => ({ W: [inFeatures, outFeatures], b: [outFeatures] }),
   outFeatures: (config) => config.units,
   // W and b with their optimizer slots; a stashed x per forward in flight, and (weight
   // stashing) the W it saw — an older version once an update landed meanwhile; and one

@@ -52,6 +52,7 @@ export const embedding = defineVNodeType<EmbeddingConfig>({
   description: 'token + position embedding of [batch, time] token ids (the first VNode of a language model)',
   config: EmbeddingConfig,
   parameters: ['tok', 'pos'],
+  parameterShapes: ({ config }) => ({ tok: [config.vocab, config.width], pos: [config.context, config.width] }),
   outFeatures: (config) => config.width,
   // tok and pos with slots, twice while an update replaces them; per forward in flight,
   // the ids of `batch` sequences of up to `context` tokens.

@@ -27,6 +27,7 @@ export const layerNorm = defineVNodeType<LayerNormConfig>({
   description: 'layer normalization over the last axis, with a learned scale (gamma) and shift (beta)',
   config: LayerNormConfig,
   parameters: ['gamma', 'beta'],
+  parameterShapes: ({ inFeatures }) => ({ gamma: [inFeatures], beta: [inFeatures] }),
   // gamma and beta with slots, twice while an update replaces them; per forward in
   // flight, the stashed x (`batch` rows), its mean and rstd, and the gamma it used.
   stateBytes({ config, inFeatures, batch, depth }) {

@@ -67,7 +67,7 @@ export async function followOwnership(o: OwnershipOptions): Promise<Ownership> {
     let d = models.get(name);
     if (!d || d.generation !== record.generation) {
       try {
-        d = { model: resolveModel(record.spec, { shapes: record.shapes }), seed: record.seed, generation: record.generation, trainerKey: record.trainerKey };
+        d = { model: resolveModel(record.spec, { shapes: record.shapes }), seed: record.seed, generation: record.generation, trainerKey: record.trainerKey, init: record.init };
       } catch (err) {
         return (err as Error).message; // e.g. unknown VNode type "x" (known: …) and no shapes to stand in with
       }

@@ -18,7 +18,7 @@ import { stateAuthOf } from '../../runtime/security/verifier.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
 import type { Tensors } from '../../runtime/vnode-type.js';
 import { loadAllTensors } from '../../trainer/evaluate.js';
-import { dcnr } from './cli.js';
+import { dcnr } from './dcnr.js';
 import { tempDir } from './nats.js';
 
 export interface TrainedDeployment {
