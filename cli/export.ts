@@ -1,6 +1,6 @@
 /**
- * `dcnr export --deployment NAME [--nats URL | --store DIR] --out FILE.safetensors [--json]`:
- * a deployment's committed parameters as a safetensors file (trainer/export.ts), which
+ * `dcnr export --deployment NAME [--nats URL | --store DIR] [--version latest|STEP] --out FILE.safetensors [--json]`:
+ * a deployment's committed parameters (or a served version's) as a safetensors file (trainer/export.ts), which
  * `dcnr train --init FILE` starts from and other tools read (README, "Export").
  */
 import { renameSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,8 @@ export interface ExportCliOptions {
   nats?: string;
   store?: string;
   out: string;
+  /** `latest` or a served version's step. */
+  version: string;
   json: boolean;
 }
 
@@ -25,7 +27,9 @@ export async function exportCommand(opts: ExportCliOptions): Promise<void> {
   try {
     opened = await openDeployment({ ...opts, client: 'dcnr-export', hint: 'train first: dcnr train --store DIR' });
     const { record, model, store } = opened;
-    const params = await readParameters(store, model);
+    const version = opts.version === 'latest' ? 'latest' : Number(opts.version);
+    if (version !== 'latest' && (!Number.isSafeInteger(version) || version < 1)) throw new UsageError(`--version must be latest or a served version's step, got ${JSON.stringify(opts.version)}`);
+    const params = await readParameters(store, model, version, record.generation);
     const file = exportSafetensors(model, params, { deployment: opts.deployment, seed: record.seed });
     // Whole or not at all: a reader never sees half a file under the name.
     const tmp = `${out}.${process.pid}.tmp`;

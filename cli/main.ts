@@ -216,6 +216,7 @@ program
   .option('--nats <url>', 'a running NATS server holding it')
   .option('--store <dir>', 'the store a finished `dcnr train` left (default: .dcnr/store)')
   .requiredOption('--out <file>', 'the file to write, e.g. model.safetensors')
+  .option('--version <latest|step>', 'the committed state (latest) or a served version\'s step (docs/serving.md)', 'latest')
   .option('--json', 'print JSON on the last stdout line', false)
   .option('--types <files>', TYPES_HELP)
   .action((opts) => exportCommand(opts));

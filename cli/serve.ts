@@ -8,19 +8,10 @@
  * on it), or a `--pnodes 0` run's deployment — is answered by inference responders in
  * this process, the same code a PNode runs, still one NATS hop per VNode.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import type { NatsConnection } from '@nats-io/transport-node';
 import '../actors/index.js';
-import { startPrivateNats } from '../cluster/local-cluster.js';
-import type { NatsServer } from '../cluster/nats-server.js';
-import { connectNats } from '../cluster/process.js';
-import { openBuckets, readDeployment } from '../runtime/cluster-state.js';
+import { openDeployment, UsageError, type OpenedDeployment } from '../cluster/open-deployment.js';
 import { createKernels } from '../runtime/kernels/index.js';
-import { resolveModel } from '../runtime/model.js';
 import { serveInference, type InferenceResponder } from '../runtime/pnode/inference.js';
-import { stateAuthOf } from '../runtime/security/verifier.js';
-import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
 import { startServer } from '../serve/index.js';
 import { vnodeBackend } from '../serve/vnode-backend.js';
 import { fail } from './output.js';
@@ -42,35 +33,17 @@ export interface ServeCliOptions {
 }
 
 export async function serveCommand(opts: ServeCliOptions): Promise<void> {
-  if (opts.nats && opts.store) fail('give --nats URL (a running cluster) or --store DIR (a finished run), not both');
   const version = opts.version === 'latest' ? 'latest' : Number(opts.version);
   if (version !== 'latest' && (!Number.isSafeInteger(version) || version < 1)) fail(`--version must be latest or a version's step (a positive integer), got ${JSON.stringify(opts.version)}`);
-  let server: NatsServer | undefined;
-  let nc: NatsConnection | undefined;
+  let opened: OpenedDeployment | undefined;
   let responder: InferenceResponder | undefined;
   let close: (() => Promise<void>) | undefined;
-  const stop = async () => {
-    await close?.().catch(() => {});
-    responder?.stop();
-    await nc?.close().catch(() => {});
-    await server?.stop();
-  };
+  let error: { message: string; code: number } | undefined;
   try {
-    let url = opts.nats;
-    if (!url) {
-      const dir = resolve(opts.store ?? '.dcnr/store');
-      if (!existsSync(dir)) fail(`--store ${dir}: no such directory (train first: dcnr train --model mnist-mlp)`);
-      server = (await startPrivateNats(dir)).server;
-      url = server.url;
-    }
-    nc = await connectNats(url, 'dcnr-serve').catch((err) => fail(err.message));
-    const buckets = await openBuckets(nc);
-    const record = await readDeployment(buckets.deployments, opts.deployment);
-    if (!record) fail(`no deployment named ${JSON.stringify(opts.deployment)} at ${url}`);
-    const model = resolveModel(record.spec, { shapes: record.shapes });
-    const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
+    opened = await openDeployment({ ...opts, client: 'dcnr-serve', hint: 'train first: dcnr train --model mnist-mlp' });
+    const { nc, record, model, store } = opened;
     const log = (line: string) => process.stderr.write(`dcnr serve: ${line}\n`);
-    if (server || record.hostedBy === 'local') {
+    if (opened.fromStore || record.hostedBy === 'local') {
       responder = serveInference({ nc, store, kernels: await createKernels(), log });
       for (const v of model.vnodes) responder.attach({ model, seed: record.seed, generation: record.generation }, v.index);
       log(`${model.vnodes.length} VNodes answered in this process (no PNode hosts ${opts.deployment})`);
@@ -91,8 +64,11 @@ export async function serveCommand(opts: ServeCliOptions): Promise<void> {
     });
     log('stopping');
   } catch (err) {
-    await stop();
-    fail((err as Error).message, 1);
+    error = { message: (err as Error).message, code: err instanceof UsageError ? 2 : 1 };
+  } finally {
+    await close?.().catch(() => {});
+    responder?.stop();
+    await opened?.close();
   }
-  await stop();
+  if (error) fail(error.message, error.code);
 }

@@ -33,6 +33,8 @@ export interface OpenedDeployment {
   model: ResolvedModel;
   /** Its VNodes' state (read it with trainer/evaluate.ts `loadAllTensors`). */
   store: StateStore;
+  /** A private nats-server was started on `--store` (nothing else runs on it). */
+  fromStore: boolean;
   /** Close the connection and stop the private nats-server, if one was started. */
   close(): Promise<void>;
 }
@@ -67,7 +69,7 @@ export async function openDeployment(o: OpenDeploymentOptions): Promise<OpenedDe
     if (!record) throw new UsageError(`no deployment named ${JSON.stringify(o.deployment)} at ${o.nats ? url : `--store ${resolve(o.store ?? '.dcnr/store')}`}`);
     const model = resolveModel(record.spec, { shapes: record.shapes });
     const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
-    return { url, nc, record, model, store, close };
+    return { url, nc, record, model, store, fromStore: server !== undefined, close };
   } catch (err) {
     await close();
     throw err;

@@ -3,7 +3,7 @@
  * through HTTP gets the offline forward's answer (within the OpenBLAS row tolerance of
  * docs/serving.md), so the accuracy over the 2,000 equals the run's testAccuracy; the
  * served version is the run's last (its paramsHash); a pinned version that is not kept
- * is refused by name; a language model's /v1/generate gives `dcnr generate`'s text for
+ * is refused by name, and a pinned one is served and exported alike; a language model's /v1/generate gives `dcnr generate`'s text for
  * the same prompt and seed; SIGTERM stops it cleanly.
  */
 import { test } from 'uvu';
@@ -89,6 +89,21 @@ test('mnist-mlp: the 2,000 held-out digits through HTTP score the run\'s testAcc
     assert.is(await stop(child), 0, stderr());
   } finally {
     child.kill('SIGKILL');
+  }
+
+  // A pinned version: served and exported alike, not the run's last.
+  const v100 = await serve(['--deployment', 'mnist-mlp', '--store', store, '--version', '100']);
+  try {
+    const health = await (await fetch(`${v100.url}/healthz`)).json();
+    assert.is(health.paramsVersion, '100');
+    assert.is.not(health.paramsHash, run.json!.paramsHash);
+    assert.is(await stop(v100.child), 0, v100.stderr());
+    const exported = await dcnr(['export', '--deployment', 'mnist-mlp', '--store', store, '--version', '100', '--out', join(dir, 'v100.safetensors'), '--json']);
+    assert.is(exported.code, 0, exported.stderr);
+    assert.is(exported.json!.paramsHash, health.paramsHash);
+    assert.is(exported.json!.version, '100');
+  } finally {
+    v100.child.kill('SIGKILL');
   }
 
   // Pinning a version that is not kept names the ones that are.

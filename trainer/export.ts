@@ -8,7 +8,8 @@
  *   format      `dcnr-1`
  *   spec        the model spec, JSON: enough to rebuild the forward pass elsewhere
  *   paramsHash  trainer/evaluate.ts `paramsHash` of these parameters
- *   version     which state of the deployment: `latest` (its committed checkpoints)
+ *   version     which state of the deployment: `latest` (its committed checkpoints) or
+ *               a served version's step (`--version STEP`, docs/serving.md)
  *   deployment  the deployment's name
  *   seed        the run's seed
  *   steps       updates applied by the least advanced VNode with parameters (all of
@@ -20,6 +21,7 @@ import { isKnownType, ModelSpec, type ResolvedModel } from '../runtime/model.js'
 import { fromNamedTensors, toNamedTensors } from '../runtime/parameters.js';
 import { decodeSafetensors, encodeSafetensors, type Safetensors } from '../runtime/safetensors.js';
 import type { StateStore } from '../runtime/state-store.js';
+import { loadVersion, servedVersions } from '../runtime/versions.js';
 import { readProgress } from '../runtime/vnode-record.js';
 import type { Tensors } from '../runtime/vnode-type.js';
 import { loadCommitted, paramsHash } from './evaluate.js';
@@ -27,8 +29,8 @@ import { loadCommitted, paramsHash } from './evaluate.js';
 /** The `format` of the files this code writes (and the only one it reads a spec from). */
 export const EXPORT_FORMAT = 'dcnr-1';
 
-/** Which state of a deployment to read. Only `latest` (the committed checkpoints) for now; pinned versions plug in here. */
-export type ParamsVersion = 'latest';
+/** Which state of a deployment to read: `latest` (its committed checkpoints) or a served version's step (docs/serving.md). */
+export type ParamsVersion = 'latest' | number;
 
 /** A deployment's parameters as of `version`. */
 export interface DeploymentParameters {
@@ -40,10 +42,16 @@ export interface DeploymentParameters {
 }
 
 /** Read a deployment's parameters: the one place a `--version` will choose what is read. */
-export async function readParameters(store: StateStore, model: ResolvedModel, version: ParamsVersion = 'latest'): Promise<DeploymentParameters> {
+export async function readParameters(store: StateStore, model: ResolvedModel, version: ParamsVersion = 'latest', generation?: number): Promise<DeploymentParameters> {
   // A type this process does not know stands in without parameters: its would be left out.
   const unknown = model.vnodes.find((v) => !isKnownType(v));
   if (unknown) throw new Error(`VNode ${unknown.index} of ${model.spec.name} is of type ${unknown.def.type}, not known in this process: load it with --types FILE`);
+  if (version !== 'latest') {
+    if (generation === undefined) throw new Error('a served version is read with its deployment\'s generation');
+    const served = await servedVersions(store, model, generation);
+    if (!served.includes(version)) throw new Error(`${model.spec.name} has no served version ${version}: ${served.length ? `served versions are ${served.join(', ')}` : 'none is served'}`);
+    return { tensors: await loadVersion(store, model, generation, version), version: String(version), steps: version };
+  }
   const committed = await loadCommitted(store, model);
   const applied = model.vnodes
     .filter((v) => (v.def.parameters ?? []).length > 0)
