@@ -5,6 +5,7 @@ import { lmBenchmark } from './lm.js';
 import { memoryBenchmark } from './memory.js';
 import { recoveryBenchmark } from './recovery.js';
 import { scaleBenchmark } from './scale.js';
+import { serveBenchmark } from './serve.js';
 import { trainBenchmark } from './train.js';
 import type { Benchmark } from './types.js';
 
@@ -13,6 +14,7 @@ export const BENCHMARKS = {
   hop: hopBenchmark,
   train: trainBenchmark,
   lm: lmBenchmark,
+  serve: serveBenchmark,
   recovery: recoveryBenchmark,
   memory: memoryBenchmark,
   scale: scaleBenchmark,

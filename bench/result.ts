@@ -116,6 +116,19 @@ export const BenchResult = z.object({
       unigramEvalLoss: num,
     })
     .optional(),
+  /** dcnr serve vs its parts and PyTorch (bench/serve.ts); absent from results saved before it existed. */
+  serve: z
+    .object({
+      model: z.literal('mnist-mlp'),
+      vnodes: z.number().int(),
+      parts: z.object({ httpUs: num, natsRequestUs: num, hops: z.number().int(), kernelsUs: num, sumMs: num }),
+      c1: z.object({ requests: z.number().int(), failed: z.number().int(), rps: num, p50Ms: num, p99Ms: num }),
+      c64: z.object({ requests: z.number().int(), failed: z.number().int(), rps: num, p50Ms: num, p99Ms: num }),
+      p50OverParts: num,
+      batchingGain: num,
+      torch: z.object({ p50Ms: num, rowsPerSec: num, batch: z.number().int() }).nullable(),
+    })
+    .optional(),
   scale: z.object({
     vnodes: z.number().int(),
     pnodes: z.number().int(),
@@ -181,6 +194,22 @@ export function formatTables(r: Partial<BenchResult>): string {
       ...(t ? [`| PyTorch | ${t.evalLoss.toFixed(4)} | | ${(l.bigramEvalLoss - t.evalLoss).toFixed(3)} | ${t.samplesPerSec} | |`] : []),
       `| bigram (add-one) | ${l.bigramEvalLoss.toFixed(4)} | | | | |`,
       `| unigram | ${l.unigramEvalLoss.toFixed(4)} | | | | |`,
+      '',
+    );
+  }
+  if (r.serve) {
+    const v = r.serve;
+    const t = v.torch;
+    out.push(
+      `**Serving** (mnist-mlp through its ${v.vnodes} VNodes: \`dcnr serve\` on a finished store, loaded over HTTP from another process; PyTorch: the same model's forward in one process, no HTTP, no network)`,
+      '',
+      '| | p50 ms | p99 ms | requests/s | rows/s |',
+      '|---|---:|---:|---:|---:|',
+      `| DCNR, concurrency 1 | ${v.c1.p50Ms} | ${v.c1.p99Ms} | ${v.c1.rps} | ${v.c1.rps} |`,
+      `| DCNR, concurrency 64 | ${v.c64.p50Ms} | ${v.c64.p99Ms} | ${v.c64.rps} (${v.batchingGain}× concurrency 1) | ${v.c64.rps} |`,
+      ...(t ? [`| PyTorch forward, 1 row | ${t.p50Ms} | | | |`, `| PyTorch forward, ${t.batch} rows | | | | ${t.rowsPerSec} |`] : []),
+      '',
+      `Parts of a request at concurrency 1 (p50): HTTP round trip to an empty handler ${v.parts.httpUs} µs + ${v.parts.hops} hops × NATS request/reply ${v.parts.natsRequestUs} µs + kernels ${v.parts.kernelsUs} µs = ${v.parts.sumMs} ms; measured p50 / sum = ${v.p50OverParts}.`,
       '',
     );
   }
