@@ -345,8 +345,15 @@ export interface DrainReply {
 /** The KV key under which a VNode's data lives. VNode ids contain dots, KV keys may too. */
 export const vnodeId = (deployment: string, index: number, type: string) => `${deployment}.${index}.${type}`;
 export const stateMetaKey = (deployment: string, index: number) => `${deployment}.${index}.meta`;
-export const stateBlobKey = (deployment: string, index: number, tensor: string, epoch: number, version: number) =>
-  `${deployment}.${index}.t.${tensor}.${epoch}.${version}`;
+/**
+ * A state blob's key: unique per write attempt (`nonce`), not only per (epoch, version).
+ * Epochs restart with each generation of a deployment and a VNode restarted in its
+ * process writes under the same epoch, so (epoch, version) alone named two different
+ * writes' blobs alike — and one writer's purge (a fenced attempt's, an earlier run's
+ * removal) deleted the other's blobs (found by kill-nats on names-gpt).
+ */
+export const stateBlobKey = (deployment: string, index: number, tensor: string, epoch: number, version: number, nonce: string) =>
+  `${deployment}.${index}.t.${tensor}.${epoch}.${version}.${nonce}`;
 /** One initial parameter of a deployment started from a file (`dcnr train --init`): raw float32, chunked like state blobs. */
 export const stateInitKey = (deployment: string, index: number, param: string) => `${deployment}.${index}.init.${param}`;
 export const ownerKey = (deployment: string, index: number) => `${deployment}.${index}`;

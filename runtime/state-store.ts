@@ -3,20 +3,20 @@
  *
  * Layout (bucket `dcnr_state`):
  *   `<dep>.<i>.meta`                      JSON StateMeta: epoch, machine snapshot, manifest
- *   `<dep>.<i>.t.<name>.<epoch>.<ver>`    raw float32 bytes of one tensor (or `.c<k>` chunks)
+ *   `<dep>.<i>.t.<name>.<epoch>.<ver>.<nonce>`  raw float32 bytes of one tensor (or `.c<k>` chunks)
  *   `<dep>.<i>.v.<step>`                  JSON VersionRecord: the parameters after update `step`,
  *   `<dep>.<i>.v.<step>.<name>`           kept for serving (docs/serving.md); written before the
  *                                         meta CAS of the checkpoint that covers `step`
  *
- * Tensor blobs are immutable and named by (epoch, write version), so a fenced owner's
- * late blob writes can never overwrite the live owner's. A write puts new blobs
+ * Tensor blobs are immutable and named by (epoch, write version, a nonce of the write), so no
+ * other write — a fenced owner's, a restarted one's, an earlier run's — can overwrite or purge them. A write puts new blobs
  * first, then CAS-updates the meta on the revision its writer last saw; only that
  * CAS commits. A failed CAS means someone else (a newer owner) wrote: the writer is
  * fenced. Blobs the new meta no longer names are deleted after the commit (a delete
  * marker replaces the value: the bucket keeps one revision per key).
  * Blobs larger than a KV value may be (1 MiB by default) are split into chunks.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pLimit from 'p-limit';
@@ -258,12 +258,13 @@ export class StateStore {
    */
   async write(deployment: string, index: number, prev: Committed | null, next: StateWrite): Promise<Committed> {
     const version = (prev?.meta.version ?? 0) + 1;
+    const nonce = randomBytes(4).toString('hex');
     const owner = ownerKey(deployment, index);
     const fresh: Array<{ data: Float32Array; ref: BlobRef }> = [];
     const put = async (name: string, data: Float32Array): Promise<BlobRef> => {
       const known = this.#known(owner, data);
       if (known) return known;
-      const ref = await this.#writeBlob(stateBlobKey(deployment, index, name, next.epoch, version), data);
+      const ref = await this.#writeBlob(stateBlobKey(deployment, index, name, next.epoch, version, nonce), data);
       fresh.push({ data, ref });
       this.#remember(owner, data, ref);
       return ref;
