@@ -50,7 +50,7 @@ export async function serveCommand(opts: ServeCliOptions): Promise<void> {
     }
     const backend = await vnodeBackend({ nc, store, model, generation: record.generation, version, waitForVersionMs: opts.wait * 1000, log });
     // Hops of several batches interleave on the PNodes: a few forwards in flight keep them busy.
-    const http = await startServer({ backend, host: opts.host, port: opts.port, windowMs: opts.windowMs, maxBatch: opts.maxBatch, maxInFlight: SERVE_IN_FLIGHT });
+    const http = await startServer({ backend, host: opts.host, port: opts.port, windowMs: opts.windowMs, maxBatch: opts.maxBatch, maxInFlight: SERVE_IN_FLIGHT, idleDispatch: true });
     close = async () => {
       await http.close();
       await backend.close();

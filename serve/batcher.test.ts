@@ -1,6 +1,7 @@
 /**
  * The micro-batcher on its own, on a real backend (mnist-mlp trained by `dcnr train`):
- * whole requests per batch up to maxBatch rows, a larger request alone, the window,
+ * whole requests per batch up to maxBatch rows, a larger request alone, the window (and
+ * idleDispatch: no window for a request that finds the backend idle),
  * deadlines that pass in the queue, and close.
  */
 import { test } from 'uvu';
@@ -57,6 +58,22 @@ test('maxBatch rows go at once, without waiting the window', async () => {
   const r = await Promise.all([0, 1, 2, 3].map((i) => batcher.submit(rows(`full${i}`, 1), 1, F, later())));
   assert.is(r.length, 4);
   assert.is(rec.calls.length, 1);
+  batcher.close();
+});
+
+test('idleDispatch: a request that finds no forward running goes at once; those arriving during a forward share the next', async () => {
+  // A forward that yields (as the VNodes' does, on the network) until released.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const slow = { ...backend, forward: async (...args: Parameters<typeof backend.forward>) => (await held, backend.forward(...args)) };
+  const rec = recording(slow);
+  const batcher = createBatcher({ backend: rec.backend, windowMs: 600_000, maxBatch: 5, idleDispatch: true });
+  const first = batcher.submit(rows('idle0', 1), 1, F, later());
+  const rest = [1, 2, 3, 4, 5].map((i) => batcher.submit(rows(`idle${i}`, 1), 1, F, later()));
+  release();
+  await Promise.all([first, ...rest]);
+  // The first did not wait the (10-minute) window; the five that came during its forward went together when they filled a batch.
+  assert.equal(rec.calls.map((c) => c.input.shape[0]), [1, 5]);
   batcher.close();
 });
 

@@ -7,7 +7,8 @@
  * starts, one version for all its rows).
  *
  * A queue is flushed, when a backend slot is free (`maxInFlight` forwards at once), as
- * soon as it holds `maxBatch` rows, its oldest request has waited `windowMs`, or every
+ * soon as it holds `maxBatch` rows, its oldest request has waited `windowMs`, no forward
+ * is running (with `idleDispatch`), or every
  * requester that could still submit is waiting (`expected`: generate's running samples,
  * so a sample waits a window for company at its first token only, not at every token).
  * A request is never split: a batch takes whole requests while they fit in `maxBatch`
@@ -28,6 +29,13 @@ export interface BatcherOptions {
   maxInFlight?: number;
   /** Rows waiting at most; a request past it gets 503 at once (load shedding). @default 16 × maxBatch */
   maxQueueRows?: number;
+  /**
+   * A request that finds no forward running goes at once instead of waiting the window.
+   * For a backend whose forward yields while it waits (the VNodes: network hops), so
+   * requests gather during a forward; not for one that computes in this process, where
+   * nothing arrives during a forward and every request would go alone. @default false
+   */
+  idleDispatch?: boolean;
   /** How many requesters may still submit; when that many are queued, the queues flush without waiting. @default none: the window decides */
   expected?: () => number;
   /** Called once per forward with its rows and requests (metrics). */
@@ -110,7 +118,11 @@ export function createBatcher(o: BatcherOptions): Batcher {
   let inFlight = 0;
   let closed = false;
 
-  const isReady = (q: Queue, now: number, allWaiting: boolean) => q.rows >= maxBatch || allWaiting || now - q.items[0].arrived >= windowMs;
+  // `idleDispatch`: an idle backend is not kept waiting (predict: no `expected`): a request
+  // that finds no forward running goes at once, so batching costs a lone client nothing;
+  // requests that arrive while forwards run gather for the next one, up to the window.
+  const idle = () => o.idleDispatch === true && inFlight === 0 && o.expected === undefined;
+  const isReady = (q: Queue, now: number, allWaiting: boolean) => q.rows >= maxBatch || allWaiting || idle() || now - q.items[0].arrived >= windowMs;
 
   function pump(): void {
     while (inFlight < maxInFlight && queuedRequests > 0) {

@@ -29,6 +29,8 @@ export interface ServerOptions {
   maxBatch?: number;
   /** Forwards running at once (raise for a backend that pipelines, e.g. a cluster). @default 1 */
   maxInFlight?: number;
+  /** A predict request that finds no forward running goes at once (serve/batcher.ts `idleDispatch`): for backends whose forward yields, e.g. the VNodes'. @default false */
+  idleDispatch?: boolean;
   /** Rows waiting for a forward at most; past it a request gets 503 at once. @default 16 × maxBatch */
   maxQueueRows?: number;
   /** Rows one predict request may have. @default maxBatch */
@@ -88,7 +90,7 @@ export async function startServer(o: ServerOptions): Promise<ServeServer> {
   }
   const metrics = createMetrics();
   const batchOptions = { backend, windowMs: o.windowMs ?? DEFAULT_WINDOW_MS, maxBatch, maxInFlight: o.maxInFlight, maxQueueRows: o.maxQueueRows };
-  const predictBatcher = createBatcher({ ...batchOptions, onBatch: (rows, n) => metrics.batch('predict', rows, n) });
+  const predictBatcher = createBatcher({ ...batchOptions, idleDispatch: o.idleDispatch, onBatch: (rows, n) => metrics.batch('predict', rows, n) });
   let sampling = 0;
   const generateBatcher = createBatcher({ ...batchOptions, expected: () => sampling, onBatch: (rows, n) => metrics.batch('generate', rows, n) });
   const batchGenerate = o.batchGenerate ?? backend.rowExact ?? false;

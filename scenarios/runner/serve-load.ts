@@ -118,7 +118,7 @@ export function startServingLoad(o: { nc: NatsConnection; model: ResolvedModel; 
       };
     }
     const backend = await vnodeBackend({ nc: o.nc, store, model: o.model, generation, version: step });
-    const server = await startServer({ backend, host: '127.0.0.1', port: 0, maxInFlight: 4 });
+    const server = await startServer({ backend, host: '127.0.0.1', port: 0, maxInFlight: 4, idleDispatch: true });
     version = backend.version().id;
     o.log(`serving ${dep} version ${version} on ${server.url}: ${o.concurrency} clients`);
     try {
