@@ -114,4 +114,51 @@ test('versions are kept and served hop by hop, equal to the offline forward of t
   }
 });
 
+test('while training goes on, latest only moves forward, to versions complete and committed; a pinned one never moves', async () => {
+  const { ns, nc } = await setup();
+  try {
+    const model = resolveModel(withOverrides(loadModelSpec('mnist-mlp'), { versionEvery: 5 }));
+    const kernels = await createKernels();
+    const buckets = await openBuckets(nc);
+    const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc) });
+    const training = train({ nc, model, steps: 40, batch: 8, seed: 6, kernels, hostLocally: true });
+    // The first version of this run (its deployment record is written first).
+    let generation = -1;
+    let first: number | undefined;
+    while (first === undefined) {
+      const e = await buckets.deployments.get(model.spec.name);
+      if (e && e.length > 0) {
+        generation = e.revision;
+        first = (await servedVersions(store, model, generation))[0];
+      }
+      if (first === undefined) await sleep(20);
+    }
+    const latest = await vnodeBackend({ nc, store, model, generation, version: 'latest', pollMs: 20 });
+    const pinned = await vnodeBackend({ nc, store, model, generation, version: first });
+    const seen: string[] = [];
+    let done = false;
+    void training.finally(() => (done = true));
+    while (!done) {
+      const id = latest.version().id;
+      if (seen.at(-1) !== id) {
+        seen.push(id);
+        // Complete and committed when it is taken: every VNode's committed checkpoint covers it.
+        assert.ok((await servedVersions(store, model, generation)).includes(Number(id)), `version ${id} served`);
+      }
+      assert.is(pinned.version().id, String(first));
+      await sleep(10);
+    }
+    const result = await training;
+    await sleep(100); // one more poll after the last commit
+    const ids = [...seen, latest.version().id].map(Number);
+    for (let i = 1; i < ids.length; i++) assert.ok(ids[i] >= ids[i - 1], `forward only: ${ids.join(' → ')}`);
+    assert.is(latest.version().id, '40');
+    assert.is(latest.version().paramsHash, result.paramsHash);
+    await latest.close();
+    await pinned.close();
+  } finally {
+    await cleanup(ns, nc);
+  }
+});
+
 test.run();
