@@ -44,10 +44,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 }
 
 test.before(async () => {
-  cluster = await startLocalCluster({ pnodes: 3, storeDir: dir });
+  cluster = await startLocalCluster({ pnodes: 0, storeDir: dir });
   nc = await connectNats(cluster.url, 'dashboard-test');
-  // Up before the PNodes join, as in `dcnr up`: the timeline shows the joins.
+  // Up before the PNodes start, as in `dcnr up`: the timeline shows the joins. (Started
+  // with the cluster, a PNode could join before the dashboard listened: seen once in CI.)
   dashboard = await startDashboard({ nc, port: 0 });
+  for (let i = 1; i <= 3; i++) await cluster.spawnPNode(`pnode-${i}`);
   await waitForPNodes(nc, 3);
   const model = resolveModel(loadModelSpec('mnist-mlp'));
   // Long enough to still be running when the browser looks; stopped at the end.
