@@ -12,6 +12,7 @@ import { loadVNodeTypes, typeFiles, TYPES_ENV } from '../runtime/types-loader.js
 import { benchCommand } from './bench.js';
 import { drainCommand } from './drain.js';
 import { exportCommand } from './export.js';
+import { ledgerCommand } from './ledger.js';
 import { generateCommand } from './generate.js';
 import { pnodeCommand } from './pnode.js';
 import { revokeCommand } from './revoke.js';
@@ -109,6 +110,7 @@ program
   .option('--depth <n>', 'pipeline depth (default: the model\'s; part of the math)', int(0))
   .option('--checkpoint-every <n>', 'messages a VNode applies between checkpoints; 1 = commit every message (default: the model\'s, else 100)', int(1))
   .option('--checkpoint-ms <ms>', 'longest time a VNode keeps applied messages uncheckpointed (default: the model\'s, else 1000)', int(1))
+  .option('--ledger', 'keep a ledger of every update, with its inputs, for `dcnr ledger verify` (docs/ledger.md)', false)
   .option('--json', 'print the result as JSON on the last stdout line', false)
   .option('--types <files>', TYPES_HELP)
   .action((opts, cmd: Command) => trainCommand({ ...opts, modelGiven: cmd.getOptionValueSource('model') === 'cli' }));
@@ -220,6 +222,21 @@ program
   .option('--json', 'print JSON on the last stdout line', false)
   .option('--types <files>', TYPES_HELP)
   .action((opts) => exportCommand(opts));
+
+const ledger = program.command('ledger').description('the ledger of every applied update (docs/ledger.md): verify it, or show each PNode\'s contribution');
+for (const action of ['verify', 'show'] as const) {
+  const cmd = ledger
+    .command(action)
+    .description(action === 'verify' ? 'check the chain, signatures and stored state, and re-execute a sample of the updates; exit 0 iff verified' : 'per-PNode contributions: updates applied, compute time, input bytes')
+    .requiredOption('--deployment <name>', 'a deployment trained with the ledger on')
+    .option('--nats <url>', 'a running NATS server holding it')
+    .option('--store <dir>', 'the store a finished `dcnr train` left (default: .dcnr/store)');
+  if (action === 'verify') cmd.option('--sample <p>', 'share of the updates to re-execute (1 = all)', '0.05');
+  cmd
+    .option('--json', 'print JSON on the last stdout line', false)
+    .option('--types <files>', TYPES_HELP)
+    .action((opts) => ledgerCommand(action, opts));
+}
 
 program
   .command('status')

@@ -38,6 +38,8 @@ export interface TrainCliOptions {
   depth?: number;
   checkpointEvery?: number;
   checkpointMs?: number;
+  /** Keep a ledger (docs/ledger.md); false leaves the spec's setting. */
+  ledger?: boolean;
 }
 
 /**
@@ -61,7 +63,7 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
     const file = opts.init !== undefined ? readInitFile(opts.init) : undefined;
     if (file && !opts.modelGiven && !file.spec) throw new Error(`--init ${opts.init}: its __metadata__ has no model spec (not written by dcnr export): give --model`);
     const base = file && !opts.modelGiven ? file.spec! : loadModelSpec(opts.model);
-    const spec = withOverrides(base, { pipelineDepth: opts.depth, checkpointEvery: opts.checkpointEvery, checkpointMs: opts.checkpointMs });
+    const spec = withOverrides(base, { pipelineDepth: opts.depth, checkpointEvery: opts.checkpointEvery, checkpointMs: opts.checkpointMs, ledger: opts.ledger || undefined });
     model = resolveModel(spec);
     // The dataset too, before any cluster starts: a bad text file is refused here (docs/datasets.md).
     loadTrainingData(model);

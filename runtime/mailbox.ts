@@ -72,11 +72,32 @@ export async function ensureDeploymentStreams(jsm: JetStreamManager, deployment:
     max_bytes: 512 * 1024 * 1024,
     discard: DiscardPolicy.Old,
   });
+  // The ledger (runtime/ledger/): kept for the run, like the metrics. Its evidence is
+  // content-addressed (one message per subject) and bounded: past the bound the oldest
+  // goes, and the verifier reports what it can no longer re-execute (docs/ledger.md).
+  await ensureStream(jsm, {
+    name: Stream.ledger(deployment),
+    subjects: [Subject.ledgerAll(deployment)],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+  });
+  await ensureStream(jsm, {
+    name: Stream.evidence(deployment),
+    subjects: [Subject.evidenceAll(deployment)],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_msgs_per_subject: 1,
+    max_bytes: EVIDENCE_MAX_BYTES,
+    discard: DiscardPolicy.Old,
+  });
 }
 
-/** Delete a deployment's mailboxes and metrics (a fresh run). */
+/** Evidence kept per deployment, at most (runtime/ledger/evidence.ts). */
+export const EVIDENCE_MAX_BYTES = 4 * 1024 * 1024 * 1024;
+
+/** Delete a deployment's mailboxes, metrics and ledger (a fresh run). */
 export async function removeDeploymentStreams(jsm: JetStreamManager, deployment: string): Promise<void> {
-  for (const name of [Stream.mailbox(deployment), Stream.metrics(deployment)]) {
+  for (const name of [Stream.mailbox(deployment), Stream.metrics(deployment), Stream.ledger(deployment), Stream.evidence(deployment)]) {
     await jsm.streams.delete(name).catch(() => {});
   }
 }

@@ -52,6 +52,13 @@ export const ModelSpec = z
      * its last, for `dcnr serve` / `dcnr export --version`. Not part of the math. @default 100
      */
     versionEvery: z.number().int().min(1).max(1_000_000).optional(),
+    /**
+     * Keep a ledger of every applied update (docs/ledger.md): each checkpoint stores an
+     * entry with a digest per message it covers, hash-chained per VNode and signed, and
+     * the inputs it applied as evidence, so `dcnr ledger verify` can re-execute them.
+     * Not part of the math. @default false
+     */
+    ledger: z.boolean().optional(),
     vnodes: z
       .array(
         z
@@ -96,6 +103,7 @@ export interface SpecOverrides {
   checkpointEvery?: number;
   checkpointMs?: number;
   versionEvery?: number;
+  ledger?: boolean;
 }
 
 /** The spec with the given overrides applied (and validated again). */

@@ -164,6 +164,10 @@ export const Stream = {
   metrics: (deployment: string) => `DCNR_METRICS_${deployment}`,
   /** Rejected messages, kept with the reason (invariant 5). */
   deadLetter: 'DCNR_DLQ',
+  /** The ledger of one deployment: an entry per VNode checkpoint, hash-chained per VNode (runtime/ledger/). */
+  ledger: (deployment: string) => `DCNR_LEDGER_${deployment}`,
+  /** Tensors the ledger names (inputs, anchor states), content-addressed: one message per subject. */
+  evidence: (deployment: string) => `DCNR_EVIDENCE_${deployment}`,
 } as const;
 
 /** Subjects. Tokens are deployment names and VNode indices, both NAME_PATTERN-safe. */
@@ -174,6 +178,12 @@ export const Subject = {
   mailboxVNode: (deployment: string, index: number) => `dcnr.mbox.${deployment}.${index}.*`,
   /** Every mailbox of a deployment (the mailbox stream's filter). */
   mailboxAll: (deployment: string) => `dcnr.mbox.${deployment}.>`,
+  /** A VNode's ledger entries. */
+  ledger: (deployment: string, index: number) => `dcnr.ledger.${deployment}.${index}`,
+  ledgerAll: (deployment: string) => `dcnr.ledger.${deployment}.>`,
+  /** Chunk `k` of the evidence tensor with sha256 `sha` (base64url: a subject-safe token). */
+  evidence: (deployment: string, sha: string, k: number) => `dcnr.evidence.${deployment}.${sha}.${k}`,
+  evidenceAll: (deployment: string) => `dcnr.evidence.${deployment}.>`,
   /** Per-step metrics of a deployment. */
   metrics: (deployment: string) => `dcnr.metrics.${deployment}`,
   /** Dead-lettered messages: `dcnr.dlq.<deployment-or-unknown>`. */

@@ -181,6 +181,7 @@ const StateMetaSchema: z.ZodType<StateMeta> = z.object({
       }),
     )
     .optional(),
+  ledger: z.object({ count, head: z.string().nullable() }).strict().optional(),
   updatedAt: z.string(),
 });
 

@@ -68,7 +68,17 @@ export interface StateMeta {
   stash: Record<string, BlobRef[]>;
   /** Outputs handed to receivers in this process in memory only, not yet covered by theirs (runtime/outbox.ts). Absent: none. */
   outbox?: OutboxRecord[];
+  /** The VNode's ledger (runtime/ledger/): messages recorded, and the hash of its newest entry. Absent: no ledger. */
+  ledger?: LedgerHead;
   updatedAt: string;
+}
+
+/** Where a VNode's ledger chain ends: what its committed state covers. */
+export interface LedgerHead {
+  /** Messages recorded (the next one's number). */
+  count: number;
+  /** Hash of the newest entry; null before the first. */
+  head: string | null;
 }
 
 /** An outbox entry as stored: its tensor as a blob (none for `end`). */
@@ -114,6 +124,8 @@ export interface StateWrite {
   outbox?: readonly OutboxEntry[];
   /** Parameters after these updates, to keep as served versions (docs/serving.md). @default none */
   versions?: readonly ParamsVersion[];
+  /** The ledger head this state covers (its entry is stored before the write). @default no ledger */
+  ledger?: LedgerHead;
 }
 
 /** A VNode's parameters right after its update `step` (the arrays, never copied: updates make new ones). */
@@ -305,6 +317,7 @@ export class StateStore {
       tensors,
       stash,
       ...(outbox.length > 0 ? { outbox } : {}),
+      ...(next.ledger ? { ledger: next.ledger } : {}),
       updatedAt: new Date().toISOString(),
     };
     const key = stateMetaKey(deployment, index);

@@ -45,14 +45,16 @@ import {
   type StepMetric,
 } from './protocol.js';
 import { createRng } from './rng.js';
-import { covers, nextInput, staleness } from './schedule.js';
+import { covers, nextInput } from './schedule.js';
 import { startSpan, telemetryMetrics } from './telemetry.js';
-import { FencedError, StateStore, type Committed, type ParamsVersion } from './state-store.js';
-import type { Tensor } from './tensor.js';
+import { chunkBytesFor, FencedError, StateStore, type Committed, type LedgerHead, type ParamsVersion } from './state-store.js';
 import { validateMessage, type InboundMessage } from './validate.js';
+import { applyStep, type StepOutput, type StepResult, type StepState } from './vnode-step.js';
+import { LedgerRecorder } from './ledger/recorder.js';
+import { evidenceOf } from './ledger/evidence.js';
 import { awaitedInput, vnodeMachine, type CheckpointPolicy, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
 import { parseMachineSnapshot, readProgress, toStateWrite } from './vnode-record.js';
-import type { LossDefinition, MergeDefinition, Tensors, TransformDefinition, VNodeContext } from './vnode-type.js';
+import type { Tensors } from './vnode-type.js';
 
 /** What an actor tells its host about (for metrics, logs and tests). */
 export type ActorEvent =
@@ -114,7 +116,7 @@ const KIND_ATTRIBUTES = Object.fromEntries(MESSAGE_KINDS.map((k) => [k, { 'dcnr.
 /** Why `run()` returned. */
 export type ActorExit = 'done' | 'fenced' | 'stopped' | 'passivated';
 
-type Output = { to: number; kind: MessageKind; port: Port; tensor?: Tensor };
+type Output = StepOutput;
 
 /**
  * Time the actors of this process spent blocked on durability — waiting for a previous
@@ -185,19 +187,6 @@ const LATE_COPY_WAIT_MS = 5000;
  */
 const rowsOf = (stash: Float32Array[] | undefined) => (stash ? stash[0][0] : undefined);
 
-/**
- * Where a VNode with several consumers sums the gradients of backward `seq` until the
- * last one comes: a stash entry under a negative key, so it is checkpointed like the rest.
- */
-const gradSumKey = (seq: number) => -1 - seq;
-
-/** a + b, elementwise, in float32 (the fixed-order sum of a VNode's consumers' gradients). */
-function addArrays(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
-  return out;
-}
-
 export class VNodeActor {
   readonly id: string;
   readonly #o: VNodeActorOptions;
@@ -236,6 +225,8 @@ export class VNodeActor {
   readonly #versionEvery: number;
   /** The VNode has parameters (only those keep versions). */
   readonly #versioned: boolean;
+  /** The deployment keeps a ledger (spec `ledger`): what this VNode applies is recorded (runtime/ledger/recorder.ts). */
+  readonly #ledger: LedgerRecorder | null;
 
   private constructor(
     o: VNodeActorOptions,
@@ -258,6 +249,24 @@ export class VNodeActor {
     this.#policy = checkpointPolicy(o.model.spec);
     this.#versionEvery = o.model.spec.versionEvery ?? DEFAULT_VERSION_EVERY;
     this.#versioned = (this.#v.def.parameters ?? []).length > 0;
+    this.#ledger = o.model.spec.ledger
+      ? new LedgerRecorder(
+          {
+            deployment: this.#deployment,
+            generation: o.generation,
+            vnode: o.index,
+            type: this.#v.def.type,
+            epoch: o.epoch,
+            pnode: o.pnode ?? 'local',
+            kernels: o.kernels.mode,
+            parameters: this.#v.def.parameters,
+            evidence: evidenceOf(o.nc, o.js, this.#deployment, chunkBytesFor(o.nc)),
+            js: o.js,
+            signer: this.#signer,
+          },
+          committed.meta.ledger,
+        )
+      : null;
   }
 
   /**
@@ -270,8 +279,10 @@ export class VNodeActor {
     const v = o.model.vnodes[o.index];
     const deployment = o.model.spec.name;
     /** Commit the activated state under our epoch (CAS on `prev`) and build the actor. */
-    const commit = async (prev: Committed | null, tensors: Tensors, stash: Map<number, Float32Array[]>, machine: Actor<typeof vnodeMachine>, outbox: readonly OutboxEntry[] = []) => {
+    const commit = async (prev: Committed | null, tensors: Tensors, stash: Map<number, Float32Array[]>, machine: Actor<typeof vnodeMachine>, outbox: readonly OutboxEntry[] = [], ledger?: LedgerHead) => {
       const write = toStateWrite({ generation: o.generation, epoch: o.epoch, def: v.def, machine, tensors, stash, outbox });
+      // The ledger's chain goes on from where the restored state's ends (runtime/ledger/recorder.ts).
+      if (o.model.spec.ledger) write.ledger = ledger ?? { count: 0, head: null };
       const committed = await o.store.write(deployment, o.index, prev, write);
       return new VNodeActor(o, committed, tensors, stash, outbox, machine);
     };
@@ -333,7 +344,7 @@ export class VNodeActor {
           const machine = createActor(vnodeMachine, { snapshot: snapshot.value, input }).start();
           machine.send({ type: 'RESTORED', epoch: o.epoch, checkpoint });
           // The takeover write: after it, every write of an older owner fails its CAS.
-          actor = await commit(found, tensors, stash, machine, outbox);
+          actor = await commit(found, tensors, stash, machine, outbox, meta.ledger);
         }
         await actor.#openMailboxes();
         // Announced once the backlog found in the mailbox is replayed (`run`), or now if there is none.
@@ -604,6 +615,9 @@ export class VNodeActor {
     }
     write.versions = this.#versions;
     this.#versions = [];
+    // What it applied since the last checkpoint, as a ledger entry, stored before the meta that names it.
+    const sealed = this.#ledger?.seal() ?? null;
+    if (this.#ledger) write.ledger = this.#ledger.head;
     const covered = this.context.schedule;
     this.#tell({ type: 'CAPTURED' });
     const acks = this.#held;
@@ -631,6 +645,7 @@ export class VNodeActor {
         // could be lost — stored downstream, in our outbox, or in a receiver's commit we wait for.
         await Promise.all(sends);
         await Promise.all(outbox.after);
+        if (sealed) await this.#ledger!.store(sealed);
         this.#committed = await this.#o.store.write(this.#deployment, this.#o.index, this.#committed, write);
       } catch (err) {
         if (err instanceof FencedError) telemetryMetrics().fencedWrites.add(1);
@@ -816,8 +831,12 @@ export class VNodeActor {
     const meters = telemetryMetrics();
     try {
       const t0 = performance.now();
-      const outputs = await this.#compute(m);
-      meters.computeMs.record(performance.now() - t0, KIND_ATTRIBUTES[m.kind]);
+      const before: StepState = { tensors: this.#tensors, stash: this.#stash, applied: this.context.applied };
+      const r = await this.#compute(m);
+      const computeMs = performance.now() - t0;
+      meters.computeMs.record(computeMs, KIND_ATTRIBUTES[m.kind]);
+      this.#ledger?.record(m, before, r, computeMs);
+      const outputs = r.outputs;
       this.#expect(this.#tell({ type: 'COMPUTED' }), 'publishing');
 
       // Outputs go out before the checkpoint that covers this message: if we die in
@@ -871,96 +890,14 @@ export class VNodeActor {
     return null;
   }
 
-  /**
-   * The effect of one message: its outputs. In a graph, a forward with several inputs
-   * (a merge) gathers them in its stash until the last; a backward with several
-   * consumers sums their gradients, in slot order, until the last (model.ts).
-   */
-  async #compute(m: InboundMessage): Promise<Output[]> {
-    const v = this.#v;
-    const ctx: VNodeContext<unknown> = {
-      k: this.#o.kernels,
-      config: v.config,
-      inFeatures: v.inFeatures,
-      outFeatures: v.outFeatures,
-      staleness: m.kind === 'fwd' ? staleness(m.seq, v.depth) : 0,
-    };
-    const slot = parsePort(m.port)?.slot ?? 0;
-    /** The gradient for input `j` goes to its producer (none for the dataset). */
-    const gradient = (j: number, dx: Tensor | undefined): Output[] => {
-      const from = v.inputs[j];
-      if (from < 0) return [];
-      if (!dx) throw new Error(`${v.def.type}.backward returned no gradient for input ${j} although one was needed`);
-      return [{ to: from, kind: 'bwd', port: v.gradPorts[j], tensor: dx }];
-    };
-
-    // `end` comes on the first input only, and goes to every consumer that reads us there.
-    if (m.kind === 'end') return v.consumers.filter((c) => c.slot === 0).map((c) => ({ to: c.index, kind: 'end', port: fwdPort(0) }));
-
-    if (v.def.role === 'loss') {
-      const def = v.def as LossDefinition<unknown>;
-      if (m.kind === 'fwd') {
-        // Its shape first ([rows] + the rest: a sequence's logits are rank 3), then the logits.
-        this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.from(m.tensor!.shape), m.tensor!.data]);
-        return [];
-      }
-      // target
-      const [shapeOf, logits] = this.#stash.get(m.seq)!;
-      const rows = m.tensor!.shape[0];
-      // (A stash from before sequences holds only the rows.)
-      const shape = shapeOf.length > 1 ? [...shapeOf] : [rows, v.inFeatures];
-      const { loss, dx } = await def.loss(ctx, { shape, data: logits }, m.tensor!);
-      this.#stash = withoutKey(this.#stash, m.seq);
-      if (!Number.isFinite(loss)) throw new Error(`${this.id}: loss is ${loss} at seq ${m.seq} (diverged)`);
-      await this.#send(this.#publishMetric({ seq: m.seq, loss, batch: rows, vnode: this.id }));
-      return gradient(0, dx);
-    }
-
-    if (m.kind === 'fwd') {
-      const x = m.tensor!;
-      let result;
-      if (v.def.role === 'merge') {
-        const gathered = slot === 0 ? [] : this.#stash.get(m.seq)!.slice(1);
-        if (slot + 1 < v.inputs.length) {
-          this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.from(x.shape), ...gathered, x.data]);
-          return [];
-        }
-        const xs = [...gathered, x.data].map((data) => ({ shape: x.shape, data }));
-        result = await (v.def as MergeDefinition<unknown>).forward(ctx, this.#tensors, xs);
-      } else {
-        result = await (v.def as TransformDefinition<unknown>).forward(ctx, this.#tensors, x);
-      }
-      this.#stash = new Map(this.#stash).set(m.seq, [Float32Array.of(x.shape[0]), ...(result.stash ?? [])]);
-      return v.consumers.map((c) => ({ to: c.index, kind: 'fwd', port: fwdPort(c.slot), tensor: result.y }));
-    }
-
-    // bwd: from consumer `slot`; with several consumers, their gradients are summed in slot order.
-    let dy = m.tensor!;
-    if (v.consumers.length > 1) {
-      const key = gradSumKey(m.seq);
-      const sum = slot === 0 ? dy.data : addArrays(this.#stash.get(key)![0], dy.data);
-      if (slot + 1 < v.consumers.length) {
-        this.#stash = new Map(this.#stash).set(key, [sum]);
-        return [];
-      }
-      this.#stash = withoutKey(this.#stash, key);
-      dy = { shape: dy.shape, data: sum };
-    }
-    const [, ...stash] = this.#stash.get(m.seq)!;
-    const step = this.context.applied + 1;
-    this.#stash = withoutKey(this.#stash, m.seq);
-    if (v.def.role === 'merge') {
-      const needDx = v.inputs.map((from) => from >= 0);
-      const result = await (v.def as MergeDefinition<unknown>).backward({ ...ctx, step, needDx }, this.#tensors, dy, stash);
-      if (result.tensors) this.#tensors = { ...this.#tensors, ...result.tensors };
-      this.#keepVersion(step);
-      return v.inputs.flatMap((_, j) => gradient(j, result.dxs[j]));
-    }
-    const needDx = v.inputs[0] >= 0;
-    const result = await (v.def as TransformDefinition<unknown>).backward({ ...ctx, step, needDx }, this.#tensors, dy, stash);
-    if (result.tensors) this.#tensors = { ...this.#tensors, ...result.tensors };
-    this.#keepVersion(step);
-    return gradient(0, result.dx);
+  /** The effect of one message (runtime/vnode-step.ts); the new state replaces ours. */
+  async #compute(m: InboundMessage): Promise<StepResult> {
+    const r = await applyStep(this.#v, this.#o.kernels, { tensors: this.#tensors, stash: this.#stash, applied: this.context.applied }, m, this.id);
+    this.#tensors = r.tensors;
+    this.#stash = r.stash;
+    if (r.loss) await this.#send(this.#publishMetric({ seq: m.seq, loss: r.loss.value, batch: r.loss.rows, vnode: this.id }));
+    if (r.update !== undefined) this.#keepVersion(r.update);
+    return r;
   }
 
   /** After update `step`: keep the parameters if it is a served version (a replayed update keeps it again, alike). */
@@ -1056,10 +993,4 @@ export class VNodeActor {
     raw.ack();
     this.#tell({ type: 'ACKED' });
   }
-}
-
-function withoutKey<V>(map: Map<number, V>, key: number): Map<number, V> {
-  const next = new Map(map);
-  next.delete(key);
-  return next;
 }

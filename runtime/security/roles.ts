@@ -58,6 +58,8 @@ export function rolePermissions(role: Role, name?: string): RolePermissions {
             'dcnr.metrics.>',
             'dcnr.dlq.>',
             'dcnr.errors.>',
+            'dcnr.ledger.>',
+            'dcnr.evidence.>',
             kv(Bucket.State),
             '$JS.API.>',
             '$JS.ACK.>',
@@ -72,7 +74,7 @@ export function rolePermissions(role: Role, name?: string): RolePermissions {
       // Ordered consumers only over KV and metrics subjects (the create subject carries the
       // filter): never one on a mailbox stream, where it could take a VNode's inputs.
       return {
-        pub: { allow: [...JS_READ, ...PLUMBING, 'dcnr.infer.>', '$JS.API.CONSUMER.CREATE.*.*.$KV.>', '$JS.API.CONSUMER.CREATE.*.*.dcnr.metrics.>', '$JS.API.CONSUMER.MSG.NEXT.*.*'], deny: [] },
+        pub: { allow: [...JS_READ, ...PLUMBING, 'dcnr.infer.>', '$JS.API.CONSUMER.CREATE.*.*.$KV.>', '$JS.API.CONSUMER.CREATE.*.*.dcnr.metrics.>', '$JS.API.CONSUMER.CREATE.*.*.dcnr.ledger.>', '$JS.API.CONSUMER.MSG.NEXT.*.*'], deny: [] },
         sub: { allow: ['>'], deny: [] },
       };
   }
