@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Heartbeat, PNodeHealth } from '../runtime/protocol.js';
-import { drainCandidate, riskOf, SIGNALS, trackRisk } from './health.js';
+import { drainCandidate, reclaimCandidate, riskOf, SIGNALS, trackRisk } from './health.js';
 
 const calm: PNodeHealth = { windowMs: 1000, loopLagMs: 20, gcShare: 0.02, heapShare: 0.01, freeMemShare: 0.5, kernelDrift: 1.1 };
 const beat = (health: Partial<PNodeHealth> = {}, over: Partial<Heartbeat> = {}): Heartbeat => ({
@@ -75,6 +75,17 @@ test('drain policy: the riskiest owner past the threshold, only while a calm PNo
   assert.is(drainCandidate({ drainAt: 0.6, pnodes: [p('a', 0.7), p('b', 0.9, 2, true), p('c', 0)] }), 'a', 'one already draining is not drained again');
   assert.is(drainCandidate({ drainAt: 0.6, pnodes: [p('a', 0.7), p('b', 0.4)] }), undefined, 'nobody calm (< 0.3) to take its VNodes: a loaded machine, not a sick PNode');
   assert.is(drainCandidate({ drainAt: 0.6, pnodes: [p('a', 0.7), p('c', 0.1, 0, true)] }), undefined, 'a draining PNode is not somewhere to go');
+});
+
+test('a PNode drained for a false alarm is taken back when a real one needs somewhere to go', () => {
+  const p = (id: string, risk: number, owns = 2, draining = false, riskDrained = false) => ({ id, risk, owns, draining, riskDrained });
+  // Two healthy PNodes drained for alarms that are over; the one holding the model is now at risk.
+  const pnodes = [p('a', 0.9, 6), p('b', 0.05, 0, true, true), p('c', 0.01, 0, true, true)];
+  assert.is(reclaimCandidate({ drainAt: 0.6, pnodes }), 'c', 'the calmest comes back');
+  assert.is(reclaimCandidate({ drainAt: 0.6, pnodes: [p('a', 0.9, 6), p('b', 0.25, 0, true, true)] }), undefined, 'still past a third of the threshold: not calm enough');
+  assert.is(reclaimCandidate({ drainAt: 0.6, pnodes: [p('a', 0.9, 6), p('b', 0.01, 0, true, false)] }), undefined, 'drained by an operator (dcnr drain): never taken back');
+  assert.is(reclaimCandidate({ drainAt: 0.6, pnodes: [p('a', 0.9, 6), p('b', 0.01, 0, true, true), p('c', 0.1)] }), undefined, 'a calm PNode is free: nothing to take back');
+  assert.is(reclaimCandidate({ drainAt: 0.6, pnodes: [p('a', 0.5, 6), p('b', 0.01, 0, true, true)] }), undefined, 'nobody at risk');
 });
 
 test.run();

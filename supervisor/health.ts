@@ -120,8 +120,8 @@ export function trackRisk(o: { heartbeatMs: number; detectMs: number }): RiskTra
 }
 
 export interface DrainPolicyInput {
-  /** Live PNodes: id, risk, VNodes owned, draining (for any reason). */
-  pnodes: Array<{ id: string; risk: number; owns: number; draining: boolean }>;
+  /** Live PNodes: id, risk, VNodes owned, draining (for any reason), and whether that drain is for its risk. */
+  pnodes: Array<{ id: string; risk: number; owns: number; draining: boolean; riskDrained?: boolean }>;
   /** Risk at or past which a PNode is drained. */
   drainAt: number;
 }
@@ -137,4 +137,20 @@ export function drainCandidate(i: DrainPolicyInput): string | undefined {
   if (calm.length === 0) return undefined;
   const atRisk = i.pnodes.filter((p) => !p.draining && p.owns > 0 && p.risk >= i.drainAt).sort((a, b) => b.risk - a.risk || a.id.localeCompare(b.id));
   return atRisk[0]?.id;
+}
+
+/**
+ * A PNode drained for its risk whose risk has fallen back below a third of the threshold
+ * is taken back at once — before the calm period that ends such a drain — when another
+ * PNode is at risk and no calm PNode is left to take its VNodes: the calmest such one.
+ * Without this, false alarms on a loaded machine drained healthy PNodes one by one until
+ * one held the whole model, and when that one really failed nobody could take it over
+ * (degrading-pnode on a slower CI machine: it died owning all 6 VNodes).
+ */
+export function reclaimCandidate(i: DrainPolicyInput): string | undefined {
+  const calm = i.pnodes.filter((p) => !p.draining && p.risk < i.drainAt / 2);
+  const atRisk = i.pnodes.some((p) => !p.draining && p.owns > 0 && p.risk >= i.drainAt);
+  if (calm.length > 0 || !atRisk) return undefined;
+  const back = i.pnodes.filter((p) => p.draining && p.riskDrained && p.risk < i.drainAt / 3).sort((a, b) => a.risk - b.risk || a.id.localeCompare(b.id));
+  return back[0]?.id;
 }

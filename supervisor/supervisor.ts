@@ -34,7 +34,7 @@ import { telemetryMetrics } from '../runtime/telemetry.js';
 import { createTimeoutDetector } from './detectors/timeout.js';
 import type { FailureDetector } from './detectors/types.js';
 import { handleDrains, type Drains } from './drain.js';
-import { drainCandidate, trackRisk } from './health.js';
+import { drainCandidate, reclaimCandidate, trackRisk } from './health.js';
 import { createLeadership } from './leadership.js';
 import { watchMembership, type Membership } from './membership.js';
 import { mirrorBucket } from './mirrors.js';
@@ -208,7 +208,16 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   /** Drain the riskiest PNode past the threshold (one at a time); give back those calm for CALM_BEFORE_UNDRAIN_MS. */
   function judgeRisk(drains_: Drains, now: number): void {
     const alive = [...members.members.values()].filter((m) => m.alive);
-    const pnodes = alive.map((m) => ({ id: m.hb.pnode, risk: risk.of(m.hb.pnode)?.risk ?? 0, owns: ownedBy(m.hb.pnode).length, draining: drains_.draining.has(m.hb.pnode) }));
+    const pnodes = alive.map((m) => ({ id: m.hb.pnode, risk: risk.of(m.hb.pnode)?.risk ?? 0, owns: ownedBy(m.hb.pnode).length, draining: drains_.draining.has(m.hb.pnode), riskDrained: riskDrained.has(m.hb.pnode) }));
+    // A false alarm that is over gives its PNode back at once if a real one needs somewhere to go.
+    const back = reclaimCandidate({ pnodes, drainAt: drainAt! });
+    if (back) {
+      riskDrained.delete(back);
+      drains_.forget(back);
+      const p = pnodes.find((x) => x.id === back)!;
+      p.draining = p.riskDrained = false;
+      emit({ type: 'recovered-health', pnode: back, risk: p.risk, at: now });
+    }
     const victim = drainCandidate({ pnodes, drainAt: drainAt! });
     if (victim) {
       const r = risk.of(victim)!;
