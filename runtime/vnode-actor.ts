@@ -260,7 +260,7 @@ export class VNodeActor {
             pnode: o.pnode ?? 'local',
             kernels: o.kernels.mode,
             parameters: this.#v.def.parameters,
-            evidence: evidenceOf(o.nc, o.js, this.#deployment, chunkBytesFor(o.nc)),
+            evidence: evidenceOf(o.nc, o.js, this.#deployment, o.generation, chunkBytesFor(o.nc)),
             js: o.js,
             signer: this.#signer,
           },

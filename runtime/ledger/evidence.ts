@@ -26,6 +26,7 @@ export class Evidence {
 
   constructor(
     readonly deployment: string,
+    readonly generation: number,
     readonly chunkBytes: number,
     private readonly js: JetStreamClient,
   ) {}
@@ -44,12 +45,16 @@ export class Evidence {
 
 const perConnection = new WeakMap<NatsConnection, Map<string, Evidence>>();
 
-/** The evidence store of `deployment` for this connection: one per process, so its VNodes store a tensor they share once. */
-export function evidenceOf(nc: NatsConnection, js: JetStreamClient, deployment: string, chunkBytes: number): Evidence {
+/**
+ * The evidence store of `deployment`'s `generation` for this connection: one per process,
+ * so its VNodes store a tensor they share once. Per generation: a fresh run deletes the
+ * stream, and what the last run stored (the same bytes, often: same seed) is gone with it.
+ */
+export function evidenceOf(nc: NatsConnection, js: JetStreamClient, deployment: string, generation: number, chunkBytes: number): Evidence {
   let m = perConnection.get(nc);
   if (!m) perConnection.set(nc, (m = new Map()));
   let e = m.get(deployment);
-  if (!e) m.set(deployment, (e = new Evidence(deployment, chunkBytes, js)));
+  if (!e || e.generation !== generation) m.set(deployment, (e = new Evidence(deployment, generation, chunkBytes, js)));
   return e;
 }
 

@@ -50,6 +50,8 @@ export interface LedgerReport {
   generation: number;
   /** Messages recorded on the committed chains (one per applied message). */
   entries: number;
+  /** Of those, updates: backwards that changed a VNode and losses computed (a run applies one per VNode per step). */
+  updates: number;
   /** Ledger records (one per checkpoint) on those chains. */
   records: number;
   chainOk: boolean;
@@ -114,6 +116,7 @@ export async function verifyLedger(o: VerifyOptions): Promise<LedgerReport> {
     deployment,
     generation: o.generation,
     entries: 0,
+    updates: 0,
     records: 0,
     chainOk: true,
     signaturesOk: true,
@@ -197,7 +200,10 @@ export async function verifyLedger(o: VerifyOptions): Promise<LedgerReport> {
       const c = (report.contributions[e.pnode] ??= { updates: 0, messages: 0, computeMs: 0, bytes: 0 });
       for (const m of e.messages) {
         c.messages++;
-        if (m.step !== undefined || m.kind === 'target') c.updates++;
+        if (m.step !== undefined || m.kind === 'target') {
+          c.updates++;
+          report.updates++;
+        }
         c.computeMs += m.computeMs;
         c.bytes += (m.input?.ref.length ?? 0) * 4;
       }

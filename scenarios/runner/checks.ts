@@ -39,6 +39,19 @@ export function judge(report: ScenarioReport, scenario: Scenario, c: CheckInput)
     check('every request served', s.version !== null && s.failed === 0 && s.requests > 0, s.version === null ? `never served: ${s.errors.join('; ') || 'no version'}` : `${s.requests - s.failed} of ${s.requests}${s.errors.length ? ` (${s.errors[0]})` : ''}`);
     check('answers from the pinned version', s.wrong === 0, `${s.wrong} of ${s.requests - s.failed} differ from version ${s.version}'s offline forward (max |Δ| ${s.maxAbsDiff.toExponential(1)})`);
   }
+  if (report.ledger) {
+    const l = report.ledger;
+    const ok = l.verified && l.updates === report.updates.applied && l.recomputed === l.entries;
+    check(
+      'the ledger verifies',
+      ok,
+      l.error ??
+        `${l.entries} messages recorded (${l.updates} updates, ${report.updates.applied} applied), ${l.recomputed} re-executed, chain ${l.chainOk ? 'ok' : 'BROKEN'}, signatures ${l.signaturesOk ? 'ok' : 'BAD'}` +
+          (l.orphans ? `, ${l.orphans} orphaned entries` : '') +
+          (l.unverifiable ? `, ${l.unverifiable} without their evidence` : '') +
+          (l.mismatches.length ? `; ${l.mismatches.length} mismatches, first: ${l.mismatches[0].vnode} seq ${l.mismatches[0].seq} on ${l.mismatches[0].pnode}: ${l.mismatches[0].reason}` : ''),
+    );
+  }
   for (const own of scenario.checks) report.checks.push(own(report));
   report.passed = report.checks.every((x) => x.passed);
   const failed = report.checks.find((x) => !x.passed);

@@ -5,6 +5,22 @@
 import type { InjectedFault } from '../faults/types.js';
 import type { ServingReport } from './serve-load.js';
 
+export interface LedgerSummary {
+  verified: boolean;
+  entries: number;
+  updates: number;
+  recomputed: number;
+  chainOk: boolean;
+  signaturesOk: boolean;
+  orphans: number;
+  /** Messages whose evidence was gone (not re-executed). */
+  unverifiable: number;
+  mismatches: Array<{ vnode: string; seq: number; pnode: string; reason: string }>;
+  /** Per PNode: updates applied, compute ms. */
+  contributions: Record<string, { updates: number; computeMs: number }>;
+  error?: string;
+}
+
 export interface ScenarioReport {
   scenario: string;
   description: string;
@@ -37,6 +53,8 @@ export interface ScenarioReport {
   losses: number[];
   /** Scenarios that serve while they train (`serve`): the load's outcome. */
   serving?: ServingReport;
+  /** The faulted run's ledger, verified with every update re-executed (docs/ledger.md); absent with the ledger off. */
+  ledger?: LedgerSummary;
   durationMs: number;
   reportDir?: string;
 }

@@ -15,6 +15,11 @@ import { connectNats } from '../../cluster/process.js';
 import { readView, waitForPNodes } from '../../cluster/view.js';
 import { openBuckets, readDeployment, subscribeClusterEvents } from '../../runtime/cluster-state.js';
 import { createKernels } from '../../runtime/kernels/index.js';
+import type { Kernels } from '../../runtime/kernels/types.js';
+import { verifyLedger } from '../../runtime/ledger/verify.js';
+import { stateAuthOf } from '../../runtime/security/verifier.js';
+import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { loadModelSpec, resolveModel, withOverrides } from '../../runtime/model.js';
 import type { ClusterEvent } from '../../runtime/protocol.js';
 import { createRng } from '../../runtime/rng.js';
@@ -26,7 +31,7 @@ import { startScenarioCluster, type ScenarioCluster } from './cluster.js';
 import type { Scenario } from './define.js';
 import { scheduleFaults, type Injector } from './inject.js';
 import { countUpdates, deadLettered, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
-import { lossSvg, type ScenarioReport } from './report.js';
+import { lossSvg, type LedgerSummary, type ScenarioReport } from './report.js';
 import { startServingLoad } from './serve-load.js';
 import { startWatchdog } from './watchdog.js';
 
@@ -43,6 +48,8 @@ export interface RunOptions {
   model?: string;
   /** Overrides the scenario's batch size (`--batch`). */
   batch?: number;
+  /** Keep a ledger and verify it after the faulted run, every update re-executed (docs/ledger.md). @default true */
+  ledger?: boolean;
 }
 
 export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<ScenarioReport> {
@@ -58,7 +65,8 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
   });
   const needs: ClusterNeeds = Object.assign({}, ...kinds.map((k) => k.needs ?? {}));
   // A served scenario keeps versions often enough to serve one early (not part of the math).
-  const model = resolveModel(withOverrides(loadModelSpec(spec.model), { checkpointEvery: o.checkpointEvery, versionEvery: spec.serve?.versionEvery }));
+  const ledger = o.ledger ?? true;
+  const model = resolveModel(withOverrides(loadModelSpec(spec.model), { checkpointEvery: o.checkpointEvery, versionEvery: spec.serve?.versionEvery, ledger }));
   const dir = mkdtempSync(join(tmpdir(), `dcnr-scenario-${spec.name}-`));
 
   log(`starting a private cluster: ${spec.pnodes} PNodes${needs.natsCluster ? ', 3-node NATS cluster (R3)' : ''}${needs.proxy ? ', PNodes behind TCP proxies' : ''}`);
@@ -86,6 +94,11 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
     const view = await waitForPNodes(nc, 1, 15_000).catch(() => readView(nc!).catch(() => null));
     const report = await reportOf(scenario, seed, { nc, model, baseline, result, trainError, events, injector, cluster });
     if (serving) report.serving = serving;
+    if (ledger && result) {
+      log('ledger: verifying the faulted run, every update re-executed …');
+      report.ledger = await ledgerSummary(nc, model, kernels);
+      log(`ledger: ${report.ledger.verified ? 'verified' : 'NOT verified'}, ${report.ledger.entries} messages, ${report.ledger.recomputed} re-executed`);
+    }
     judge(report, scenario, {
       trainError,
       faultErrors: injector.errors,
@@ -117,6 +130,22 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
       }
     }
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The faulted run's ledger, verified whole (the deployment's current generation is the faulted run's). */
+async function ledgerSummary(nc: NatsConnection, model: ReturnType<typeof resolveModel>, kernels: Kernels): Promise<LedgerSummary> {
+  try {
+    const buckets = await openBuckets(nc);
+    const record = await readDeployment(buckets.deployments, model.spec.name);
+    if (!record) throw new Error('the deployment record is gone');
+    const auth = await stateAuthOf(nc);
+    const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), auth });
+    const r = await verifyLedger({ jsm: await jetstreamManager(nc), store, model, generation: record.generation, kernels, sample: 1, ownerKey: auth?.ownerKey });
+    const contributions = Object.fromEntries(Object.entries(r.contributions).map(([p, c]) => [p, { updates: c.updates, computeMs: c.computeMs }]));
+    return { verified: r.verified, entries: r.entries, updates: r.updates, recomputed: r.recomputed, chainOk: r.chainOk, signaturesOk: r.signaturesOk, orphans: r.orphans, unverifiable: r.unverifiable, mismatches: r.mismatches.slice(0, 10), contributions };
+  } catch (err) {
+    return { verified: false, entries: 0, updates: 0, recomputed: 0, chainOk: false, signaturesOk: false, orphans: 0, unverifiable: 0, mismatches: [], contributions: {}, error: `could not verify: ${(err as Error).message}` };
   }
 }
 
