@@ -1,6 +1,7 @@
 /** Every benchmark, in the order `dcnr bench` runs them (one file each). */
 import { hopBenchmark } from './hop.js';
 import { kernelsBenchmark } from './kernels.js';
+import { ledgerBenchmark } from './ledger.js';
 import { lmBenchmark } from './lm.js';
 import { memoryBenchmark } from './memory.js';
 import { recoveryBenchmark } from './recovery.js';
@@ -15,6 +16,7 @@ export const BENCHMARKS = {
   train: trainBenchmark,
   lm: lmBenchmark,
   serve: serveBenchmark,
+  ledger: ledgerBenchmark,
   recovery: recoveryBenchmark,
   memory: memoryBenchmark,
   scale: scaleBenchmark,

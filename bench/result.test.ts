@@ -129,7 +129,7 @@ test('dcnr bench --only hop --json: tables, then the JSON object as the last lin
 test('dcnr bench refuses an unknown benchmark name with the list of names', () => {
   const r = spawnSync(process.execPath, [bin, 'bench', '--only', 'kernels,warp-drive'], { encoding: 'utf8', timeout: 60_000 });
   assert.is(r.status, 2);
-  assert.match(r.stderr, /unknown benchmark warp-drive; there are: kernels, hop, train, lm, serve, recovery, memory, scale/);
+  assert.match(r.stderr, /unknown benchmark warp-drive; there are: kernels, hop, train, lm, serve, ledger, recovery, memory, scale/);
 });
 
 test.run();

@@ -129,6 +129,20 @@ export const BenchResult = z.object({
       torch: z.object({ p50Ms: num, rowsPerSec: num, batch: z.number().int() }).nullable(),
     })
     .optional(),
+  /** The ledger's cost (bench/ledger.ts); absent from results saved before it existed. */
+  ledger: z
+    .object({
+      model: z.literal('mnist-mlp'),
+      steps: z.number().int(),
+      batch: z.number().int(),
+      onePnode: z.object({ off: num, on: num }),
+      threePnodes: z.object({ off: num, on: num }),
+      ledgerBytesPerStep: num,
+      evidenceBytesPerStep: num,
+      identical: z.boolean(),
+      verify: z.object({ sampleDefaultMs: num, sampleDefaultRecomputed: z.number().int(), sampleAllMs: num, entries: z.number().int(), verified: z.boolean() }),
+    })
+    .optional(),
   scale: z.object({
     vnodes: z.number().int(),
     pnodes: z.number().int(),
@@ -210,6 +224,20 @@ export function formatTables(r: Partial<BenchResult>): string {
       ...(t ? [`| PyTorch forward, 1 row | ${t.p50Ms} | | | |`, `| PyTorch forward, ${t.batch} rows | | | | ${t.rowsPerSec} |`] : []),
       '',
       `Parts of a request at concurrency 1 (p50): HTTP round trip to an empty handler ${v.parts.httpUs} µs + ${v.parts.hops} hops × NATS request/reply ${v.parts.natsRequestUs} µs + kernels ${v.parts.kernelsUs} µs = ${v.parts.sumMs} ms; measured p50 / sum = ${v.p50OverParts}.`,
+      '',
+    );
+  }
+  if (r.ledger) {
+    const l = r.ledger;
+    out.push(
+      `**Ledger** (mnist-mlp, ${l.steps} steps × batch ${l.batch}, samples/s with the ledger off and on; the same paramsHash: ${l.identical ? 'yes' : 'NO'})`,
+      '',
+      '| run | ledger off | ledger on | on / off |',
+      '|---|---:|---:|---:|',
+      `| one process | ${l.onePnode.off} | ${l.onePnode.on} | ${ratio(l.onePnode.on, l.onePnode.off)} |`,
+      `| 3 PNodes | ${l.threePnodes.off} | ${l.threePnodes.on} | ${ratio(l.threePnodes.on, l.threePnodes.off)} |`,
+      '',
+      `Stored per step: ${(l.ledgerBytesPerStep / 1024).toFixed(1)} KiB of ledger entries and ${(l.evidenceBytesPerStep / 1024).toFixed(0)} KiB of evidence (inputs and anchor states). \`dcnr ledger verify\` on the ${l.verify.entries} recorded messages: ${l.verify.sampleDefaultMs} ms at the default 5% sample (${l.verify.sampleDefaultRecomputed} re-executed), ${l.verify.sampleAllMs} ms re-executing all${l.verify.verified ? '' : ' — NOT verified'}.`,
       '',
     );
   }

@@ -265,9 +265,9 @@ program
 
 program
   .command('bench')
-  .description('benchmarks side by side in one run: kernels, hop, train, recovery, memory, scale')
+  .description('benchmarks side by side in one run: kernels, hop, train, lm, serve, ledger, recovery, memory, scale')
   .option('--quick', 'fewer sizes, steps and repetitions (under 3 minutes)', false)
-  .option('--only <names>', 'comma-separated subset: kernels,hop,train,recovery,memory,scale')
+  .option('--only <names>', 'comma-separated subset: kernels,hop,train,lm,serve,ledger,recovery,memory,scale')
   .option('--results <dir>', 'where the result JSON is saved', 'results')
   .option('--json', 'print the result as JSON on the last stdout line', false)
   .action((opts) => benchCommand(opts));
