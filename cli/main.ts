@@ -20,6 +20,7 @@ import { authInitCommand } from './auth.js';
 import { scenarioCommand } from './scenario.js';
 import { serveCommand } from './serve.js';
 import { statusCommand } from './status.js';
+import { DEFAULT_AUDIT_SHARE } from '../supervisor/audit.js';
 import { DEFAULT_DRAIN_AT_RISK } from '../supervisor/supervisor.js';
 import { supervisorCommand } from './supervisor.js';
 import { trainCommand } from './train.js';
@@ -37,6 +38,12 @@ const riskThreshold = (value: string) => {
   const r = Number(value);
   if (!(r > 0 && r <= 1)) throw new InvalidArgumentError(`expected a risk in (0, 1] or "off", got ${JSON.stringify(value)}`);
   return r;
+};
+
+const share = (value: string) => {
+  const p = Number(value);
+  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`expected a share in [0, 1], got ${JSON.stringify(value)}`);
+  return p;
 };
 
 const program = new Command()
@@ -147,6 +154,7 @@ program
   .option('--name <name>', 'this supervisor\'s name, unique among the cluster\'s supervisors (default: supervisor-<host>-<pid>)')
   .option('--lease-ms <ms>', 'leader lease: a standby supervisor takes over after this much silence of the leader', int(300), 1500)
   .option('--drain-risk <r>', 'drain a PNode before it fails once its health risk (0..1, docs/architecture.md) reaches this; "off" never does', riskThreshold, DEFAULT_DRAIN_AT_RISK)
+  .option('--audit-share <p>', 'share of each VNode\'s ledger segments another PNode re-executes (0..1, docs/ledger.md; env DCNR_AUDIT_SHARE); 0 = none', share, Number(process.env.DCNR_AUDIT_SHARE ?? DEFAULT_AUDIT_SHARE))
   .action((opts) => supervisorCommand(opts));
 
 program

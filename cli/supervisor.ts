@@ -24,6 +24,7 @@ export interface SupervisorCliOptions {
   leaseMs: number;
   /** null: never drain for risk. */
   drainRisk: number | null;
+  auditShare: number;
 }
 
 export async function supervisorCommand(opts: SupervisorCliOptions): Promise<void> {
@@ -69,7 +70,7 @@ export async function supervisorCommand(opts: SupervisorCliOptions): Promise<voi
       }
     }
   };
-  const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log, name: opts.name, leaseMs: opts.leaseMs, drainAtRisk: opts.drainRisk, onLeadership });
+  const supervisor = await startSupervisor({ nc, detectMs: opts.detectMs, placement, log, name: opts.name, leaseMs: opts.leaseMs, drainAtRisk: opts.drainRisk, auditShare: opts.auditShare, onLeadership });
   onShutdown(async () => {
     await supervisor.stop();
     await registrar?.close();

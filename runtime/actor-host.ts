@@ -34,6 +34,8 @@ export interface ActorHostOptions {
   passivateAfterMs?: number;
   /** Passed to every actor: an injected per-message delay (fault injection). */
   messageDelayMs?: () => number;
+  /** Fault injection (a liar): the factor its gradients are scaled by. @default honest */
+  corruptGradients?: () => number;
   /** The PNode this host runs in (traces name it). */
   pnode?: string;
 }

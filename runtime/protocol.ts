@@ -154,6 +154,10 @@ export const SupervisorKey = {
   draining: 'supervisor.draining',
   /** The leader's lease: `LeaseRecord` (supervisor/leadership.ts). */
   lease: 'supervisor.lease',
+  /** Quarantined PNodes (supervisor/audit.ts): JSON string[]. */
+  quarantined: 'supervisor.quarantined',
+  /** Reputation per PNode from spot re-execution: JSON { [pnode]: { verified, failed } }. */
+  reputation: 'supervisor.reputation',
 } as const;
 
 /** Streams. */
@@ -181,6 +185,8 @@ export const Subject = {
   /** A VNode's ledger entries. */
   ledger: (deployment: string, index: number) => `dcnr.ledger.${deployment}.${index}`,
   ledgerAll: (deployment: string) => `dcnr.ledger.${deployment}.>`,
+  /** Every deployment's ledger entries (the supervisor's spot re-execution reads them all). */
+  ledgerEvery: 'dcnr.ledger.>',
   /** Chunk `k` of the evidence tensor with sha256 `sha` (base64url: a subject-safe token). */
   evidence: (deployment: string, sha: string, k: number) => `dcnr.evidence.${deployment}.${sha}.${k}`,
   evidenceAll: (deployment: string) => `dcnr.evidence.${deployment}.>`,
@@ -201,6 +207,8 @@ export const Subject = {
   control: (verb: 'drain' | 'view' | 'revoke') => `dcnr.ctl.${verb}`,
   /** Fault-injection requests to one PNode (`FaultControlRequest`); only PNodes started with DCNR_FAULT_INJECTION=1 listen. */
   faultControl: (pnode: string) => `dcnr.ctl.fault.${pnode}`,
+  /** Spot re-execution requests to one PNode (supervisor/audit.ts → runtime/pnode/audit.ts). */
+  audit: (pnode: string) => `dcnr.ctl.audit.${pnode}`,
 } as const;
 
 /** What a PNode can do: measured at start-up, `gflops` re-measured while it runs. */
@@ -263,6 +271,10 @@ export interface MemberView {
   /** Smoothed risk of failure in [0, 1] (supervisor/health.ts) and the signals that make it up. */
   risk?: number;
   riskSignals?: Record<string, number>;
+  /** Spot re-execution of its work (supervisor/audit.ts): segments that verified, and that did not. */
+  reputation?: { verified: number; failed: number };
+  /** Caught computing wrong results: it gets no VNodes, for good. */
+  quarantined?: boolean;
 }
 
 /** The leading supervisor's lease, under `SupervisorKey.lease` (supervisor/leadership.ts). */
@@ -318,7 +330,11 @@ export type ClusterEvent =
   /** A PNode's risk crossed the drain threshold (supervisor/health.ts): it is drained before it fails. `signals`: each signal's share of the risk. */
   | { type: 'at-risk'; pnode: string; risk: number; signals: Record<string, number>; at: number }
   /** A PNode drained for its risk has been healthy long enough: it takes VNodes again. */
-  | { type: 'recovered-health'; pnode: string; risk: number; at: number };
+  | { type: 'recovered-health'; pnode: string; risk: number; at: number }
+  /** A spot re-execution (supervisor/audit.ts) found `pnode`'s update of `vnode` at `seq` wrong: it is drained and gets nothing again. */
+  | { type: 'quarantined'; pnode: string; vnode: string; seq: number; auditor: string; reason: string; at: number }
+  /** A spot re-execution checked `messages` messages of `vnode` (messages `from`…) computed by `pnodes`. */
+  | { type: 'audited'; vnode: string; generation: number; from: number; messages: number; pnodes: string[]; auditor: string; ok: boolean; at: number };
 
 /**
  * A fault-injection request on `Subject.faultControl(pnode)`: degrade this PNode. A field
@@ -331,6 +347,8 @@ export interface FaultControlRequest {
   kernelSlowdown?: number;
   /** The event loop is held busy this many ms in every 500 ms; 0 = never. At most 450. */
   loopBlockMs?: number;
+  /** A liar (byzantine-pnode): every gradient it sends is scaled by this, and signed as if right. 1 = honest; in [0.5, 2]. */
+  corruptGradients?: number;
 }
 export interface FaultControlReply {
   ok: boolean;
@@ -338,6 +356,7 @@ export interface FaultControlReply {
   messageDelayMs: number;
   kernelSlowdown: number;
   loopBlockMs: number;
+  corruptGradients: number;
   error?: string;
 }
 

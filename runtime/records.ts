@@ -115,6 +115,8 @@ const ViewSchema: z.ZodType<SupervisorView> = z.object({
       counters: CountersSchema,
       risk: share.optional(),
       riskSignals: z.record(z.string(), share).optional(),
+      reputation: z.object({ verified: count, failed: count }).optional(),
+      quarantined: z.boolean().optional(),
     }),
   ),
 });
@@ -134,6 +136,8 @@ const ClusterEventSchema: z.ZodType<ClusterEvent> = z.discriminatedUnion('type',
   z.object({ type: z.literal('elected'), supervisor: name, pid: count, term: count, at: time }),
   z.object({ type: z.literal('at-risk'), pnode: name, risk: share, signals: z.record(z.string(), share), at: time }),
   z.object({ type: z.literal('recovered-health'), pnode: name, risk: share, at: time }),
+  z.object({ type: z.literal('quarantined'), pnode: name, vnode, seq: count, auditor: name, reason: z.string().max(2000), at: time }),
+  z.object({ type: z.literal('audited'), vnode, generation: count, from: count, messages: count, pnodes: z.array(name), auditor: name, ok: z.boolean(), at: time }),
   z.object({ type: z.literal('recovered'), pnode: name, vnodes: z.array(vnode), detectMs: z.number().finite(), resumeMs: z.number().finite(), replayed: count.optional(), at: time }),
 ]);
 
@@ -146,12 +150,12 @@ const bounded = (field: string, min: number, max: number) => {
   return z.number({ error }).min(min, error).max(max, error).optional();
 };
 const FaultControlSchema: z.ZodType<FaultControlRequest> = z
-  .object({ messageDelayMs: bounded('messageDelayMs', 0, 60_000), kernelSlowdown: bounded('kernelSlowdown', 1, 100), loopBlockMs: bounded('loopBlockMs', 0, 450) })
+  .object({ messageDelayMs: bounded('messageDelayMs', 0, 60_000), kernelSlowdown: bounded('kernelSlowdown', 1, 100), loopBlockMs: bounded('loopBlockMs', 0, 450), corruptGradients: bounded('corruptGradients', 0.5, 2) })
   .strict()
-  .refine((r) => Object.keys(r).length > 0, 'a fault-control request sets at least one of messageDelayMs, kernelSlowdown, loopBlockMs');
+  .refine((r) => Object.keys(r).length > 0, 'a fault-control request sets at least one of messageDelayMs, kernelSlowdown, loopBlockMs, corruptGradients');
 
 const DrainReplySchema: z.ZodType<DrainReply> = z.object({ ok: z.boolean(), pnode: z.string(), moved: z.array(z.string()), error: z.string().optional() });
-const FaultControlReplySchema: z.ZodType<FaultControlReply> = z.object({ ok: z.boolean(), pnode: z.string(), messageDelayMs: z.number(), kernelSlowdown: z.number(), loopBlockMs: z.number(), error: z.string().optional() });
+const FaultControlReplySchema: z.ZodType<FaultControlReply> = z.object({ ok: z.boolean(), pnode: z.string(), messageDelayMs: z.number(), kernelSlowdown: z.number(), loopBlockMs: z.number(), corruptGradients: z.number(), error: z.string().optional() });
 
 const StateMetaSchema: z.ZodType<StateMeta> = z.object({
   format: z.literal(1),

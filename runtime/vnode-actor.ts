@@ -102,6 +102,8 @@ export interface VNodeActorOptions {
   passivateAfterMs?: number;
   /** An injected delay before each message is handled (fault injection: a slow PNode). @default none */
   messageDelayMs?: () => number;
+  /** Fault injection, a liar: every gradient it sends scaled by this (and recorded, signed, as if right). @default honest */
+  corruptGradients?: () => number;
   /** The hosting PNode's id, for traces. */
   pnode?: string;
   /** The deployment's trainer key: with auth on, feeds must carry its signature. */
@@ -897,6 +899,8 @@ export class VNodeActor {
     this.#stash = r.stash;
     if (r.loss) await this.#send(this.#publishMetric({ seq: m.seq, loss: r.loss.value, batch: r.loss.rows, vnode: this.id }));
     if (r.update !== undefined) this.#keepVersion(r.update);
+    const lie = this.#o.corruptGradients?.() ?? 1;
+    if (lie !== 1) r.outputs = r.outputs.map((o) => (o.kind === 'bwd' && o.tensor ? { ...o, tensor: { shape: o.tensor.shape, data: o.tensor.data.map((x) => Math.fround(x * lie)) } } : o));
     return r;
   }
 

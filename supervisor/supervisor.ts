@@ -7,6 +7,7 @@
  *   recovery.ts    a dead PNode's VNodes until they all run again → `recovered`
  *   drain.ts       `dcnr drain` requests, the draining list, their replies
  *   health.ts      heartbeats' health signals → a risk score per PNode → proactive drains
+ *   audit.ts       spot re-execution of ledger segments by other PNodes → reputation, quarantine
  *   view.ts        the membership view in KV (what `dcnr status` reads)
  *   leadership.ts  the lease: of any number of supervisors one leads, the others stand by
  *
@@ -33,6 +34,7 @@ import { parseDeploymentRecord, parseOwnershipRecord, rejectOnce } from '../runt
 import { telemetryMetrics } from '../runtime/telemetry.js';
 import { createTimeoutDetector } from './detectors/timeout.js';
 import type { FailureDetector } from './detectors/types.js';
+import { DEFAULT_AUDIT_SHARE, startAudits, type Audits } from './audit.js';
 import { handleDrains, type Drains } from './drain.js';
 import { drainCandidate, reclaimCandidate, trackRisk } from './health.js';
 import { createLeadership } from './leadership.js';
@@ -74,6 +76,8 @@ export interface SupervisorOptions {
   drainAtRisk?: number | null;
   /** The PNodes' heartbeat period (for the heartbeat-gap signal). @default 250 */
   heartbeatMs?: number;
+  /** Share of each VNode's ledger segments re-executed by another PNode (supervisor/audit.ts); 0 = none. @default 0.05 */
+  auditShare?: number;
   /** Called when this supervisor becomes the leader (true) or stops being it (false): what only the leader serves (registrar, dashboard). */
   onLeadership?: (leading: boolean) => Promise<void>;
 }
@@ -118,6 +122,8 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
   const riskDrained = new Map<string, number>();
   let membership: Membership | undefined;
   let drains: Drains | undefined;
+  let audits: Audits | undefined;
+  const auditShare = o.auditShare ?? DEFAULT_AUDIT_SHARE;
   const startDrains = () => handleDrains({ nc, members: buckets.members, reject, knownPNodes: () => [...(membership?.members.keys() ?? [])], ownedBy, log: log.line });
   const noDrains: ReadonlySet<string> = new Set();
   membership = watchMembership({
@@ -126,6 +132,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     reject,
     onJoined: (pnode, at) => emit({ type: 'joined', pnode, at }),
     onNewIncarnation: (pnode) => {
+      if (audits?.quarantined.has(pnode)) return; // caught lying: a restart changes nothing
       drains?.forget(pnode);
       riskDrained.delete(pnode);
     },
@@ -153,7 +160,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     if (e.type === 'escalated' || e.type === 'refused') escalated.set(e.vnode, e.pnode);
   });
 
-  const view = () => buildView(members.members.values(), drains?.draining ?? noDrains, { name, term: leadership.term }, risk.of);
+  const view = () => buildView(members.members.values(), drains?.draining ?? noDrains, { name, term: leadership.term }, risk.of, audits);
   const publishView = viewPublisher(buckets.members, view);
 
   /** Every VNode of every deployment the cluster hosts (not those a trainer hosts itself). */
@@ -196,11 +203,27 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     leading = role === 'leader';
     if (leading) {
       drains = await startDrains();
+      if (auditShare > 0) {
+        audits = await startAudits({
+          nc,
+          members: buckets.members,
+          share: auditShare,
+          alive: () => [...members.members.values()].filter((m) => m.alive).map((m) => m.hb.pnode),
+          quarantine: (pnode) => {
+            riskDrained.delete(pnode);
+            drains?.begin(pnode, 'quarantined: spot re-execution found it wrong');
+          },
+          emit,
+          log: log.line,
+        });
+      }
       members.takeJoined(); // joined while standing by: they are not newcomers to rebalance toward
       emit({ type: 'elected', supervisor: name, pid: process.pid, term: leadership.term, at: Date.now() });
     } else {
       drains?.stop();
       drains = undefined;
+      audits?.stop();
+      audits = undefined;
     }
     await o.onLeadership?.(leading);
   }
@@ -286,7 +309,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     const wanted = wantedVNodes();
     const wantedSet = new Set(wanted.map((w) => w.vnode));
     const current = new Map([...owners.records].filter(([k]) => wantedSet.has(k)).map(([k, r]) => [k, r.pnode]));
-    const candidates = [...members.members.values()].filter((m) => m.alive && !drains_.draining.has(m.hb.pnode)).map((m) => memberView(m, drains_.draining, risk.of));
+    const candidates = [...members.members.values()].filter((m) => m.alive && !drains_.draining.has(m.hb.pnode) && !audits?.quarantined.has(m.hb.pnode)).map((m) => memberView(m, drains_.draining, risk.of, audits));
     const moves = planMoves({ candidates, wanted, current, escalated, draining: drains_.draining, joined: members.takeJoined(), placement, rebalanceMoves: o.rebalanceMoves });
     for (const m of moves) await apply(m);
 
@@ -319,6 +342,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
       await leadership.resign().catch(() => {});
       members.stop();
       drains?.stop();
+      audits?.stop();
       events.unsubscribe();
       owners.stop();
       deployments.stop();

@@ -11,8 +11,15 @@ import type { Member } from './membership.js';
 /** A PNode's smoothed risk and its signals' ramps (supervisor/health.ts), if known. */
 export type RiskOf = (pnode: string) => { risk: number; signals: Record<string, number> } | undefined;
 
-export function memberView(m: Member, draining: ReadonlySet<string>, riskOf?: RiskOf): MemberView {
+/** What spot re-execution says of PNodes (supervisor/audit.ts). */
+export interface AuditOf {
+  reputation(pnode: string): { verified: number; failed: number } | undefined;
+  readonly quarantined: ReadonlySet<string>;
+}
+
+export function memberView(m: Member, draining: ReadonlySet<string>, riskOf?: RiskOf, audits?: AuditOf): MemberView {
   const r = riskOf?.(m.hb.pnode);
+  const rep = audits?.reputation(m.hb.pnode);
   return {
     id: m.hb.pnode,
     pid: m.hb.pid,
@@ -23,15 +30,17 @@ export function memberView(m: Member, draining: ReadonlySet<string>, riskOf?: Ri
     lastHeartbeat: m.lastHeartbeat,
     counters: m.hb.counters,
     ...(r ? { risk: r.risk, riskSignals: r.signals } : {}),
+    ...(rep ? { reputation: { verified: rep.verified, failed: rep.failed } } : {}),
+    ...(audits?.quarantined.has(m.hb.pnode) ? { quarantined: true } : {}),
   };
 }
 
-export function buildView(members: Iterable<Member>, draining: ReadonlySet<string>, leader?: { name: string; term: number }, riskOf?: RiskOf): SupervisorView {
+export function buildView(members: Iterable<Member>, draining: ReadonlySet<string>, leader?: { name: string; term: number }, riskOf?: RiskOf, audits?: AuditOf): SupervisorView {
   return {
     at: Date.now(),
     supervisorPid: process.pid,
     ...(leader ? { leader } : {}),
-    pnodes: [...members].map((m) => memberView(m, draining, riskOf)).sort((a, b) => a.id.localeCompare(b.id)),
+    pnodes: [...members].map((m) => memberView(m, draining, riskOf, audits)).sort((a, b) => a.id.localeCompare(b.id)),
   };
 }
 

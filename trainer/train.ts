@@ -20,7 +20,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { ActorHost, type HostEvent, type HostedExit } from '../runtime/actor-host.js';
 import { stateAuthOf } from '../runtime/security/verifier.js';
 import { signerOf } from '../runtime/security/signing.js';
-import { assignOwner, openBuckets, type DeploymentRecord } from '../runtime/cluster-state.js';
+import { assignOwner, openBuckets, subscribeClusterEvents, type DeploymentRecord } from '../runtime/cluster-state.js';
 import type { Kernels } from '../runtime/kernels/types.js';
 import { checkpointPolicy, stateBytesOf, type ResolvedModel } from '../runtime/model.js';
 import { loadInitialParameters } from '../runtime/initial-parameters.js';
@@ -88,10 +88,77 @@ export interface TrainResult {
   /** KV bytes the VNodes' checkpoints wrote per step (blobs + metas); null when they ran elsewhere (PNodes). */
   persistedBytesPerStep: number | null;
   losses: number[];
+  /**
+   * Times the run was rolled back because the supervisor quarantined a PNode that computed
+   * wrong results (supervisor/audit.ts): at which step, whom, where it was caught. Absent: never.
+   */
+  rollbacks?: Rollback[];
 }
 
-/** Deploy (or resume) and train to completion. */
+export interface Rollback {
+  atStep: number;
+  pnode: string;
+  vnode: string;
+  seq: number;
+}
+
+/** Rollbacks a run makes at most: a network that quarantines a liar every time has more liars than this run can outlast. */
+const MAX_ROLLBACKS = 3;
+
+/** The run was stopped because a PNode that computed for it was caught lying. */
+class RolledBack extends Error {
+  constructor(readonly rollback: Rollback) {
+    super(`rolled back: ${rollback.pnode} was quarantined (${rollback.vnode} seq ${rollback.seq}) at step ${rollback.atStep}`);
+  }
+}
+
+/**
+ * Deploy (or resume) and train to completion. With the ledger on, a quarantine (a PNode
+ * caught computing wrong results by spot re-execution, supervisor/audit.ts) rolls the run
+ * back: every update since the start may hold the liar's work — its outputs reached every
+ * VNode through the forward and backward passes — so the whole run is started again as a
+ * fresh generation, which the quarantined PNode takes no part in. Deterministic, it ends
+ * with the parameters a run without the liar has (docs/ledger.md: the rollback today goes
+ * back to the start; a consistent cut of verified anchors would go back less far).
+ */
 export async function train(o: TrainOptions): Promise<TrainResult> {
+  const rollbacks: Rollback[] = [];
+  for (let attempt = 0; ; attempt++) {
+    const stop = new AbortController();
+    const onOuter = () => stop.abort(o.signal!.reason);
+    if (o.signal?.aborted) stop.abort(o.signal.reason);
+    o.signal?.addEventListener('abort', onOuter, { once: true });
+    let done = 0;
+    const watch = o.model.spec.ledger
+      ? subscribeClusterEvents(o.nc, (e, source) => {
+          if (e.type !== 'quarantined' || source !== 'supervisor' || !e.vnode.startsWith(`${o.model.spec.name}.`) || stop.signal.aborted) return;
+          stop.abort(new RolledBack({ atStep: done, pnode: e.pnode, vnode: e.vnode, seq: e.seq }));
+        })
+      : undefined;
+    try {
+      const r = await trainOnce({
+        ...o,
+        resume: attempt === 0 ? o.resume : false,
+        signal: stop.signal,
+        onProgress: (p) => {
+          done = p.done;
+          o.onProgress?.(p);
+        },
+      });
+      return rollbacks.length ? { ...r, rollbacks } : r;
+    } catch (err) {
+      const reason = stop.signal.reason;
+      if (!(reason instanceof RolledBack) || o.signal?.aborted || attempt >= MAX_ROLLBACKS) throw err;
+      rollbacks.push(reason.rollback);
+      process.stderr.write(`train: ${reason.message}; starting again without it\n`);
+    } finally {
+      watch?.unsubscribe();
+      o.signal?.removeEventListener('abort', onOuter);
+    }
+  }
+}
+
+async function trainOnce(o: TrainOptions): Promise<TrainResult> {
   const started = Date.now();
   const { nc, model } = o;
   // Before anything is deployed: a dataset that cannot be read, or that the model does not fit, stops here.

@@ -129,7 +129,7 @@ export function paramsDigest(tensors: Readonly<Record<string, Float32Array>>, na
 const count = z.number().int().min(0);
 const sha = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'not a sha256 (base64url)');
 const ref = z.object({ sha, length: count }).strict();
-const messageSchema = z
+export const messageSchema = z
   .object({
     kind: z.enum(MESSAGE_KINDS as [MessageKind, ...MessageKind[]]),
     port: z
@@ -144,7 +144,7 @@ const messageSchema = z
     computeMs: z.number().min(0),
   })
   .strict();
-const anchorSchema = z
+export const anchorSchema = z
   .object({ at: count, applied: count, tensors: z.array(z.tuple([z.string(), ref])), stash: z.array(z.tuple([z.number().int(), z.array(ref)])) })
   .strict();
 const entrySchema = z

@@ -253,7 +253,8 @@ export async function verifyLedger(o: VerifyOptions): Promise<LedgerReport> {
   return report;
 }
 
-async function loadAnchor(jsm: JetStreamManager, deployment: string, a: LedgerEntry['anchors'][number]): Promise<StepState | string | null> {
+/** An anchor's state from its evidence: null when some of it is gone, a string when it was altered. */
+export async function loadAnchor(jsm: JetStreamManager, deployment: string, a: LedgerEntry['anchors'][number]): Promise<StepState | string | null> {
   const tensors: Record<string, Float32Array> = {};
   for (const [name, ref] of a.tensors) {
     const data = await readEvidence(jsm, deployment, ref);
@@ -274,8 +275,8 @@ async function loadAnchor(jsm: JetStreamManager, deployment: string, a: LedgerEn
 }
 
 /** Run `messages` again from `state`; stops at the first that does not give what it recorded. */
-async function reexecute(
-  o: VerifyOptions,
+export async function reexecute(
+  o: { jsm: JetStreamManager; kernels: Kernels; model: ResolvedModel },
   v: ResolvedModel['vnodes'][number],
   id: string,
   start: StepState,

@@ -24,14 +24,14 @@ test('without fault injection nobody answers; with it, the knobs are set and bad
       (err: Error) => assert.match(String(err.message), /no responders|503|timeout/i),
     );
     const ask = async (body: string) => (await nc.request(Subject.faultControl('faulty'), body, { timeout: 5000 })).json<FaultControlReply>();
-    assert.equal(await ask(JSON.stringify({ messageDelayMs: 25 })), { ok: true, pnode: 'faulty', messageDelayMs: 25, kernelSlowdown: 1, loopBlockMs: 0 });
-    assert.equal(await ask(JSON.stringify({ kernelSlowdown: 3, loopBlockMs: 20 })), { ok: true, pnode: 'faulty', messageDelayMs: 25, kernelSlowdown: 3, loopBlockMs: 20 }, 'a request changes only what it names');
+    assert.equal(await ask(JSON.stringify({ messageDelayMs: 25 })), { ok: true, pnode: 'faulty', messageDelayMs: 25, kernelSlowdown: 1, loopBlockMs: 0, corruptGradients: 1 });
+    assert.equal(await ask(JSON.stringify({ kernelSlowdown: 3, loopBlockMs: 20 })), { ok: true, pnode: 'faulty', messageDelayMs: 25, kernelSlowdown: 3, loopBlockMs: 20, corruptGradients: 1 }, 'a request changes only what it names');
     for (const [body, error] of [
       [{ messageDelayMs: -1 }, /messageDelayMs must be a number in \[0, 60000\]/],
       [{ kernelSlowdown: 0.5 }, /kernelSlowdown must be a number in \[1, 100\]/],
       [{ loopBlockMs: 451 }, /loopBlockMs must be a number in \[0, 450\]/],
       [{ loopBlockMs: '5' }, /loopBlockMs must be a number/],
-      [{}, /at least one of messageDelayMs, kernelSlowdown, loopBlockMs/],
+      [{}, /at least one of messageDelayMs, kernelSlowdown, loopBlockMs, corruptGradients/],
       [{ slowdown: 2 }, /slowdown/],
     ] as const) {
       const bad = await ask(JSON.stringify(body));
@@ -41,7 +41,7 @@ test('without fault injection nobody answers; with it, the knobs are set and bad
     }
     const garbage = await ask('{nope');
     assert.is(garbage.ok, false);
-    assert.equal(await ask(JSON.stringify({ messageDelayMs: 0, kernelSlowdown: 1, loopBlockMs: 0 })), { ok: true, pnode: 'faulty', messageDelayMs: 0, kernelSlowdown: 1, loopBlockMs: 0 });
+    assert.equal(await ask(JSON.stringify({ messageDelayMs: 0, kernelSlowdown: 1, loopBlockMs: 0 })), { ok: true, pnode: 'faulty', messageDelayMs: 0, kernelSlowdown: 1, loopBlockMs: 0, corruptGradients: 1 });
   } finally {
     await plain.stop();
     await faulty.stop();

@@ -7,7 +7,8 @@
  * (`messageDelayMs`: an overloaded machine), kernels that take `kernelSlowdown` times as
  * long (the extra time is spent busy, on the event loop, as a throttled CPU's would be),
  * and an event loop held busy `loopBlockMs` in every 500 ms (a machine swapping, or a
- * noisy neighbour). The PNode's own health sampler (health.ts) measures what they do like
+ * noisy neighbour). A fourth makes it a liar: `corruptGradients` scales every gradient
+ * it sends, which it records and signs as if it were right (byzantine-pnode). The PNode's own health sampler (health.ts) measures what they do like
  * anything else that slows it.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -20,6 +21,8 @@ export interface FaultControl {
   delayMs(): number;
   /** `kernels` with the current slowdown applied to every call. */
   slowed(kernels: Kernels): Kernels;
+  /** The factor its gradients are scaled by (1: honest). */
+  corruption(): number;
   stop(): void;
 }
 
@@ -33,7 +36,7 @@ function busy(ms: number): void {
 
 /** Answer fault-control requests; the returned handle applies what they set. */
 export function serveFaultControl(nc: NatsConnection, pnode: string, log: (line: string) => void): FaultControl {
-  const now: Omit<FaultControlReply, 'ok' | 'pnode' | 'error'> = { messageDelayMs: 0, kernelSlowdown: 1, loopBlockMs: 0 };
+  const now: Omit<FaultControlReply, 'ok' | 'pnode' | 'error'> = { messageDelayMs: 0, kernelSlowdown: 1, loopBlockMs: 0, corruptGradients: 1 };
   const blocker = setInterval(() => now.loopBlockMs > 0 && busy(now.loopBlockMs), LOOP_PERIOD_MS);
   blocker.unref();
   const sub: Subscription = nc.subscribe(Subject.faultControl(pnode), {
@@ -42,7 +45,7 @@ export function serveFaultControl(nc: NatsConnection, pnode: string, log: (line:
       let reply: FaultControlReply;
       if (req.ok) {
         Object.assign(now, Object.fromEntries(Object.entries(req.value).filter(([, v]) => v !== undefined)));
-        log(`fault injection: ${now.messageDelayMs} ms before every message, kernels ×${now.kernelSlowdown}, event loop busy ${now.loopBlockMs} ms per ${LOOP_PERIOD_MS} ms`);
+        log(`fault injection: ${now.messageDelayMs} ms before every message, kernels ×${now.kernelSlowdown}, event loop busy ${now.loopBlockMs} ms per ${LOOP_PERIOD_MS} ms, gradients ×${now.corruptGradients}`);
         reply = { ok: true, pnode, ...now };
       } else {
         reply = { ok: false, pnode, ...now, error: req.error };
@@ -52,6 +55,7 @@ export function serveFaultControl(nc: NatsConnection, pnode: string, log: (line:
   });
   return {
     delayMs: () => now.messageDelayMs,
+    corruption: () => now.corruptGradients,
     slowed(kernels) {
       return new Proxy(kernels, {
         get(target, prop, receiver) {

@@ -30,6 +30,7 @@ import { startHealthSampler } from './health.js';
 import { reportHostEvents } from './host-events.js';
 import { startHeartbeats, type HeartbeatLink } from './heartbeat.js';
 import { serveInference } from './inference.js';
+import { serveAudits } from './audit.js';
 import { followOwnership } from './ownership.js';
 
 export { measureGflops } from './capacity.js';
@@ -92,11 +93,13 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
     store,
     kernels,
     messageDelayMs: faults?.delayMs,
+    corruptGradients: faults?.corruption,
     pnode: id,
     passivateAfterMs: o.passivateAfterMs ?? 300_000,
     onEvent: reportHostEvents(id, counters, emit, log.line),
   });
   const inference = serveInference({ nc, store, kernels, log: (line) => log.line(line, 'warn') });
+  const audits = serveAudits({ nc, pnode: id, deployments: buckets.deployments, kernels, log: (line) => log.line(line, 'warn') });
   const ownership = await followOwnership({
     nc,
     id,
@@ -147,6 +150,7 @@ export async function startPNode(o: PNodeOptions): Promise<PNode> {
       health.stop();
       await ownership.stop();
       inference.stop();
+      audits.stop();
       await host.stopAll();
     },
   };

@@ -42,7 +42,7 @@ export function rolePermissions(role: Role, name?: string): RolePermissions {
       return {
         pub: {
           allow: ['>'],
-          deny: [kv(Bucket.Members), kv(Bucket.Epochs), 'dcnr.hb.>', 'dcnr.events.>', 'dcnr.ctl.fault.>', 'dcnr.ctl.revoke', ...[Bucket.Members, Bucket.Epochs].flatMap((b) => JS_DESTRUCTIVE.map((d) => d.replace('>', `KV_${b}`))), '$JS.API.STREAM.RESTORE.>', '$JS.API.SERVER.>', '$JS.API.META.>', '$JS.API.STREAM.PEER.>', '$JS.API.STREAM.LEADER.>'],
+          deny: [kv(Bucket.Members), kv(Bucket.Epochs), 'dcnr.hb.>', 'dcnr.events.>', 'dcnr.ctl.fault.>', 'dcnr.ctl.audit.>', 'dcnr.ctl.revoke', ...[Bucket.Members, Bucket.Epochs].flatMap((b) => JS_DESTRUCTIVE.map((d) => d.replace('>', `KV_${b}`))), '$JS.API.STREAM.RESTORE.>', '$JS.API.SERVER.>', '$JS.API.META.>', '$JS.API.STREAM.PEER.>', '$JS.API.STREAM.LEADER.>'],
         },
         sub: { allow: ['>'], deny: [] },
       };

@@ -1,4 +1,5 @@
 /** Every fault kind, by name (one line each). */
+import { byzantinePNode } from './byzantine-pnode.js';
 import { churn } from './churn.js';
 import { degradingPNode } from './degrading-pnode.js';
 import { hostileClient } from './hostile-client.js';
@@ -17,5 +18,5 @@ import { slowPNode } from './slow-pnode.js';
 import type { FaultKind } from './types.js';
 
 export const FAULT_KINDS: Record<string, FaultKind> = Object.fromEntries(
-  [killPNode, pausePNode, restartPNode, slowPNode, degradingPNode, killSupervisor, killSupervisorLeader, restartNats, killNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode].map((f) => [f.kind, f]),
+  [killPNode, pausePNode, restartPNode, slowPNode, degradingPNode, killSupervisor, killSupervisorLeader, restartNats, killNats, killNatsNode, partition, malformedMessages, churn, hostileClient, roguePNode, byzantinePNode].map((f) => [f.kind, f]),
 );

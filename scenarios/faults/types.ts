@@ -19,6 +19,8 @@ export interface ClusterNeeds {
   faultControl?: boolean;
   /** Supervisors to run (one leads, the others stand by). @default 1 */
   supervisors?: number;
+  /** Share of ledger segments the supervisor has re-executed (supervisor/audit.ts). @default the supervisor's */
+  auditShare?: number;
 }
 
 /** One entry of a scenario's fault schedule. */
@@ -74,6 +76,8 @@ export interface InjectedFault {
   leadMs?: number;
   /** degrading-pnode: moved VNodes that did not start from the checkpoint it released them with (goal 0: a handover, nothing applied twice). */
   lostOnMove?: number;
+  /** byzantine-pnode: when the liar was caught (training step), and what the prediction needs. */
+  byzantine?: { detectedAtStep: number | null; stepsToDetect: number | null; quarantined: boolean; ownedVNodes: number; segmentSteps: number };
   /** Attacks tried (hostile-client, rogue-pnode): each refused by nats-server or by a signature check. */
   attacks?: Attack[];
   detail: string;

@@ -10,6 +10,8 @@ export interface CheckInput {
   recovered: Set<string>;
   injectedMessages: number;
   alive: number;
+  /** After a rollback: rejected messages that were sent by the rolled-back run's VNodes (unknown senders to the new run). */
+  staleRejections?: number;
 }
 
 export function judge(report: ScenarioReport, scenario: Scenario, c: CheckInput): void {
@@ -24,7 +26,11 @@ export function judge(report: ScenarioReport, scenario: Scenario, c: CheckInput)
   const unrecovered = c.expectDead.filter((p) => !c.recovered.has(p));
   check('every dead PNode recovered', unrecovered.length === 0, unrecovered.length ? `no recovery of ${unrecovered.join(', ')}` : c.expectDead.length ? `${c.expectDead.join(', ')}: VNodes moved and resumed` : 'none died');
   check('no process crashed', report.crashes.length === 0, report.crashes.map((x) => `${x.name} exited ${x.signal ?? x.code}`).join(', ') || "every exit was a fault's");
-  if (c.injectedMessages > 0) {
+  if (report.byzantine?.rolledBack) {
+    // The rolled-back run's VNodes were still sending when the new run started: the new run refuses them, and only them.
+    const stale = c.staleRejections ?? 0;
+    check('no message rejected but the rolled-back run\'s', report.rejectedMessages === stale, `${report.rejectedMessages} rejected, ${stale} of them sent by the rolled-back run's VNodes`);
+  } else if (c.injectedMessages > 0) {
     check('every bad message rejected', report.rejectedMessages === c.injectedMessages, `${report.rejectedMessages} of ${c.injectedMessages} rejected and dead-lettered`);
   } else {
     check('no message rejected', report.rejectedMessages === 0, `${report.rejectedMessages} rejected`);

@@ -82,6 +82,7 @@ export async function startScenarioCluster(o: ScenarioClusterOptions): Promise<S
     else process.env.DCNR_REPLICAS = savedReplicas;
   };
   if (o.needs.faultControl) env.DCNR_FAULT_INJECTION = '1';
+  if (o.needs.auditShare !== undefined) env.DCNR_AUDIT_SHARE = String(o.needs.auditShare);
   const local: LocalCluster = await startLocalCluster({
     pnodes: 0,
     nats: url,

@@ -36,6 +36,8 @@ export const ScenarioSpec = z
      * `versionEvery` steps); the report gives failed requests and p50/p99 per phase.
      */
     serve: z.object({ concurrency: z.number().int().min(1).max(256).default(8), versionEvery: z.number().int().min(1).default(20) }).strict().optional(),
+    /** Share of ledger segments the supervisor has another PNode re-execute (docs/ledger.md). @default the supervisor's (5%) */
+    auditShare: z.number().min(0).max(1).optional(),
     /** Part of the quick set CI runs. @default false */
     quick: z.boolean().default(false),
     faults: z

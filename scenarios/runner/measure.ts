@@ -5,7 +5,7 @@ import { readView } from '../../cluster/view.js';
 import { openBuckets } from '../../runtime/cluster-state.js';
 import type { ResolvedModel } from '../../runtime/model.js';
 import { consumerName, consumerPrefix } from '../../runtime/mailbox.js';
-import { Bucket, Stream, Subject, type ClusterEvent, type Port, type SupervisorView } from '../../runtime/protocol.js';
+import { Bucket, Header, Stream, Subject, type ClusterEvent, type Port, type SupervisorView } from '../../runtime/protocol.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Rng } from '../../runtime/rng.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
@@ -57,6 +57,19 @@ export async function deadLettered(nc: NatsConnection, deployment: string): Prom
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(Stream.deadLetter, { subjects_filter: Subject.deadLetter(deployment) }).catch(() => null);
   return info?.state.subjects?.[Subject.deadLetter(deployment)] ?? 0;
+}
+
+/** Why each of a deployment's dead-lettered messages was rejected (`Header.Error`), at most `max`. */
+export async function deadLetterReasons(nc: NatsConnection, deployment: string, max = 1000): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(Stream.deadLetter).catch(() => null);
+  if (!info || info.state.messages === 0) return [];
+  const reasons: string[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && reasons.length < max; seq++) {
+    const m = await jsm.streams.getMessage(Stream.deadLetter, { seq }).catch(() => null);
+    if (m && m.subject === Subject.deadLetter(deployment)) reasons.push(m.header?.get(Header.Error) ?? '');
+  }
+  return reasons;
 }
 
 /**

@@ -42,6 +42,8 @@ export interface ScenarioReport {
   fencedWrites: number;
   rejectedMessages: number;
   /** Attacks the faults tried (hostile-client, rogue-pnode) and how many were refused. */
+  /** byzantine-pnode: the liar caught (at which training step), quarantined, and the run rolled back past its work. */
+  byzantine?: { detectedAtStep: number | null; stepsToDetect: number | null; quarantined: boolean; rolledBack: boolean; ownedVNodes: number; segmentSteps: number };
   attacks: { attempted: number; refused: number; list: Array<{ name: string; refused: boolean; detail: string }> };
   /** Unexpected process exits (crashes). */
   crashes: Array<{ name: string; code: number | null; signal: string | null }>;

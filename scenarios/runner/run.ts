@@ -30,7 +30,7 @@ import { judge } from './checks.js';
 import { startScenarioCluster, type ScenarioCluster } from './cluster.js';
 import type { Scenario } from './define.js';
 import { scheduleFaults, type Injector } from './inject.js';
-import { countUpdates, deadLettered, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
+import { countUpdates, deadLettered, deadLetterReasons, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
 import { lossSvg, type LedgerSummary, type ScenarioReport } from './report.js';
 import { startServingLoad } from './serve-load.js';
 import { startWatchdog } from './watchdog.js';
@@ -63,7 +63,7 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
     if (!k) throw new Error(`scenario ${spec.name}: unknown fault kind ${JSON.stringify(f.kind)} (known: ${Object.keys(FAULT_KINDS).join(', ')})`);
     return k;
   });
-  const needs: ClusterNeeds = Object.assign({}, ...kinds.map((k) => k.needs ?? {}));
+  const needs: ClusterNeeds = Object.assign({}, ...kinds.map((k) => k.needs ?? {}), spec.auditShare !== undefined ? { auditShare: spec.auditShare } : {});
   // A served scenario keeps versions often enough to serve one early (not part of the math).
   const ledger = o.ledger ?? true;
   const model = resolveModel(withOverrides(loadModelSpec(spec.model), { checkpointEvery: o.checkpointEvery, versionEvery: spec.serve?.versionEvery, ledger }));
@@ -107,6 +107,7 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
       recovered: recoveredPNodes(events),
       injectedMessages: injector.injected.reduce((s, f) => s + (f.injectedMessages ?? 0), 0),
       alive: view ? view.pnodes.filter((p) => p.alive).length : 0,
+      ...(report.byzantine?.rolledBack ? { staleRejections: (await deadLetterReasons(nc, model.spec.name)).filter((r) => STALE_SENDER.test(r)).length } : {}),
     });
     report.durationMs = Date.now() - started;
 
@@ -148,6 +149,16 @@ async function ledgerSummary(nc: NatsConnection, model: ReturnType<typeof resolv
     return { verified: false, entries: 0, updates: 0, recomputed: 0, chainOk: false, signaturesOk: false, orphans: 0, unverifiable: 0, mismatches: [], contributions: {}, error: `could not verify: ${(err as Error).message}` };
   }
 }
+
+/** byzantine-pnode's account for the report: when the liar was caught, and whether the run was rolled back past its work. */
+function byzantineOf(injector: Injector, result: TrainResult | undefined): Pick<ScenarioReport, 'byzantine'> {
+  const b = injector.injected.find((f) => f.byzantine)?.byzantine;
+  if (!b) return {};
+  return { byzantine: { detectedAtStep: b.detectedAtStep, stepsToDetect: b.stepsToDetect, quarantined: b.quarantined, rolledBack: (result?.rollbacks?.length ?? 0) > 0, ownedVNodes: b.ownedVNodes, segmentSteps: b.segmentSteps } };
+}
+
+/** Why the new run refuses a message of the run it replaced: its sender's epoch is not one of the new run's (runtime/security/verifier.ts). */
+const STALE_SENDER = /no record of who may send as/;
 
 /** When the last PNode declared dead had its VNodes resumed elsewhere. */
 const lastRecovery = (events: ClusterEvent[]) =>
@@ -243,6 +254,7 @@ async function reportOf(
       return { attempted: list.length, refused: list.filter((a) => a.refused).length, list };
     })(),
     crashes: r.cluster.exits.filter((x) => !x.expected).map(({ name, code, signal }) => ({ name, code, signal })),
+    ...byzantineOf(r.injector, r.result),
     paramsHash: r.result?.paramsHash ?? null,
     baselineParamsHash: r.baseline.paramsHash,
     identical: r.result?.paramsHash === r.baseline.paramsHash,
