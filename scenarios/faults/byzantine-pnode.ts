@@ -6,9 +6,11 @@
  * for the supervisor to quarantine it, and reports when (in training steps, read off the
  * loss metrics) against the detection latency the audit share predicts (docs/ledger.md):
  *
- *   a liar owning k VNodes that send gradients, each audited segment S = ANCHOR_EVERY / 2
- *   steps long, each audited with probability p: expected detection ≈ S/2 (the segment in
- *   progress) + S / (1 − (1 − p)^k) steps after it starts lying, plus the audit's own time.
+ *   a liar owning k VNodes that send gradients, each segment S = ANCHOR_EVERY / 2 steps
+ *   long and audited with probability p: a segment period catches it with probability
+ *   q = 1 − (1 − p)^k, so detection comes ≈ S/2 (the segment in progress) + S/q steps after
+ *   it starts lying, plus the audit's own time; with probability 1 − 10⁻³ within
+ *   (⌈ln 10⁻³ / ln(1 − q)⌉ + 1)·S steps.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectStatus } from '../../cluster/status.js';
@@ -28,6 +30,8 @@ export const byzantinePNode: FaultKind = {
     const factor = 1 + (fault.count ?? 10) / 1000;
     const waitMs = fault.durationMs ?? 120_000;
     const owned = (await collectStatus(ctx.nc)).vnodes.filter((v) => v.pnode === t).map((v) => v.id);
+    // Only a VNode that sends gradients can lie with them (the first reads the dataset: it sends none).
+    const lying = owned.filter((id) => ctx.model.vnodes[Number(id.split('.')[1])]?.inputs.some((i) => i >= 0));
     let step = fault.atStep;
     const metrics = ctx.nc.subscribe(Subject.metrics(ctx.deployment), {
       callback: (_err, m) => {
@@ -66,7 +70,7 @@ export const byzantinePNode: FaultKind = {
         detectedAtStep: caughtAtStep ?? null,
         stepsToDetect: caughtAtStep !== undefined ? caughtAtStep - fault.atStep : null,
         quarantined: caught !== undefined,
-        ownedVNodes: owned.length,
+        ownedVNodes: lying.length,
         segmentSteps,
       },
     };
