@@ -3,6 +3,11 @@ import { collectStatus } from '../cluster/status.js';
 import { fail, printResult } from './output.js';
 import { connectNats } from '../cluster/process.js';
 
+/** `12 ok / 1 bad`: segments of its work re-executed by others (docs/ledger.md); `-` when none was. */
+function reputationText(p: { reputation?: { verified: number; failed: number } }): string {
+  return p.reputation ? `${p.reputation.verified} ok${p.reputation.failed ? ` / ${p.reputation.failed} bad` : ''}` : '-';
+}
+
 /** `0.62 (kernelDrift 0.67)`: the risk and its largest signal; `-` when the supervisor has none. */
 function riskText(p: { risk?: number; riskSignals?: Record<string, number> }): string {
   if (p.risk === undefined) return '-';
@@ -18,8 +23,11 @@ export async function statusCommand(opts: { nats: string; json: boolean }): Prom
       const lines = [
         s.supervisor ? `supervisor ${s.supervisor.name ? `${s.supervisor.name} (leader, term ${s.supervisor.term}), ` : ''}pid ${s.supervisor.pid} (view ${s.supervisor.viewAgeMs} ms old)` : 'supervisor: none seen (no view in KV)',
         '',
-        'PNODE        PID      ALIVE  KERNELS                     GFLOP/S  RISK                    VNODES',
-        ...s.pnodes.map((p) => `${p.id.padEnd(12)} ${String(p.pid).padEnd(8)} ${(p.alive ? 'yes' : 'DEAD').padEnd(6)} ${(p.kernelMode + (p.draining ? ' (draining)' : '')).padEnd(27)} ${String(p.gflops).padEnd(8)} ${riskText(p).padEnd(23)} ${p.vnodes.join(' ')}`),
+        'PNODE        PID      ALIVE  KERNELS                     GFLOP/S  RISK                    AUDITED     VNODES',
+        ...s.pnodes.map(
+          (p) =>
+            `${p.id.padEnd(12)} ${String(p.pid).padEnd(8)} ${(p.alive ? 'yes' : 'DEAD').padEnd(6)} ${(p.kernelMode + (p.quarantined ? ' (QUARANTINED)' : p.draining ? ' (draining)' : '')).padEnd(27)} ${String(p.gflops).padEnd(8)} ${riskText(p).padEnd(23)} ${reputationText(p).padEnd(11)} ${p.vnodes.join(' ')}`,
+        ),
         '',
         'VNODE                PNODE        EPOCH',
         ...s.vnodes.map((v) => `${v.id.padEnd(20)} ${v.pnode.padEnd(12)} ${v.epoch}`),

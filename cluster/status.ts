@@ -11,7 +11,8 @@ export interface StatusReport {
    * `risk`: the supervisor's smoothed risk score in [0, 1] (supervisor/health.ts) and
    * `riskSignals` the ramps it came from; absent for a PNode not heard since the leader started.
    */
-  pnodes: Array<{ id: string; pid: number; alive: boolean; draining: boolean; kernelMode: string; gflops: number; risk?: number; riskSignals?: Record<string, number>; vnodes: string[]; fencedWrites: number }>;
+  /** `reputation`: spot re-execution of its work (supervisor/audit.ts): segments verified and failed; `quarantined`: caught lying, it gets no VNodes. */
+  pnodes: Array<{ id: string; pid: number; alive: boolean; draining: boolean; kernelMode: string; gflops: number; risk?: number; riskSignals?: Record<string, number>; reputation?: { verified: number; failed: number }; quarantined?: boolean; vnodes: string[]; fencedWrites: number }>;
   vnodes: Array<{ id: string; pnode: string; epoch: number }>;
 }
 
@@ -35,6 +36,8 @@ export async function collectStatus(nc: NatsConnection): Promise<StatusReport> {
       kernelMode: p.capacity.kernelMode,
       gflops: p.capacity.gflops,
       ...(p.risk !== undefined ? { risk: p.risk, riskSignals: p.riskSignals ?? {} } : {}),
+      ...(p.reputation ? { reputation: p.reputation } : {}),
+      ...(p.quarantined ? { quarantined: true } : {}),
       vnodes: p.vnodes,
       fencedWrites: p.counters.fencedWrites,
     })),

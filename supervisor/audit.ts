@@ -101,12 +101,18 @@ export async function startAudits(o: AuditOptions): Promise<Audits> {
     return ok[createHash('sha256').update(`${s.deployment}/${s.vnode}/${s.n}/${not.size}`).digest().readUInt32BE(0) % ok.length];
   };
 
-  const ask = async (auditor: string, s: Segment): Promise<AuditReply> => {
+  /** One audit at a time per auditor (it competes with that PNode's training for its cores); auditors work in parallel. */
+  const lanes = new Map<string, Promise<unknown>>();
+  const ask = (auditor: string, s: Segment): Promise<AuditReply> => {
     const req: AuditRequest = { deployment: s.deployment, generation: s.generation, vnode: s.vnode, anchor: s.anchor!, messages: s.messages.map((x) => x!.m) };
-    counts.sent++;
-    const reply = await o.nc.request(Subject.audit(auditor), JSON.stringify(req), { timeout: AUDIT_TIMEOUT_MS });
-    counts.answered++;
-    return JSON.parse(new TextDecoder().decode(reply.data)) as AuditReply;
+    const run = (lanes.get(auditor) ?? Promise.resolve()).then(async () => {
+      counts.sent++;
+      const reply = await o.nc.request(Subject.audit(auditor), JSON.stringify(req), { timeout: AUDIT_TIMEOUT_MS });
+      counts.answered++;
+      return parseAuditReply(reply.data);
+    });
+    lanes.set(auditor, run.catch(() => {}));
+    return run;
   };
 
   const settle = (s: Segment, offender: string, auditor: string, seq: number, reason: string) => {
@@ -141,11 +147,7 @@ export async function startAudits(o: AuditOptions): Promise<Audits> {
     settle(s, culprit, first, r1.mismatch.seq, r1.mismatch.reason);
   };
 
-  /** One audit at a time: it competes with training for the same cores. */
-  let queue = Promise.resolve();
-  const enqueue = (s: Segment) => {
-    queue = queue.then(() => audit(s).catch((err) => o.log(`audit of ${s.deployment}.${s.vnode} segment ${s.n} failed: ${(err as Error).message}`, 'warn')));
-  };
+  const enqueue = (s: Segment) => void audit(s).catch((err) => o.log(`audit of ${s.deployment}.${s.vnode} segment ${s.n} failed: ${(err as Error).message}`, 'warn'));
 
   const sub: Subscription = o.nc.subscribe(Subject.ledgerEvery, {
     callback: (_err, msg) => {
@@ -185,6 +187,21 @@ export async function startAudits(o: AuditOptions): Promise<Audits> {
 }
 
 const count = z.number().int().min(0);
+const replySchema = z
+  .object({ ok: z.boolean(), recomputed: count, mismatch: z.object({ seq: count, kind: z.string(), reason: z.string() }).strict().optional(), error: z.string().optional() })
+  .strict();
+
+/** An auditor's answer; one that is not an answer counts as an audit not done. */
+function parseAuditReply(data: Uint8Array): AuditReply {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return { ok: false, recomputed: 0, error: 'the auditor answered with something that is not JSON' };
+  }
+  const r = replySchema.safeParse(json);
+  return r.success ? r.data : { ok: false, recomputed: 0, error: `the auditor answered with something else: ${r.error.issues[0].message}` };
+}
 
 /** A record of ours in KV, or `fallback` (with a warning) when it is absent or not what it must be: anyone with write access may have written it. */
 async function readJson<T>(o: AuditOptions, key: string, schema: z.ZodType<T>, fallback: T): Promise<T> {

@@ -11,7 +11,8 @@ import { readDeployment, writeDeployment, type Buckets, type DeploymentRecord } 
 import { removeInitialParameters, writeInitialParameters, type InitialParameters } from '../runtime/initial-parameters.js';
 import { ensureDeploymentStreams, removeDeploymentStreams } from '../runtime/mailbox.js';
 import type { ResolvedModel } from '../runtime/model.js';
-import { ownerKey } from '../runtime/protocol.js';
+import { ownerKey, SupervisorKey } from '../runtime/protocol.js';
+import { parseSupervisorView, readRecord } from '../runtime/records.js';
 import type { StateStore } from '../runtime/state-store.js';
 import type { Tensors } from '../runtime/vnode-type.js';
 
@@ -78,16 +79,39 @@ async function replaceRun({ jsm, buckets, store, model, record, init }: DeployOp
   const dep = model.spec.name;
   const old = await readDeployment(buckets.deployments, dep);
   await buckets.deployments.delete(dep).catch(() => {});
+  await Promise.all(model.vnodes.map((v) => buckets.owners.delete(ownerKey(dep, v.index)).catch(() => {})));
+  // The old run's actors stop as their PNodes see their ownership go; until they have, its
+  // mailboxes stay: the new run's consumers would have their names (epochs restart at 1
+  // with each generation) and a stale actor could take the new run's first messages.
+  await waitUntilUnhosted(buckets, dep);
   await removeDeploymentStreams(jsm, dep);
-  await Promise.all(
-    model.vnodes.map(async (v) => {
-      await store.remove(dep, v.index);
-      await buckets.owners.delete(ownerKey(dep, v.index)).catch(() => {});
-    }),
-  );
+  await Promise.all(model.vnodes.map((v) => store.remove(dep, v.index)));
   // The old run's initial parameters go before ours are written: they share the keys.
   await removeInitialParameters(store, dep, old?.init);
   const stored = init && (await writeInitialParameters(store, model, init.tensors, { paramsHash: init.paramsHash, ...(init.source !== undefined ? { source: init.source } : {}) }));
   const generation = await writeDeployment(buckets.deployments, { ...record, ...(stored ? { init: stored } : {}) });
   return { generation, ...(stored ? { init: stored } : {}) };
+}
+
+/** How long a fresh run waits for the PNodes of the run it replaces to let go of its VNodes. */
+const UNHOSTED_WAIT_MS = 30_000;
+
+/**
+ * Until no live PNode says (in its heartbeat, through the supervisor's view) that it hosts
+ * a VNode of `dep` — immediate when none does, or when no supervisor's view is fresh (no
+ * cluster, a `--pnodes 0` run). Gives up after UNHOSTED_WAIT_MS, and says so.
+ */
+async function waitUntilUnhosted(buckets: Buckets, dep: string): Promise<void> {
+  const deadline = Date.now() + UNHOSTED_WAIT_MS;
+  for (;;) {
+    const view = (await readRecord(buckets.members, SupervisorKey.view, parseSupervisorView).catch(() => null))?.value;
+    if (!view || Date.now() - view.at > 5000) return;
+    const holders = view.pnodes.filter((p) => p.alive && p.vnodes.some((v) => v.startsWith(`${dep}.`))).map((p) => p.id);
+    if (holders.length === 0) return;
+    if (Date.now() > deadline) {
+      process.stderr.write(`train: ${holders.join(', ')} still host VNodes of the replaced run of ${dep} after ${UNHOSTED_WAIT_MS} ms; going on\n`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -30,9 +30,10 @@ function renderStatus() {
       el(
         'div',
         { class: `pnode ${p.alive ? 'alive' : 'dead'}`, style: `--c:${color(p.id)}`, 'data-testid': `pnode-${p.id}`, 'data-alive': String(p.alive), 'data-vnodes': p.vnodes.join(' ') },
-        el('div', {}, el('span', { class: 'name' }, p.id), el('span', { class: `badge ${p.alive ? 'alive' : 'dead'}`, 'data-testid': `pnode-state-${p.id}` }, p.alive ? 'alive' : 'dead'), ...(p.draining ? [el('span', { class: 'badge draining' }, 'draining')] : [])),
+        el('div', {}, el('span', { class: 'name' }, p.id), el('span', { class: `badge ${p.alive ? 'alive' : 'dead'}`, 'data-testid': `pnode-state-${p.id}` }, p.alive ? 'alive' : 'dead'), ...(p.quarantined ? [el('span', { class: 'badge dead', 'data-testid': `pnode-quarantined-${p.id}` }, 'quarantined')] : p.draining ? [el('span', { class: 'badge draining' }, 'draining')] : [])),
         el('div', { class: 'meta' }, `pid ${p.pid} · ${p.kernelMode} · ${p.gflops} GFLOP/s`),
         ...(p.risk !== undefined ? [el('div', { class: `meta risk${p.risk >= 0.3 ? ' high' : ''}`, 'data-testid': `pnode-risk-${p.id}`, title: riskTitle(p) }, `risk ${p.risk.toFixed(2)}${topSignal(p)}`)] : []),
+        ...(p.reputation ? [el('div', { class: `meta${p.reputation.failed ? ' risk high' : ''}`, 'data-testid': `pnode-reputation-${p.id}`, title: 'segments of its work re-executed by other PNodes (docs/ledger.md)' }, `audited ${p.reputation.verified} ok${p.reputation.failed ? ` · ${p.reputation.failed} failed` : ''}`)] : []),
         el('div', { class: 'meta' }, `${p.alive ? p.vnodes.length : `had ${p.vnodes.length}`} VNodes · load ${(p.vnodes.length / Math.max(1, p.gflops)).toFixed(2)} VNodes/GFLOP · ${p.fencedWrites} fenced writes`),
       ),
     ),
