@@ -28,6 +28,7 @@ export interface SupervisorCliOptions {
 }
 
 export async function supervisorCommand(opts: SupervisorCliOptions): Promise<void> {
+  if (!(opts.auditShare >= 0 && opts.auditShare <= 1)) fail(`the audit share must be in [0, 1] (--audit-share, or env DCNR_AUDIT_SHARE=${JSON.stringify(process.env.DCNR_AUDIT_SHARE ?? '')})`, 2);
   let placement;
   let authority;
   let admission;

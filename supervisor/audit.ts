@@ -26,8 +26,7 @@ import type { AuditReply, AuditRequest } from '../runtime/pnode/audit.js';
 import { z } from 'zod';
 import { NAME_PATTERN, Subject, SupervisorKey, vnodeId, type ClusterEvent } from '../runtime/protocol.js';
 
-/** Share of segments re-executed when the supervisor is not told otherwise. */
-export const DEFAULT_AUDIT_SHARE = 0.05;
+export { DEFAULT_AUDIT_SHARE } from '../runtime/ledger/recorder.js';
 /** How long an auditor may take over one segment. */
 const AUDIT_TIMEOUT_MS = 60_000;
 

@@ -19,6 +19,9 @@ import type { Evidence } from './evidence.js';
 /** A VNode keeps its whole state as an anchor before every this-many messages: re-execution starts from one, so this is its granularity. */
 export const ANCHOR_EVERY = 64;
 
+/** Share of segments the supervisor has other PNodes re-execute while training, unless told otherwise (supervisor/audit.ts). */
+export const DEFAULT_AUDIT_SHARE = 0.05;
+
 export interface RecorderOptions {
   deployment: string;
   generation: number;
