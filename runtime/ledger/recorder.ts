@@ -22,14 +22,8 @@ export const ANCHOR_EVERY = 64;
 /** Share of segments the supervisor has other PNodes re-execute while training, unless told otherwise (supervisor/audit.ts). */
 export const DEFAULT_AUDIT_SHARE = 0.05;
 
-export interface RecorderOptions {
-  deployment: string;
-  generation: number;
-  vnode: number;
-  type: string;
-  epoch: number;
-  pnode: string;
-  kernels: string;
+/** Who records: the fields every entry of this VNode's owner carries, and where it stores them. */
+export interface RecorderOptions extends Pick<LedgerEntry, 'deployment' | 'generation' | 'vnode' | 'type' | 'epoch' | 'pnode' | 'kernels'> {
   /** The parameters whose digest follows each update (the type's `parameters`; all tensors if it names none). */
   parameters: readonly string[] | undefined;
   evidence: Evidence;
