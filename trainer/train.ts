@@ -145,7 +145,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           o.onProgress?.(p);
         },
       });
-      return rollbacks.length ? { ...r, rollbacks } : r;
+      // Caught while the run was being evaluated: its parameters hold the liar's work all the same.
+      if (!(stop.signal.reason instanceof RolledBack)) return rollbacks.length ? { ...r, rollbacks } : r;
+      throw stop.signal.reason;
     } catch (err) {
       const reason = stop.signal.reason;
       if (!(reason instanceof RolledBack) || o.signal?.aborted || attempt >= MAX_ROLLBACKS) throw err;
