@@ -40,7 +40,7 @@ test('the built-ins load; an unknown name or a file that is not a scenario gets 
   }
   await loadScenario('warp-core-breach').then(
     () => assert.unreachable(),
-    (err: Error) => assert.match(err.message, /neither a built-in scenario \(churn, degrading-pnode, hostile-client/),
+    (err: Error) => assert.match(err.message, /neither a built-in scenario \(byzantine-pnode, churn, degrading-pnode, hostile-client/),
   );
   await loadScenario(fileURLToPath(new URL('./runner/define.ts', import.meta.url))).then(
     () => assert.unreachable(),

@@ -58,7 +58,7 @@ test('a run trained with --ledger verifies: every applied message recorded once,
   const v = await verify(trained);
   assert.is(v.code, 0, v.stdout.slice(-3000) + v.stderr.slice(-2000));
   const j = v.json!;
-  assert.equal(Object.keys(j).sort(), ['chainOk', 'contributions', 'deployment', 'entries', 'generation', 'kernels', 'mismatches', 'orphans', 'recomputed', 'records', 'signaturesOk', 'signed', 'unverifiable', 'verified'].sort());
+  assert.equal(Object.keys(j).sort(), ['chainOk', 'contributions', 'deployment', 'entries', 'generation', 'kernels', 'mismatches', 'orphans', 'recomputed', 'records', 'signaturesOk', 'signed', 'unverifiable', 'updates', 'verified'].sort());
   assert.is(j.verified, true);
   assert.is(j.chainOk, true);
   assert.is(j.signed, true, 'auth is on: entries are signed');
@@ -72,6 +72,7 @@ test('a run trained with --ledger verifies: every applied message recorded once,
   assert.is(c.local.messages, j.entries);
   // Three dense layers and two activations update per step, the loss computes one.
   assert.is(c.local.updates, 6 * steps);
+  assert.is(j.updates, 6 * steps);
   assert.ok(c.local.bytes > 0 && c.local.computeMs > 0);
 
   const show = await dcnr(['ledger', 'show', '--deployment', DEP, '--store', trained, '--json']);
