@@ -16,6 +16,7 @@ import { ModelSpec } from './model.js';
 import { MESSAGE_KINDS, NAME_PATTERN, parsePort, type MessageKind, type Port, type ClusterEvent, type DrainReply, type DrainRequest, type FaultControlReply, type FaultControlRequest, type Heartbeat, type PNodeHealth, type LeaseRecord, type StepMetric, type SupervisorView } from './protocol.js';
 import type { InitialParameters } from './initial-parameters.js';
 import type { StateMeta } from './state-store.js';
+import { anchorSchema, messageSchema, type AuditReply, type AuditRequest } from './ledger/entry.js';
 
 /** A parsed record, or why it is not one. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -202,6 +203,19 @@ export const parseFaultControlRequest = (d: Uint8Array | string) => parseWith('f
 export const parseDrainReply = (d: Uint8Array | string) => parseWith('drain reply', DrainReplySchema, d);
 export const parseFaultControlReply = (d: Uint8Array | string) => parseWith('fault-control reply', FaultControlReplySchema, d);
 export const parseStateMeta = (d: Uint8Array | string) => parseWith('VNode state meta', StateMetaSchema, d);
+
+const AuditRequestSchema: z.ZodType<AuditRequest> = z
+  .object({ deployment: name, generation: count, vnode: count, anchor: anchorSchema, messages: z.array(messageSchema).min(1).max(10_000) })
+  .strict() as z.ZodType<AuditRequest>;
+const AuditReplySchema: z.ZodType<AuditReply> = z
+  .object({ ok: z.boolean(), recomputed: count, mismatch: z.object({ seq: count, kind: z.string(), reason: z.string() }).strict().optional(), error: z.string().optional() })
+  .strict();
+/** A segment to re-execute (runtime/pnode/audit.ts), and an auditor's answer (supervisor/audit.ts). */
+export const parseAuditRequest = (d: Uint8Array | string) => parseWith('not an audit request', AuditRequestSchema, d);
+export const parseAuditReply = (d: Uint8Array | string) => parseWith('audit reply', AuditReplySchema, d);
+/** The supervisor's quarantine list and reputations (`SupervisorKey.quarantined`, `.reputation`). */
+export const parseQuarantineList = (d: Uint8Array | string) => parseWith('quarantine list', z.array(name), d);
+export const parseReputations = (d: Uint8Array | string) => parseWith('reputations', z.record(z.string(), z.object({ verified: count, failed: count }).strict()), d);
 
 /**
  * A step metric (a loss VNode's record on `Subject.metrics`), or null for anything else:

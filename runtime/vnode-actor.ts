@@ -900,7 +900,7 @@ export class VNodeActor {
     if (r.loss) await this.#send(this.#publishMetric({ seq: m.seq, loss: r.loss.value, batch: r.loss.rows, vnode: this.id }));
     if (r.update !== undefined) this.#keepVersion(r.update);
     const lie = this.#o.corruptGradients?.() ?? 1;
-    if (lie !== 1) r.outputs = r.outputs.map((o) => (o.kind === 'bwd' && o.tensor ? { ...o, tensor: { shape: o.tensor.shape, data: o.tensor.data.map((x) => Math.fround(x * lie)) } } : o));
+    if (lie !== 1) r.outputs = r.outputs.map((o) => (o.kind === 'bwd' && o.tensor ? { ...o, tensor: { shape: o.tensor.shape, data: o.tensor.data.map((x) => x * lie) } } : o));
     return r;
   }
 

@@ -20,11 +20,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { parseLedgerRecord, type Anchor, type LedgerMessage } from '../runtime/ledger/entry.js';
+import { parseLedgerRecord, type Anchor, type AuditReply, type AuditRequest, type LedgerMessage } from '../runtime/ledger/entry.js';
 import { ANCHOR_EVERY } from '../runtime/ledger/recorder.js';
-import type { AuditReply, AuditRequest } from '../runtime/pnode/audit.js';
-import { z } from 'zod';
-import { NAME_PATTERN, Subject, SupervisorKey, vnodeId, type ClusterEvent } from '../runtime/protocol.js';
+import { Subject, SupervisorKey, vnodeId, type ClusterEvent } from '../runtime/protocol.js';
+import { parseAuditReply, parseQuarantineList, parseReputations, readRecord, type RejectRecord } from '../runtime/records.js';
 
 export { DEFAULT_AUDIT_SHARE } from '../runtime/ledger/recorder.js';
 /** How long an auditor may take over one segment. */
@@ -47,6 +46,8 @@ export interface AuditOptions {
   nc: NatsConnection;
   /** Where the quarantine list and reputations are kept (the members bucket). */
   members: KV;
+  /** Reports a record in KV that is not what it must be. */
+  reject: RejectRecord;
   /** Share of segments to re-execute, 0..1. */
   share: number;
   /** Live PNodes that may audit (not quarantined: this module leaves those out). */
@@ -70,8 +71,9 @@ interface Segment {
 }
 
 export async function startAudits(o: AuditOptions): Promise<Audits> {
-  const quarantined = new Set<string>(await readJson(o, SupervisorKey.quarantined, z.array(z.string().regex(NAME_PATTERN)), []));
-  const reputations = new Map<string, Reputation>(Object.entries(await readJson(o, SupervisorKey.reputation, z.record(z.string(), z.object({ verified: count, failed: count }).strict()), {})));
+  // Junk under either key is reported (records.ts) and read as none.
+  const quarantined = new Set<string>((await readRecord(o.members, SupervisorKey.quarantined, parseQuarantineList, o.reject).catch(() => null))?.value ?? []);
+  const reputations = new Map<string, Reputation>(Object.entries((await readRecord(o.members, SupervisorKey.reputation, parseReputations, o.reject).catch(() => null))?.value ?? {}));
   const secret = randomBytes(32);
   const segments = new Map<string, Segment>();
   /** Per deployment, the newest generation seen: older ones' segments are dropped. */
@@ -108,7 +110,9 @@ export async function startAudits(o: AuditOptions): Promise<Audits> {
       counts.sent++;
       const reply = await o.nc.request(Subject.audit(auditor), JSON.stringify(req), { timeout: AUDIT_TIMEOUT_MS });
       counts.answered++;
-      return parseAuditReply(reply.data);
+      const r = parseAuditReply(reply.data);
+      // An answer that is not one counts as an audit not done.
+      return r.ok ? r.value : { ok: false, recomputed: 0, error: `the auditor answered with something else (${r.error})` };
     });
     lanes.set(auditor, run.catch(() => {}));
     return run;
@@ -183,37 +187,4 @@ export async function startAudits(o: AuditOptions): Promise<Audits> {
     counts,
     stop: () => sub.unsubscribe(),
   };
-}
-
-const count = z.number().int().min(0);
-const replySchema = z
-  .object({ ok: z.boolean(), recomputed: count, mismatch: z.object({ seq: count, kind: z.string(), reason: z.string() }).strict().optional(), error: z.string().optional() })
-  .strict();
-
-/** An auditor's answer; one that is not an answer counts as an audit not done. */
-function parseAuditReply(data: Uint8Array): AuditReply {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return { ok: false, recomputed: 0, error: 'the auditor answered with something that is not JSON' };
-  }
-  const r = replySchema.safeParse(json);
-  return r.success ? r.data : { ok: false, recomputed: 0, error: `the auditor answered with something else: ${r.error.issues[0].message}` };
-}
-
-/** A record of ours in KV, or `fallback` (with a warning) when it is absent or not what it must be: anyone with write access may have written it. */
-async function readJson<T>(o: AuditOptions, key: string, schema: z.ZodType<T>, fallback: T): Promise<T> {
-  const e = await o.members.get(key).catch(() => null);
-  if (!e || e.operation !== 'PUT' || e.length === 0) return fallback;
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(e.value));
-  } catch {
-    json = undefined;
-  }
-  const r = schema.safeParse(json);
-  if (r.success) return r.data;
-  o.log(`${key} in KV is not what it must be; starting from none`, 'warn');
-  return fallback;
 }

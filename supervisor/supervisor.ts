@@ -207,6 +207,7 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
         audits = await startAudits({
           nc,
           members: buckets.members,
+          reject,
           share: auditShare,
           alive: () => [...members.members.values()].filter((m) => m.alive).map((m) => m.hb.pnode),
           quarantine: (pnode) => {

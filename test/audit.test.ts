@@ -16,7 +16,8 @@ import { ANCHOR_EVERY } from '../runtime/ledger/recorder.js';
 import { loadModelSpec, resolveModel, withOverrides } from '../runtime/model.js';
 import { Stream, Subject } from '../runtime/protocol.js';
 import { train } from '../trainer/train.js';
-import { serveAudits, type AuditReply, type AuditRequest } from '../runtime/pnode/audit.js';
+import { serveAudits } from '../runtime/pnode/audit.js';
+import type { AuditReply, AuditRequest } from '../runtime/ledger/entry.js';
 
 test('an auditor re-executes a recorded segment, names the one altered message, and refuses junk', async () => {
   const { ns, nc } = await setup();

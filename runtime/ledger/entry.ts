@@ -119,8 +119,9 @@ export function outputsDigest(outputs: ReadonlyArray<{ to: number; kind: Message
   return b64(h);
 }
 
-/** Digest of named tensors (a VNode's parameters), in the order given. */
-export function paramsDigest(tensors: Readonly<Record<string, Float32Array>>, names: readonly string[]): string {
+/** Digest of a VNode's parameters: the tensors its type names as `parameters` (all of them, by name, if it names none). */
+export function paramsDigest(tensors: Readonly<Record<string, Float32Array>>, parameters: readonly string[] | undefined): string {
+  const names = parameters?.length ? parameters : Object.keys(tensors).sort();
   const h = createHash('sha256');
   for (const n of names) h.update(`${n}:${tensors[n] ? arrayHash(tensors[n]) : '-'}\n`);
   return b64(h);
@@ -164,6 +165,25 @@ const entrySchema = z
   })
   .strict();
 const sealSchema = z.object({ hash: sha, signer: z.string().optional(), signature: z.string().optional() }).strict();
+
+/** A segment of a VNode's ledger sent to an auditor (supervisor/audit.ts → runtime/pnode/audit.ts; parsed by records.ts). */
+export interface AuditRequest {
+  deployment: string;
+  generation: number;
+  vnode: number;
+  anchor: Anchor;
+  messages: LedgerMessage[];
+}
+
+export interface AuditReply {
+  ok: boolean;
+  /** Messages run again. */
+  recomputed: number;
+  /** The first message that did not come out as recorded. */
+  mismatch?: { seq: number; kind: string; reason: string };
+  /** The request could not be audited (bad request, evidence gone, no such deployment). */
+  error?: string;
+}
 
 /** A stored record, or why it is not one (never a throw: anyone may have written it). */
 export function parseLedgerRecord(data: Uint8Array): { ok: true; record: LedgerRecord } | { ok: false; error: string } {

@@ -68,14 +68,13 @@ export class LedgerRecorder {
       this.#evidence.push({ ref, data: m.tensor.data });
       input = { shape: m.tensor.shape, ref };
     }
-    const names = this.o.parameters?.length ? this.o.parameters : Object.keys(r.tensors).sort();
     this.#messages.push({
       kind: m.kind,
       port: m.port,
       seq: m.seq,
       input,
       outputs: outputsDigest(r.outputs, r.loss?.value),
-      ...(r.update !== undefined ? { step: r.update, params: paramsDigest(r.tensors, names) } : {}),
+      ...(r.update !== undefined ? { step: r.update, params: paramsDigest(r.tensors, this.o.parameters) } : {}),
       computeMs: Math.round(computeMs * 1000) / 1000,
     });
     // The head moves at the seal; the count now (anchors are numbered by it).

@@ -215,9 +215,8 @@ export async function verifyLedger(o: VerifyOptions): Promise<LedgerReport> {
     const lastUpdate = [...messages].reverse().find((x) => x.m.params !== undefined);
     if (lastUpdate) {
       const stored = await o.store.load(committed.meta).catch((err) => String(err));
-      const names = v.def.parameters?.length ? v.def.parameters : typeof stored === 'string' ? [] : Object.keys(stored.tensors).sort();
       if (typeof stored === 'string') fail(lastUpdate.m.seq, lastUpdate.r.entry.pnode, `the stored state cannot be read: ${stored}`, lastUpdate.m.kind);
-      else if (paramsDigest(stored.tensors, names) !== lastUpdate.m.params) {
+      else if (paramsDigest(stored.tensors, v.def.parameters) !== lastUpdate.m.params) {
         fail(lastUpdate.m.seq, lastUpdate.r.entry.pnode, `the stored parameters are not those its last update (step ${lastUpdate.m.step}) recorded: the state was altered`, lastUpdate.m.kind);
       }
     }
@@ -303,8 +302,7 @@ export async function reexecute(
     if (outputsDigest(r.outputs, r.loss?.value) !== m.outputs) return { done, mismatch: { m, reason: 'its outputs differ from the recorded ones' } };
     if (r.update !== m.step) return { done, mismatch: { m, reason: `it is update ${r.update ?? 'none'}, recorded as ${m.step ?? 'none'}` } };
     if (r.update !== undefined) {
-      const names = v.def.parameters?.length ? v.def.parameters : Object.keys(r.tensors).sort();
-      if (paramsDigest(r.tensors, names) !== m.params) return { done, mismatch: { m, reason: `the parameters after update ${r.update} differ from the recorded ones` } };
+      if (paramsDigest(r.tensors, v.def.parameters) !== m.params) return { done, mismatch: { m, reason: `the parameters after update ${r.update} differ from the recorded ones` } };
     }
     state = { tensors: r.tensors, stash: r.stash, applied: r.update ?? state.applied };
   }

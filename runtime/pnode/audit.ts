@@ -9,41 +9,13 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { z } from 'zod';
 import { readDeployment } from '../cluster-state.js';
 import type { Kernels } from '../kernels/types.js';
-import { anchorSchema, messageSchema, type Anchor, type LedgerMessage } from '../ledger/entry.js';
+import type { AuditReply } from '../ledger/entry.js';
 import { loadAnchor, reexecute } from '../ledger/verify.js';
 import { resolveModel, type ResolvedModel } from '../model.js';
-import { NAME_PATTERN, Subject, vnodeId } from '../protocol.js';
-
-export interface AuditRequest {
-  deployment: string;
-  generation: number;
-  vnode: number;
-  anchor: Anchor;
-  messages: LedgerMessage[];
-}
-
-export interface AuditReply {
-  ok: boolean;
-  /** Messages run again. */
-  recomputed: number;
-  /** The first message that did not come out as recorded. */
-  mismatch?: { seq: number; kind: string; reason: string };
-  /** The request could not be audited (bad request, evidence gone, no such deployment). */
-  error?: string;
-}
-
-const requestSchema = z
-  .object({
-    deployment: z.string().regex(NAME_PATTERN),
-    generation: z.number().int().min(0),
-    vnode: z.number().int().min(0),
-    anchor: anchorSchema,
-    messages: z.array(messageSchema).min(1).max(10_000),
-  })
-  .strict();
+import { Subject, vnodeId } from '../protocol.js';
+import { parseAuditRequest } from '../records.js';
 
 export function serveAudits(o: { nc: NatsConnection; pnode: string; deployments: KV; kernels: Kernels; log: (line: string) => void }): { stop(): void } {
   const models = new Map<string, ResolvedModel>();
@@ -51,15 +23,9 @@ export function serveAudits(o: { nc: NatsConnection; pnode: string; deployments:
   /** One audit at a time: it competes with training for the same cores. */
   let queue: Promise<unknown> = Promise.resolve();
   const audit = async (data: Uint8Array): Promise<AuditReply> => {
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(data));
-    } catch {
-      return { ok: false, recomputed: 0, error: 'not JSON' };
-    }
-    const parsed = requestSchema.safeParse(json);
-    if (!parsed.success) return { ok: false, recomputed: 0, error: `not an audit request: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}` };
-    const req = parsed.data as AuditRequest;
+    const parsed = parseAuditRequest(data);
+    if (!parsed.ok) return { ok: false, recomputed: 0, error: parsed.error };
+    const req = parsed.value;
     const key = `${req.deployment}/${req.generation}`;
     let model = models.get(key);
     if (!model) {
