@@ -2,6 +2,7 @@
  * Built-in VNode types. Adding a type: write `actors/<kind>/<name>.ts`, add one line here.
  */
 import { registerVNodeType } from '../runtime/registry.js';
+import { aggregatorType } from '../runtime/federated/federation.js';
 import { gelu } from './activation/gelu.js';
 import { relu } from './activation/relu.js';
 import { sigmoid } from './activation/sigmoid.js';
@@ -15,3 +16,5 @@ import { add } from './merge/add.js';
 import { softmaxCrossEntropy } from './loss/softmax-cross-entropy.js';
 
 for (const def of [dense, embedding, layerNorm, attention, relu, tanh, sigmoid, gelu, add, mse, softmaxCrossEntropy]) registerVNodeType(def);
+// Federated rounds' aggregator (runtime/federated/): built into the runtime, listed so every PNode can host one.
+registerVNodeType(aggregatorType);

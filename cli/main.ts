@@ -24,6 +24,8 @@ import { DEFAULT_AUDIT_SHARE } from '../supervisor/audit.js';
 import { DEFAULT_DRAIN_AT_RISK } from '../supervisor/supervisor.js';
 import { supervisorCommand } from './supervisor.js';
 import { trainCommand } from './train.js';
+import { feedCommand } from './feed.js';
+import { MAX_REPLICAS } from '../runtime/federated/federation.js';
 import { upCommand } from './up.js';
 
 const int = (min: number) => (value: string) => {
@@ -118,9 +120,24 @@ program
   .option('--checkpoint-every <n>', 'messages a VNode applies between checkpoints; 1 = commit every message (default: the model\'s, else 100)', int(1))
   .option('--checkpoint-ms <ms>', 'longest time a VNode keeps applied messages uncheckpointed (default: the model\'s, else 1000)', int(1))
   .option('--ledger', 'keep a ledger of every update, with its inputs, for `dcnr ledger verify` (docs/ledger.md)', false)
+  .option('--replicas <r>', `federated rounds (docs/federated.md): R replicas of the model, each fed by its own data owner (a process with one shard); 1..${MAX_REPLICAS}`, int(1))
+  .option('--sync-every <h>', 'federated: inner steps per round (--steps must be a multiple)', int(1), 50)
+  .option('--outer <kind>', 'federated: outer optimizer, avg (FedAvg) | nesterov (DiLoCo)', 'nesterov')
+  .option('--outer-lr <lr>', 'federated: outer learning rate (default: 1 for avg, 0.7 for nesterov)', Number)
+  .option('--compress <kind>', 'federated: how updates travel, both ways: none | int8[:BLOCK] | topk:F | powersgd:R', 'none')
   .option('--json', 'print the result as JSON on the last stdout line', false)
   .option('--types <files>', TYPES_HELP)
   .action((opts, cmd: Command) => trainCommand({ ...opts, modelGiven: cmd.getOptionValueSource('model') === 'cli' }));
+
+program
+  .command('feed')
+  .description("a federated replica's data owner: feed replica R of a deployment from ONE shard file (dcnr train --replicas starts these)")
+  .requiredOption('--deployment <name>', 'the federated deployment')
+  .requiredOption('--replica <r>', 'which replica (0-based)', int(0))
+  .requiredOption('--shard <file>', 'the shard this owner holds (format in docs/federated.md); no other data is read')
+  .option('--nats <url>', 'NATS server URL', process.env.DCNR_NATS_URL ?? 'nats://127.0.0.1:4222')
+  .option('--json', 'print the result as JSON on the last stdout line', false)
+  .action((opts) => feedCommand(opts));
 
 const DEFAULT_NATS = process.env.DCNR_NATS_URL ?? 'nats://127.0.0.1:4222';
 

@@ -19,6 +19,22 @@ import { initFromFile, readInitFile, type StartingParameters } from '../trainer/
 import { paramsHash } from '../trainer/evaluate.js';
 import { initTelemetry } from '../runtime/telemetry.js';
 import { createProgress, fail, printResult } from './output.js';
+import { compressionOf, type FederationSpec } from '../runtime/federated/federation.js';
+import { feedReplicas } from './feeders.js';
+
+/** The spec's `federation` from the command line; rounds = steps / H, which must be whole. */
+function federationOf(opts: TrainCliOptions): FederationSpec {
+  if (opts.steps % opts.syncEvery !== 0) throw new Error(`--steps ${opts.steps} is not a whole number of rounds of --sync-every ${opts.syncEvery}: give a multiple of it`);
+  if (opts.outer !== 'avg' && opts.outer !== 'nesterov') throw new Error(`--outer must be avg or nesterov, got ${JSON.stringify(opts.outer)}`);
+  return {
+    replicas: opts.replicas!,
+    syncEvery: opts.syncEvery,
+    rounds: opts.steps / opts.syncEvery,
+    outer: opts.outer,
+    ...(opts.outerLr !== undefined ? { outerLr: opts.outerLr } : {}),
+    compress: opts.compress,
+  };
+}
 
 export interface TrainCliOptions {
   model: string;
@@ -40,6 +56,12 @@ export interface TrainCliOptions {
   checkpointMs?: number;
   /** Keep a ledger (docs/ledger.md); false leaves the spec's setting. */
   ledger?: boolean;
+  /** Federated rounds (docs/federated.md): replicas, each fed by its own `dcnr feed` process from its own shard. */
+  replicas?: number;
+  syncEvery: number;
+  outer: string;
+  outerLr?: number;
+  compress: string;
 }
 
 /**
@@ -64,7 +86,9 @@ export async function trainCommand(opts: TrainCliOptions): Promise<void> {
     if (file && !opts.modelGiven && !file.spec) throw new Error(`--init ${opts.init}: its __metadata__ has no model spec (not written by dcnr export): give --model`);
     const base = file && !opts.modelGiven ? file.spec! : loadModelSpec(opts.model);
     const spec = withOverrides(base, { pipelineDepth: opts.depth, checkpointEvery: opts.checkpointEvery, checkpointMs: opts.checkpointMs, ledger: opts.ledger || undefined });
-    model = resolveModel(spec);
+    model = resolveModel(opts.replicas === undefined ? spec : { ...spec, federation: federationOf(opts) });
+    if (model.federation && opts.init !== undefined) throw new Error('--init with --replicas is not supported yet: a federated run starts from its types\' init');
+    if (model.federation && opts.resume) throw new Error('--resume with --replicas is not supported yet: start the federated run again');
     // The dataset too, before any cluster starts: a bad text file is refused here (docs/datasets.md).
     loadTrainingData(model);
     // And the file's tensors against the model: names, shapes, finite values.
@@ -136,6 +160,8 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
       `, NATS ${url}${opts.resume ? ', resuming' : ''}${init ? `, from the parameters in ${init.source}` : ''}\n`,
   );
   const progress = createProgress(opts.steps, 'train');
+  const fed = model.federation;
+  if (fed) process.stderr.write(`dcnr train: federated: ${fed.replicas} replicas, a round every ${fed.syncEvery} steps (${fed.rounds} rounds), outer ${fed.outer} lr ${fed.outerLr}, compression ${compressionOf(model)}; replica 0's progress below\n`);
   const result = await train({
     nc,
     model,
@@ -146,6 +172,7 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
     resume: opts.resume,
     init,
     hostLocally: where.kind === 'local',
+    ...(fed ? { feedReplicas: (signal: AbortSignal | undefined) => feedReplicas({ url, model, seed: opts.seed, dir: resolve(opts.store, '..', `${model.spec.name}-shards`), signal }) } : {}),
     onProgress: ({ done, loss }) => progress.update(done, loss),
     onEvent: (e) => {
       if (e.type === 'rejected') process.stderr.write(`dcnr: rejected a message for ${e.vnode}: ${e.error}\n`);
@@ -153,9 +180,9 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
     },
   });
   progress.stop();
-  const { losses: _losses, ...summary } = result;
-  // The kernel mode that computed the parameters: this process's, or the PNodes'.
-  const out = { ...summary, pnodes: pnodeCount, kernelMode: where.kind === 'local' ? kernels.mode : clusterModes.join(',') };
+  const { losses: _losses, federated, ...summary } = result;
+  // The kernel mode that computed the parameters: this process's, or the PNodes'. A federated run's fields sit at the top (DESIGN.md).
+  const out = { ...summary, ...federated, pnodes: pnodeCount, kernelMode: where.kind === 'local' ? kernels.mode : clusterModes.join(',') };
   printResult(out, opts.json, () =>
     [
       `model        ${out.model}`,
@@ -163,7 +190,13 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
       `final loss   ${out.finalLoss.toFixed(4)}`,
       `eval loss    ${out.evalLoss.toFixed(4)} (held-out split)`,
       ...(out.testAccuracy !== undefined ? [`test acc.    ${(out.testAccuracy * 100).toFixed(2)}%`] : []),
-      `samples/s    ${out.samplesPerSec.toFixed(0)}`,
+      `samples/s    ${out.samplesPerSec.toFixed(0)}${federated ? ' (every replica)' : ''}`,
+      ...(federated
+        ? [
+            `federated    ${federated.replicas} replicas × ${federated.rounds} rounds of ${federated.syncEvery} steps, outer ${federated.outer}, ${federated.compress}`,
+            `bytes        ${federated.bytesSent} sent (${federated.bytesPerStep.toFixed(0)} per step), ${federated.compressionRatio.toFixed(0)}× fewer than every-step gradients; replicas identical: ${federated.replicasIdentical}`,
+          ]
+        : []),
       `kernels      ${out.kernelMode}`,
       ...(out.initParamsHash !== undefined ? [`started from ${out.initParamsHash} (${init?.source})`] : []),
       `paramsHash   ${out.paramsHash}`,

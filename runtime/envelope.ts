@@ -3,7 +3,7 @@
  * validator reads. Trainers, VNode actors and tools all send through `sendMessage`.
  */
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { DTYPE_F32, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind, type Port } from './protocol.js';
+import { dtypeOf, Header, messageId, PORT_OF_KIND, PROTOCOL_VERSION, Subject, type MessageKind, type Port } from './protocol.js';
 import { localTag, messageDigest, signedMessageId, signToText, type Signer } from './security/signing.js';
 import { handOverLocally, offerLocally, type LocalMessage } from './local-delivery.js';
 import { publishAcked } from './publisher.js';
@@ -38,7 +38,7 @@ export function envelopeHeaders(e: Envelope): MsgHdrs {
   h.set(Header.From, e.from);
   if (e.tensor) {
     h.set(Header.Shape, e.tensor.shape.join(','));
-    h.set(Header.DType, DTYPE_F32);
+    h.set(Header.DType, dtypeOf(e.kind));
   }
   if (e.traceparent) h.set(Header.TraceParent, e.traceparent);
   return h;

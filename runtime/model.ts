@@ -17,6 +17,7 @@ import { bwdPort, MAX_PORT_SLOTS, NAME_PATTERN, type Port } from './protocol.js'
 import { getVNodeType } from './registry.js';
 import { vnodeDepth } from './schedule.js';
 import type { VNodeType } from './vnode-type.js';
+import { federate, FederationSpec, type FederatedPart, type Federation } from './federated/federation.js';
 
 export const ModelSpec = z
   .object({
@@ -59,6 +60,12 @@ export const ModelSpec = z
      * Not part of the math. @default false
      */
     ledger: z.boolean().optional(),
+    /**
+     * Federated data-parallel rounds (docs/federated.md): `replicas` copies of the graph,
+     * each fed by its own data owner, their layers synchronised through an aggregator
+     * every `syncEvery` updates with compressed updates. Part of the math. @default none
+     */
+    federation: FederationSpec.optional(),
     vnodes: z
       .array(
         z
@@ -135,6 +142,8 @@ export interface ResolvedVNode {
   consumers: Array<{ index: number; slot: number }>;
   /** Per input slot j: the port of producer `inputs[j]` its gradient goes to (unused for the dataset). */
   gradPorts: Port[];
+  /** Its part in a federated deployment (runtime/federated/federation.ts): its replica, its rounds, its aggregator. */
+  fed?: FederatedPart;
 }
 
 export interface ResolvedModel {
@@ -146,6 +155,8 @@ export interface ResolvedModel {
   outputFeatures: number;
   /** Last axis of the loss's targets: one-hot classes (mnist), or the window's token ids (text: class ids, rank 2). */
   targetFeatures: number;
+  /** A federated deployment (spec `federation`): its settings and the model of one replica. */
+  federation?: Federation;
 }
 
 /** Is the dataset text (a language model: token ids in, next-token ids as targets)? */
@@ -328,6 +339,17 @@ export function resolveModel(input: unknown, opts: { shapes?: VNodeShapes; host?
   const parsed = ModelSpec.safeParse(input);
   if (!parsed.success) throw new Error(`invalid model spec: ${issues(parsed.error)}`);
   const spec = parsed.data;
+  if (!spec.federation) return resolveGraph(spec, opts);
+  // Federated: the graph of one replica, copied (runtime/federated/federation.ts). Shapes and the hosted index are the base's.
+  const N = spec.vnodes.length;
+  const base = resolveGraph(spec, {
+    ...(opts.shapes ? { shapes: opts.shapes.slice(0, N) } : {}),
+    ...(opts.host !== undefined && opts.host < spec.federation.replicas * N ? { host: opts.host % N } : {}),
+  });
+  return federate(base, spec.federation);
+}
+
+function resolveGraph(spec: ModelSpec, opts: { shapes?: VNodeShapes; host?: number }): ResolvedModel {
   // A text dataset's vocabulary is known once its data is loaded (the trainer checks it): here, the loss's width.
   const text = isTextDataset(spec);
   const shapes = text ? { features: contextOf(spec), classes: undefined } : { features: 784, classes: 10 };

@@ -23,6 +23,13 @@ export const MessageKind = {
   Target: 'target',
   /** End of the forward stream: no seq at or after this one will follow. Empty payload. */
   End: 'end',
+  /**
+   * Federated rounds (runtime/federated/): a replica's layer sends its aggregator the
+   * change of its parameters over round `seq`, compressed; payload = a bytes frame.
+   */
+  Delta: 'delta',
+  /** Federated rounds: an aggregator sends each replica's layer round `seq`'s outer update, compressed; payload = a bytes frame. */
+  Sync: 'sync',
 } as const;
 export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
 export const MESSAGE_KINDS: readonly MessageKind[] = Object.values(MessageKind);
@@ -34,13 +41,15 @@ export const MESSAGE_KINDS: readonly MessageKind[] = Object.values(MessageKind);
  * has `fwd` and `target`. `end` travels on the `fwd` port (slot 0 only), behind the last
  * forward.
  */
-export type Port = 'fwd' | 'bwd' | 'target' | `fwd${number}` | `bwd${number}`;
+export type Port = 'fwd' | 'bwd' | 'target' | 'sync' | 'delta' | `fwd${number}` | `bwd${number}` | `delta${number}`;
 /** The slot-0 port of each kind. */
 export const PORT_OF_KIND: Readonly<Record<MessageKind, Port>> = {
   fwd: 'fwd',
   end: 'fwd',
   bwd: 'bwd',
   target: 'target',
+  delta: 'delta',
+  sync: 'sync',
 };
 /** Most ports a VNode has per direction (inputs, or consumers of its output). */
 export const MAX_PORT_SLOTS = 64;
@@ -48,13 +57,16 @@ export const MAX_PORT_SLOTS = 64;
 export const fwdPort = (slot: number): Port => (slot === 0 ? 'fwd' : `fwd${slot}`);
 /** The backward port of consumer slot `slot`. */
 export const bwdPort = (slot: number): Port => (slot === 0 ? 'bwd' : `bwd${slot}`);
+/** The delta port of replica `slot` at an aggregator (federated rounds). */
+export const deltaPort = (slot: number): Port => (slot === 0 ? 'delta' : `delta${slot}`);
+export type PortDir = 'fwd' | 'bwd' | 'target' | 'sync' | 'delta';
 /** A port's direction and slot, or null when `port` names no port. */
-export function parsePort(port: string): { dir: 'fwd' | 'bwd' | 'target'; slot: number } | null {
-  if (port === 'target') return { dir: 'target', slot: 0 };
-  const m = /^(fwd|bwd)([1-9][0-9]?)?$/.exec(port);
+export function parsePort(port: string): { dir: PortDir; slot: number } | null {
+  if (port === 'target' || port === 'sync') return { dir: port, slot: 0 };
+  const m = /^(fwd|bwd|delta)([1-9][0-9]?)?$/.exec(port);
   if (!m) return null;
   const slot = m[2] ? Number(m[2]) : 0;
-  return slot < MAX_PORT_SLOTS ? { dir: m[1] as 'fwd' | 'bwd', slot } : null;
+  return slot < MAX_PORT_SLOTS ? { dir: m[1] as 'fwd' | 'bwd' | 'delta', slot } : null;
 }
 /** Whether a message of `kind` may travel on `port` (`end` only on slot 0). */
 export function kindFitsPort(kind: MessageKind, port: Port): boolean {
@@ -103,10 +115,18 @@ export const Header = {
   JetStreamMsgId: 'Nats-Msg-Id',
 } as const;
 
-/** The only dtype on the wire today. */
+/** Tensors: raw little-endian float32. */
 export const DTYPE_F32 = 'f32';
-export const DTYPES = [DTYPE_F32] as const;
+/**
+ * An opaque frame (federated `delta` and `sync`: compressed updates), carried in a
+ * float32 view padded to 4 bytes; the receiver's decoder validates it
+ * (runtime/federated/frame.ts). No other kind may use it.
+ */
+export const DTYPE_BYTES = 'bytes';
+export const DTYPES = [DTYPE_F32, DTYPE_BYTES] as const;
 export type DType = (typeof DTYPES)[number];
+/** The dtype a message of `kind` carries. */
+export const dtypeOf = (kind: MessageKind): DType => (kind === 'delta' || kind === 'sync' ? DTYPE_BYTES : DTYPE_F32);
 
 /** Limits every inbound message is checked against. */
 export const Limits = {

@@ -11,9 +11,22 @@
  * keeps fewer steps in flight, in proportion to the round trip from it to the loss
  * (`vnodeDepth`), as a PipeDream 1F1B stage k of S keeps S − k.
  */
-import { bwdPort, fwdPort, parsePort, PORT_OF_KIND, type MessageKind, type Port } from './protocol.js';
+import { bwdPort, deltaPort, fwdPort, parsePort, PORT_OF_KIND, type MessageKind, type Port } from './protocol.js';
 
-export type Role = 'layer' | 'activation' | 'merge' | 'loss';
+/** `aggregator`: a federated layer's aggregator (runtime/federated/), outside the model's graph. */
+export type Role = 'layer' | 'activation' | 'merge' | 'loss' | 'aggregator';
+
+/**
+ * Federated rounds (runtime/federated/, docs/federated.md), part of the schedule: a
+ * replica's layer with parameters takes its aggregator's `sync` of round k once it has
+ * applied (k+1)·`every` updates, before anything else; an aggregator takes round k's
+ * `delta` from each of its `replicas` in slot order, for `count` rounds.
+ */
+export interface Rounds {
+  every: number;
+  replicas: number;
+  count: number;
+}
 
 /**
  * How many ports a VNode takes a step's forward and backward from: its inputs, and the
@@ -43,6 +56,10 @@ export interface ScheduleState {
   fwdPart?: number;
   /** Consumers' gradients of backward `bwdNext` taken so far (slot 0 first). Absent = 0. */
   bwdPart?: number;
+  /** Federated rounds taken: a replica layer's syncs, an aggregator's rounds. Absent = 0. */
+  syncNext?: number;
+  /** An aggregator's deltas of round `syncNext` taken so far (slot 0 first). Absent = 0. */
+  syncPart?: number;
 }
 
 export const initialSchedule = (): ScheduleState => ({ fwdNext: 0, bwdNext: 0, targetNext: 0, endAt: null, fwdPart: 0, bwdPart: 0 });
@@ -52,9 +69,16 @@ export const initialSchedule = (): ScheduleState => ({ fwdNext: 0, bwdNext: 0, t
  * needs several messages (several inputs, or several consumers' gradients) takes them in
  * slot order and finishes before anything else is taken.
  */
-export function nextInput(role: Role, s: ScheduleState, depth: number): { port: Port; seq: number } | null {
+export function nextInput(role: Role, s: ScheduleState, depth: number, rounds?: Rounds): { port: Port; seq: number } | null {
   const fwdPart = s.fwdPart ?? 0;
   const bwdPart = s.bwdPart ?? 0;
+  const syncNext = s.syncNext ?? 0;
+  if (role === 'aggregator') {
+    if (!rounds || syncNext >= rounds.count) return null;
+    return { port: deltaPort(s.syncPart ?? 0), seq: syncNext };
+  }
+  // A round's sync comes right after the update that ends the round.
+  if (rounds && role === 'layer' && fwdPart === 0 && bwdPart === 0 && s.bwdNext >= rounds.every * (syncNext + 1)) return { port: 'sync', seq: syncNext };
   const forwardsDone = s.endAt !== null && s.fwdNext >= s.endAt && fwdPart === 0;
   if (role === 'loss') {
     if (s.targetNext < s.fwdNext) return { port: 'target', seq: s.targetNext };
@@ -71,6 +95,11 @@ export function nextInput(role: Role, s: ScheduleState, depth: number): { port: 
 export function advance(s: ScheduleState, kind: MessageKind, seq: number, port: Port = PORT_OF_KIND[kind], arity: Arity = CHAIN_ARITY): ScheduleState {
   const slot = parsePort(port)?.slot ?? 0;
   switch (kind) {
+    case 'sync':
+      return { ...s, syncNext: seq + 1 };
+    case 'delta':
+      // An aggregator's inputs are its replicas.
+      return slot + 1 < arity.inputs ? { ...s, syncPart: slot + 1 } : { ...s, syncNext: seq + 1, syncPart: 0 };
     case 'fwd':
       return slot + 1 < arity.inputs ? { ...s, fwdPart: slot + 1 } : { ...s, fwdNext: seq + 1, fwdPart: 0 };
     case 'end':
@@ -85,6 +114,8 @@ export function advance(s: ScheduleState, kind: MessageKind, seq: number, port: 
 /** Whether applying `kind` from `port` completes a step's backward (or a loss's target): an update. */
 export function completesUpdate(kind: MessageKind, port: Port, arity: Arity = CHAIN_ARITY): boolean {
   if (kind === 'target') return true;
+  // An aggregator's round is its update (its outer optimizer's step); a sync is not one (the inner optimizer's step count goes on).
+  if (kind === 'delta') return (parsePort(port)?.slot ?? 0) + 1 >= arity.inputs;
   return kind === 'bwd' && (parsePort(port)?.slot ?? 0) + 1 >= arity.consumers;
 }
 
@@ -93,6 +124,8 @@ export function portNext(s: ScheduleState, port: Port): number {
   const p = parsePort(port);
   if (!p) return 0;
   if (p.dir === 'target') return s.targetNext;
+  if (p.dir === 'sync') return s.syncNext ?? 0;
+  if (p.dir === 'delta') return (s.syncNext ?? 0) + (p.slot < (s.syncPart ?? 0) ? 1 : 0);
   if (p.dir === 'fwd') return s.fwdNext + (p.slot < (s.fwdPart ?? 0) ? 1 : 0);
   return s.bwdNext + (p.slot < (s.bwdPart ?? 0) ? 1 : 0);
 }

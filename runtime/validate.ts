@@ -5,6 +5,8 @@
  * person can act on; the caller dead-letters it, counts it and answers it.
  */
 import {
+  dtypeOf,
+  DTYPE_BYTES,
   DTYPES,
   Header,
   Limits,
@@ -106,6 +108,7 @@ export function validateMessage(headers: HeaderReader | undefined, payload: Uint
   if (!(DTYPES as readonly string[]).includes(dtype)) {
     return fail(`dtype ${JSON.stringify(dtype)} is not supported (supported: ${DTYPES.join(', ')})`);
   }
+  if (dtype !== dtypeOf(kind)) return fail(`a ${kind} message carries dtype ${dtypeOf(kind)}, got ${JSON.stringify(dtype)}`);
 
   const shapeText = get(Header.Shape);
   const dims = shapeText.split(',');
@@ -124,6 +127,8 @@ export function validateMessage(headers: HeaderReader | undefined, payload: Uint
   if (shapeError) return fail(shapeError);
 
   const data = fromBytes(payload);
+  // A bytes frame is not numbers: its receiver decodes and checks it (runtime/federated/frame.ts).
+  if (dtype === DTYPE_BYTES) return { ok: true, msg: { kind, port, seq, epoch, from, traceparent, tensor: { shape, data } } };
   const bad = firstNonFinite(data);
   if (bad >= 0) return fail(`tensor holds a non-finite value (${data[bad]}) at element ${bad}`);
 

@@ -33,6 +33,7 @@ import { signerOf, type Signer } from './security/signing.js';
 import { expectedSender, senderCheckOf } from './security/verifier.js';
 import {
   bwdPort,
+  deltaPort,
   fwdPort,
   Header,
   MESSAGE_KINDS,
@@ -52,6 +53,10 @@ import { validateMessage, type InboundMessage } from './validate.js';
 import { applyStep, type StepOutput, type StepResult, type StepState } from './vnode-step.js';
 import { LedgerRecorder } from './ledger/recorder.js';
 import { evidenceOf } from './ledger/evidence.js';
+import { aggregatorState, withReplicaState } from './federated/rounds.js';
+import { decodeTensors } from './federated/compress.js';
+import { roundShapes } from './federated/federation.js';
+import { fromFrame } from './federated/frame.js';
 import { awaitedInput, vnodeMachine, type CheckpointPolicy, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
 import { parseMachineSnapshot, readProgress, toStateWrite } from './vnode-record.js';
 import type { Tensors } from './vnode-type.js';
@@ -189,6 +194,19 @@ const LATE_COPY_WAIT_MS = 5000;
  */
 const rowsOf = (stash: Float32Array[] | undefined) => (stash ? stash[0][0] : undefined);
 
+/**
+ * A VNode's initial tensors from its type's `init` (none for a loss or a type without
+ * one). The random stream depends on the seed, the VNode's index and type only — not the
+ * deployment name: the same model and seed give the same weights under any name. A
+ * federated replica uses its index in the model of one replica (`fed.base`): every
+ * replica starts from the same parameters.
+ */
+function initialTensors(v: ResolvedVNode, seed: number): Tensors {
+  if (v.def.role === 'loss' || v.def.role === 'aggregator' || !v.def.init) return {};
+  const index = v.fed?.base ?? v.index;
+  return v.def.init({ config: v.config, inFeatures: v.inFeatures, outFeatures: v.outFeatures, rng: createRng(`${seed}/init/${index}/${v.def.type}`) });
+}
+
 export class VNodeActor {
   readonly id: string;
   readonly #o: VNodeActorOptions;
@@ -289,7 +307,7 @@ export class VNodeActor {
       return new VNodeActor(o, committed, tensors, stash, outbox, machine);
     };
     const checkpoint = checkpointPolicy(o.model.spec);
-    const input = { role: v.def.role, depth: v.depth, checkpoint, arity: arityOf(v) };
+    const input = { role: v.def.role, depth: v.depth, checkpoint, arity: arityOf(v), ...(v.fed?.rounds ? { rounds: v.fed.rounds } : {}) };
     for (let attempt = 0; ; attempt++) {
       const stored = await o.store.read(deployment, o.index);
       if (stored && stored.meta.generation > o.generation) {
@@ -302,18 +320,12 @@ export class VNodeActor {
         if (!found) {
           const machine = createActor(vnodeMachine, { input }).start();
           machine.send({ type: 'ACTIVATED', epoch: o.epoch });
-          const made =
-            v.def.role === 'loss' || !v.def.init
-              ? {}
-              : v.def.init({
-                  config: v.config,
-                  inFeatures: v.inFeatures,
-                  outFeatures: v.outFeatures,
-                  // Not the deployment name: the same model and seed give the same weights under any name.
-                  rng: createRng(`${o.seed}/init/${o.index}/${v.def.type}`),
-                });
+          // A federated aggregator starts from its layer's initial parameters (runtime/federated/rounds.ts).
+          const made = v.fed?.layer ? aggregatorState(v, initialTensors(v.fed.layer, o.seed)) : initialTensors(v, o.seed);
           // Started from given parameters: ours replace the random ones (optimizer slots stay fresh).
-          const tensors = o.init ? await loadInitialParameters(o.store, deployment, v, o.init, made) : made;
+          const given = o.init ? await loadInitialParameters(o.store, deployment, v, o.init, made) : made;
+          // A federated replica's layer anchors its rounds at its starting parameters.
+          const tensors = v.fed?.rounds && v.def.role === 'layer' ? withReplicaState(v, given) : given;
           const stash = new Map<number, Float32Array[]>();
           // CAS over an older generation's state (which it replaces), or create.
           actor = await commit(stored, tensors, stash, machine);
@@ -331,7 +343,10 @@ export class VNodeActor {
           }
           const snapshot = parseMachineSnapshot(meta.snapshot);
           if (!snapshot.ok) throw new Error(`${deployment}.${o.index}: stored state cannot be resumed: ${snapshot.error}`);
-          const { role, depth, arity = { inputs: 1, consumers: role === 'loss' ? 0 : 1 } } = snapshot.value.context;
+          const { role, depth, arity = { inputs: 1, consumers: role === 'loss' ? 0 : 1 }, rounds } = snapshot.value.context;
+          if (JSON.stringify(rounds ?? null) !== JSON.stringify(v.fed?.rounds ?? null)) {
+            throw new Error(`${deployment}.${o.index}: stored state has federated rounds ${JSON.stringify(rounds ?? null)}, the model says ${JSON.stringify(v.fed?.rounds ?? null)}`);
+          }
           if (role !== input.role || depth !== input.depth || arity.inputs !== input.arity.inputs || arity.consumers !== input.arity.consumers) {
             throw new Error(
               `${deployment}.${o.index}: stored state is a ${role} of pipeline depth ${depth} with ${arity.inputs} input(s) and ${arity.consumers} consumer(s), ` +
@@ -341,7 +356,7 @@ export class VNodeActor {
           let { tensors, stash, outbox } = await o.store.load(meta);
           if (meta.typeVersion < v.def.version) {
             if (!v.def.upgrade) throw new Error(`${v.def.type}: stored version ${meta.typeVersion} needs an upgrade() to ${v.def.version}`);
-            tensors = v.def.upgrade(meta.typeVersion, tensors, v.config);
+            tensors = v.def.upgrade(meta.typeVersion, tensors, v.config as never);
           }
           const machine = createActor(vnodeMachine, { snapshot: snapshot.value, input }).start();
           machine.send({ type: 'RESTORED', epoch: o.epoch, checkpoint });
@@ -612,7 +627,7 @@ export class VNodeActor {
     const write = toStateWrite({ generation: this.#o.generation, epoch: this.#o.epoch, def: this.#v.def, machine: this.#machine, tensors: this.#tensors, stash: this.#stash, outbox: outbox.entries });
     // The last update is a served version too (the parameters a finished run ends with).
     const { applied } = this.context;
-    if (this.#versioned && applied > 0 && this.#versions.at(-1)?.step !== applied && applied % this.#versionEvery !== 0 && nextInput(this.context.role, this.context.schedule, this.context.depth) === null) {
+    if (this.#versioned && applied > 0 && this.#versions.at(-1)?.step !== applied && applied % this.#versionEvery !== 0 && nextInput(this.context.role, this.context.schedule, this.context.depth, this.context.rounds) === null) {
       this.#versions.push({ step: applied, tensors: this.#tensors });
     }
     write.versions = this.#versions;
@@ -686,7 +701,14 @@ export class VNodeActor {
 
   async #openMailboxes() {
     const v = this.#v;
-    const ports: Port[] = [...v.inputs.map((_, slot) => fwdPort(slot)), ...(v.def.role === 'loss' ? ['target' as const] : v.consumers.map((_, slot) => bwdPort(slot)))];
+    const ports: Port[] =
+      v.def.role === 'aggregator'
+        ? v.inputs.map((_, slot) => deltaPort(slot))
+        : [
+            ...v.inputs.map((_, slot) => fwdPort(slot)),
+            ...(v.def.role === 'loss' ? ['target' as const] : v.consumers.map((_, slot) => bwdPort(slot))),
+            ...(v.fed?.rounds ? ['sync' as const] : []),
+          ];
     const limits = mailboxLimits(this.#policy);
     for (const port of ports) {
       this.#mailboxes.set(port, await Mailbox.open(this.#o.js, this.#o.jsm, this.#deployment, this.#o.index, port, this.#o.epoch, limits));
@@ -697,6 +719,8 @@ export class VNodeActor {
   #checkShape = (port: Port, shape: number[]): string | null => {
     const v = this.#v;
     const dir = parsePort(port)?.dir;
+    // Federated updates: a bytes frame, decoded and checked before it is applied (`#checkAgainstState`).
+    if (dir === 'delta' || dir === 'sync') return shape.length === 1 ? null : `${port} frame of ${this.id} must be [words], got [${shape}]`;
     // Targets: one-hot rows [rows, classes], or a window's next-token ids [rows, time] (text).
     if (dir === 'target') {
       const cols = this.#o.model.targetFeatures;
@@ -844,7 +868,7 @@ export class VNodeActor {
       // Outputs go out before the checkpoint that covers this message: if we die in
       // between, the replay sends the same bytes under the same message ids, and they
       // are dropped as duplicates.
-      for (const out of outputs) await this.#output(out, m.seq, span.traceparent ?? m.traceparent);
+      for (const out of outputs) await this.#output(out, out.seq ?? m.seq, span.traceparent ?? m.traceparent);
       if (raw) this.#held.push(raw);
       const published = { type: 'PUBLISHED', sinceCheckpointMs: performance.now() - this.#lastCapture, minGapMs: this.#minGapMs() } as const;
       if (this.#tell(published).matches('checkpointing')) await this.#capture(span.traceparent);
@@ -872,6 +896,16 @@ export class VNodeActor {
    * rows; a forward's later inputs (a merge's) must have the shape of its first.
    */
   #checkAgainstState(m: InboundMessage): string | null {
+    if (m.kind === 'delta' || m.kind === 'sync') {
+      // A frame that does not decode to this layer's parameters is refused here, never thrown in the step.
+      try {
+        decodeTensors(fromFrame(m.tensor!), roundShapes(this.#v));
+      } catch (err) {
+        return `${m.kind} round ${m.seq} for ${this.id} does not decode: ${(err as Error).message}`;
+      }
+      if (m.kind === 'delta' && (parsePort(m.port)?.slot ?? 0) > 0 && !this.#stash.has(m.seq)) return `${this.id} has no sum of round ${m.seq} to add ${m.port} to`;
+      return null;
+    }
     if (m.kind === 'fwd') {
       const slot = parsePort(m.port)?.slot ?? 0;
       if (slot === 0) return null;
@@ -898,7 +932,9 @@ export class VNodeActor {
     this.#tensors = r.tensors;
     this.#stash = r.stash;
     if (r.loss) await this.#send(this.#publishMetric({ seq: m.seq, loss: r.loss.value, batch: r.loss.rows, vnode: this.id }));
-    if (r.update !== undefined) this.#keepVersion(r.update);
+    // A federated layer's round ends in its sync: the version of that step is the synchronised parameters.
+    if (r.update !== undefined && !(this.#v.fed?.rounds && r.update % this.#v.fed.rounds.every === 0)) this.#keepVersion(r.update);
+    if (m.kind === 'sync') this.#keepVersion(this.context.applied);
     const lie = this.#o.corruptGradients?.() ?? 1;
     if (lie !== 1) r.outputs = r.outputs.map((o) => (o.kind === 'bwd' && o.tensor ? { ...o, tensor: { shape: o.tensor.shape, data: o.tensor.data.map((x) => x * lie) } } : o));
     return r;
@@ -972,7 +1008,9 @@ export class VNodeActor {
 
   #publishMetric(metric: StepMetric) {
     const h = headers();
-    h.set(Header.JetStreamMsgId, `${this.#deployment}.metric.${metric.seq}`);
+    // One record per step and loss VNode: a federated deployment has a loss per replica.
+    const replica = this.#v.fed?.replica ? `.r${this.#v.fed.replica}` : '';
+    h.set(Header.JetStreamMsgId, `${this.#deployment}.metric.${metric.seq}${replica}`);
     return publishAcked(this.#o.nc, Subject.metrics(this.#deployment), JSON.stringify(metric), h);
   }
 

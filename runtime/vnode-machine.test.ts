@@ -47,12 +47,12 @@ test('lifecycle: activating → waiting → processing → publishing → checkp
 test('the schedule is machine logic: a depth-1 layer awaits F0 F1 B0 F2 B1 … end, B last', () => {
   const a = start('layer', 1);
   const order: string[] = [];
-  const inputs: Record<Port, MessageKind> = { fwd: 'fwd', bwd: 'bwd', target: 'target' };
+  const inputs: Partial<Record<Port, MessageKind>> = { fwd: 'fwd', bwd: 'bwd', target: 'target' };
   for (let guard = 0; guard < 20; guard++) {
     const want = awaitedInput(a.getSnapshot());
     if (!want) break;
     // The trainer sends 3 forwards, then `end` at seq 3.
-    const kind = want.port === 'fwd' && want.seq === 3 ? 'end' : inputs[want.port];
+    const kind = want.port === 'fwd' && want.seq === 3 ? 'end' : inputs[want.port]!;
     order.push(`${kind}${want.seq}`);
     apply(a, kind, want.seq);
   }

@@ -43,7 +43,7 @@
  */
 import { and, assign, setup, type SnapshotFrom } from 'xstate';
 import { kindFitsPort, type MessageKind, type Port } from './protocol.js';
-import { advance, CHAIN_ARITY, completesUpdate, initialSchedule, nextInput, portNext, type Arity, type Role, type ScheduleState } from './schedule.js';
+import { advance, CHAIN_ARITY, completesUpdate, initialSchedule, nextInput, portNext, type Arity, type Role, type Rounds, type ScheduleState } from './schedule.js';
 
 /** What a VNode machine is created with. */
 export interface VNodeMachineInput {
@@ -54,6 +54,8 @@ export interface VNodeMachineInput {
   checkpoint: CheckpointPolicy;
   /** Its inputs and consumers in the model's graph (schedule.ts). @default one of each (a chain) */
   arity?: Arity;
+  /** Federated rounds (schedule.ts `Rounds`): a replica's layer with parameters, or an aggregator. @default none */
+  rounds?: Rounds;
 }
 
 export interface CheckpointPolicy {
@@ -112,7 +114,7 @@ export type VNodeMachineEvent =
   | { type: 'STOP' };
 
 /** The input a VNode needs next, or null when its schedule is complete. */
-const awaited = (c: VNodeMachineContext) => nextInput(c.role, c.schedule, c.depth);
+const awaited = (c: VNodeMachineContext) => nextInput(c.role, c.schedule, c.depth, c.rounds);
 type Message = Extract<VNodeMachineEvent, { type: 'MESSAGE' }>;
 const asMessage = (e: VNodeMachineEvent): Message | null => (e.type === 'MESSAGE' ? e : null);
 
@@ -194,6 +196,7 @@ export const vnodeMachine = setup({
     depth: input.depth,
     checkpoint: input.checkpoint,
     ...(input.arity ? { arity: input.arity } : {}),
+    ...(input.rounds ? { rounds: input.rounds } : {}),
     schedule: initialSchedule(),
     sinceCheckpoint: 0,
     captured: initialSchedule(),

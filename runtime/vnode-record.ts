@@ -42,12 +42,16 @@ export function toStateWrite(s: VNodeRecordSource): StateWrite {
 }
 
 const count = z.number().int().min(0);
-const scheduleSchema = z.object({ fwdNext: count, bwdNext: count, targetNext: count, endAt: count.nullable(), fwdPart: count.optional(), bwdPart: count.optional() });
+const scheduleSchema = z.object({
+  fwdNext: count, bwdNext: count, targetNext: count, endAt: count.nullable(),
+  fwdPart: count.optional(), bwdPart: count.optional(), syncNext: count.optional(), syncPart: count.optional(),
+});
 const contextSchema = z.object({
-  role: z.enum(['layer', 'activation', 'merge', 'loss']),
+  role: z.enum(['layer', 'activation', 'merge', 'loss', 'aggregator']),
   depth: count,
   checkpoint: z.object({ every: z.number().int().min(1), ms: z.number().int().min(1) }),
   arity: z.object({ inputs: z.number().int().min(1), consumers: count }).optional(),
+  rounds: z.object({ every: z.number().int().min(1), replicas: z.number().int().min(1), count }).optional(),
   schedule: scheduleSchema,
   // Every stored snapshot is a checkpoint: nothing applied is outside it.
   sinceCheckpoint: z.literal(0),
@@ -101,5 +105,5 @@ export function readProgress(meta: Pick<StateMeta, 'snapshot'>, expect?: { role:
   if (expect && (c.role !== expect.role || c.depth !== expect.depth)) {
     return { ok: false, error: `stored as a ${c.role} of pipeline depth ${c.depth}, the model says a ${expect.role} of depth ${expect.depth}` };
   }
-  return { ok: true, value: { schedule: c.schedule, applied: c.applied, complete: nextInput(c.role, c.schedule, c.depth) === null } };
+  return { ok: true, value: { schedule: c.schedule, applied: c.applied, complete: nextInput(c.role, c.schedule, c.depth, c.rounds) === null } };
 }

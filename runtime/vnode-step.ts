@@ -17,6 +17,7 @@ import { fwdPort, parsePort, type MessageKind, type Port } from './protocol.js';
 import { staleness } from './schedule.js';
 import type { Tensor } from './tensor.js';
 import type { LossDefinition, MergeDefinition, Tensors, TransformDefinition, VNodeContext } from './vnode-type.js';
+import { aggregate, applySync, replicaDelta } from './federated/rounds.js';
 
 export interface StepState {
   tensors: Tensors;
@@ -38,6 +39,8 @@ export interface StepOutput {
   kind: MessageKind;
   port: Port;
   tensor?: Tensor;
+  /** Its seq when not the input's: a federated round's number (`delta`, `sync`). */
+  seq?: number;
 }
 
 export interface StepResult {
@@ -89,6 +92,13 @@ export async function applyStep(v: ResolvedVNode, kernels: Kernels, state: StepS
     if (!dx) throw new Error(`${v.def.type}.backward returned no gradient for input ${j} although one was needed`);
     return [{ to: from, kind: 'bwd', port: v.gradPorts[j], tensor: dx }];
   };
+
+  // Federated rounds (runtime/federated/rounds.ts): an aggregator's deltas, a replica layer's sync.
+  if (m.kind === 'delta') {
+    const r = aggregate(v, state, m.seq, slot, m.tensor!);
+    return { outputs: r.outputs, tensors: r.tensors, stash: r.stash, ...(slot + 1 === v.inputs.length ? { update: state.applied + 1 } : {}) };
+  }
+  if (m.kind === 'sync') return { outputs: [], tensors: applySync(v, tensors, m.tensor!), stash: stash as Map<number, Float32Array[]> };
 
   // `end` comes on the first input only, and goes to every consumer that reads us there.
   if (m.kind === 'end') return same(v.consumers.filter((c) => c.slot === 0).map((c) => ({ to: c.index, kind: 'end', port: fwdPort(0) })));
@@ -149,5 +159,7 @@ export async function applyStep(v: ResolvedVNode, kernels: Kernels, state: StepS
   const needDx = v.inputs[0] >= 0;
   const result = await (v.def as TransformDefinition<unknown>).backward({ ...ctx, step, needDx }, tensors, dy, kept);
   if (result.tensors) tensors = { ...tensors, ...result.tensors };
-  return { outputs: gradient(0, result.dx), tensors, stash: next, update: step };
+  // A federated layer's update that ends a round also sends the round's delta to its aggregator.
+  const round = v.fed?.rounds ? replicaDelta(v, tensors, step) : { tensors, outputs: [] };
+  return { outputs: [...gradient(0, result.dx), ...round.outputs], tensors: round.tensors, stash: next, update: step };
 }

@@ -138,7 +138,19 @@ export interface MergeDefinition<C> extends CommonDefinition<C> {
   ): Promise<{ dxs: Array<Tensor | undefined>; tensors?: Tensors }>;
 }
 
-export type VNodeType<C = any> = TransformDefinition<C> | MergeDefinition<C> | LossDefinition<C>;
+/**
+ * A federated layer's aggregator (runtime/federated/): built in, never written by users.
+ * Its work (decode, average, outer step, encode) is runtime/federated/rounds.ts; the
+ * parameters it holds are its layer's.
+ */
+export interface AggregatorDefinition extends CommonDefinition<Record<string, never>> {
+  role: 'aggregator';
+  parameters?: undefined;
+  init?: undefined;
+  parameterShapes?: undefined;
+}
+
+export type VNodeType<C = any> = TransformDefinition<C> | MergeDefinition<C> | LossDefinition<C> | AggregatorDefinition;
 
 /**
  * Declare a VNode type. Identity function with checks, so mistakes surface at import.
@@ -160,6 +172,7 @@ export function defineVNodeType<C>(def: VNodeType<C>): VNodeType<C> {
   }
   if (!Number.isInteger(def.version) || def.version < 1) throw new Error(`${def.type}: version must be a positive integer`);
   if (def.role === 'loss' && typeof def.loss !== 'function') throw new Error(`${def.type}: a loss type needs loss()`);
+  if (def.role === 'aggregator') throw new Error(`${def.type}: aggregators are built in (runtime/federated/), not user types`);
   if (def.role !== 'loss' && (typeof def.forward !== 'function' || typeof def.backward !== 'function')) {
     throw new Error(`${def.type}: a ${def.role} type needs forward() and backward()`);
   }

@@ -21,7 +21,8 @@ export interface LossReader {
 /** No record for this long while the stream has newer ones: the reader is stuck. */
 const STUCK_MS = 5000;
 
-export async function readLosses(js: JetStreamClient, deployment: string, steps: number, onMetric: (m: StepMetric, done: number) => void): Promise<LossReader> {
+/** `vnode`: only that loss VNode's records (a federated deployment has one loss per replica). @default every record */
+export async function readLosses(js: JetStreamClient, deployment: string, steps: number, onMetric: (m: StepMetric, done: number) => void, vnode?: string): Promise<LossReader> {
   const losses: number[] = [];
   let done = 0;
   let wake: (() => void) | undefined;
@@ -44,6 +45,7 @@ export async function readLosses(js: JetStreamClient, deployment: string, steps:
         warned = true;
         continue;
       }
+      if (vnode !== undefined && metric.vnode !== vnode) continue; // another replica's loss
       if (losses[metric.seq] !== undefined) continue; // a resend
       losses[metric.seq] = metric.loss;
       while (losses[done] !== undefined) done++;

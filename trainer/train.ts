@@ -30,6 +30,8 @@ import { loadTrainingData } from './data.js';
 import { deploy } from './deploy.js';
 import { evaluate, paramsHash } from './evaluate.js';
 import { feed, feedMessage } from './feed.js';
+import { federatedSummary, type FederatedSummary } from './federated.js';
+import { vnodeId } from '../runtime/protocol.js';
 import { localFeed, type LocalFeed } from './local-feed.js';
 import { readLosses } from './losses.js';
 import { stepTelemetry } from './step-telemetry.js';
@@ -61,6 +63,13 @@ export interface TrainOptions {
    * `source` names them for people (the file). @default the types' init
    */
   init?: Pick<StartingParameters, 'tensors'> & Partial<StartingParameters>;
+  /**
+   * A federated model (spec `federation`): start its replicas' data owners — one process
+   * per replica, each with its own shard (`dcnr feed`, trainer/replica-feed.ts) — and
+   * resolve when every one has fed its replica to the end. Required then: this process
+   * holds no replica's data.
+   */
+  feedReplicas?: (signal: AbortSignal | undefined) => Promise<void>;
 }
 
 export interface TrainResult {
@@ -93,6 +102,8 @@ export interface TrainResult {
    * wrong results (supervisor/audit.ts): at which step, whom, where it was caught. Absent: never.
    */
   rollbacks?: Rollback[];
+  /** A federated run (docs/federated.md): its rounds and what they sent. */
+  federated?: FederatedSummary;
 }
 
 export interface Rollback {
@@ -201,10 +212,14 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
     }
   }
   const telemetry = stepTelemetry(dep);
+  // A federated run's progress is replica 0's losses (every replica reports its own).
+  const fed = model.federation;
+  if (fed && !o.feedReplicas) throw new Error(`${dep} is federated: its replicas are fed by their own data owners (dcnr feed), and none were given`);
+  const lossVNode = fed ? vnodeId(dep, fed.perReplica - 1, model.vnodes[fed.perReplica - 1].def.type) : undefined;
   const losses = await readLosses(js, dep, o.steps, (metric, done) => {
     telemetry.finished(metric);
     o.onProgress?.({ done, steps: o.steps, loss: metric.loss });
-  });
+  }, lossVNode);
   o.signal?.addEventListener('abort', () => losses.stop(), { once: true });
   let local: LocalFeed | undefined;
   try {
@@ -214,13 +229,16 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
     const trainStarted = Date.now();
     const bytesBefore = store.bytesWritten;
     const window = o.window ?? model.spec.pipelineDepth + 2;
-    await feed({ ...run, nc, from, window, losses, telemetry, signal: o.signal, signer, local });
+    if (fed) await Promise.all([o.feedReplicas!(o.signal), waitUntilDone(store, model, hosted, o.signal)]);
+    else await feed({ ...run, nc, from, window, losses, telemetry, signal: o.signal, signer, local });
     await waitUntilDone(store, model, hosted, o.signal);
     await local.settled();
     const trainMs = Date.now() - trainStarted;
     losses.stop();
 
-    const scores = await evaluate(store, model, o.kernels, data);
+    // A federated model is scored as replica 0 (indices 0..N−1): after the last round every replica holds the same parameters.
+    const scores = await evaluate(store, fed?.base ?? model, o.kernels, data);
+    const federated = fed && (await federatedSummary(store, model, o.steps, scores.paramsHash));
     const { evalLoss, testAccuracy } = scores;
     const tail = losses.losses.slice(Math.max(0, o.steps - 20)).filter((l) => l !== undefined);
     return {
@@ -233,7 +251,8 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
       ...(testAccuracy !== undefined ? { testAccuracy } : {}),
       paramsHash: scores.paramsHash,
       ...(initParamsHash ? { initParamsHash } : {}),
-      samplesPerSec: ((o.steps - from) * o.batch) / Math.max(trainMs / 1000, 1e-3),
+      // A federated run trains every replica on its own batches: its samples are all of theirs.
+      samplesPerSec: ((o.steps - from) * o.batch * (fed?.replicas ?? 1)) / Math.max(trainMs / 1000, 1e-3),
       durationMs: Date.now() - started,
       resumedFrom: from,
       pipelineDepth: model.spec.pipelineDepth,
@@ -241,6 +260,7 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
       checkpointMs: checkpointPolicy(model.spec).ms,
       persistedBytesPerStep: o.hostLocally ? Math.round((store.bytesWritten - bytesBefore) / Math.max(1, o.steps - from)) : null,
       losses: losses.losses,
+      ...(federated ? { federated } : {}),
     };
   } finally {
     local?.stop();

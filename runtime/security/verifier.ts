@@ -65,9 +65,11 @@ export function createSenderCheck(o: { epochs: KV; ownKey?: string }): SenderChe
 export type Sender = 'trainer' | number;
 
 /** Who sends on `port` of VNode `v`: the trainer (the dataset's feeds, targets and the first `end`), the producer of that input, or the consumer of that gradient port. */
-export function expectedSender(port: Port, v: { inputs: readonly number[]; consumers: ReadonlyArray<{ index: number }> }): Sender {
+export function expectedSender(port: Port, v: { inputs: readonly number[]; consumers: ReadonlyArray<{ index: number }>; fed?: { aggregator?: number } }): Sender {
   const p = parsePort(port);
   if (!p || p.dir === 'target') return 'trainer';
+  // Federated rounds: a replica layer's sync comes from its aggregator; an aggregator's delta slot r from replica r's layer (its inputs).
+  if (p.dir === 'sync') return v.fed?.aggregator ?? -1;
   if (p.dir === 'bwd') return v.consumers[p.slot]?.index ?? -1;
   const from = v.inputs[p.slot]; // fwd, end
   return from === undefined ? -1 : from < 0 ? 'trainer' : from;

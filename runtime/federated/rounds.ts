@@ -1,0 +1,179 @@
+/**
+ * The math of a federated round (docs/federated.md), as pure functions of a VNode's
+ * tensors and the message — runtime/vnode-step.ts calls them, so the actor, the
+ * ledger's verifier and the auditors all run the same code.
+ *
+ * Replica layer, round k (after its (k+1)·H-th update): Δ = anchor − θ (its pseudo-
+ * gradient: how far it moved this round), sent to its aggregator as C(Δ + e), keeping
+ * the residual e ← (Δ + e) − D(C(Δ + e)) for the next round (error feedback). When the
+ * aggregator's sync comes: θ ← anchor − D(u), anchor ← θ. Its inner optimizer's slots
+ * stay its own (DiLoCo).
+ *
+ * Aggregator, round k: the replicas' D(Δ_r) summed in replica order, g = sum / R; the
+ * outer step s = lr·g (avg), or m ← μ·m + g, s = lr·(g + μ·m) (Nesterov, as PyTorch's
+ * SGD with nesterov=True); sent as u = C(s + e), e ← (s + e) − D(u); θ ← θ − D(u). θ
+ * starts as the replicas' common initial parameters, and both sides subtract the same
+ * decoded bits from the same bits: after every round every replica holds the aggregator's θ.
+ *
+ * Everything is float32, element by element, in a fixed order: the same bits on every
+ * PNode and kernel mode.
+ */
+import type { ResolvedVNode } from '../model.js';
+import { deltaPort } from '../protocol.js';
+import type { Tensor } from '../tensor.js';
+import type { Tensors } from '../vnode-type.js';
+import { decodeTensors, encodeTensors } from './compress.js';
+import { roundShapes } from './federation.js';
+import { fromFrame, toFrame } from './frame.js';
+
+/** Round state kept beside a parameter `p`, in the VNode's tensors (checkpointed with them). */
+export const anchorOf = (p: string) => `${p}_fed_anchor`;
+export const residualOf = (p: string) => `${p}_fed_residual`;
+export const momentumOf = (p: string) => `${p}_fed_momentum`;
+
+/** What a step of a round sends: one message per receiver. */
+export interface RoundOutput {
+  to: number;
+  kind: 'delta' | 'sync';
+  port: 'sync' | ReturnType<typeof deltaPort>;
+  seq: number;
+  tensor: Tensor;
+}
+
+function fed(v: ResolvedVNode) {
+  if (!v.fed) throw new Error(`VNode ${v.index} (${v.def.type}) takes no part in federated rounds`);
+  return v.fed;
+}
+
+/** A replica layer's initial tensors plus its round state: the anchor (its parameters now) and zero residuals. */
+export function withReplicaState(v: ResolvedVNode, tensors: Tensors): Tensors {
+  const out: Tensors = { ...tensors };
+  for (const { name } of roundShapes(v)) {
+    const p = tensors[name];
+    if (!p) throw new Error(`VNode ${v.index} (${v.def.type}) has no parameter ${name} to anchor`);
+    out[anchorOf(name)] = p.slice();
+    out[residualOf(name)] = new Float32Array(p.length);
+  }
+  return out;
+}
+
+/** An aggregator's initial tensors from its layer's initial parameters: θ, and zero residuals (and momentum, for Nesterov). */
+export function aggregatorState(v: ResolvedVNode, layerInit: Tensors): Tensors {
+  const out: Tensors = {};
+  const nesterov = fed(v).federation.outer === 'nesterov';
+  for (const { name } of roundShapes(v)) {
+    const p = layerInit[name];
+    if (!p) throw new Error(`the layer of aggregator ${v.index} has no parameter ${name}`);
+    out[name] = p.slice();
+    out[residualOf(name)] = new Float32Array(p.length);
+    if (nesterov) out[momentumOf(name)] = new Float32Array(p.length);
+  }
+  return out;
+}
+
+/** Seed of a round's compression randomness (PowerSGD's start): per layer, round and direction. */
+const seedOf = (base: number, round: number, dir: 'up' | 'down', replica = 0) => `dcnr/federated/${base}/${round}/${dir}/${replica}`;
+
+/** After update `step` of a replica layer: the round's delta to its aggregator when `step` ends a round, else nothing. */
+export function replicaDelta(v: ResolvedVNode, tensors: Tensors, step: number): { tensors: Tensors; outputs: RoundOutput[] } {
+  const f = fed(v);
+  if (!f.rounds || f.aggregator === undefined || step % f.rounds.every !== 0) return { tensors, outputs: [] };
+  const round = step / f.rounds.every - 1;
+  const shapes = roundShapes(v);
+  const inputs = shapes.map(({ name, shape }) => {
+    const theta = tensors[name];
+    const anchor = tensors[anchorOf(name)];
+    const delta = new Float32Array(theta.length);
+    for (let i = 0; i < delta.length; i++) delta[i] = anchor[i] - theta[i];
+    return { name, shape, data: delta, residual: tensors[residualOf(name)] };
+  });
+  const encoded = encodeTensors(f.federation.compress, inputs, seedOf(f.base, round, 'up', f.replica));
+  const next: Tensors = { ...tensors };
+  shapes.forEach(({ name }, j) => (next[residualOf(name)] = encoded.residuals[j]));
+  return { tensors: next, outputs: [{ to: f.aggregator, kind: 'delta', port: deltaPort(f.replica ?? 0), seq: round, tensor: toFrame(encoded.bytes) }] };
+}
+
+/** A replica layer takes its aggregator's update: θ ← anchor − D(u), anchor ← θ. Throws on a frame that does not decode (a clear sentence). */
+export function applySync(v: ResolvedVNode, tensors: Tensors, frame: Tensor): Tensors {
+  const shapes = roundShapes(v);
+  const update = decodeTensors(fromFrame(frame), shapes);
+  const next: Tensors = { ...tensors };
+  shapes.forEach(({ name }, j) => {
+    const anchor = tensors[anchorOf(name)];
+    const theta = new Float32Array(anchor.length);
+    const u = update[j];
+    for (let i = 0; i < theta.length; i++) theta[i] = anchor[i] - u[i];
+    next[name] = theta;
+    next[anchorOf(name)] = theta;
+  });
+  return next;
+}
+
+/** The key of an aggregator's running sum of round `round`'s deltas in its stash (checkpointed like any stash entry). */
+const sumKey = (round: number) => round;
+
+/**
+ * An aggregator takes replica `slot`'s delta of `round`: decoded and added (in replica
+ * order) to the round's sum in its stash; at the last replica, the outer step, and the
+ * sync to every replica.
+ */
+export function aggregate(
+  v: ResolvedVNode,
+  state: { tensors: Tensors; stash: ReadonlyMap<number, Float32Array[]> },
+  round: number,
+  slot: number,
+  frame: Tensor,
+): { tensors: Tensors; stash: Map<number, Float32Array[]>; outputs: RoundOutput[] } {
+  const f = fed(v);
+  const { federation } = f;
+  const R = federation.replicas;
+  const shapes = roundShapes(v);
+  const delta = decodeTensors(fromFrame(frame), shapes);
+  const before = slot === 0 ? undefined : state.stash.get(sumKey(round));
+  if (slot > 0 && !before) throw new Error(`aggregator ${v.index} has no sum of round ${round} to add replica ${slot}'s delta to`);
+  const sum = delta.map((d, j) => {
+    if (!before) return d.slice();
+    const out = new Float32Array(d.length);
+    const b = before[j];
+    for (let i = 0; i < d.length; i++) out[i] = b[i] + d[i];
+    return out;
+  });
+  const stash = new Map(state.stash);
+  if (slot + 1 < R) {
+    stash.set(sumKey(round), sum);
+    return { tensors: state.tensors, stash, outputs: [] };
+  }
+  stash.delete(sumKey(round));
+  const tensors: Tensors = { ...state.tensors };
+  const { outerLr: lr, momentum: mu } = federation;
+  const inv = Math.fround(1 / R);
+  const steps = shapes.map(({ name, shape }, j) => {
+    const s = sum[j];
+    const g = new Float32Array(s.length);
+    for (let i = 0; i < g.length; i++) g[i] = s[i] * inv;
+    const step = new Float32Array(g.length);
+    if (federation.outer === 'nesterov') {
+      const m0 = state.tensors[momentumOf(name)];
+      const m = new Float32Array(g.length);
+      for (let i = 0; i < g.length; i++) {
+        m[i] = mu * m0[i] + g[i];
+        step[i] = lr * (g[i] + mu * m[i]);
+      }
+      tensors[momentumOf(name)] = m;
+    } else {
+      for (let i = 0; i < g.length; i++) step[i] = lr * g[i];
+    }
+    return { name, shape, data: step, residual: state.tensors[residualOf(name)] };
+  });
+  const encoded = encodeTensors(federation.compress, steps, seedOf(f.base, round, 'down'));
+  shapes.forEach(({ name }, j) => {
+    const theta0 = state.tensors[name];
+    const d = encoded.decoded[j];
+    const theta = new Float32Array(theta0.length);
+    for (let i = 0; i < theta.length; i++) theta[i] = theta0[i] - d[i];
+    tensors[name] = theta;
+    tensors[residualOf(name)] = encoded.residuals[j];
+  });
+  const sync = toFrame(encoded.bytes);
+  return { tensors, stash, outputs: v.inputs.map((to) => ({ to, kind: 'sync' as const, port: 'sync' as const, seq: round, tensor: sync })) };
+}
