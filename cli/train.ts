@@ -20,7 +20,11 @@ import { paramsHash } from '../trainer/evaluate.js';
 import { initTelemetry } from '../runtime/telemetry.js';
 import { createProgress, fail, printResult } from './output.js';
 import { compressionOf, type FederationSpec } from '../runtime/federated/federation.js';
-import { feedReplicas } from './feeders.js';
+import { runFeeders } from '../cluster/feeders.js';
+import { writeShards } from '../trainer/shards.js';
+
+/** Where `dcnr train --replicas` writes its shards: beside the store (a fresh run wipes the store, not them; they are rewritten). */
+const shardDir = (store: string, model: ResolvedModel) => resolve(store, '..', `${model.spec.name}-shards`);
 
 /** The spec's `federation` from the command line; rounds = steps / H, which must be whole. */
 function federationOf(opts: TrainCliOptions): FederationSpec {
@@ -172,7 +176,8 @@ async function runTraining(opts: TrainCliOptions, where: Placement, model: Resol
     resume: opts.resume,
     init,
     hostLocally: where.kind === 'local',
-    ...(fed ? { feedReplicas: (signal: AbortSignal | undefined) => feedReplicas({ url, model, seed: opts.seed, dir: resolve(opts.store, '..', `${model.spec.name}-shards`), signal }) } : {}),
+    // The R data owners, played here: the training split cut into R disjoint shard files, one `dcnr feed` process each.
+    ...(fed ? { feedReplicas: (signal: AbortSignal | undefined) => runFeeders({ url, deployment: model.spec.name, shards: writeShards(shardDir(opts.store, model), model.spec.dataset, fed.replicas, opts.seed), signal }) } : {}),
     onProgress: ({ done, loss }) => progress.update(done, loss),
     onEvent: (e) => {
       if (e.type === 'rejected') process.stderr.write(`dcnr: rejected a message for ${e.vnode}: ${e.error}\n`);

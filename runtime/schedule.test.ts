@@ -145,3 +145,44 @@ test('the chain check can fail: a depth that grows down the chain stalls it', ()
 });
 
 test.run();
+
+test('federated rounds: a replica layer takes round k\'s sync right after its (k+1)·H-th update, before anything else; done after the last', () => {
+  const rounds = { every: 2, replicas: 2, count: 2 };
+  let s = initialSchedule();
+  const order: string[] = [];
+  for (let guard = 0; guard < 40; guard++) {
+    const want = nextInput('layer', s, 1, rounds);
+    if (!want) break;
+    // The trainer sends 4 forwards, then `end` at seq 4.
+    const kind: MessageKind = want.port === 'fwd' ? (want.seq === 4 ? 'end' : 'fwd') : want.port === 'sync' ? 'sync' : 'bwd';
+    order.push(`${kind}${want.seq}`);
+    assert.ok(!covers(s, kind, want.seq, want.port), 'not taken yet');
+    s = advance(s, kind, want.seq, want.port);
+    assert.ok(covers(s, kind, want.seq, want.port), 'taken now');
+    assert.is(completesUpdate(kind, want.port), kind === 'bwd', 'a sync is not an update');
+  }
+  assert.equal(order, ['fwd0', 'fwd1', 'bwd0', 'fwd2', 'bwd1', 'sync0', 'fwd3', 'bwd2', 'end4', 'bwd3', 'sync1']);
+  assert.is(portNext(s, 'sync'), 2);
+  // Without rounds the same layer never asks for a sync.
+  assert.is.not(nextInput('layer', { ...initialSchedule(), fwdNext: 3, bwdNext: 2 }, 1)?.port, 'sync');
+});
+
+test("federated rounds: an aggregator takes each round's deltas in replica order, one update per round, done after `count` rounds", () => {
+  const rounds = { every: 5, replicas: 3, count: 2 };
+  const arity = { inputs: 3, consumers: 0 };
+  let s = initialSchedule();
+  const order: string[] = [];
+  let updates = 0;
+  for (let want = nextInput('aggregator', s, 0, rounds); want; want = nextInput('aggregator', s, 0, rounds)) {
+    order.push(`${want.port}@${want.seq}`);
+    if (completesUpdate('delta', want.port, arity)) updates++;
+    s = advance(s, 'delta', want.seq, want.port, arity);
+  }
+  assert.equal(order, ['delta@0', 'delta1@0', 'delta2@0', 'delta@1', 'delta1@1', 'delta2@1']);
+  assert.is(updates, 2);
+  // Mid-round: the slots taken are covered, the rest not.
+  const mid = advance(initialSchedule(), 'delta', 0, 'delta', arity);
+  assert.ok(covers(mid, 'delta', 0, 'delta'));
+  assert.ok(!covers(mid, 'delta', 0, 'delta1'));
+  assert.is(nextInput('aggregator', initialSchedule(), 0), null, 'an aggregator without rounds has nothing to do');
+});

@@ -19,7 +19,7 @@ export interface ReconcileInput {
   /** Live, non-draining PNodes. */
   candidates: MemberView[];
   /** Every deployed VNode (`<deployment>.<index>`), its type and estimated bytes in memory, in deployment/index order. */
-  wanted: Array<{ vnode: string; type: string; bytes?: number }>;
+  wanted: Array<{ vnode: string; type: string; bytes?: number; group?: string }>;
   /** Owner of each wanted VNode that has one. */
   current: ReadonlyMap<string, string>;
   /** VNode → the PNode that gave up on it (escalated or refused). */
@@ -43,6 +43,7 @@ export function planMoves(o: ReconcileInput): Move[] {
   const current = new Map(o.current);
   const typeOf = new Map(o.wanted.map((w) => [w.vnode, w.type]));
   const bytes = new Map(o.wanted.map((w) => [w.vnode, w.bytes ?? 0]));
+  const group = new Map(o.wanted.flatMap((w) => (w.group ? [[w.vnode, w.group] as const] : [])));
   const load = new Map<string, number>();
   for (const p of current.values()) load.set(p, (load.get(p) ?? 0) + 1);
   const accepts = (c: MemberView, vnode: string) =>
@@ -68,7 +69,7 @@ export function planMoves(o: ReconcileInput): Move[] {
     groups.set(key, g);
   }
   for (const { eligible, vnodes } of groups.values()) {
-    const choice = o.placement.place({ toPlace: vnodes, candidates: eligible, current, bytes });
+    const choice = o.placement.place({ toPlace: vnodes, candidates: eligible, current, bytes, ...(group.size ? { groups: group } : {}) });
     for (const v of vnodes) {
       const giver = o.escalated.get(v);
       let p = choice.get(v);

@@ -41,6 +41,7 @@ import { createLeadership } from './leadership.js';
 import { watchMembership, type Membership } from './membership.js';
 import { mirrorBucket } from './mirrors.js';
 import { createLeastLoadedPlacement } from './placement/least-loaded.js';
+import { deployedVNodes } from '../runtime/federated/federation.js';
 import type { PlacementStrategy } from './placement/types.js';
 import { planMoves, type Move } from './reconcile.js';
 import { trackRecoveries } from './recovery.js';
@@ -168,7 +169,9 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
     [...deployments.records]
       .filter(([, d]) => !d.hostedBy)
       .sort(([a], [b]) => a.localeCompare(b))
-      .flatMap(([dep, d]) => d.spec.vnodes.map((v, i) => ({ vnode: `${dep}.${i}`, type: v.type, bytes: d.shapes?.[i]?.stateBytes })));
+      .flatMap(([dep, d]) =>
+        deployedVNodes(d.spec, d.shapes).map((v) => ({ vnode: `${dep}.${v.index}`, type: v.type, bytes: d.shapes?.[v.index]?.stateBytes, ...(v.group ? { group: `${dep}.${v.group}` } : {}) })),
+      );
 
   async function apply(m: Move): Promise<void> {
     const [dep, index] = m.vnode.split('.');

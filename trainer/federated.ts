@@ -6,13 +6,11 @@
  * get one `sync` frame back. A frame's size is a function of the compression and the
  * layer's shapes only (compress.ts: top-k keeps a fixed count, int8 a fixed block layout,
  * PowerSGD fixed factors), so the payload bytes are counted by encoding each layer once
- * (test/federated.test.ts checks the count against the frames seen on the wire). The
+ * (runtime/federated/rounds.test.ts checks the count against the frames a round makes). The
  * baseline is what data-parallel training without rounds sends: every step, each replica's
  * full float32 gradient up and the averaged gradient back.
  */
-import { encodeTensors } from '../runtime/federated/compress.js';
-import { compressionOf, parameterBytes, roundShapes, takesPart } from '../runtime/federated/federation.js';
-import { toFrame } from '../runtime/federated/frame.js';
+import { compressionOf, parameterBytes, roundBytes, roundShapes } from '../runtime/federated/federation.js';
 import type { ResolvedModel } from '../runtime/model.js';
 import type { StateStore } from '../runtime/state-store.js';
 import { loadAllTensors, paramsHash } from './evaluate.js';
@@ -30,22 +28,6 @@ export interface FederatedSummary {
   compressionRatio: number;
   /** Every replica's parameters and every aggregator's hash alike (they must: rounds end in a common update). */
   replicasIdentical: boolean;
-}
-
-/** Payload bytes of one round's frames of one replica: its layers' deltas up, their syncs down. */
-export function roundBytes(model: ResolvedModel): { up: number; down: number } {
-  const fed = model.federation!;
-  let bytes = 0;
-  for (const v of fed.base.vnodes.filter(takesPart)) {
-    const shapes = roundShapes(v);
-    const inputs = shapes.map(({ name, shape }) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i + 1));
-      return { name, shape, data, residual: new Float32Array(n) };
-    });
-    bytes += toFrame(encodeTensors(fed.compress, inputs, 'size').bytes).data.byteLength;
-  }
-  return { up: bytes, down: bytes };
 }
 
 export async function federatedSummary(store: StateStore, model: ResolvedModel, steps: number, hash: string): Promise<FederatedSummary> {

@@ -26,7 +26,8 @@ import type { ResolvedModel, ResolvedVNode } from '../model.js';
 import type { Rounds } from '../schedule.js';
 import type { AggregatorDefinition } from '../vnode-type.js';
 import { parameterShapesOf } from '../parameters.js';
-import { compressionText, parseCompression, type Compression } from './compress.js';
+import { compressionText, encodeTensors, parseCompression, type Compression } from './compress.js';
+import { toFrame } from './frame.js';
 
 /** The aggregator's VNode type: one per layer with parameters (its work is rounds.ts). */
 export const aggregatorType: AggregatorDefinition = {
@@ -160,6 +161,21 @@ export function federate(base: ResolvedModel, spec: FederationSpec): ResolvedMod
   return { ...base, vnodes, federation };
 }
 
+/**
+ * Every VNode a deployment record deploys, with its type and placement group, read from
+ * the spec alone (the supervisor knows no types): without `federation`, the spec's
+ * VNodes; with it, R copies of them (group `r<k>`), then the aggregators (group `agg`),
+ * as many as the record's `shapes` list beyond the replicas.
+ */
+export function deployedVNodes(spec: { vnodes: ReadonlyArray<{ type: string }>; federation?: { replicas: number } }, shapes?: readonly unknown[]): Array<{ index: number; type: string; group?: string }> {
+  const N = spec.vnodes.length;
+  if (!spec.federation) return spec.vnodes.map((v, index) => ({ index, type: v.type }));
+  const R = spec.federation.replicas;
+  const out = Array.from({ length: R * N }, (_, index) => ({ index, type: spec.vnodes[index % N].type, group: `r${Math.floor(index / N)}` }));
+  for (let index = R * N; index < (shapes?.length ?? 0); index++) out.push({ index, type: aggregatorType.type, group: 'agg' });
+  return out;
+}
+
 /** The replica VNodes of replica `r` (the feeds of its data owner go to the first and the loss). */
 export function replicaEnds(model: ResolvedModel, r: number): { first: number; loss: number } {
   const N = model.federation?.perReplica ?? model.vnodes.length;
@@ -181,4 +197,24 @@ export function parameterBytes(base: ResolvedModel): number {
   let n = 0;
   for (const v of base.vnodes.filter(takesPart)) for (const { shape } of roundShapes(v)) n += 4 * shape.reduce((a, b) => a * b, 1);
   return n;
+}
+
+/**
+ * Payload bytes of one round's frames of one replica: its layers' deltas up, their syncs
+ * down. A frame's size depends on the compression and the shapes only (compress.ts), so
+ * encoding each layer once counts them.
+ */
+export function roundBytes(model: ResolvedModel): { up: number; down: number } {
+  const fed = model.federation!;
+  let bytes = 0;
+  for (const v of fed.base.vnodes.filter(takesPart)) {
+    const shapes = roundShapes(v);
+    const inputs = shapes.map(({ name, shape }) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i + 1));
+      return { name, shape, data, residual: new Float32Array(n) };
+    });
+    bytes += toFrame(encodeTensors(fed.compress, inputs, 'size').bytes).data.byteLength;
+  }
+  return { up: bytes, down: bytes };
 }

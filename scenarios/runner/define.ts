@@ -36,6 +36,19 @@ export const ScenarioSpec = z
      * `versionEvery` steps); the report gives failed requests and p50/p99 per phase.
      */
     serve: z.object({ concurrency: z.number().int().min(1).max(256).default(8), versionEvery: z.number().int().min(1).default(20) }).strict().optional(),
+    /**
+     * Train a federated deployment (docs/federated.md): `replicas` copies fed by their own
+     * `dcnr feed` processes, a round every `syncEvery` steps (`steps` must be a multiple).
+     */
+    federation: z
+      .object({
+        replicas: z.number().int().min(1).max(16),
+        syncEvery: z.number().int().min(1),
+        outer: z.enum(['avg', 'nesterov']).default('nesterov'),
+        compress: z.string().default('none'),
+      })
+      .strict()
+      .optional(),
     /** Share of ledger segments the supervisor has another PNode re-execute (docs/ledger.md). @default the supervisor's (5%) */
     auditShare: z.number().min(0).max(1).optional(),
     /** Part of the quick set CI runs. @default false */
@@ -54,7 +67,8 @@ export const ScenarioSpec = z
       )
       .min(1, 'a scenario injects at least one fault'),
   })
-  .strict();
+  .strict()
+  .refine((s) => !s.federation || s.steps % s.federation.syncEvery === 0, { message: 'federation.syncEvery must divide steps (whole rounds)', path: ['federation', 'syncEvery'] });
 
 export type ScenarioSpecInput = z.input<typeof ScenarioSpec>;
 

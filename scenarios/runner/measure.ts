@@ -29,13 +29,24 @@ export async function pickPNodes(nc: NatsConnection, target: string | undefined,
   if (live.length === 0) throw new Error(`no live PNode to inject a fault into (none in the supervisor's view for ${waitMs / 1000} s)`);
   const t = target ?? 'busiest';
   if (t === 'all') return live.map((p) => p.id);
+  // `vnode:K`: the PNode that hosts VNode K (e.g. a federated deployment's aggregator).
+  const vnode = /^vnode:(\d+)$/.exec(t)?.[1];
+  if (vnode !== undefined) {
+    const host = live.find((p) => p.vnodes.some((v) => v.endsWith(`.${vnode}`)));
+    if (!host) throw new Error(`no live PNode hosts VNode ${vnode} (live: ${live.map((p) => `${p.id} [${p.vnodes.join(' ')}]`).join(', ')})`);
+    return [host.id];
+  }
   if (t === 'busiest') return [[...live].sort((a, b) => b.vnodes.length - a.vnodes.length || a.id.localeCompare(b.id))[0].id];
   if (t === 'random') return [live[rng.int(live.length)].id];
   if (!live.some((p) => p.id === t)) throw new Error(`target ${t} is not a live PNode (live: ${live.map((p) => p.id).join(', ')})`);
   return [t];
 }
 
-/** Updates every VNode applied (its persisted counter) vs one per step per VNode. */
+/** Updates a run applies: one per step per VNode — and per round per aggregator of a federated run (its outer steps). */
+export const expectedUpdates = (model: ResolvedModel, steps: number): number => model.vnodes.reduce((n, v) => n + updatesOf(v, steps), 0);
+const updatesOf = (v: ResolvedModel['vnodes'][number], steps: number) => (v.def.role === 'aggregator' ? v.fed!.rounds!.count : steps);
+
+/** Updates every VNode applied (its persisted counter) vs what it must apply (`expectedUpdates`). */
 export async function countUpdates(nc: NatsConnection, model: ResolvedModel, steps: number): Promise<ScenarioReport['updates']> {
   const store = new StateStore((await openBuckets(nc)).state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
   let applied = 0;
@@ -45,11 +56,12 @@ export async function countUpdates(nc: NatsConnection, model: ResolvedModel, ste
     const c = await store.read(model.spec.name, v.index);
     const progress = c ? readProgress(c.meta) : null;
     const n = progress?.ok ? progress.value.applied : 0;
+    const want = updatesOf(v, steps);
     applied += n;
-    lost += Math.max(0, steps - n);
-    duplicated += Math.max(0, n - steps);
+    lost += Math.max(0, want - n);
+    duplicated += Math.max(0, n - want);
   }
-  return { expected: steps * model.vnodes.length, applied, lost, duplicated };
+  return { expected: expectedUpdates(model, steps), applied, lost, duplicated };
 }
 
 /** Messages of this deployment kept in the dead-letter stream. */

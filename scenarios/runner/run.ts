@@ -21,6 +21,8 @@ import { stateAuthOf } from '../../runtime/security/verifier.js';
 import { chunkBytesFor, StateStore } from '../../runtime/state-store.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { loadModelSpec, resolveModel, withOverrides } from '../../runtime/model.js';
+import { runFeeders } from '../../cluster/feeders.js';
+import { writeShards } from '../../trainer/shards.js';
 import type { ClusterEvent } from '../../runtime/protocol.js';
 import { createRng } from '../../runtime/rng.js';
 import { train, type TrainResult } from '../../trainer/train.js';
@@ -30,7 +32,7 @@ import { judge } from './checks.js';
 import { startScenarioCluster, type ScenarioCluster } from './cluster.js';
 import type { Scenario } from './define.js';
 import { scheduleFaults, type Injector } from './inject.js';
-import { countUpdates, deadLettered, deadLetterReasons, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
+import { countUpdates, expectedUpdates, deadLettered, deadLetterReasons, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
 import { lossSvg, type LedgerSummary, type ScenarioReport } from './report.js';
 import { startServingLoad } from './serve-load.js';
 import { startWatchdog } from './watchdog.js';
@@ -66,7 +68,8 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
   const needs: ClusterNeeds = Object.assign({}, ...kinds.map((k) => k.needs ?? {}), spec.auditShare !== undefined ? { auditShare: spec.auditShare } : {});
   // A served scenario keeps versions often enough to serve one early (not part of the math).
   const ledger = o.ledger ?? true;
-  const model = resolveModel(withOverrides(loadModelSpec(spec.model), { checkpointEvery: o.checkpointEvery, versionEvery: spec.serve?.versionEvery, ledger }));
+  const base = withOverrides(loadModelSpec(spec.model), { checkpointEvery: o.checkpointEvery, versionEvery: spec.serve?.versionEvery, ledger });
+  const model = resolveModel(spec.federation ? { ...base, federation: { ...spec.federation, rounds: spec.steps / spec.federation.syncEvery } } : base);
   const dir = mkdtempSync(join(tmpdir(), `dcnr-scenario-${spec.name}-`));
 
   log(`starting a private cluster: ${spec.pnodes} PNodes${needs.natsCluster ? ', 3-node NATS cluster (R3)' : ''}${needs.proxy ? ', PNodes behind TCP proxies' : ''}`);
@@ -78,7 +81,11 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
     nc = await connectNats(cluster.url, `dcnr-scenario-${spec.name}`);
     await waitForPNodes(nc, spec.pnodes, 120_000);
     const kernels = await createKernels();
-    const run = (extra: Partial<Parameters<typeof train>[0]>) => train({ nc: nc!, model, steps: spec.steps, batch: spec.batch, seed, kernels, ...extra });
+    // A federated run's replicas are fed by their own processes, each from its own shard (cluster/feeders.ts).
+    const shards = model.federation && writeShards(join(dir, 'shards'), model.spec.dataset, model.federation.replicas, seed);
+    const url = cluster.url;
+    const feedReplicas = shards ? { feedReplicas: (signal: AbortSignal | undefined) => runFeeders({ url, deployment: model.spec.name, shards, signal }) } : {};
+    const run = (extra: Partial<Parameters<typeof train>[0]>) => train({ nc: nc!, model, steps: spec.steps, batch: spec.batch, seed, kernels, ...feedReplicas, ...extra });
 
     log(`baseline: ${spec.steps} steps × batch ${spec.batch}, seed ${seed}, no faults …`);
     const baseline = await run({});
@@ -230,7 +237,7 @@ async function reportOf(
   r: { nc: NatsConnection; model: ReturnType<typeof resolveModel>; baseline: TrainResult; result?: TrainResult; trainError?: string; events: ClusterEvent[]; injector: Injector; cluster: ScenarioCluster },
 ): Promise<ScenarioReport> {
   const { spec } = scenario;
-  const expected = spec.steps * r.model.vnodes.length;
+  const expected = expectedUpdates(r.model, spec.steps);
   return {
     scenario: spec.name,
     description: spec.description,

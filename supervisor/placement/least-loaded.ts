@@ -17,7 +17,9 @@
  * A PNode's fair share of the total cost is proportional to its weight. A VNode goes to
  * the PNode of its predecessor while that stays within its share; otherwise to the PNode
  * with the lowest load (cost / weight) after taking it, ties broken by id so the choice
- * is reproducible.
+ * is reproducible. A federated deployment's groups (its replicas, its aggregators) are
+ * kept apart: the first VNode of a group does not follow its predecessor of another one,
+ * so R replicas on R PNodes each run on their own and only their rounds cross PNodes.
  *
  * Memory is a limit, not a speed: a PNode takes a VNode only while its bytes stay within
  * its share of all the VNodes' bytes by free memory (capacity × the free share its health
@@ -36,7 +38,8 @@ const MIN_UNIT_BYTES = 16 * 2 ** 20;
 export function createLeastLoadedPlacement(): PlacementStrategy {
   return {
     name: 'least-loaded',
-    place({ toPlace, candidates, current, bytes }) {
+    place(o) {
+      const { toPlace, candidates, current, bytes } = o;
       const out = new Map<string, string>();
       if (candidates.length === 0) return out;
       const known = [...(bytes?.values() ?? [])];
@@ -63,7 +66,9 @@ export function createLeastLoadedPlacement(): PlacementStrategy {
         const c = cost(vnode);
         const [dep, index] = vnode.split('.');
         const prevKey = `${dep}.${Number(index) - 1}`;
-        const prev = out.get(prevKey) ?? current.get(prevKey);
+        // A neighbour only within a group: a federated deployment's next replica starts on the least-loaded PNode.
+        const sameGroup = o.groups === undefined || o.groups.get(prevKey) === o.groups.get(vnode);
+        const prev = sameGroup ? (out.get(prevKey) ?? current.get(prevKey)) : undefined;
         let choice: string;
         if (prev !== undefined && load.has(prev) && load.get(prev)! + c <= share(prev) && room(prev, vnode)) choice = prev;
         else {

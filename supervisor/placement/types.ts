@@ -13,6 +13,12 @@ export interface PlacementInput {
   current: Map<string, string>;
   /** Estimated bytes in memory of every wanted VNode (`VNodeShapes.stateBytes`); missing = small. */
   bytes?: ReadonlyMap<string, number>;
+  /**
+   * Each VNode's group, where its deployment has several (a federated deployment's
+   * replicas, `r<k>`, and its aggregators, `agg`): neighbours are kept together only
+   * within a group, so each replica's pipeline tends to a PNode of its own. Missing = one group.
+   */
+  groups?: ReadonlyMap<string, string>;
 }
 
 export interface PlacementStrategy {

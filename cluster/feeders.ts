@@ -1,31 +1,27 @@
 /**
- * `dcnr train --replicas R` plays the R data owners of a federated run on this machine
- * (docs/federated.md): it cuts the training split into R disjoint shard files and starts
- * one `dcnr feed` process per replica, each given only its own file. Their output goes
- * to stderr, prefixed; one that fails stops the run with its last lines.
+ * The data owners of a federated run as processes on this machine (docs/federated.md):
+ * one `dcnr feed` per replica, each given only its own shard file (`dcnr train
+ * --replicas R` and the scenarios cut them: trainer/shards.ts). Their output goes to
+ * stderr, prefixed; one that fails stops the run with its last lines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { defaultCreds, CREDS_ENV, PARENT_ENV } from '../cluster/process.js';
-import type { ResolvedModel } from '../runtime/model.js';
-import { writeShards } from '../trainer/shards.js';
+import { defaultCreds, CREDS_ENV, PARENT_ENV } from './process.js';
 
 const BIN = fileURLToPath(new URL('../bin/dcnr.js', import.meta.url));
 
 export interface FeedersOptions {
   url: string;
-  model: ResolvedModel;
-  seed: number;
-  /** Where the shard files are written (one per replica). */
-  dir: string;
+  deployment: string;
+  /** Replica r's shard file, replica order. */
+  shards: string[];
   signal?: AbortSignal;
 }
 
-/** Write the shards and run one feeder per replica; resolves when all exit 0. */
-export async function feedReplicas(o: FeedersOptions): Promise<void> {
-  const fed = o.model.federation!;
-  const files = writeShards(o.dir, o.model.spec.dataset, fed.replicas, o.seed);
+/** Run one feeder per replica; resolves when all exit 0 (connecting with this process's credentials for `url`). */
+export async function runFeeders(o: FeedersOptions): Promise<void> {
+  const files = o.shards;
   const creds = defaultCreds(o.url);
   const children: ChildProcess[] = [];
   const kill = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
@@ -35,7 +31,7 @@ export async function feedReplicas(o: FeedersOptions): Promise<void> {
       files.map(
         (shard, r) =>
           new Promise<void>((resolve, reject) => {
-            const args = [BIN, 'feed', '--deployment', o.model.spec.name, '--replica', String(r), '--shard', shard, '--nats', o.url];
+            const args = [BIN, 'feed', '--deployment', o.deployment, '--replica', String(r), '--shard', shard, '--nats', o.url];
             const env = { ...process.env, [PARENT_ENV]: String(process.pid), ...(creds ? { [CREDS_ENV]: creds } : {}) };
             const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
             children.push(child);
