@@ -30,7 +30,7 @@ export async function ledgerCommand(action: 'verify' | 'show', opts: LedgerCliOp
     const sample = action === 'show' ? 0 : opts.sample === undefined ? 0.05 : Number(opts.sample);
     if (!Number.isFinite(sample) || sample < 0 || sample > 1) throw new UsageError(`--sample must be a share between 0 and 1 (1 = every update), got ${JSON.stringify(opts.sample)}`);
     opened = await openDeployment({ ...opts, client: `dcnr-ledger-${action}`, hint: 'train first, with the ledger on: dcnr train --ledger' });
-    const { nc, record, model, store } = opened;
+    const { nc, record, deployed: model, store } = opened;
     if (!model.spec.ledger) throw new UsageError(`deployment ${JSON.stringify(opts.deployment)} keeps no ledger (train it with --ledger, or "ledger": true in its spec)`);
     const auth = await stateAuthOf(nc);
     const report = await verifyLedger({

@@ -30,7 +30,10 @@ export interface OpenedDeployment {
   url: string;
   nc: NatsConnection;
   record: DeploymentRecord & { generation: number };
+  /** The model whose parameters it holds: a federated deployment's replica 0 (after its last round every replica holds them). */
   model: ResolvedModel;
+  /** Every VNode it deploys: `model`, or a federated deployment's replicas and aggregators (docs/federated.md). */
+  deployed: ResolvedModel;
   /** Its VNodes' state (read it with trainer/evaluate.ts `loadAllTensors`). */
   store: StateStore;
   /** A private nats-server was started on `--store` (nothing else runs on it). */
@@ -67,9 +70,11 @@ export async function openDeployment(o: OpenDeploymentOptions): Promise<OpenedDe
     const buckets = await openBuckets(nc);
     const record = await readDeployment(buckets.deployments, o.deployment);
     if (!record) throw new UsageError(`no deployment named ${JSON.stringify(o.deployment)} at ${o.nats ? url : `--store ${resolve(o.store ?? '.dcnr/store')}`}`);
-    const model = resolveModel(record.spec, { shapes: record.shapes });
+    // A federated deployment is read as replica 0 (indices 0..N−1): after its last round every replica holds those parameters (docs/federated.md).
+    const resolved = resolveModel(record.spec, { shapes: record.shapes });
+    const model = resolved.federation?.base ?? resolved;
     const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(nc), auth: await stateAuthOf(nc) });
-    return { url, nc, record, model, store, fromStore: server !== undefined, close };
+    return { url, nc, record, model, deployed: resolved, store, fromStore: server !== undefined, close };
   } catch (err) {
     await close();
     throw err;

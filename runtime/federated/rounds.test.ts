@@ -91,7 +91,7 @@ test('avg without compression: the new parameters are the replicas\' mean (float
   }
 });
 
-test('nesterov without compression follows m ← μm + g, θ ← θ − lr(g + μm) over two rounds', () => {
+test('nesterov without compression follows m ← μm + g, θ ← θ − lr(g + μm) over two rounds, and every replica keeps the same momentum', () => {
   const m = model('nesterov', 'none');
   const { outerLr: lr, momentum: mu } = m.federation!;
   const s = start(m);
@@ -108,9 +108,10 @@ test('nesterov without compression follows m ← μm + g, θ ← θ − lr(g + �
         for (let r = 0; r < 3; r++) sum = Math.fround(sum + Math.fround(anchors[r][name][i] - walked[r][name][i]));
         const g = Math.fround(sum * Math.fround(1 / 3));
         mom[name][i] = Math.fround(mu * mom[name][i] + g);
-        t[i] = Math.fround(t[i] - Math.fround(lr * (g + mu * mom[name][i])));
+        t[i] = t[i] - lr * (g + mu * mom[name][i]); // rounded once, as stored
       }
       assert.ok(same(s.aggState.tensors[name], t), `${name} after round ${k}`);
+      for (let r = 0; r < 3; r++) assert.ok(same(s.states[r][`${name}_fed_momentum`], s.aggState.tensors[`${name}_fed_momentum`]), `replica ${r}'s momentum`);
     }
   }
 });
