@@ -1,4 +1,5 @@
 /** Every benchmark, in the order `dcnr bench` runs them (one file each). */
+import { federatedBenchmark } from './federated.js';
 import { hopBenchmark } from './hop.js';
 import { kernelsBenchmark } from './kernels.js';
 import { ledgerBenchmark } from './ledger.js';
@@ -17,6 +18,7 @@ export const BENCHMARKS = {
   lm: lmBenchmark,
   serve: serveBenchmark,
   ledger: ledgerBenchmark,
+  federated: federatedBenchmark,
   recovery: recoveryBenchmark,
   memory: memoryBenchmark,
   scale: scaleBenchmark,

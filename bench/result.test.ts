@@ -103,6 +103,37 @@ test('the training table has the wide-mlp runs beside mnist-mlp, each against it
   assert.throws(() => checkBenchResult(old), /train\.wide/);
 });
 
+test('the federated table: a row per run against the plain run, and the scaling model', () => {
+  const r = complete();
+  r.federated = {
+    model: 'mnist-mlp',
+    batch: 64,
+    totalSteps: 1800,
+    syncEvery: 50,
+    smoke: false,
+    rows: [
+      { replicas: 1, compress: null, outer: null, outerLr: null, steps: 1800, rounds: null, samplesPerSec: 3000, bytesSent: null, bytesPerStep: null, compressionRatio: null, testAccuracy: 0.95, evalLoss: 0.2, replicasIdentical: null, durationMs: 40000, paramsHash: 'a' },
+      { replicas: 3, compress: 'topk:0.1', outer: 'avg', outerLr: 2, steps: 600, rounds: 12, samplesPerSec: 1500, bytesSent: 6e6, bytesPerStep: 10000, compressionRatio: 250, testAccuracy: 0.945, evalLoss: 0.21, replicasIdentical: true, durationMs: 80000, paramsHash: 'b' },
+    ],
+    scaling: {
+      linkBytesPerSec: 12.5e6,
+      roundTripS: 0.05,
+      stepS: 0.0213,
+      bytesPerRoundPerReplica: 175_000,
+      dataParallelBytesPerStepPerReplica: 875_088,
+      parameters: 109_386,
+      predictions: [{ machines: 3, federatedS: 13.6, federatedSpeedup: 2.8, dataParallelS: 168, dataParallelSpeedup: 0.23 }],
+    },
+  };
+  assert.equal(checkBenchResult(r), r);
+  const md = formatTables(r);
+  assert.match(md, /\*\*Federated rounds\*\* \(mnist-mlp, batch 64, the same 1800 × 64 samples in every row/);
+  assert.match(md, /\| 1 \| — \(plain run\) \| — \| 3000 \| 1\.0× \| — \| — \| 95\.00% \| \+0\.00 pt \| 0\.2000 \| — \| 40\.0 \|/);
+  assert.match(md, /\| 3 \| topk:0\.1 \| avg lr 2 \| 1500 \| 0\.50× \| 10000 \| 250× \| 94\.50% \| -0\.50 pt \| 0\.2100 \| yes \| 80\.0 \|/);
+  assert.match(md, /100 Mbit\/s link/);
+  assert.match(md, /\| 3 \| 13\.6 \| 2\.8× \| 168 \| 0\.23× \|/);
+});
+
 test('dcnr bench --only hop --json: tables, then the JSON object as the last line, saved under --results', () => {
   const dir = tempDir('dcnr-bench-test-');
   try {
@@ -129,7 +160,7 @@ test('dcnr bench --only hop --json: tables, then the JSON object as the last lin
 test('dcnr bench refuses an unknown benchmark name with the list of names', () => {
   const r = spawnSync(process.execPath, [bin, 'bench', '--only', 'kernels,warp-drive'], { encoding: 'utf8', timeout: 60_000 });
   assert.is(r.status, 2);
-  assert.match(r.stderr, /unknown benchmark warp-drive; there are: kernels, hop, train, lm, serve, ledger, recovery, memory, scale/);
+  assert.match(r.stderr, /unknown benchmark warp-drive; there are: kernels, hop, train, lm, serve, ledger, federated, recovery, memory, scale/);
 });
 
 test.run();

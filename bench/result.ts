@@ -143,6 +143,44 @@ export const BenchResult = z.object({
       verify: z.object({ sampleDefaultMs: num, sampleDefaultRecomputed: z.number().int(), sampleAllMs: num, entries: z.number().int(), verified: z.boolean() }),
     })
     .optional(),
+  /** Federated rounds at the same total samples, and the scaling model (bench/federated.ts); absent from results saved before it existed. */
+  federated: z
+    .object({
+      model: z.literal('mnist-mlp'),
+      batch: z.number().int(),
+      totalSteps: z.number().int(),
+      syncEvery: z.number().int(),
+      smoke: z.boolean(),
+      rows: z.array(
+        z.object({
+          replicas: z.number().int().positive(),
+          compress: z.string().nullable(),
+          outer: z.enum(['avg', 'nesterov']).nullable(),
+          outerLr: num.nullable(),
+          steps: z.number().int(),
+          rounds: z.number().int().nullable(),
+          samplesPerSec: num,
+          bytesSent: num.nullable(),
+          bytesPerStep: num.nullable(),
+          compressionRatio: num.nullable(),
+          testAccuracy: num,
+          evalLoss: num,
+          replicasIdentical: z.boolean().nullable(),
+          durationMs: num,
+          paramsHash: z.string(),
+        }),
+      ),
+      scaling: z.object({
+        linkBytesPerSec: num,
+        roundTripS: num,
+        stepS: num,
+        bytesPerRoundPerReplica: num,
+        dataParallelBytesPerStepPerReplica: num,
+        parameters: z.number().int(),
+        predictions: z.array(z.object({ machines: z.number().int(), federatedS: num, federatedSpeedup: num, dataParallelS: num, dataParallelSpeedup: num })),
+      }),
+    })
+    .optional(),
   scale: z.object({
     vnodes: z.number().int(),
     pnodes: z.number().int(),
@@ -239,6 +277,39 @@ export function formatTables(r: Partial<BenchResult>): string {
       `| 3 PNodes, 5% re-executed by other PNodes while training | ${l.threePnodes.off} | ${l.threePnodes.audited} | ${ratio(l.threePnodes.audited, l.threePnodes.off)} |`,
       '',
       `Stored per step: ${(l.ledgerBytesPerStep / 1024).toFixed(1)} KiB of ledger entries and ${(l.evidenceBytesPerStep / 1024).toFixed(0)} KiB of evidence (inputs and anchor states). \`dcnr ledger verify\` on the ${l.verify.entries} recorded messages: ${l.verify.sampleDefaultMs} ms at the default 5% sample (${l.verify.sampleDefaultRecomputed} re-executed), ${l.verify.sampleAllMs} ms re-executing all${l.verify.verified ? '' : ' — NOT verified'}.`,
+      '',
+    );
+  }
+  if (r.federated) {
+    const f = r.federated;
+    const plain = f.rows.find((x) => x.compress === null);
+    const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
+    out.push(
+      `**Federated rounds** (mnist-mlp, batch ${f.batch}, the same ${f.totalSteps} × ${f.batch} samples in every row: R replicas × ${f.totalSteps}/R steps, a round every ${f.syncEvery} steps, one process${f.smoke ? '; SMOKE run, not a measurement' : ''}; ` +
+        'bytes: every round\'s frames both ways, all replicas; compression: against uncompressed gradients up and back every step)',
+      '',
+      '| R | compress | outer | samples/s | vs R=1 | bytes/step | compression | test accuracy | vs R=1 | eval loss | replicas identical | wall s |',
+      '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|',
+    );
+    for (const x of f.rows) {
+      const dAcc = plain ? (x.testAccuracy - plain.testAccuracy) * 100 : null;
+      out.push(
+        `| ${x.replicas} | ${x.compress ?? '— (plain run)'} | ${x.outer ? `${x.outer}${x.outerLr !== null ? ` lr ${x.outerLr}` : ''}` : '—'} | ${x.samplesPerSec} | ${ratio(x.samplesPerSec, plain?.samplesPerSec)} | ` +
+          `${x.bytesPerStep ?? '—'} | ${x.compressionRatio !== null ? `${x.compressionRatio.toFixed(0)}×` : '—'} | ${(x.testAccuracy * 100).toFixed(2)}% | ` +
+          `${dAcc === null ? '—' : `${dAcc >= 0 ? '+' : ''}${dAcc.toFixed(2)} pt`} | ${x.evalLoss.toFixed(4)} | ${x.replicasIdentical === null ? '—' : x.replicasIdentical ? 'yes' : 'NO'} | ${(x.durationMs / 1000).toFixed(1)} |`,
+      );
+    }
+    const s = f.scaling;
+    out.push(
+      '',
+      `Scaling model (the same ${f.totalSteps} × ${f.batch} samples on R machines, each a replica running ${f.totalSteps}/R steps): compute ${(s.stepS * 1000).toFixed(2)} ms/step (batch / the plain run's samples/s); ` +
+        `a round moves ${kib(s.bytesPerRoundPerReplica)} per replica up and down (R = 3 topk:0.1, measured), every replica's through the aggregator's ${(s.linkBytesPerSec * 8) / 1e6} Mbit/s link, ` +
+        `so a round costs R × that / link + ${s.roundTripS * 1000} ms; data-parallel without rounds moves 2·P·4 = ${kib(s.dataParallelBytesPerStepPerReplica)} per replica every step (P = ${s.parameters}), ` +
+        `a step costs R × that / link + ${s.roundTripS * 1000} ms. Compute and communication do not overlap; R = 1 needs no link.`,
+      '',
+      `| machines | federated, topk:0.1, H = ${f.syncEvery} (s) | speedup | data-parallel every step (s) | speedup |`,
+      '|---:|---:|---:|---:|---:|',
+      ...s.predictions.map((p) => `| ${p.machines} | ${p.federatedS} | ${p.federatedSpeedup}× | ${p.dataParallelS} | ${p.dataParallelSpeedup}× |`),
       '',
     );
   }
