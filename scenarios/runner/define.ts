@@ -44,7 +44,7 @@ export const ScenarioSpec = z
       .object({
         replicas: z.number().int().min(1).max(16),
         syncEvery: z.number().int().min(1),
-        outer: z.enum(['avg', 'nesterov']).default('nesterov'),
+        outer: z.enum(['avg', 'nesterov']).default('avg'),
         compress: z.string().default('none'),
       })
       .strict()
