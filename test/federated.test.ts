@@ -62,7 +62,7 @@ test('three data owners: each feeds its replica rows of its own shard only; a ju
     assert.is(j.syncEvery, 10);
     assert.is(j.compress, 'topk:0.05');
     assert.ok(j.replicasIdentical, 'every replica and aggregator hold the same parameters');
-    assert.ok(j.compressionRatio > 100, `compression ratio ${j.compressionRatio}`);
+    assert.ok(j.compressionRatio > 50, `compression ratio ${j.compressionRatio} (a round every 10 steps, 5% of the values)`);
     assert.is(j.bytesPerStep, j.bytesSent / 30);
 
     // The shards: disjoint; and every row fed to replica r's first VNode is one of shard r's.
