@@ -75,6 +75,8 @@ export class LedgerRecorder {
       input,
       outputs: outputsDigest(r.outputs, r.loss?.value),
       ...(r.update !== undefined ? { step: r.update, params: paramsDigest(r.tensors, this.o.parameters) } : {}),
+      // A federated sync changes the parameters without being an update (runtime/federated/rounds.ts): its digest is recorded too.
+      ...(m.kind === 'sync' ? { params: paramsDigest(r.tensors, this.o.parameters) } : {}),
       computeMs: Math.round(computeMs * 1000) / 1000,
     });
     // The head moves at the seal; the count now (anchors are numbered by it).

@@ -211,13 +211,14 @@ export async function verifyLedger(o: VerifyOptions): Promise<LedgerReport> {
     const messages = chain.flatMap((r) => r.entry.messages.map((m, k) => ({ m, n: r.entry.from + k, r })));
     report.entries += messages.length;
 
-    // The stored parameters are those the last update says.
+    // The stored parameters are those the last update (or federated sync) says.
     const lastUpdate = [...messages].reverse().find((x) => x.m.params !== undefined);
     if (lastUpdate) {
       const stored = await o.store.load(committed.meta).catch((err) => String(err));
       if (typeof stored === 'string') fail(lastUpdate.m.seq, lastUpdate.r.entry.pnode, `the stored state cannot be read: ${stored}`, lastUpdate.m.kind);
       else if (paramsDigest(stored.tensors, v.def.parameters) !== lastUpdate.m.params) {
-        fail(lastUpdate.m.seq, lastUpdate.r.entry.pnode, `the stored parameters are not those its last update (step ${lastUpdate.m.step}) recorded: the state was altered`, lastUpdate.m.kind);
+        const what = lastUpdate.m.step !== undefined ? `its last update (step ${lastUpdate.m.step})` : `its last sync (round ${lastUpdate.m.seq})`;
+        fail(lastUpdate.m.seq, lastUpdate.r.entry.pnode, `the stored parameters are not those ${what} recorded: the state was altered`, lastUpdate.m.kind);
       }
     }
 
@@ -301,8 +302,9 @@ export async function reexecute(
     }
     if (outputsDigest(r.outputs, r.loss?.value) !== m.outputs) return { done, mismatch: { m, reason: 'its outputs differ from the recorded ones' } };
     if (r.update !== m.step) return { done, mismatch: { m, reason: `it is update ${r.update ?? 'none'}, recorded as ${m.step ?? 'none'}` } };
-    if (r.update !== undefined) {
-      if (paramsDigest(r.tensors, v.def.parameters) !== m.params) return { done, mismatch: { m, reason: `the parameters after update ${r.update} differ from the recorded ones` } };
+    if (r.update !== undefined || m.kind === 'sync') {
+      const what = r.update !== undefined ? `update ${r.update}` : `the sync of round ${m.seq}`;
+      if (paramsDigest(r.tensors, v.def.parameters) !== m.params) return { done, mismatch: { m, reason: `the parameters after ${what} differ from the recorded ones` } };
     }
     state = { tensors: r.tensors, stash: r.stash, applied: r.update ?? state.applied };
   }
