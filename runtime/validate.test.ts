@@ -79,4 +79,20 @@ test('a throwing header reader is a rejection, not a crash', () => {
   rejects(v, /missing Dcnr-Version/);
 });
 
+test('a federated frame: dtype bytes on delta and sync only, its bits not read as numbers (the receiver decodes it)', () => {
+  const frame = new Uint8Array([4, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]); // a NaN's bits as a float
+  const at = (port: 'delta' | 'sync' | 'fwd', over: Record<string, string>) =>
+    validateMessage({ get: (k) => ({ [Header.Version]: String(PROTOCOL_VERSION), [Header.Deployment]: 'm', [Header.VNode]: '2', [Header.Seq]: '0', [Header.Shape]: '2', ...over })[k] ?? '' }, frame, { deployment: 'm', index: 2, port });
+  const ok = at('sync', { [Header.Kind]: 'sync', [Header.DType]: 'bytes' });
+  assert.ok(ok.ok);
+  if (ok.ok) assert.is(new Uint8Array(ok.msg.tensor!.data.buffer, ok.msg.tensor!.data.byteOffset, 8)[7], 0x7f, 'bytes kept as they came');
+  assert.ok(at('delta', { [Header.Kind]: 'delta', [Header.DType]: 'bytes' }).ok);
+  const f32 = at('delta', { [Header.Kind]: 'delta', [Header.DType]: 'f32' });
+  assert.ok(!f32.ok && /a delta message carries dtype bytes, got "f32"/.test(f32.error));
+  const fwd = at('fwd', { [Header.Kind]: 'fwd', [Header.DType]: 'bytes' });
+  assert.ok(!fwd.ok && /a fwd message carries dtype f32, got "bytes"/.test(fwd.error));
+  const wrongPort = at('fwd', { [Header.Kind]: 'sync', [Header.DType]: 'bytes' });
+  assert.ok(!wrongPort.ok && /cannot be delivered to the fwd port/.test(wrongPort.error));
+});
+
 test.run();

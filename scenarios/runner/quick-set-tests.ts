@@ -22,10 +22,12 @@ const RECOVERIES: Record<string, number> = {
   partition: 1, // cut off from NATS past detection
   churn: 2, // four rounds, every other one a SIGKILL
   'degrading-pnode': 1, // drained, then SIGKILLed: recovered with nothing left to move
+  'kill-aggregator': 1, // the PNode of an aggregator (and of a replica)
+  'kill-replica-pnode': 1, // the PNode of a replica's layers
 };
 
 /** Seconds each takes here (measured 2026-12-07, ledger on), to split the set evenly; others ≈ 25. */
-const SECONDS: Record<string, number> = { 'degrading-pnode': 200, 'kill-pnode-names-gpt': 62, 'byzantine-pnode': 45, churn: 37 };
+const SECONDS: Record<string, number> = { 'degrading-pnode': 200, 'kill-pnode-names-gpt': 62, 'byzantine-pnode': 45, 'kill-aggregator': 47, 'kill-replica-pnode': 47, churn: 37 };
 
 /** Every quick built-in (`quick: true`, what `dcnr scenario --quick-set` runs). kill-nats-node is left out: see README.md. */
 export const quickSet = async (): Promise<string[]> =>

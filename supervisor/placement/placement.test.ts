@@ -88,4 +88,20 @@ test('timeout detector: dead after the timeout of silence, alive again on a hear
   assert.ok(d.isDead('never-seen', 0));
 });
 
+test('least-loaded: a federated deployment\'s replicas each get a PNode of their own, the aggregators spread', () => {
+  // mnist-mlp × 3 replicas (groups r0..r2 of 6 VNodes), then 3 aggregators (group agg), as the supervisor's deployedVNodes says.
+  const all = vnodes(21);
+  const groups = new Map(all.map((v, i) => [v, i < 18 ? `m.r${Math.floor(i / 6)}` : 'm.agg']));
+  const out = createPlacement('least-loaded').place({ toPlace: all, candidates: [member('a'), member('b'), member('c')], current: new Map(), groups });
+  for (let r = 0; r < 3; r++) {
+    const hosts = new Set(all.slice(r * 6, r * 6 + 6).map((v) => out.get(v)));
+    assert.is(hosts.size, 1, `replica ${r} on one PNode: ${[...hosts]}`);
+  }
+  assert.is(new Set([0, 6, 12].map((i) => out.get(`m.${i}`))).size, 3, 'three replicas, three PNodes');
+  assert.is(new Set([18, 19, 20].map((i) => out.get(`m.${i}`))).size, 3, 'the aggregators spread');
+  // Without groups the same 21 VNodes run replica 1 across two PNodes (the predecessor rule ignores where a replica starts).
+  const plain = createPlacement('least-loaded').place({ toPlace: all, candidates: [member('a'), member('b'), member('c')], current: new Map() });
+  assert.is.not(new Set(all.slice(6, 12).map((v) => plain.get(v))).size, 1);
+});
+
 test.run();
