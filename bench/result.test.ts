@@ -134,6 +134,32 @@ test('the federated table: a row per run against the plain run, and the scaling 
   assert.match(md, /\| 3 \| 13\.6 \| 2\.8× \| 168 \| 0\.23× \|/);
 });
 
+test('the serving table: concurrency 1, 8 and 64 and the load generator; a result saved before c8 still prints', () => {
+  const r = complete();
+  const load = (rps: number, p50Ms: number, p99Ms: number) => ({ requests: 500, failed: 0, rps, p50Ms, p99Ms });
+  r.serve = {
+    model: 'mnist-mlp',
+    vnodes: 6,
+    parts: { httpUs: 1400, natsRequestUs: 600, hops: 6, kernelsUs: 100, sumMs: 5.1 },
+    loadGenerator: 'autocannon 9.0.0',
+    c1: load(180, 4.6, 13.8),
+    c8: load(700, 9.5, 28.5),
+    c64: load(1170, 52, 156),
+    p50OverParts: 0.9,
+    batchingGain: 6.5,
+    torch: null,
+  };
+  assert.equal(checkBenchResult(r), r);
+  const md = formatTables(r);
+  assert.match(md, /loaded over HTTP from another process with autocannon 9\.0\.0;/);
+  assert.match(md, /\| DCNR, concurrency 1 \| 4\.6 \| 13\.8 \| 180 \| 180 \|\n\| DCNR, concurrency 8 \| 9\.5 \| 28\.5 \| 700 \| 700 \|\n\| DCNR, concurrency 64 \| 52 \| 156 \| 1170 \(6\.5× concurrency 1\) \| 1170 \|/);
+  const old = structuredClone(r);
+  delete old.serve!.c8;
+  delete old.serve!.loadGenerator;
+  assert.equal(checkBenchResult(old), old);
+  assert.not.match(formatTables(old), /concurrency 8|autocannon/);
+});
+
 test('dcnr bench --only hop --json: tables, then the JSON object as the last line, saved under --results', () => {
   const dir = tempDir('dcnr-bench-test-');
   try {

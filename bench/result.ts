@@ -7,6 +7,8 @@ import { ratio } from './stats.js';
 
 const num = z.number().finite();
 const pct = z.object({ p50Ms: num, maxMs: num });
+/** One closed-loop HTTP load of `dcnr serve` at one concurrency (bench/serve.ts). */
+const serveLoad = z.object({ requests: z.number().int(), failed: z.number().int(), rps: num, p50Ms: num, p99Ms: num });
 
 export const BenchResult = z.object({
   version: z.literal(1),
@@ -122,8 +124,12 @@ export const BenchResult = z.object({
       model: z.literal('mnist-mlp'),
       vnodes: z.number().int(),
       parts: z.object({ httpUs: num, natsRequestUs: num, hops: z.number().int(), kernelsUs: num, sumMs: num }),
-      c1: z.object({ requests: z.number().int(), failed: z.number().int(), rps: num, p50Ms: num, p99Ms: num }),
-      c64: z.object({ requests: z.number().int(), failed: z.number().int(), rps: num, p50Ms: num, p99Ms: num }),
+      /** The HTTP load generator that measured c1/c8/c64; absent from results saved before autocannon (a `fetch` loop). */
+      loadGenerator: z.string().optional(),
+      c1: serveLoad,
+      /** Absent from results saved before concurrency 8 was measured. */
+      c8: serveLoad.optional(),
+      c64: serveLoad,
       p50OverParts: num,
       batchingGain: num,
       torch: z.object({ p50Ms: num, rowsPerSec: num, batch: z.number().int() }).nullable(),
@@ -253,11 +259,12 @@ export function formatTables(r: Partial<BenchResult>): string {
     const v = r.serve;
     const t = v.torch;
     out.push(
-      `**Serving** (mnist-mlp through its ${v.vnodes} VNodes: \`dcnr serve\` on a finished store, loaded over HTTP from another process; PyTorch: the same model's forward in one process, no HTTP, no network)`,
+      `**Serving** (mnist-mlp through its ${v.vnodes} VNodes: \`dcnr serve\` on a finished store, loaded over HTTP from another process${v.loadGenerator ? ` with ${v.loadGenerator}` : ''}; PyTorch: the same model's forward in one process, no HTTP, no network)`,
       '',
       '| | p50 ms | p99 ms | requests/s | rows/s |',
       '|---|---:|---:|---:|---:|',
       `| DCNR, concurrency 1 | ${v.c1.p50Ms} | ${v.c1.p99Ms} | ${v.c1.rps} | ${v.c1.rps} |`,
+      ...(v.c8 ? [`| DCNR, concurrency 8 | ${v.c8.p50Ms} | ${v.c8.p99Ms} | ${v.c8.rps} | ${v.c8.rps} |`] : []),
       `| DCNR, concurrency 64 | ${v.c64.p50Ms} | ${v.c64.p99Ms} | ${v.c64.rps} (${v.batchingGain}× concurrency 1) | ${v.c64.rps} |`,
       ...(t ? [`| PyTorch forward, 1 row | ${t.p50Ms} | | | |`, `| PyTorch forward, ${t.batch} rows | | | | ${t.rowsPerSec} |`] : []),
       '',

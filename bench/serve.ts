@@ -1,10 +1,11 @@
 /**
  * Serving (issue #15): `dcnr serve` on a trained mnist-mlp, as a user runs it — a child
  * process answering HTTP, each request's forward pass one NATS request per VNode to the
- * responders of its store — loaded by this process at concurrency 1 and 64. Beside it,
- * in the same run, the parts a request is made of:
+ * responders of its store — loaded by this process with autocannon (serve/load.ts) at
+ * concurrency 1, 8 and 64, as issue #15 asks. Beside it, in the same run, the parts a
+ * request is made of:
  *   - HTTP: the round trip of the same POST body to a handler that only reads it (a
- *     child process of its own, as the server is);
+ *     child process of its own, as the server is), by the same load generator;
  *   - hops: a NATS request/reply of one hop's bytes (a row of 784 floats) between two
  *     connections, times the model's VNodes;
  *   - kernels: the model's forward of one row, in this process.
@@ -22,7 +23,7 @@ import { createKernels } from '../runtime/kernels/index.js';
 import { encodeInferRequest } from '../runtime/inference.js';
 import { loadModelSpec, resolveModel } from '../runtime/model.js';
 import { createRng } from '../runtime/rng.js';
-import { runLoad } from '../serve/load.js';
+import { LOAD_GENERATOR, runLoad, type LoadResult } from '../serve/load.js';
 import { loadTrainingData } from '../trainer/data.js';
 import { forwardGraph } from '../trainer/evaluate.js';
 import { DCNR_BIN, runDcnr } from './process.js';
@@ -30,13 +31,25 @@ import { sig, summarize } from './stats.js';
 import { runTorch, torchInfo } from './torch.js';
 import type { Benchmark } from './types.js';
 
+/** One closed-loop load at one concurrency: p50/p99 of the answered requests. */
+export interface ServeLoad {
+  requests: number;
+  failed: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
 export interface ServeBench {
   model: 'mnist-mlp';
   vnodes: number;
   /** The parts of one request at concurrency 1, µs (p50s). */
   parts: { httpUs: number; natsRequestUs: number; hops: number; kernelsUs: number; sumMs: number };
-  c1: { requests: number; failed: number; rps: number; p50Ms: number; p99Ms: number };
-  c64: { requests: number; failed: number; rps: number; p50Ms: number; p99Ms: number };
+  /** What loaded the server, e.g. `autocannon 9.0.0`. */
+  loadGenerator: string;
+  c1: ServeLoad;
+  c8: ServeLoad;
+  c64: ServeLoad;
   /** c1 p50 / the sum of its parts (bar ≤ 1.5). */
   p50OverParts: number;
   /** c64 requests/s / c1 requests/s (bar ≥ 5). */
@@ -89,7 +102,7 @@ async function natsRequestUs(workDir: string, payload: Uint8Array, n: number): P
 
 export const serveBenchmark: Benchmark<ServeBench> = {
   name: 'serve',
-  description: 'dcnr serve (mnist-mlp through its VNodes) at concurrency 1 and 64, beside the parts of a request and PyTorch\'s forward',
+  description: 'dcnr serve (mnist-mlp through its VNodes) at concurrency 1, 8 and 64 (autocannon), beside the parts of a request and PyTorch\'s forward',
   async run(ctx) {
     const store = join(ctx.workDir, 'serve-store');
     const steps = ctx.quick ? 60 : 200;
@@ -102,6 +115,7 @@ export const serveBenchmark: Benchmark<ServeBench> = {
     const bodies = Array.from({ length: rows }, (_, r) => JSON.stringify({ inputs: [Array.from(data.held.x.subarray(r * inF, (r + 1) * inF))] }));
     const body = (i: number) => JSON.parse(bodies[i % rows]);
     const n1 = ctx.quick ? 150 : 500;
+    const n8 = ctx.quick ? 500 : 2000;
     const n64 = ctx.quick ? 1500 : 5000;
 
     // The parts, measured first (nothing else running).
@@ -134,17 +148,20 @@ export const serveBenchmark: Benchmark<ServeBench> = {
 
     // dcnr serve itself, loaded from here.
     const served = await startChild([DCNR_BIN, 'serve', '--deployment', 'mnist-mlp', '--store', store, '--port', '0'], 'dcnr serve');
-    let c1, c64;
+    const loads = new Map<number, LoadResult>();
     try {
       await runLoad({ url: served.url, path: '/v1/predict', body, concurrency: 4, requests: 100 }); // warm-up
-      c1 = await runLoad({ url: served.url, path: '/v1/predict', body, concurrency: 1, requests: n1 });
-      ctx.progress(`serve: concurrency 1: p50 ${sig(c1.p50Ms)} ms, ${sig(c1.rps)} requests/s`);
-      c64 = await runLoad({ url: served.url, path: '/v1/predict', body, concurrency: 64, requests: n64 });
-      ctx.progress(`serve: concurrency 64: p50 ${sig(c64.p50Ms)} ms, ${sig(c64.rps)} requests/s`);
+      for (const [concurrency, requests] of [[1, n1], [8, n8], [64, n64]]) {
+        const r = await runLoad({ url: served.url, path: '/v1/predict', body, concurrency, requests });
+        loads.set(concurrency, r);
+        ctx.progress(`serve: concurrency ${concurrency}: p50 ${sig(r.p50Ms)} ms, p99 ${sig(r.p99Ms)} ms, ${sig(r.rps)} requests/s${r.failed ? `, ${r.failed} failed` : ''}`);
+      }
     } finally {
       await stopChild(served.child);
     }
-    const pick = (r: typeof c1) => ({ requests: r.requests, failed: r.failed, rps: sig(r.rps), p50Ms: sig(r.p50Ms), p99Ms: sig(r.p99Ms) });
+    const c1 = loads.get(1)!;
+    const c64 = loads.get(64)!;
+    const pick = (r: LoadResult): ServeLoad => ({ requests: r.requests, failed: r.failed, rps: sig(r.rps), p50Ms: sig(r.p50Ms), p99Ms: sig(r.p99Ms) });
 
     let torch: ServeBench['torch'] = null;
     if (torchInfo()) {
@@ -155,7 +172,9 @@ export const serveBenchmark: Benchmark<ServeBench> = {
       model: 'mnist-mlp',
       vnodes: hops,
       parts: { httpUs: sig(httpUs), natsRequestUs: sig(natsUs), hops, kernelsUs: sig(kernelsUs), sumMs: sig(sumMs) },
+      loadGenerator: LOAD_GENERATOR,
       c1: pick(c1),
+      c8: pick(loads.get(8)!),
       c64: pick(c64),
       p50OverParts: sig(c1.p50Ms / sumMs),
       batchingGain: sig(c64.rps / c1.rps),
