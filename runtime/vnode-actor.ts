@@ -53,10 +53,7 @@ import { validateMessage, type InboundMessage } from './validate.js';
 import { applyStep, type StepOutput, type StepResult, type StepState } from './vnode-step.js';
 import { LedgerRecorder } from './ledger/recorder.js';
 import { evidenceOf } from './ledger/evidence.js';
-import { aggregatorState, withReplicaState } from './federated/rounds.js';
-import { decodeTensors } from './federated/compress.js';
-import { roundShapes } from './federated/federation.js';
-import { fromFrame } from './federated/frame.js';
+import { aggregatorState, roundInputProblem, withReplicaState } from './federated/rounds.js';
 import { awaitedInput, vnodeMachine, type CheckpointPolicy, type VNodeMachineEvent, type VNodeMachineSnapshot } from './vnode-machine.js';
 import { parseMachineSnapshot, readProgress, toStateWrite } from './vnode-record.js';
 import type { Tensors } from './vnode-type.js';
@@ -344,7 +341,8 @@ export class VNodeActor {
           const snapshot = parseMachineSnapshot(meta.snapshot);
           if (!snapshot.ok) throw new Error(`${deployment}.${o.index}: stored state cannot be resumed: ${snapshot.error}`);
           const { role, depth, arity = { inputs: 1, consumers: role === 'loss' ? 0 : 1 }, rounds } = snapshot.value.context;
-          if (JSON.stringify(rounds ?? null) !== JSON.stringify(v.fed?.rounds ?? null)) {
+          const want = v.fed?.rounds;
+          if (rounds?.every !== want?.every || rounds?.replicas !== want?.replicas || rounds?.count !== want?.count) {
             throw new Error(`${deployment}.${o.index}: stored state has federated rounds ${JSON.stringify(rounds ?? null)}, the model says ${JSON.stringify(v.fed?.rounds ?? null)}`);
           }
           if (role !== input.role || depth !== input.depth || arity.inputs !== input.arity.inputs || arity.consumers !== input.arity.consumers) {
@@ -897,14 +895,9 @@ export class VNodeActor {
    */
   #checkAgainstState(m: InboundMessage): string | null {
     if (m.kind === 'delta' || m.kind === 'sync') {
-      // A frame that does not decode to this layer's parameters is refused here, never thrown in the step.
-      try {
-        decodeTensors(fromFrame(m.tensor!), roundShapes(this.#v));
-      } catch (err) {
-        return `${m.kind} round ${m.seq} for ${this.id} does not decode: ${(err as Error).message}`;
-      }
-      if (m.kind === 'delta' && (parsePort(m.port)?.slot ?? 0) > 0 && !this.#stash.has(m.seq)) return `${this.id} has no sum of round ${m.seq} to add ${m.port} to`;
-      return null;
+      // A frame that cannot be applied is refused here, never thrown in the step (runtime/federated/rounds.ts).
+      const problem = roundInputProblem(this.#v, { tensors: this.#tensors, stash: this.#stash }, m.kind, m.seq, parsePort(m.port)?.slot ?? 0, m.tensor!);
+      return problem && `${m.kind} round ${m.seq} for ${this.id} on its ${m.port} port: ${problem}`;
     }
     if (m.kind === 'fwd') {
       const slot = parsePort(m.port)?.slot ?? 0;
@@ -933,7 +926,8 @@ export class VNodeActor {
     this.#stash = r.stash;
     if (r.loss) await this.#send(this.#publishMetric({ seq: m.seq, loss: r.loss.value, batch: r.loss.rows, vnode: this.id }));
     // A federated layer's round ends in its sync: the version of that step is the synchronised parameters.
-    if (r.update !== undefined && !(this.#v.fed?.rounds && r.update % this.#v.fed.rounds.every === 0)) this.#keepVersion(r.update);
+    const roundEnd = this.#v.def.role === 'layer' && this.#v.fed?.rounds && r.update !== undefined && r.update % this.#v.fed.rounds.every === 0;
+    if (r.update !== undefined && !roundEnd) this.#keepVersion(r.update);
     if (m.kind === 'sync') this.#keepVersion(this.context.applied);
     const lie = this.#o.corruptGradients?.() ?? 1;
     if (lie !== 1) r.outputs = r.outputs.map((o) => (o.kind === 'bwd' && o.tensor ? { ...o, tensor: { shape: o.tensor.shape, data: o.tensor.data.map((x) => x * lie) } } : o));

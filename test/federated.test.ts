@@ -83,7 +83,7 @@ test('three data owners: each feeds its replica rows of its own shard only; a ju
     const info = await jsm.streams.info(Stream.deadLetter);
     const reasons: string[] = [];
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) reasons.push((await jsm.streams.getMessage(Stream.deadLetter, { seq }))?.header?.get(Header.Error) ?? '');
-    assert.ok(reasons.some((r) => /delta round 0 for mnist-mlp\.18\.federated\.aggregator does not decode/.test(r)), reasons.join('\n'));
+    assert.ok(reasons.some((r) => /delta round 0 for mnist-mlp\.18\.federated\.aggregator on its delta port: it does not decode/.test(r)), reasons.join('\n'));
   } finally {
     await cleanup(ns, nc);
   }

@@ -55,8 +55,9 @@ async function replicaProgress(store: StateStore, model: ResolvedModel, r: numbe
 }
 
 export async function feedReplica(o: ReplicaFeedOptions): Promise<ReplicaFeedResult> {
-  const buckets = await openBuckets(o.nc);
-  const record = await readDeployment(buckets.deployments, o.deployment);
+  // A NATS outage at start-up only delays a feeder, as it delays a trainer.
+  const buckets = await retrying(o.signal, () => openBuckets(o.nc));
+  const record = await retrying(o.signal, () => readDeployment(buckets.deployments, o.deployment));
   if (!record) throw new Error(`no deployment named ${o.deployment}: dcnr train --replicas R deploys one`);
   const model = resolveModel(record.spec, { shapes: record.shapes });
   const fed = model.federation;

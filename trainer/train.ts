@@ -31,6 +31,7 @@ import { deploy } from './deploy.js';
 import { evaluate, paramsHash } from './evaluate.js';
 import { feed, feedMessage } from './feed.js';
 import { federatedSummary, type FederatedSummary } from './federated.js';
+import { frameProblem } from '../runtime/federated/federation.js';
 import { vnodeId } from '../runtime/protocol.js';
 import { localFeed, type LocalFeed } from './local-feed.js';
 import { readLosses } from './losses.js';
@@ -215,6 +216,12 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
   // A federated run's progress is replica 0's losses (every replica reports its own).
   const fed = model.federation;
   if (fed && !o.feedReplicas) throw new Error(`${dep} is federated: its replicas are fed by their own data owners (dcnr feed), and none were given`);
+  const tooBig = fed && frameProblem(model);
+  if (tooBig) throw new Error(tooBig);
+  // The data owners stop with this attempt, however it ends (runtime errors, rollback, abort).
+  const owners = new AbortController();
+  const stopOwners = () => owners.abort(o.signal?.reason);
+  o.signal?.addEventListener('abort', stopOwners, { once: true });
   const lossVNode = fed ? vnodeId(dep, fed.perReplica - 1, model.vnodes[fed.perReplica - 1].def.type) : undefined;
   const losses = await readLosses(js, dep, o.steps, (metric, done) => {
     telemetry.finished(metric);
@@ -229,7 +236,7 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
     const trainStarted = Date.now();
     const bytesBefore = store.bytesWritten;
     const window = o.window ?? model.spec.pipelineDepth + 2;
-    if (fed) await Promise.all([o.feedReplicas!(o.signal), waitUntilDone(store, model, hosted, o.signal)]);
+    if (fed) await Promise.all([o.feedReplicas!(owners.signal), waitUntilDone(store, model, hosted, o.signal)]);
     else await feed({ ...run, nc, from, window, losses, telemetry, signal: o.signal, signer, local });
     await waitUntilDone(store, model, hosted, o.signal);
     await local.settled();
@@ -263,6 +270,8 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
       ...(federated ? { federated } : {}),
     };
   } finally {
+    owners.abort(new Error('the run ended'));
+    o.signal?.removeEventListener('abort', stopOwners);
     local?.stop();
     losses.stop();
     telemetry.stop();

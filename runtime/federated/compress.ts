@@ -464,6 +464,22 @@ function checkFinite(out: Float32Array, what: string): Float32Array {
 }
 
 /**
+ * The kind a buffer's header names, with int8's block and PowerSGD's rank (`none`,
+ * `int8:256`, `topk`, `powersgd:4`: top-k's fraction is not on the wire), or null when
+ * the buffer has no readable header. A receiver compares it with its deployment's.
+ */
+export function encodedKind(bytes: Uint8Array): string | null {
+  if (bytes.byteLength < HEADER_BYTES || MAGIC.some((b, i) => bytes[i] !== b)) return null;
+  const kind = KINDS[bytes[4]];
+  if (kind === undefined) return null;
+  const param = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(5, true);
+  return kind === 'int8' || kind === 'powersgd' ? `${kind}:${param}` : kind;
+}
+
+/** `encodedKind`'s text for a compression: what its frames' headers name. */
+export const kindOnTheWire = (c: Compression): string => (c.kind === 'int8' ? `int8:${c.block}` : c.kind === 'powersgd' ? `powersgd:${c.rank}` : c.kind);
+
+/**
  * Decode a buffer made by `encodeTensors` for tensors of the given names and shapes.
  * Validates everything (magic and version, kind, counts, names, shapes, lengths, topk
  * indices in range and strictly increasing, finite values, no trailing bytes) and

@@ -28,6 +28,7 @@ import type { AggregatorDefinition } from '../vnode-type.js';
 import { parameterShapesOf } from '../parameters.js';
 import { compressionText, encodeTensors, parseCompression, type Compression } from './compress.js';
 import { toFrame } from './frame.js';
+import { Limits } from '../protocol.js';
 
 /** The aggregator's VNode type: one per layer with parameters (its work is rounds.ts). */
 export const aggregatorType: AggregatorDefinition = {
@@ -105,6 +106,11 @@ export interface FederatedPart {
   federation: Federation;
 }
 
+const withoutFederation = <S extends { federation?: unknown }>(spec: S): S => {
+  const { federation: _f, ...rest } = spec;
+  return rest as S;
+};
+
 /** Whether a VNode of one replica takes part in rounds: a layer with parameters. */
 export const takesPart = (v: ResolvedVNode): boolean => v.def.role === 'layer' && (v.def.parameters ?? []).length > 0;
 
@@ -124,7 +130,8 @@ export function federate(base: ResolvedModel, spec: FederationSpec): ResolvedMod
     momentum: spec.momentum ?? OUTER_DEFAULTS.nesterov.momentum,
     compress: parseCompression(spec.compress),
     perReplica: N,
-    base,
+    // One replica is a plain model (export writes its spec; `--init` from it starts a plain run).
+    base: { ...base, spec: withoutFederation(base.spec) },
   };
   const rounds: Rounds = { every: spec.syncEvery, replicas: R, count: spec.rounds };
   const layers = base.vnodes.filter(takesPart);
@@ -204,17 +211,32 @@ export function parameterBytes(base: ResolvedModel): number {
  * down. A frame's size depends on the compression and the shapes only (compress.ts), so
  * encoding each layer once counts them.
  */
-export function roundBytes(model: ResolvedModel): { up: number; down: number } {
+export function roundBytes(model: ResolvedModel): { up: number; down: number; largest: number } {
+  const frames = frameBytes(model);
+  const bytes = frames.reduce((a, b) => a + b, 0);
+  return { up: bytes, down: bytes, largest: Math.max(0, ...frames) };
+}
+
+/** Each layer's frame, bytes on the wire (encoded once, from made-up values: sizes do not depend on them). */
+function frameBytes(model: ResolvedModel): number[] {
   const fed = model.federation!;
-  let bytes = 0;
-  for (const v of fed.base.vnodes.filter(takesPart)) {
-    const shapes = roundShapes(v);
-    const inputs = shapes.map(({ name, shape }) => {
+  return fed.base.vnodes.filter(takesPart).map((v) => {
+    const inputs = roundShapes(v).map(({ name, shape }) => {
       const n = shape.reduce((a, b) => a * b, 1);
       const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i + 1));
       return { name, shape, data, residual: new Float32Array(n) };
     });
-    bytes += toFrame(encodeTensors(fed.compress, inputs, 'size').bytes).data.byteLength;
-  }
-  return { up: bytes, down: bytes };
+    return toFrame(encodeTensors(fed.compress, inputs, 'size').bytes).data.byteLength;
+  });
+}
+
+/**
+ * Why a federated model's updates cannot travel, or null: a layer's frame past the
+ * largest message DCNR sends (`Limits.maxTensorBytes`; a `none` or `int8` update of a
+ * layer of millions of parameters) — refused before anything is deployed.
+ */
+export function frameProblem(model: ResolvedModel): string | null {
+  const { largest } = roundBytes(model);
+  if (largest <= Limits.maxTensorBytes) return null;
+  return `a layer's round update is ${largest} bytes with --compress ${compressionOf(model)}, over the ${Limits.maxTensorBytes}-byte message limit: compress more (topk:F, powersgd:R)`;
 }

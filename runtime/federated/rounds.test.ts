@@ -11,7 +11,9 @@ import { BUILTIN_MODELS, resolveModel, type ResolvedModel, type ResolvedVNode } 
 import { createRng } from '../rng.js';
 import type { Tensors } from '../vnode-type.js';
 import { roundBytes, roundShapes } from './federation.js';
-import { aggregate, aggregatorState, applySync, replicaDelta, withReplicaState } from './rounds.js';
+import { aggregate, aggregatorState, applySync, replicaDelta, roundInputProblem, withReplicaState } from './rounds.js';
+import { encodeTensors } from './compress.js';
+import { toFrame } from './frame.js';
 
 const model = (outer: 'avg' | 'nesterov', compress: string): ResolvedModel =>
   resolveModel({ ...BUILTIN_MODELS['mnist-mlp'], federation: { replicas: 3, syncEvery: 4, rounds: 2, outer, compress } });
@@ -139,6 +141,24 @@ test('a frame that is not this layer\'s update is refused with a sentence, never
   const junk = { shape: [4], data: new Float32Array(4) };
   assert.throws(() => applySync(s.replicas[0], s.states[0], junk), /frame|says|bytes/);
   assert.throws(() => aggregate(s.agg, s.aggState, 0, 1, round(start(model('avg', 'topk:0.01')), 0)[0].tensor), /no sum of round 0/);
+});
+
+test('roundInputProblem: well-formed updates that would overflow, another compression, junk, a slot before its round — each named, never thrown', () => {
+  const s = start(model('avg', 'none'));
+  const shapes = roundShapes(s.agg);
+  const frameOf = (c: Parameters<typeof encodeTensors>[0], value: number) =>
+    toFrame(encodeTensors(c, shapes.map(({ name, shape }) => ({ name, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value), residual: new Float32Array(shape.reduce((a, b) => a * b, 1)) })), 'x').bytes);
+  const huge = frameOf({ kind: 'none' }, 3e38);
+  assert.is(roundInputProblem(s.agg, s.aggState, 'delta', 0, 0, huge), null, 'alone it is finite');
+  const first = aggregate(s.agg, s.aggState, 0, 0, huge);
+  assert.match(roundInputProblem(s.agg, first, 'delta', 0, 1, huge)!, /sum of deltas would not be finite/);
+  assert.match(roundInputProblem(s.agg, s.aggState, 'delta', 0, 0, frameOf({ kind: 'int8', block: 256 }, 0.1))!, /compressed as int8:256, the deployment's updates are none/);
+  assert.match(roundInputProblem(s.agg, s.aggState, 'delta', 0, 0, { shape: [2], data: new Float32Array(2) })!, /does not decode/);
+  assert.match(roundInputProblem(s.agg, s.aggState, 'delta', 0, 1, frameOf({ kind: 'none' }, 0.1))!, /no sum of round 0/);
+  // Nesterov's step is lr·(ĝ + μ·m) = 0.7 · 1.9 · ĝ: past float32's range for ĝ = 3e38.
+  const n = start(model('nesterov', 'none'));
+  assert.match(roundInputProblem(n.replicas[0], { tensors: n.states[0], stash: new Map() }, 'sync', 0, 0, frameOf({ kind: 'none' }, 3e38))!, /non-finite/);
+  assert.is(roundInputProblem(n.replicas[0], { tensors: n.states[0], stash: new Map() }, 'sync', 0, 0, frameOf({ kind: 'none' }, 0.01)), null);
 });
 
 test.run();

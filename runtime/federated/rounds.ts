@@ -26,7 +26,7 @@ import type { ResolvedVNode } from '../model.js';
 import { deltaPort } from '../protocol.js';
 import type { Tensor } from '../tensor.js';
 import type { Tensors } from '../vnode-type.js';
-import { decodeTensors, encodeTensors } from './compress.js';
+import { decodeTensors, encodedKind, encodeTensors, kindOnTheWire } from './compress.js';
 import { roundShapes, type FederatedPart } from './federation.js';
 import { fromFrame, toFrame } from './frame.js';
 
@@ -131,6 +131,41 @@ export function applySync(v: ResolvedVNode, tensors: Tensors, frame: Tensor): Te
     if (step.momentum) next[momentumOf(name)] = step.momentum;
   });
   return next;
+}
+
+/**
+ * Why a `delta` or `sync` cannot be applied to `v` in `state`, or null: a frame that does
+ * not decode to this layer's parameters, that another compression made than the
+ * deployment's, or whose values would make the round's sum or outer step non-finite.
+ * The actor asks before it applies one (invariant 5: refused and dead-lettered, never a
+ * throw inside the step that would fail the VNode again on every replay).
+ */
+export function roundInputProblem(v: ResolvedVNode, state: { tensors: Tensors; stash: ReadonlyMap<number, Float32Array[]> }, kind: 'delta' | 'sync', round: number, slot: number, frame: Tensor): string | null {
+  const f = fed(v);
+  const shapes = roundShapes(v);
+  let decoded: Float32Array[];
+  try {
+    const bytes = fromFrame(frame);
+    const made = encodedKind(bytes);
+    const want = kindOnTheWire(f.federation.compress);
+    if (made !== null && made !== want) return `it was compressed as ${made}, the deployment's updates are ${want}`;
+    decoded = decodeTensors(bytes, shapes);
+  } catch (err) {
+    return `it does not decode: ${(err as Error).message}`;
+  }
+  const finite = (a: Float32Array) => a.every(Number.isFinite);
+  if (kind === 'sync') {
+    const ok = shapes.every(({ name }, j) => finite(outerStep(f, state.tensors[anchorOf(name)], state.tensors[momentumOf(name)], decoded[j]).theta));
+    return ok ? null : `its update makes this layer's parameters non-finite`;
+  }
+  const before = slot === 0 ? undefined : state.stash.get(sumKey(round));
+  if (slot > 0 && !before) return `there is no sum of round ${round} to add it to`;
+  const sums = decoded.map((d, j) => (before ? d.map((x, i) => before[j][i] + x) : d));
+  if (!sums.every(finite)) return `the round's sum of deltas would not be finite`;
+  if (slot + 1 < f.federation.replicas) return null;
+  const inv = Math.fround(1 / f.federation.replicas);
+  const ok = shapes.every(({ name }, j) => finite(outerStep(f, state.tensors[name], state.tensors[momentumOf(name)], sums[j].map((x) => x * inv)).theta));
+  return ok ? null : `the round's outer step would make the parameters non-finite`;
 }
 
 /** The key of an aggregator's running sum of round `round`'s deltas in its stash (checkpointed like any stash entry). */
