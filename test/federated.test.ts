@@ -16,7 +16,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
-import { Header, PROTOCOL_VERSION, Stream } from '../runtime/protocol.js';
+import { Header, ownerKey, PROTOCOL_VERSION, stateMetaKey, Stream } from '../runtime/protocol.js';
+import { openBuckets } from '../runtime/cluster-state.js';
 import { fromBytes } from '../runtime/tensor.js';
 import { readShard, shardFile } from '../trainer/shards.js';
 import { dcnr } from './helpers/dcnr.js';
@@ -84,6 +85,17 @@ test('three data owners: each feeds its replica rows of its own shard only; a ju
     const reasons: string[] = [];
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) reasons.push((await jsm.streams.getMessage(Stream.deadLetter, { seq }))?.header?.get(Header.Error) ?? '');
     assert.ok(reasons.some((r) => /delta round 0 for mnist-mlp\.18\.federated\.aggregator on its delta port: it does not decode/.test(r)), reasons.join('\n'));
+
+    // A plain run under the same name after it: the federated run's extra VNodes (6..20) leave no owner or state behind.
+    const plain = await dcnr(['train', '--nats', ns.url, '--pnodes', '0', '--store', store, '--steps', '20', '--batch', '16', '--json']);
+    assert.is(plain.code, 0, plain.stderr.slice(-3000));
+    const buckets = await openBuckets(nc);
+    const left = [];
+    for (let i = 6; i < 21; i++) {
+      if ((await buckets.owners.get(ownerKey('mnist-mlp', i)))?.operation === 'PUT') left.push(`owner ${i}`);
+      if ((await buckets.state.get(stateMetaKey('mnist-mlp', i)))?.operation === 'PUT') left.push(`state ${i}`);
+    }
+    assert.equal(left, []);
   } finally {
     await cleanup(ns, nc);
   }

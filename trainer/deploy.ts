@@ -8,6 +8,7 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { readDeployment, writeDeployment, type Buckets, type DeploymentRecord } from '../runtime/cluster-state.js';
+import { deployedVNodes } from '../runtime/federated/federation.js';
 import { removeInitialParameters, writeInitialParameters, type InitialParameters } from '../runtime/initial-parameters.js';
 import { ensureDeploymentStreams, removeDeploymentStreams } from '../runtime/mailbox.js';
 import type { ResolvedModel } from '../runtime/model.js';
@@ -78,14 +79,16 @@ async function checkResumable({ buckets, model, record, init }: DeployOptions): 
 async function replaceRun({ jsm, buckets, store, model, record, init }: DeployOptions): Promise<Deployed> {
   const dep = model.spec.name;
   const old = await readDeployment(buckets.deployments, dep);
+  // Every VNode of the old run and of this one: a federated run deploys more than its spec lists (replicas, aggregators).
+  const indices = Array.from({ length: Math.max(model.vnodes.length, old ? deployedVNodes(old.spec, old.shapes).length : 0) }, (_, i) => i);
   await buckets.deployments.delete(dep).catch(() => {});
-  await Promise.all(model.vnodes.map((v) => buckets.owners.delete(ownerKey(dep, v.index)).catch(() => {})));
+  await Promise.all(indices.map((i) => buckets.owners.delete(ownerKey(dep, i)).catch(() => {})));
   // The old run's actors stop as their PNodes see their ownership go; until they have, its
   // mailboxes stay: the new run's consumers would have their names (epochs restart at 1
   // with each generation) and a stale actor could take the new run's first messages.
   await waitUntilUnhosted(buckets, dep);
   await removeDeploymentStreams(jsm, dep);
-  await Promise.all(model.vnodes.map((v) => store.remove(dep, v.index)));
+  await Promise.all(indices.map((i) => store.remove(dep, i)));
   // The old run's initial parameters go before ours are written: they share the keys.
   await removeInitialParameters(store, dep, old?.init);
   const stored = init && (await writeInitialParameters(store, model, init.tensors, { paramsHash: init.paramsHash, ...(init.source !== undefined ? { source: init.source } : {}) }));
