@@ -13,7 +13,9 @@ import { trainingBatch } from '../runtime/data/mnist.js';
 import { sendMessage, type Envelope } from '../runtime/envelope.js';
 import { replicaEnds } from '../runtime/federated/federation.js';
 import { openBuckets, readDeployment } from '../runtime/cluster-state.js';
-import { resolveModel, type ResolvedModel } from '../runtime/model.js';
+import { contextOf, resolveModel, type ResolvedModel } from '../runtime/model.js';
+import { textTrainingBatch } from '../runtime/data/text.js';
+import type { Tensor } from '../runtime/tensor.js';
 import { vnodeId } from '../runtime/protocol.js';
 import { signerOf } from '../runtime/security/signing.js';
 import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
@@ -64,7 +66,18 @@ export async function feedReplica(o: ReplicaFeedOptions): Promise<ReplicaFeedRes
   if (!fed) throw new Error(`${o.deployment} is not federated (its spec has no federation): nothing to feed per replica`);
   if (!Number.isInteger(o.replica) || o.replica < 0 || o.replica >= fed.replicas) throw new Error(`--replica must be 0..${fed.replicas - 1} for ${o.deployment}, got ${o.replica}`);
   const shard = readShard(o.shard, { replica: o.replica, replicas: fed.replicas });
-  const { seed, batch, steps } = record;
+  if (shard.header.dataset !== model.spec.dataset) throw new Error(`${o.shard} holds ${shard.header.dataset}, ${o.deployment} trains on ${model.spec.dataset}`);
+  const T = contextOf(model.spec);
+  // The replica's own batches: the shard's rows in a seeded order per epoch (mnist), or windows of its examples' stream (text).
+  const batchOf = (seq: number, batch: number): { x: Tensor; t: Tensor } => {
+    if (shard.kind === 'text') {
+      const { x, t } = textTrainingBatch(shard.text, record.seed, seq, batch, T);
+      return { x: { shape: [batch, T], data: x }, t: { shape: [batch, T], data: t } };
+    }
+    const { x, t } = trainingBatch(shard.data, record.seed, seq, batch);
+    return { x: { shape: [batch, shard.data.features], data: x }, t: { shape: [batch, shard.data.classes], data: t } };
+  };
+  const { batch, steps } = record;
   const store = new StateStore(buckets.state, { chunkBytes: chunkBytesFor(o.nc) });
   const signer = signerOf(o.nc);
   const { first, loss } = replicaEnds(model, o.replica);
@@ -81,10 +94,9 @@ export async function feedReplica(o: ReplicaFeedOptions): Promise<ReplicaFeedRes
         o.signal?.throwIfAborted();
         await Promise.race([losses.next(), sleep(250)]);
       }
-      // The replica's own batches: the shard's rows in a seeded order per epoch of the shard.
-      const { x, t } = trainingBatch(shard.data, seed, seq, batch);
-      await send({ ...common, seq, to: first, kind: 'fwd', tensor: { shape: [batch, shard.data.features], data: x } });
-      await send({ ...common, seq, to: loss, kind: 'target', tensor: { shape: [batch, shard.data.classes], data: t } });
+      const { x, t } = batchOf(seq, batch);
+      await send({ ...common, seq, to: first, kind: 'fwd', tensor: x });
+      await send({ ...common, seq, to: loss, kind: 'target', tensor: t });
     }
     await send({ ...common, seq: steps, to: first, kind: 'end' });
     // Until the replica's last loss: a feeder that left early could not re-send what a crash lost.

@@ -8,6 +8,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadMnist } from '../runtime/data/mnist.js';
+import { loadNames } from '../runtime/data/text.js';
 import { tempDir } from '../test/helpers/nats.js';
 import { readShard, writeShards } from './shards.js';
 
@@ -28,6 +29,7 @@ test('three shards are disjoint and together hold every training row exactly onc
   let rows = 0;
   files.forEach((file, r) => {
     const s = readShard(file, { replica: r, replicas: 3 });
+    if (s.kind !== 'mnist') throw new Error('an mnist shard');
     rows += s.header.rows;
     for (let i = 0; i < s.header.rows; i++) {
       const k = rowKey(s.data.train.x, i, F, s.data.train.y[i]);
@@ -54,7 +56,31 @@ test("a shard that is damaged, edited, another replica's or not a shard is refus
   assert.throws(() => readShard(join(dir, 'text.bin')), /not a DCNR shard/);
   writeFileSync(join(dir, 'json.bin'), '{"format":"dcnr-shard","version":2}\n');
   assert.throws(() => readShard(join(dir, 'json.bin')), /not a DCNR shard header: version/);
-  assert.throws(() => writeShards(join(dir, 'c'), 'names', 2, 1), /mnist dataset only/);
+});
+
+test("names shards: disjoint examples that together are the training split, each under the whole vocabulary; a foreign character is refused", () => {
+  const files = writeShards(join(dir, 'names'), 'names', 3, 2);
+  const all = loadNames();
+  const seen: string[] = [];
+  files.forEach((file, r) => {
+    const s = readShard(file, { replica: r, replicas: 3 });
+    if (s.kind !== 'text') throw new Error('a text shard');
+    assert.equal(s.text.vocab, all.vocab);
+    assert.is(s.text.maxLength, all.maxLength);
+    seen.push(...s.text.examples.train);
+    // Its stream is its own examples: '.' + e1 + '.' + … (as the whole dataset builds its own).
+    assert.is(s.text.train.length, 1 + s.text.examples.train.reduce((n, e) => n + e.length + 1, 0));
+  });
+  assert.is(new Set(seen).size, seen.length, 'no example in two shards');
+  assert.equal([...seen].sort(), [...all.examples.train].sort());
+  // An example with a character outside the vocabulary, its sha256 made right: refused by name.
+  const [file] = files;
+  const text = readFileSync(file, 'utf8');
+  const nl = text.indexOf('\n');
+  const header = JSON.parse(text.slice(0, nl));
+  const body = Buffer.from(text.slice(nl + 1).replace(/^[a-z]+/, 'zoë'), 'utf8');
+  writeFileSync(join(dir, 'foreign.bin'), Buffer.concat([Buffer.from(JSON.stringify({ ...header, sha256: createHash('sha256').update(body).digest('hex') }) + '\n'), body]));
+  assert.throws(() => readShard(join(dir, 'foreign.bin')), /character "ë", not in the vocabulary/);
 });
 
 test.run();

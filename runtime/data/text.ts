@@ -222,19 +222,39 @@ function buildDataset(name: string, examples: readonly string[], counts: TextDat
   const nValidation = Math.max(1, Math.round(examples.length * VALIDATION_FRACTION));
   const train = shuffled.slice(0, examples.length - nValidation);
   const validation = shuffled.slice(examples.length - nValidation);
-  // Sized first: a 50 MiB file as a number[] would take ~400 MB on the way.
-  const stream = (list: readonly string[]) => {
-    let length = 1;
-    for (const e of list) for (const _c of e) length++;
-    const out = new Uint16Array(length + list.length);
-    let at = 1; // out[0] = BOUNDARY_ID
-    for (const e of list) {
-      for (const c of e) out[at++] = ids.get(c)!;
-      out[at++] = BOUNDARY_ID;
-    }
-    return out;
-  };
+  const stream = (list: readonly string[]) => streamOf(ids, list);
   return { kind: 'text', name, vocab, maxLength, train: stream(train), validation: stream(validation), examples: { train, validation }, counts };
+}
+
+/** The token stream `.ex1.ex2. … .exN.` of a list of examples. Sized first: a 50 MiB file as a number[] would take ~400 MB on the way. */
+function streamOf(ids: ReadonlyMap<string, number>, list: readonly string[]): Uint16Array {
+  let length = 1;
+  for (const e of list) for (const _c of e) length++;
+  const out = new Uint16Array(length + list.length);
+  let at = 1; // out[0] = BOUNDARY_ID
+  for (const e of list) {
+    for (const c of e) out[at++] = ids.get(c)!;
+    out[at++] = BOUNDARY_ID;
+  }
+  return out;
+}
+
+/**
+ * A federated data owner's shard (trainer/shards.ts) as a dataset to draw batches from:
+ * its examples as the train stream, under the whole dataset's vocabulary (every replica
+ * must mean the same token by the same id), and no validation split (evaluation is the
+ * coordinator's). Throws on a character outside the vocabulary or an example longer than
+ * `maxLength`.
+ */
+export function textShard(name: string, vocab: readonly string[], maxLength: number, examples: readonly string[]): TextDataset {
+  const ids = new Map(vocab.map((c, i) => [c, i]));
+  examples.forEach((e, i) => {
+    const cps = Array.from(e);
+    if (cps.length === 0 || cps.length > maxLength) throw new Error(`${name}: example ${i} has ${cps.length} characters (1..${maxLength})`);
+    const bad = cps.find((c) => !ids.has(c) || ids.get(c) === BOUNDARY_ID);
+    if (bad !== undefined) throw new Error(`${name}: example ${i} has the character ${JSON.stringify(bad)}, not in the vocabulary`);
+  });
+  return { kind: 'text', name, vocab, maxLength, train: streamOf(ids, examples), validation: streamOf(ids, []), examples: { train: examples, validation: [] }, counts: { read: examples.length, dropped: 0, duplicates: 0 } };
 }
 
 /**
