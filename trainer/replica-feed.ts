@@ -67,6 +67,9 @@ export async function feedReplica(o: ReplicaFeedOptions): Promise<ReplicaFeedRes
   if (!Number.isInteger(o.replica) || o.replica < 0 || o.replica >= fed.replicas) throw new Error(`--replica must be 0..${fed.replicas - 1} for ${o.deployment}, got ${o.replica}`);
   const shard = readShard(o.shard, { replica: o.replica, replicas: fed.replicas });
   if (shard.header.dataset !== model.spec.dataset) throw new Error(`${o.shard} holds ${shard.header.dataset}, ${o.deployment} trains on ${model.spec.dataset}`);
+  if (shard.kind === 'text' && shard.text.vocab.length !== model.outputFeatures) {
+    throw new Error(`${o.shard} has a vocabulary of ${shard.text.vocab.length} tokens, ${o.deployment} predicts ${model.outputFeatures}: its owner must shard with the dataset's whole vocabulary`);
+  }
   const T = contextOf(model.spec);
   // The replica's own batches: the shard's rows in a seeded order per epoch (mnist), or windows of its examples' stream (text).
   const batchOf = (seq: number, batch: number): { x: Tensor; t: Tensor } => {
