@@ -195,9 +195,16 @@ export const compressionOf = (model: ResolvedModel): string => (model.federation
 /** The shape of each parameter of the layer `v` (replica or aggregator), by name, in the type's order. */
 export function roundShapes(v: ResolvedVNode): Array<{ name: string; shape: number[] }> {
   const layer = v.fed?.layer ?? v;
-  const shapes = parameterShapesOf(layer);
-  return (layer.def.parameters ?? []).map((name) => ({ name, shape: shapes[name] }));
+  let shapes = shapesOf.get(layer);
+  if (!shapes) {
+    // Once per resolved VNode: a type without `parameterShapes` is asked through its `init`, which makes whole tensors.
+    const of = parameterShapesOf(layer);
+    shapes = (layer.def.parameters ?? []).map((name) => ({ name, shape: of[name] }));
+    shapesOf.set(layer, shapes);
+  }
+  return shapes;
 }
+const shapesOf = new WeakMap<ResolvedVNode, Array<{ name: string; shape: number[] }>>();
 
 /** Bytes of one replica's parameters as float32: what one uncompressed gradient exchange sends one way. */
 export function parameterBytes(base: ResolvedModel): number {
