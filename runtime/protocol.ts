@@ -94,6 +94,8 @@ export const Header = {
   Error: 'Dcnr-Error',
   /** Set on dead-lettered copies: the subject the message was sent to. */
   OriginalSubject: 'Dcnr-Original-Subject',
+  /** Set on dead-lettered copies: the generation of the run whose VNode rejected it (a rolled-back run's rejections are told apart). */
+  RejectedIn: 'Dcnr-Rejected-In',
   /** With auth on: the sender's nkey (`U…`) and its ed25519 signature (runtime/security/signing.ts). */
   Signer: 'Dcnr-Signer',
   Signature: 'Dcnr-Sig',

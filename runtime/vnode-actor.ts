@@ -1014,6 +1014,7 @@ export class VNodeActor {
     for (const [k, vals] of raw.headers ?? []) for (const val of vals) h.append(k, val);
     h.set(Header.Error, error);
     h.set(Header.OriginalSubject, raw.subject);
+    h.set(Header.RejectedIn, String(this.#o.generation));
     const dlq = Subject.deadLetter(this.#deployment);
     try {
       await this.#o.js.publish(dlq, raw.data, { headers: h });

@@ -25,6 +25,7 @@ import type { Kernels } from '../runtime/kernels/types.js';
 import { checkpointPolicy, stateBytesOf, type ResolvedModel } from '../runtime/model.js';
 import { loadInitialParameters } from '../runtime/initial-parameters.js';
 import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
+import { restartsMayLoseWrites, watchServerRestarts } from '../runtime/server-restarts.js';
 import { feedProgress, waitUntilDone } from './completion.js';
 import { loadTrainingData } from './data.js';
 import { deploy } from './deploy.js';
@@ -109,43 +110,63 @@ export interface TrainResult {
 
 export interface Rollback {
   atStep: number;
-  pnode: string;
-  vnode: string;
-  seq: number;
+  /**
+   * Why: `quarantine`, a PNode caught computing wrong results (supervisor/audit.ts);
+   * `nats-restart`, the nats-server of an unreplicated store restarted and may have lost
+   * writes it had acknowledged (runtime/server-restarts.ts).
+   */
+  cause: 'quarantine' | 'nats-restart';
+  /** A quarantine: whom, and where it was caught. */
+  pnode?: string;
+  vnode?: string;
+  seq?: number;
+  detail: string;
 }
 
-/** Rollbacks a run makes at most: a network that quarantines a liar every time has more liars than this run can outlast. */
+/** Rollbacks a run makes at most: a network that quarantines a liar (or a server that crashes) every time has more faults than this run can outlast. */
 const MAX_ROLLBACKS = 3;
 
-/** The run was stopped because a PNode that computed for it was caught lying. */
+/** The run was stopped to start again: a PNode that computed for it was caught lying, or the server may have lost its writes. */
 class RolledBack extends Error {
   constructor(readonly rollback: Rollback) {
-    super(`rolled back: ${rollback.pnode} was quarantined (${rollback.vnode} seq ${rollback.seq}) at step ${rollback.atStep}`);
+    super(`rolled back at step ${rollback.atStep}: ${rollback.detail}`);
   }
 }
 
 /**
- * Deploy (or resume) and train to completion. With the ledger on, a quarantine (a PNode
- * caught computing wrong results by spot re-execution, supervisor/audit.ts) rolls the run
- * back: every update since the start may hold the liar's work — its outputs reached every
- * VNode through the forward and backward passes — so the whole run is started again as a
- * fresh generation, which the quarantined PNode takes no part in. Deterministic, it ends
- * with the parameters a run without the liar has (docs/ledger.md: the rollback today goes
- * back to the start; a consistent cut of verified anchors would go back less far).
+ * Deploy (or resume) and train to completion, starting the run again from its first step
+ * as a fresh generation when what it has done cannot be trusted:
+ * - With the ledger on, a quarantine (a PNode caught computing wrong results by spot
+ *   re-execution, supervisor/audit.ts): every update since the start may hold the liar's
+ *   work — its outputs reached every VNode through the forward and backward passes — so
+ *   the run starts again without it (docs/ledger.md: the rollback today goes back to the
+ *   start; a consistent cut of verified anchors would go back less far).
+ * - A restart of the nats-server of an unreplicated store: a crashed nats-server 2.9 can
+ *   have lost the writes it acknowledged last — a checkpoint, an input, a ledger entry —
+ *   and no client can tell which (runtime/server-restarts.ts), so nothing since the start
+ *   is known to be whole. Not on a replicated store, nor with `DCNR_NATS_SYNC=always`.
+ * Deterministic, the run ends with exactly the parameters a run without the fault has.
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const rollbacks: Rollback[] = [];
+  const mayLose = await restartsMayLoseWrites(o.nc);
   for (let attempt = 0; ; attempt++) {
     const stop = new AbortController();
     const onOuter = () => stop.abort(o.signal!.reason);
     if (o.signal?.aborted) stop.abort(o.signal.reason);
     o.signal?.addEventListener('abort', onOuter, { once: true });
     let done = 0;
+    const rollBack = (r: Omit<Rollback, 'atStep'>) => {
+      if (!stop.signal.aborted) stop.abort(new RolledBack({ atStep: done, ...r }));
+    };
     const watch = o.model.spec.ledger
       ? subscribeClusterEvents(o.nc, (e, source) => {
-          if (e.type !== 'quarantined' || source !== 'supervisor' || !e.vnode.startsWith(`${o.model.spec.name}.`) || stop.signal.aborted) return;
-          stop.abort(new RolledBack({ atStep: done, pnode: e.pnode, vnode: e.vnode, seq: e.seq }));
+          if (e.type !== 'quarantined' || source !== 'supervisor' || !e.vnode.startsWith(`${o.model.spec.name}.`)) return;
+          rollBack({ cause: 'quarantine', pnode: e.pnode, vnode: e.vnode, seq: e.seq, detail: `${e.pnode} was quarantined (${e.vnode} seq ${e.seq}); starting again without it` });
         })
+      : undefined;
+    const restarts = mayLose
+      ? watchServerRestarts(o.nc, (r) => rollBack({ cause: 'nats-restart', detail: `the nats-server restarted (${r.from.slice(0, 8)}… → ${r.to.slice(0, 8)}…) on an unreplicated store and may have lost acknowledged writes; starting again from the first step` }))
       : undefined;
     try {
       const r = await trainOnce({
@@ -157,16 +178,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           o.onProgress?.(p);
         },
       });
-      // Caught while the run was being evaluated: its parameters hold the liar's work all the same.
+      // Caught while the run was being evaluated: its parameters hold the fault's work all the same.
       if (!(stop.signal.reason instanceof RolledBack)) return rollbacks.length ? { ...r, rollbacks } : r;
       throw stop.signal.reason;
     } catch (err) {
       const reason = stop.signal.reason;
       if (!(reason instanceof RolledBack) || o.signal?.aborted || attempt >= MAX_ROLLBACKS) throw err;
       rollbacks.push(reason.rollback);
-      process.stderr.write(`train: ${reason.message}; starting again without it\n`);
+      process.stderr.write(`train: ${reason.message}\n`);
     } finally {
       watch?.unsubscribe();
+      restarts?.stop();
       o.signal?.removeEventListener('abort', onOuter);
     }
   }

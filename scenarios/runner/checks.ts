@@ -26,8 +26,9 @@ export function judge(report: ScenarioReport, scenario: Scenario, c: CheckInput)
   const unrecovered = c.expectDead.filter((p) => !c.recovered.has(p));
   check('every dead PNode recovered', unrecovered.length === 0, unrecovered.length ? `no recovery of ${unrecovered.join(', ')}` : c.expectDead.length ? `${c.expectDead.join(', ')}: VNodes moved and resumed` : 'none died');
   check('no process crashed', report.crashes.length === 0, report.crashes.map((x) => `${x.name} exited ${x.signal ?? x.code}`).join(', ') || "every exit was a fault's");
-  if (report.byzantine?.rolledBack) {
-    // The rolled-back run's VNodes were still sending when the new run started: the new run refuses them, and only them.
+  if (report.rollbacks) {
+    // The rolled-back run's VNodes were still sending when the new run started: the new run refuses them, and only them
+    // (and what the old run's own VNodes refused: after a nats-server crash, the gaps the rollback repairs).
     const stale = c.staleRejections ?? 0;
     check('no message rejected but the rolled-back run\'s', report.rejectedMessages === stale, `${report.rejectedMessages} rejected, ${stale} of them sent by the rolled-back run's VNodes`);
   } else if (c.injectedMessages > 0) {

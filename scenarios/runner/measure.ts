@@ -71,17 +71,19 @@ export async function deadLettered(nc: NatsConnection, deployment: string): Prom
   return info?.state.subjects?.[Subject.deadLetter(deployment)] ?? 0;
 }
 
-/** Why each of a deployment's dead-lettered messages was rejected (`Header.Error`), at most `max`. */
-export async function deadLetterReasons(nc: NatsConnection, deployment: string, max = 1000): Promise<string[]> {
+/** Why each of a deployment's dead-lettered messages was rejected (`Header.Error`) and by which generation of its run, at most `max`. */
+export async function deadLetters(nc: NatsConnection, deployment: string, max = 1000): Promise<Array<{ reason: string; generation: number | null }>> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(Stream.deadLetter).catch(() => null);
   if (!info || info.state.messages === 0) return [];
-  const reasons: string[] = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq && reasons.length < max; seq++) {
+  const out: Array<{ reason: string; generation: number | null }> = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && out.length < max; seq++) {
     const m = await jsm.streams.getMessage(Stream.deadLetter, { seq }).catch(() => null);
-    if (m && m.subject === Subject.deadLetter(deployment)) reasons.push(m.header?.get(Header.Error) ?? '');
+    if (!m || m.subject !== Subject.deadLetter(deployment)) continue;
+    const g = Number(m.header?.get(Header.RejectedIn) || NaN);
+    out.push({ reason: m.header?.get(Header.Error) ?? '', generation: Number.isInteger(g) ? g : null });
   }
-  return reasons;
+  return out;
 }
 
 /**

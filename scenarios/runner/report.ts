@@ -44,6 +44,8 @@ export interface ScenarioReport {
   /** Attacks the faults tried (hostile-client, rogue-pnode) and how many were refused. */
   /** byzantine-pnode: the liar caught (at which training step), quarantined, and the run rolled back past its work. */
   byzantine?: { detectedAtStep: number | null; stepsToDetect: number | null; quarantined: boolean; rolledBack: boolean; ownedVNodes: number; segmentSteps: number };
+  /** Times the faulted run was started again from its first step (trainer/train.ts): a quarantine, or a nats-server restart on an unreplicated store. */
+  rollbacks?: Array<{ atStep: number; cause: 'quarantine' | 'nats-restart'; detail: string }>;
   attacks: { attempted: number; refused: number; list: Array<{ name: string; refused: boolean; detail: string }> };
   /** Unexpected process exits (crashes). */
   crashes: Array<{ name: string; code: number | null; signal: string | null }>;
@@ -83,6 +85,7 @@ export function formatReport(r: ScenarioReport): string {
     '',
     ...(r.serving ? [servingLines(r.serving), ''] : []),
     `updates     expected ${r.updates.expected}, applied ${r.updates.applied}, lost ${r.updates.lost}, duplicated ${r.updates.duplicated}`,
+    ...(r.rollbacks ?? []).map((b) => `rolled back at step ${b.atStep} (${b.cause}): ${b.detail}`),
     `fenced      ${r.fencedWrites} stale writes refused`,
     `rejected    ${r.rejectedMessages} messages (dead-lettered, counted)`,
     ...(r.attacks.attempted ? [`attacks     ${r.attacks.refused} of ${r.attacks.attempted} refused`, ...r.attacks.list.map((a) => `  ${a.refused ? 'refused' : 'NOT REFUSED'}  ${a.name}: ${a.detail}`)] : []),

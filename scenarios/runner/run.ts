@@ -32,7 +32,7 @@ import { judge } from './checks.js';
 import { startScenarioCluster, type ScenarioCluster } from './cluster.js';
 import type { Scenario } from './define.js';
 import { scheduleFaults, type Injector } from './inject.js';
-import { countUpdates, expectedUpdates, deadLettered, deadLetterReasons, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
+import { countUpdates, expectedUpdates, deadLettered, deadLetters, diagnoseStall, pickPNodes, recoveredPNodes } from './measure.js';
 import { lossSvg, type LedgerSummary, type ScenarioReport } from './report.js';
 import { startServingLoad } from './serve-load.js';
 import { startWatchdog } from './watchdog.js';
@@ -114,7 +114,7 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
       recovered: recoveredPNodes(events),
       injectedMessages: injector.injected.reduce((s, f) => s + (f.injectedMessages ?? 0), 0),
       alive: view ? view.pnodes.filter((p) => p.alive).length : 0,
-      ...(report.byzantine?.rolledBack ? { staleRejections: (await deadLetterReasons(nc, model.spec.name)).filter((r) => STALE_SENDER.test(r)).length } : {}),
+      ...(report.rollbacks ? { staleRejections: await staleRejections(nc, model.spec.name) } : {}),
     });
     report.durationMs = Date.now() - started;
 
@@ -166,6 +166,17 @@ function byzantineOf(injector: Injector, result: TrainResult | undefined): Pick<
 
 /** Why the new run refuses a message of the run it replaced: its sender's epoch is not one of the new run's (runtime/security/verifier.ts). */
 const STALE_SENDER = /no record of who may send as/;
+
+/**
+ * After a rollback, the rejections that belong to the run it replaced: those its own
+ * VNodes made (a nats-server that lost acknowledged writes leaves them gaps to refuse:
+ * what the rollback repairs), and the new run's refusals of messages the old run's
+ * VNodes still sent it.
+ */
+async function staleRejections(nc: NatsConnection, deployment: string): Promise<number> {
+  const current = (await readDeployment((await openBuckets(nc)).deployments, deployment))?.generation;
+  return (await deadLetters(nc, deployment)).filter((d) => STALE_SENDER.test(d.reason) || (current !== undefined && d.generation !== null && d.generation < current)).length;
+}
 
 /** When the last PNode declared dead had its VNodes resumed elsewhere. */
 const lastRecovery = (events: ClusterEvent[]) =>
@@ -262,6 +273,7 @@ async function reportOf(
     })(),
     crashes: r.cluster.exits.filter((x) => !x.expected).map(({ name, code, signal }) => ({ name, code, signal })),
     ...byzantineOf(r.injector, r.result),
+    ...(r.result?.rollbacks?.length ? { rollbacks: r.result.rollbacks.map(({ atStep, cause, detail }) => ({ atStep, cause, detail })) } : {}),
     paramsHash: r.result?.paramsHash ?? null,
     baselineParamsHash: r.baseline.paramsHash,
     identical: r.result?.paramsHash === r.baseline.paramsHash,
