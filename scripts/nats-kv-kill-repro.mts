@@ -55,7 +55,7 @@ async function once(run: number): Promise<void> {
         await Promise.all(blobs.map((b) => kv.put(b, payload)));
         const meta = te.encode(JSON.stringify({ v, blobs }));
         const key = `w${w}.meta`;
-        const revision = a.put ? await kv.put(key, meta) : prev ? await kv.update(key, meta, prev.revision) : await kv.create(key, meta);
+        const revision: number = a.put ? await kv.put(key, meta) : prev ? await kv.update(key, meta, prev.revision) : await kv.create(key, meta);
         if (!stop) acked.set(w, { revision, blobs, at: performance.now() });
         const old = prev;
         prev = { revision, blobs };

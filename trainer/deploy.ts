@@ -83,10 +83,11 @@ async function replaceRun({ jsm, buckets, store, model, record, init }: DeployOp
   const indices = Array.from({ length: Math.max(model.vnodes.length, old ? deployedVNodes(old.spec, old.shapes).length : 0) }, (_, i) => i);
   await buckets.deployments.delete(dep).catch(() => {});
   await Promise.all(indices.map((i) => buckets.owners.delete(ownerKey(dep, i)).catch(() => {})));
+  const ownersGone = Date.now();
   // The old run's actors stop as their PNodes see their ownership go; until they have, its
   // mailboxes stay: the new run's consumers would have their names (epochs restart at 1
   // with each generation) and a stale actor could take the new run's first messages.
-  await waitUntilUnhosted(buckets, dep);
+  await waitUntilUnhosted(buckets, dep, ownersGone);
   await removeDeploymentStreams(jsm, dep);
   await Promise.all(indices.map((i) => store.remove(dep, i)));
   // The old run's initial parameters go before ours are written: they share the keys.
@@ -99,20 +100,30 @@ async function replaceRun({ jsm, buckets, store, model, record, init }: DeployOp
 /** How long a fresh run waits for the PNodes of the run it replaces to let go of its VNodes. */
 const UNHOSTED_WAIT_MS = 30_000;
 
+/** A supervisor's view older than this when a fresh run starts: no supervisor is running (a `--pnodes 0` run on a network whose cluster is gone). */
+const NO_SUPERVISOR_MS = 60_000;
+
 /**
  * Until no live PNode says (in its heartbeat, through the supervisor's view) that it hosts
- * a VNode of `dep` — immediate when none does, or when no supervisor's view is fresh (no
- * cluster, a `--pnodes 0` run). Gives up after UNHOSTED_WAIT_MS, and says so.
+ * a VNode of `dep`, in a view the supervisor wrote after `since` (when the old run's
+ * owners were deleted): right after a nats-server restart the view in KV is the one from
+ * before it, and the old run's actors — some in a restart's back-off — would go on sending
+ * into the new run's mailboxes. Immediate when there is no view, or when it is so old that
+ * no supervisor runs. Gives up after UNHOSTED_WAIT_MS, and says so.
  */
-async function waitUntilUnhosted(buckets: Buckets, dep: string): Promise<void> {
+async function waitUntilUnhosted(buckets: Buckets, dep: string, since: number): Promise<void> {
   const deadline = Date.now() + UNHOSTED_WAIT_MS;
   for (;;) {
     const view = (await readRecord(buckets.members, SupervisorKey.view, parseSupervisorView).catch(() => null))?.value;
-    if (!view || Date.now() - view.at > 5000) return;
+    if (!view || since - view.at > NO_SUPERVISOR_MS) return;
     const holders = view.pnodes.filter((p) => p.alive && p.vnodes.some((v) => v.startsWith(`${dep}.`))).map((p) => p.id);
-    if (holders.length === 0) return;
+    if (view.at >= since && holders.length === 0) return;
     if (Date.now() > deadline) {
-      process.stderr.write(`train: ${holders.join(', ')} still host VNodes of the replaced run of ${dep} after ${UNHOSTED_WAIT_MS} ms; going on\n`);
+      process.stderr.write(
+        holders.length
+          ? `train: ${holders.join(', ')} still host VNodes of the replaced run of ${dep} after ${UNHOSTED_WAIT_MS} ms; going on\n`
+          : `train: the supervisor wrote no view in ${UNHOSTED_WAIT_MS} ms to say the replaced run of ${dep} is unhosted; going on\n`,
+      );
       return;
     }
     await new Promise((r) => setTimeout(r, 100));
