@@ -13,6 +13,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Bucket } from './protocol.js';
+import { replicas } from './replicas.js';
 
 export interface ServerRestart {
   /** The ids of the server before and after. */
@@ -23,14 +24,15 @@ export interface ServerRestart {
 
 /**
  * Whether a restart of the server behind `nc` can have lost acknowledged writes: not when
- * the state bucket is replicated (a cluster), nor when the operator says the server syncs
+ * the state bucket is (or, not created yet, will be) replicated (a cluster), nor when the operator says the server syncs
  * every write (`DCNR_NATS_SYNC=always`: nats-server 2.10+ with `jetstream { sync_interval: always }`).
  */
 export async function restartsMayLoseWrites(nc: NatsConnection): Promise<boolean> {
   if ((process.env.DCNR_NATS_SYNC ?? '').trim() === 'always') return false;
   const jsm = await jetstreamManager(nc);
+  // Before the first run there is no bucket yet: the one this process would create.
   const info = await jsm.streams.info(`KV_${Bucket.State}`).catch(() => null);
-  return (info?.config.num_replicas ?? 1) < 3;
+  return (info?.config.num_replicas ?? replicas()) < 3;
 }
 
 /** Calls `onRestart` each time `nc` reconnects to a server with another id than before; `stop()` ends the watch. */
