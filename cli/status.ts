@@ -15,6 +15,13 @@ function riskText(p: { risk?: number; riskSignals?: Record<string, number> }): s
   return top && top[1] > 0 ? `${p.risk.toFixed(2)} (${top[0]} ${top[1].toFixed(2)})` : p.risk.toFixed(2);
 }
 
+/** `dataset`, `0, 3` or `rounds` (a federated aggregator); `?` when the deployment record is not at hand. */
+function inputsText(inputs: number[] | null | undefined): string {
+  if (inputs === undefined) return '?';
+  if (inputs === null) return 'rounds (every replica)';
+  return inputs.map((i) => (i < 0 ? 'dataset' : String(i))).join(', ');
+}
+
 export async function statusCommand(opts: { nats: string; json: boolean }): Promise<void> {
   const nc = await connectNats(opts.nats, 'dcnr-status').catch((err) => fail(err.message));
   try {
@@ -29,8 +36,8 @@ export async function statusCommand(opts: { nats: string; json: boolean }): Prom
             `${p.id.padEnd(12)} ${String(p.pid).padEnd(8)} ${(p.alive ? 'yes' : 'DEAD').padEnd(6)} ${(p.kernelMode + (p.quarantined ? ' (QUARANTINED)' : p.draining ? ' (draining)' : '')).padEnd(27)} ${String(p.gflops).padEnd(8)} ${riskText(p).padEnd(23)} ${reputationText(p).padEnd(11)} ${p.vnodes.join(' ')}`,
         ),
         '',
-        'VNODE                PNODE        EPOCH',
-        ...s.vnodes.map((v) => `${v.id.padEnd(20)} ${v.pnode.padEnd(12)} ${v.epoch}`),
+        'VNODE                PNODE        EPOCH  TYPE                     INPUTS',
+        ...s.vnodes.map((v) => `${v.id.padEnd(20)} ${v.pnode.padEnd(12)} ${String(v.epoch).padEnd(6)} ${(v.type ?? '?').padEnd(24)} ${inputsText(v.inputs)}`),
       ];
       return lines.join('\n');
     });

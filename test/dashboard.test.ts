@@ -73,6 +73,12 @@ test('HTTP: the page, /api/status with pids, clear 404 and 405', async () => {
   assert.match(await page.text(), /<title>DCNR/);
   const s = await status();
   assert.is(s.pnodes.filter((p) => p.alive).length, 3);
+  // Each VNode with its type and the graph's inputs (a chain here: the dataset, then each the one before).
+  const spec = loadModelSpec('mnist-mlp');
+  assert.equal(
+    s.vnodes.map((v) => [v.id, v.type, v.inputs]),
+    spec.vnodes.map((v, i) => [`${spec.name}.${i}`, v.type, [i - 1]]),
+  );
   for (const p of s.pnodes) assert.ok(p.pid > 0 && p.kernelMode.length > 0);
   const missing = await fetch(new URL('nope', dashboard.url));
   assert.is(missing.status, 404);
