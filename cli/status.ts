@@ -15,7 +15,7 @@ function riskText(p: { risk?: number; riskSignals?: Record<string, number> }): s
   return top && top[1] > 0 ? `${p.risk.toFixed(2)} (${top[0]} ${top[1].toFixed(2)})` : p.risk.toFixed(2);
 }
 
-/** `dataset`, `0, 3` or `rounds` (a federated aggregator); `?` when the deployment record is not at hand. */
+/** `dataset`, `0, 3` or `rounds (every replica)` (a federated aggregator); `?` when the deployment record is not at hand. */
 function inputsText(inputs: number[] | null | undefined): string {
   if (inputs === undefined) return '?';
   if (inputs === null) return 'rounds (every replica)';

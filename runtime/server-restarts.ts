@@ -1,16 +1,16 @@
 /**
- * Did the nats-server restart under us? A single nats-server 2.9 acknowledges a
- * JetStream write before it is on disk (its file store flushes behind the ack, and 2.9
- * has no `sync_interval`/`sync: always`), so a SIGKILL can lose the writes of its last
- * few tens of milliseconds — measured here: KV metas acknowledged 2–40 ms before the kill
- * came back missing, with later writes kept (README, Known limits). Nothing a client can
+ * Did the nats-server restart under us? A single nats-server 2.9.10 that is SIGKILLed can
+ * lose writes it acknowledged in its last tens of milliseconds, and 2.9 has no
+ * `sync_interval`/`sync: always` — measured here: KV metas (a write that replaces a
+ * subject's message) acknowledged 1–72 ms before the kill came back missing, while writes
+ * to fresh subjects around them were kept (docs/nats-durability.md). Nothing a client can
  * read tells a crash from a clean restart, or which writes went, so a run that must lose
  * nothing treats every restart of an unreplicated store as a possible loss
  * (trainer/train.ts rolls the run back). A server's `server_id` is new with every start:
  * a reconnect to another id is a restart — or, on a cluster, another node, where the
  * replicated store (R3) keeps every acknowledged write and nothing needs doing.
  */
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Status } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Bucket } from './protocol.js';
 import { replicas } from './replicas.js';
@@ -37,20 +37,20 @@ export async function restartsMayLoseWrites(nc: NatsConnection): Promise<boolean
 
 /** Calls `onRestart` each time `nc` reconnects to a server with another id than before; `stop()` ends the watch. */
 export function watchServerRestarts(nc: NatsConnection, onRestart: (r: ServerRestart) => void): { stop(): void } {
-  let stopped = false;
   let last = nc.info?.server_id;
+  // The iterator nats.js gives has stop() (QueuedIterator); the declared type does not say so.
+  const statuses = nc.status() as AsyncIterable<Status> & { stop?: () => void };
   void (async () => {
-    for await (const s of nc.status()) {
-      if (stopped) break;
-      if (s.type !== 'reconnect') continue;
-      const now = nc.info?.server_id;
-      if (last && now && now !== last) onRestart({ from: last, to: now, at: Date.now() });
-      last = now ?? last;
+    try {
+      for await (const s of statuses) {
+        if (s.type !== 'reconnect') continue;
+        const now = nc.info?.server_id;
+        if (last && now && now !== last) onRestart({ from: last, to: now, at: Date.now() });
+        last = now ?? last;
+      }
+    } catch {
+      /* the connection closed: nothing more to watch */
     }
   })();
-  return {
-    stop: () => {
-      stopped = true;
-    },
-  };
+  return { stop: () => statuses.stop?.() };
 }

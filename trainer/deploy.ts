@@ -87,7 +87,7 @@ async function replaceRun({ jsm, buckets, store, model, record, init }: DeployOp
   // The old run's actors stop as their PNodes see their ownership go; until they have, its
   // mailboxes stay: the new run's consumers would have their names (epochs restart at 1
   // with each generation) and a stale actor could take the new run's first messages.
-  await waitUntilUnhosted(buckets, dep, ownersGone);
+  await waitUntilUnhosted(buckets, dep, ownersGone, !!old);
   await removeDeploymentStreams(jsm, dep);
   await Promise.all(indices.map((i) => store.remove(dep, i)));
   // The old run's initial parameters go before ours are written: they share the keys.
@@ -101,7 +101,7 @@ async function replaceRun({ jsm, buckets, store, model, record, init }: DeployOp
 const UNHOSTED_WAIT_MS = 30_000;
 
 /** A supervisor's view older than this when a fresh run starts: no supervisor is running (a `--pnodes 0` run on a network whose cluster is gone). */
-const NO_SUPERVISOR_MS = 60_000;
+const NO_SUPERVISOR_MS = 15_000;
 
 /**
  * Until no live PNode says (in its heartbeat, through the supervisor's view) that it hosts
@@ -109,15 +109,18 @@ const NO_SUPERVISOR_MS = 60_000;
  * owners were deleted): right after a nats-server restart the view in KV is the one from
  * before it, and the old run's actors — some in a restart's back-off — would go on sending
  * into the new run's mailboxes. Immediate when there is no view, or when it is so old that
- * no supervisor runs. Gives up after UNHOSTED_WAIT_MS, and says so.
+ * no supervisor runs, or when no old run was recorded and the view names no holder. Gives
+ * up after UNHOSTED_WAIT_MS, and says so. (`view.at` is the supervisor's clock, `since`
+ * ours: on separate machines keep them in sync.)
  */
-async function waitUntilUnhosted(buckets: Buckets, dep: string, since: number): Promise<void> {
+async function waitUntilUnhosted(buckets: Buckets, dep: string, since: number, oldRun: boolean): Promise<void> {
   const deadline = Date.now() + UNHOSTED_WAIT_MS;
-  for (;;) {
+  for (let first = true; ; first = false) {
     const view = (await readRecord(buckets.members, SupervisorKey.view, parseSupervisorView).catch(() => null))?.value;
     if (!view || since - view.at > NO_SUPERVISOR_MS) return;
     const holders = view.pnodes.filter((p) => p.alive && p.vnodes.some((v) => v.startsWith(`${dep}.`))).map((p) => p.id);
-    if (view.at >= since && holders.length === 0) return;
+    // The first run of a name that nobody hosts: no old actors to wait for.
+    if ((view.at >= since || (first && !oldRun)) && holders.length === 0) return;
     if (Date.now() > deadline) {
       process.stderr.write(
         holders.length

@@ -25,7 +25,7 @@ import type { Kernels } from '../runtime/kernels/types.js';
 import { checkpointPolicy, stateBytesOf, type ResolvedModel } from '../runtime/model.js';
 import { loadInitialParameters } from '../runtime/initial-parameters.js';
 import { chunkBytesFor, StateStore } from '../runtime/state-store.js';
-import { restartsMayLoseWrites, watchServerRestarts } from '../runtime/server-restarts.js';
+import { restartsMayLoseWrites, watchServerRestarts, type ServerRestart } from '../runtime/server-restarts.js';
 import { feedProgress, waitUntilDone } from './completion.js';
 import { loadTrainingData } from './data.js';
 import { deploy } from './deploy.js';
@@ -116,6 +116,8 @@ export interface Rollback {
    * writes it had acknowledged (runtime/server-restarts.ts).
    */
   cause: 'quarantine' | 'nats-restart';
+  /** The generation of the run that was rolled back (its dead letters are the rolled-back run's). */
+  generation?: number;
   /** A quarantine: whom, and where it was caught. */
   pnode?: string;
   vnode?: string;
@@ -149,57 +151,75 @@ class RolledBack extends Error {
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const rollbacks: Rollback[] = [];
-  const mayLose = await restartsMayLoseWrites(o.nc);
-  for (let attempt = 0; ; attempt++) {
-    const stop = new AbortController();
-    const onOuter = () => stop.abort(o.signal!.reason);
-    if (o.signal?.aborted) stop.abort(o.signal.reason);
-    o.signal?.addEventListener('abort', onOuter, { once: true });
-    let done = 0;
-    const rollBack = (r: Omit<Rollback, 'atStep'>) => {
-      if (!stop.signal.aborted) stop.abort(new RolledBack({ atStep: done, ...r }));
-    };
-    const watch = o.model.spec.ledger
-      ? subscribeClusterEvents(o.nc, (e, source) => {
-          if (e.type !== 'quarantined' || source !== 'supervisor' || !e.vnode.startsWith(`${o.model.spec.name}.`)) return;
-          rollBack({ cause: 'quarantine', pnode: e.pnode, vnode: e.vnode, seq: e.seq, detail: `${e.pnode} was quarantined (${e.vnode} seq ${e.seq}); starting again without it` });
-        })
-      : undefined;
-    const restarts = mayLose
-      ? watchServerRestarts(o.nc, (r) => rollBack({ cause: 'nats-restart', detail: `the nats-server restarted (${r.from.slice(0, 8)}… → ${r.to.slice(0, 8)}…) on an unreplicated store and may have lost acknowledged writes; starting again from the first step` }))
-      : undefined;
-    try {
-      const r = await trainOnce({
-        ...o,
-        resume: attempt === 0 ? o.resume : false,
-        signal: stop.signal,
-        onProgress: (p) => {
-          done = p.done;
-          o.onProgress?.(p);
-        },
-      });
-      // Caught while the run was being evaluated: its parameters hold the fault's work all the same.
-      if (!(stop.signal.reason instanceof RolledBack)) return rollbacks.length ? { ...r, rollbacks } : r;
-      throw stop.signal.reason;
-    } catch (err) {
-      const reason = stop.signal.reason;
-      if (!(reason instanceof RolledBack) || o.signal?.aborted || attempt >= MAX_ROLLBACKS) throw err;
-      rollbacks.push(reason.rollback);
-      process.stderr.write(`train: ${reason.message}\n`);
-    } finally {
-      watch?.unsubscribe();
-      restarts?.stop();
-      o.signal?.removeEventListener('abort', onOuter);
+  // One watch for every attempt, from before the first await: a restart at any time is seen.
+  let onRestart: ((r: ServerRestart) => void) | undefined;
+  const restarts = watchServerRestarts(o.nc, (r) => onRestart?.(r));
+  try {
+    const mayLose = await restartsMayLoseWrites(o.nc);
+    for (let attempt = 0; ; attempt++) {
+      const stop = new AbortController();
+      const onOuter = () => stop.abort(o.signal!.reason);
+      if (o.signal?.aborted) stop.abort(o.signal.reason);
+      o.signal?.addEventListener('abort', onOuter, { once: true });
+      let done = 0;
+      let generation: number | undefined;
+      let evaluated = false;
+      const rollBack = (r: Omit<Rollback, 'atStep' | 'generation'>) => {
+        if (!stop.signal.aborted) stop.abort(new RolledBack({ atStep: done, ...(generation !== undefined ? { generation } : {}), ...r }));
+      };
+      const watch = o.model.spec.ledger
+        ? subscribeClusterEvents(o.nc, (e, source) => {
+            if (e.type !== 'quarantined' || source !== 'supervisor' || !e.vnode.startsWith(`${o.model.spec.name}.`)) return;
+            // Even once evaluated: the parameters hold the liar's work all the same.
+            rollBack({ cause: 'quarantine', pnode: e.pnode, vnode: e.vnode, seq: e.seq, detail: `${e.pnode} was quarantined (${e.vnode} seq ${e.seq}); starting again without it` });
+          })
+        : undefined;
+      onRestart = (r) => {
+        // Once the parameters are read and scored, a restart cannot have changed them.
+        if (mayLose && !evaluated) rollBack({ cause: 'nats-restart', detail: `the nats-server restarted (${r.from.slice(0, 8)}… → ${r.to.slice(0, 8)}…) on an unreplicated store and may have lost acknowledged writes; starting again from the first step` });
+      };
+      try {
+        const r = await trainOnce({
+          ...o,
+          resume: attempt === 0 ? o.resume : false,
+          signal: stop.signal,
+          onProgress: (p) => {
+            done = p.done;
+            o.onProgress?.(p);
+          },
+          deployed: (g) => void (generation = g),
+          evaluated: () => void (evaluated = true),
+        });
+        if (!(stop.signal.reason instanceof RolledBack)) return rollbacks.length ? { ...r, rollbacks } : r;
+        throw stop.signal.reason;
+      } catch (err) {
+        const reason = stop.signal.reason;
+        if (!(reason instanceof RolledBack) || o.signal?.aborted) throw err;
+        if (attempt >= MAX_ROLLBACKS) throw new Error(`${reason.message} — but this run was already rolled back ${MAX_ROLLBACKS} times (${rollbacks.map((b) => b.cause).join(', ')}): giving up`);
+        rollbacks.push(reason.rollback);
+        process.stderr.write(`train: ${reason.message}\n`);
+      } finally {
+        watch?.unsubscribe();
+        onRestart = undefined;
+        o.signal?.removeEventListener('abort', onOuter);
+      }
     }
+  } finally {
+    restarts.stop();
   }
 }
 
-async function trainOnce(o: TrainOptions): Promise<TrainResult> {
+/** `deployed`: called with the run's generation once deployed; `evaluated`: once the parameters are read and scored (a server restart after that cannot have changed them). */
+async function trainOnce(o: TrainOptions & { deployed?: (generation: number) => void; evaluated?: () => void }): Promise<TrainResult> {
   const started = Date.now();
   const { nc, model } = o;
   // Before anything is deployed: a dataset that cannot be read, or that the model does not fit, stops here.
   const data = loadTrainingData(model);
   const dep = model.spec.name;
+  const fed = model.federation;
+  if (fed && !o.feedReplicas) throw new Error(`${dep} is federated: its replicas are fed by their own data owners (dcnr feed), and none were given`);
+  const tooBig = fed && frameProblem(model);
+  if (tooBig) throw new Error(tooBig);
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const buckets = await openBuckets(nc);
@@ -218,40 +238,41 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
   };
   const init = o.init && { tensors: o.init.tensors, paramsHash: paramsHash(model, o.init.tensors), ...(o.init.source !== undefined ? { source: o.init.source } : {}) };
   const { generation, init: stored } = await deploy({ jsm, buckets, store, model, record, resume: !!o.resume, init });
+  o.deployed?.(generation);
   // What the VNodes will start from, read back from KV as they read it: its hash is the run's starting point.
   const initParamsHash = stored && o.init && paramsHash(model, await Promise.all(model.vnodes.map((v) => loadInitialParameters(store, dep, v, stored, o.init!.tensors[v.index]))));
 
   let host: ActorHost | undefined;
   const hosted: Promise<HostedExit>[] = [];
-  if (o.hostLocally) {
-    const pnode = o.pnode ?? `local-${process.pid}`;
-    host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
-    for (const v of model.vnodes) {
-      const owner = await assignOwner(buckets.owners, dep, v.index, pnode, { signed: signer && { epochs: buckets.epochs, publicKey: signer.publicKey, generation } }).catch((err: Error) => {
-        if (!/permissions violation/i.test(err.message)) throw err;
-        throw new Error('hosting every VNode in this process (--pnodes 0) makes it their owner: on a network with auth that takes the supervisor (admin) credentials; a trainer\'s may not record owners');
-      });
-      hosted.push(host.host({ model, seed: o.seed, generation, trainerKey: signer?.publicKey, init: stored }, v.index, owner.epoch));
-    }
-  }
   const telemetry = stepTelemetry(dep);
-  // A federated run's progress is replica 0's losses (every replica reports its own).
-  const fed = model.federation;
-  if (fed && !o.feedReplicas) throw new Error(`${dep} is federated: its replicas are fed by their own data owners (dcnr feed), and none were given`);
-  const tooBig = fed && frameProblem(model);
-  if (tooBig) throw new Error(tooBig);
   // The data owners stop with this attempt, however it ends (runtime errors, rollback, abort).
   const owners = new AbortController();
   const stopOwners = () => owners.abort(o.signal?.reason);
   o.signal?.addEventListener('abort', stopOwners, { once: true });
-  const lossVNode = fed ? vnodeId(dep, fed.perReplica - 1, model.vnodes[fed.perReplica - 1].def.type) : undefined;
-  const losses = await readLosses(js, dep, o.steps, (metric, done) => {
-    telemetry.finished(metric);
-    o.onProgress?.({ done, steps: o.steps, loss: metric.loss });
-  }, lossVNode);
-  o.signal?.addEventListener('abort', () => losses.stop(), { once: true });
+  let losses: Awaited<ReturnType<typeof readLosses>> | undefined;
   let local: LocalFeed | undefined;
+  // Everything this attempt starts is stopped in `finally`, however far it got (a rollback
+  // aborts it while NATS is away, when any of these can fail).
   try {
+    if (o.hostLocally) {
+      const pnode = o.pnode ?? `local-${process.pid}`;
+      host = new ActorHost({ nc, js, jsm, store, kernels: o.kernels, onEvent: o.onEvent });
+      for (const v of model.vnodes) {
+        const owner = await assignOwner(buckets.owners, dep, v.index, pnode, { signed: signer && { epochs: buckets.epochs, publicKey: signer.publicKey, generation } }).catch((err: Error) => {
+          if (!/permissions violation/i.test(err.message)) throw err;
+          throw new Error('hosting every VNode in this process (--pnodes 0) makes it their owner: on a network with auth that takes the supervisor (admin) credentials; a trainer\'s may not record owners');
+        });
+        hosted.push(host.host({ model, seed: o.seed, generation, trainerKey: signer?.publicKey, init: stored }, v.index, owner.epoch));
+      }
+    }
+    // A federated run's progress is replica 0's losses (every replica reports its own).
+    const lossVNode = fed ? vnodeId(dep, fed.perReplica - 1, model.vnodes[fed.perReplica - 1].def.type) : undefined;
+    const read = await readLosses(js, dep, o.steps, (metric, done) => {
+      telemetry.finished(metric);
+      o.onProgress?.({ done, steps: o.steps, loss: metric.loss });
+    }, lossVNode);
+    losses = read;
+    o.signal?.addEventListener('abort', () => read.stop(), { once: true });
     const run = { model, data, seed: o.seed, batch: o.batch, steps: o.steps };
     local = localFeed({ nc, deployment: dep, remake: (to, kind, seq) => feedMessage(run, to, kind, seq), signer, signal: o.signal, log: (line) => process.stderr.write(`train: ${line}\n`) });
     const from = o.resume ? await feedProgress(store, model) : 0;
@@ -263,13 +284,14 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
     await waitUntilDone(store, model, hosted, o.signal);
     await local.settled();
     const trainMs = Date.now() - trainStarted;
-    losses.stop();
+    read.stop();
 
     // A federated model is scored as replica 0 (indices 0..N−1): after the last round every replica holds the same parameters.
     const scores = await evaluate(store, fed?.base ?? model, o.kernels, data);
     const federated = fed && (await federatedSummary(store, model, o.steps, scores.paramsHash));
+    o.evaluated?.();
     const { evalLoss, testAccuracy } = scores;
-    const tail = losses.losses.slice(Math.max(0, o.steps - 20)).filter((l) => l !== undefined);
+    const tail = read.losses.slice(Math.max(0, o.steps - 20)).filter((l) => l !== undefined);
     return {
       model: dep,
       steps: o.steps,
@@ -288,14 +310,14 @@ async function trainOnce(o: TrainOptions): Promise<TrainResult> {
       checkpointEvery: checkpointPolicy(model.spec).every,
       checkpointMs: checkpointPolicy(model.spec).ms,
       persistedBytesPerStep: o.hostLocally ? Math.round((store.bytesWritten - bytesBefore) / Math.max(1, o.steps - from)) : null,
-      losses: losses.losses,
+      losses: read.losses,
       ...(federated ? { federated } : {}),
     };
   } finally {
     owners.abort(new Error('the run ended'));
     o.signal?.removeEventListener('abort', stopOwners);
     local?.stop();
-    losses.stop();
+    losses?.stop();
     telemetry.stop();
     await host?.stopAll();
   }

@@ -11,6 +11,9 @@ import { Bucket, epochKey, Header, parsePort, type Port } from '../protocol.js';
 import { parseEpochRecord } from '../records.js';
 import { localTagValid, messageDigest, signerOf, verifySignature, type Signer } from './signing.js';
 
+/** How a refusal of a sender that no epoch record names begins (a replaced run's VNodes still sending, or an impostor). */
+export const NO_SENDER_RECORD = 'no record of who may send as';
+
 export interface SenderCheck {
   /**
    * Null when `from` was entitled to send this; else why not (the message is rejected).
@@ -54,7 +57,7 @@ export function createSenderCheck(o: { epochs: KV; ownKey?: string }): SenderChe
       let entitled: string | null;
       if (from === 'trainer') entitled = trainerKey ?? null;
       else entitled = await ownerKey(m.deployment, generation, from, m.epoch);
-      if (entitled === null) return `no record of who may send as ${m.from} at epoch ${m.epoch}`;
+      if (entitled === null) return `${NO_SENDER_RECORD} ${m.from} at epoch ${m.epoch}`;
       if (entitled !== signer) return `forged sender: ${m.from} at epoch ${m.epoch} is ${entitled.slice(0, 12)}…, signed by ${signer.slice(0, 12)}…`;
       return null;
     },

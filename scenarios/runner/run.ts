@@ -25,7 +25,8 @@ import { runFeeders } from '../../cluster/feeders.js';
 import { writeShards } from '../../trainer/shards.js';
 import type { ClusterEvent } from '../../runtime/protocol.js';
 import { createRng } from '../../runtime/rng.js';
-import { train, type TrainResult } from '../../trainer/train.js';
+import { train, type Rollback, type TrainResult } from '../../trainer/train.js';
+import { NO_SENDER_RECORD } from '../../runtime/security/verifier.js';
 import { FAULT_KINDS } from '../faults/index.js';
 import type { ClusterNeeds, FaultContext } from '../faults/types.js';
 import { judge } from './checks.js';
@@ -114,7 +115,7 @@ export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<
       recovered: recoveredPNodes(events),
       injectedMessages: injector.injected.reduce((s, f) => s + (f.injectedMessages ?? 0), 0),
       alive: view ? view.pnodes.filter((p) => p.alive).length : 0,
-      ...(report.rollbacks ? { staleRejections: await staleRejections(nc, model.spec.name) } : {}),
+      ...(result?.rollbacks?.length ? { staleRejections: await staleRejections(nc, model.spec.name, result.rollbacks) } : {}),
     });
     report.durationMs = Date.now() - started;
 
@@ -161,21 +162,21 @@ async function ledgerSummary(nc: NatsConnection, model: ReturnType<typeof resolv
 function byzantineOf(injector: Injector, result: TrainResult | undefined): Pick<ScenarioReport, 'byzantine'> {
   const b = injector.injected.find((f) => f.byzantine)?.byzantine;
   if (!b) return {};
-  return { byzantine: { detectedAtStep: b.detectedAtStep, stepsToDetect: b.stepsToDetect, quarantined: b.quarantined, rolledBack: (result?.rollbacks?.length ?? 0) > 0, ownedVNodes: b.ownedVNodes, segmentSteps: b.segmentSteps } };
+  return { byzantine: { detectedAtStep: b.detectedAtStep, stepsToDetect: b.stepsToDetect, quarantined: b.quarantined, rolledBack: (result?.rollbacks ?? []).some((x) => x.cause === 'quarantine'), ownedVNodes: b.ownedVNodes, segmentSteps: b.segmentSteps } };
 }
 
-/** Why the new run refuses a message of the run it replaced: its sender's epoch is not one of the new run's (runtime/security/verifier.ts). */
-const STALE_SENDER = /no record of who may send as/;
 
 /**
- * After a rollback, the rejections that belong to the run it replaced: those its own
+ * After a rollback, the rejections that belong to the runs it replaced: those their own
  * VNodes made (a nats-server that lost acknowledged writes leaves them gaps to refuse:
- * what the rollback repairs), and the new run's refusals of messages the old run's
- * VNodes still sent it.
+ * what the rollback repairs), and the final run's refusals of messages whose sender it
+ * has no record of (the old runs' VNodes still sending). Not the baseline's, nor any
+ * other refusal of the final run.
  */
-async function staleRejections(nc: NatsConnection, deployment: string): Promise<number> {
+async function staleRejections(nc: NatsConnection, deployment: string, rollbacks: Rollback[]): Promise<number> {
+  const replaced = new Set(rollbacks.flatMap((b) => (b.generation !== undefined ? [b.generation] : [])));
   const current = (await readDeployment((await openBuckets(nc)).deployments, deployment))?.generation;
-  return (await deadLetters(nc, deployment)).filter((d) => STALE_SENDER.test(d.reason) || (current !== undefined && d.generation !== null && d.generation < current)).length;
+  return (await deadLetters(nc, deployment)).filter((d) => (d.generation !== null && replaced.has(d.generation)) || (d.generation === current && d.reason.includes(NO_SENDER_RECORD))).length;
 }
 
 /** When the last PNode declared dead had its VNodes resumed elsewhere. */
