@@ -282,6 +282,7 @@ program
   .option('--checkpoint-every <n>', 'override every scenario model\'s checkpoint interval (1 = commit every message)', int(1))
   .option('--model <name|file>', 'run every scenario on this model instead of its own (e.g. the quick set on names-gpt)')
   .option('--batch <n>', 'override every scenario\'s batch size', int(1))
+  .option('--steps <n>', 'override every scenario\'s steps (its faults must still fire before the end)', int(1))
   .option('--no-ledger', 'keep no ledger (on by default: the faulted run\'s ledger is verified, every update re-executed)')
   .option('--no-auth', 'scenario clusters without auth (on by default)')
   .option('--json', 'print the report as JSON on the last stdout line', false)

@@ -21,6 +21,7 @@ export interface ScenarioCliOptions {
   /** Runs every scenario on this model (built-in name or spec file) instead of its own. */
   model?: string;
   batch?: number;
+  steps?: number;
   /** false: `--no-ledger`. */
   ledger?: boolean;
 }
@@ -55,7 +56,7 @@ export async function scenarioCommand(nameOrFile: string | undefined, opts: Scen
     const log = (line: string) => process.stderr.write(`[${scenario.spec.name}] ${line}\n`);
     let report: ScenarioReport;
     try {
-      report = await runScenario(scenario, { seed: opts.seed, reportsDir: opts.reports, log, checkpointEvery: opts.checkpointEvery, model: opts.model, batch: opts.batch, ledger: opts.ledger });
+      report = await runScenario(scenario, { seed: opts.seed, reportsDir: opts.reports, log, checkpointEvery: opts.checkpointEvery, model: opts.model, batch: opts.batch, steps: opts.steps, ledger: opts.ledger });
     } catch (err) {
       fail(`scenario ${scenario.spec.name} could not run: ${(err as Error).stack ?? err}`, 1);
     }

@@ -51,13 +51,20 @@ export interface RunOptions {
   model?: string;
   /** Overrides the scenario's batch size (`--batch`). */
   batch?: number;
+  /** Overrides the scenario's steps (`--steps`): every fault must still fire before the end. */
+  steps?: number;
   /** Keep a ledger and verify it after the faulted run, every update re-executed (docs/ledger.md). @default true */
   ledger?: boolean;
 }
 
 export async function runScenario(given: Scenario, o: RunOptions = {}): Promise<ScenarioReport> {
-  const scenario: Scenario = { ...given, spec: { ...given.spec, model: o.model ?? given.spec.model, batch: o.batch ?? given.spec.batch } };
+  const scenario: Scenario = { ...given, spec: { ...given.spec, model: o.model ?? given.spec.model, batch: o.batch ?? given.spec.batch, steps: o.steps ?? given.spec.steps } };
   const { spec } = scenario;
+  if (o.steps !== undefined) {
+    const late = spec.faults.find((f) => f.atStep >= spec.steps);
+    if (late) throw new Error(`--steps ${spec.steps}: ${spec.name}'s ${late.kind} fires at step ${late.atStep}, past the end of the run; give more steps`);
+    if (spec.federation && spec.steps % spec.federation.syncEvery !== 0) throw new Error(`--steps ${spec.steps}: ${spec.name} is federated with a round every ${spec.federation.syncEvery} steps; give a multiple of it`);
+  }
   const seed = o.seed ?? spec.seed;
   const log = o.log ?? (() => {});
   const started = Date.now();
