@@ -24,8 +24,9 @@ export interface ServerRestart {
 
 /**
  * Whether a restart of the server behind `nc` can have lost acknowledged writes: not when
- * the state bucket is (or, not created yet, will be) replicated (a cluster), nor when the operator says the server syncs
- * every write (`DCNR_NATS_SYNC=always`: nats-server 2.10+ with `jetstream { sync_interval: always }`).
+ * the state bucket is (or, not created yet, will be) replicated (a cluster), nor when the
+ * operator says the server syncs every write (`DCNR_NATS_SYNC=always`: nats-server 2.10+
+ * with `jetstream { sync_interval: always }`).
  */
 export async function restartsMayLoseWrites(nc: NatsConnection): Promise<boolean> {
   if ((process.env.DCNR_NATS_SYNC ?? '').trim() === 'always') return false;
